@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Makes sure the databases the tests use are installed, running and set up:
+# MariaDB and PostgreSQL on loopback, each with a database imcd_test owned by
+# user imcd (password imcd). Idempotent; safe to run on a machine that already
+# has them. Needs root (or sudo) for the installs.
+set -euo pipefail
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+updated=
+apt_install() {
+	[ -n "$updated" ] || { as_root apt-get update -qq; updated=1; }
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# --- MariaDB ---
+if ! command -v mariadbd >/dev/null && [ ! -x /usr/sbin/mariadbd ]; then
+	echo "test-services: installing MariaDB" >&2
+	apt_install mariadb-server mariadb-client
+fi
+if ! mysqladmin --protocol=socket -uroot status >/dev/null 2>&1; then
+	echo "test-services: starting MariaDB" >&2
+	as_root mkdir -p /run/mysqld && as_root chown mysql:mysql /run/mysqld 2>/dev/null || true
+	as_root start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql
+	for _ in $(seq 60); do mysqladmin --protocol=socket -uroot status >/dev/null 2>&1 && break; sleep 0.5; done
+fi
+as_root mysql --protocol=socket -uroot <<'SQL'
+CREATE DATABASE IF NOT EXISTS imcd_test;
+CREATE USER IF NOT EXISTS 'imcd'@'localhost' IDENTIFIED BY 'imcd';
+CREATE USER IF NOT EXISTS 'imcd'@'127.0.0.1' IDENTIFIED BY 'imcd';
+GRANT ALL ON imcd_test.* TO 'imcd'@'localhost';
+GRANT ALL ON imcd_test.* TO 'imcd'@'127.0.0.1';
+-- store tests create throw-away databases imcd_t_* of their own
+GRANT ALL ON `imcd\_t\_%`.* TO 'imcd'@'localhost';
+GRANT ALL ON `imcd\_t\_%`.* TO 'imcd'@'127.0.0.1';
+FLUSH PRIVILEGES;
+SQL
+
+# --- PostgreSQL ---
+if ! command -v pg_ctlcluster >/dev/null; then
+	echo "test-services: installing PostgreSQL" >&2
+	apt_install postgresql
+fi
+pgver=$(ls /etc/postgresql | sort -V | tail -1)
+if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+	echo "test-services: starting PostgreSQL $pgver" >&2
+	as_root pg_ctlcluster --skip-systemctl-redirect "$pgver" main start
+	for _ in $(seq 60); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.5; done
+fi
+pgsql() { as_root runuser -u postgres -- psql -v ON_ERROR_STOP=1 -qAt "$@"; }
+pgsql -c "SELECT 1 FROM pg_roles WHERE rolname='imcd'" | grep -q 1 ||
+	pgsql -c "CREATE ROLE imcd LOGIN PASSWORD 'imcd' CREATEDB"
+pgsql -c "SELECT 1 FROM pg_database WHERE datname='imcd_test'" | grep -q 1 ||
+	pgsql -c "CREATE DATABASE imcd_test OWNER imcd"
+echo "test-services: MariaDB and PostgreSQL ready" >&2

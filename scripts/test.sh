@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs every imcd test on a fresh Debian machine: installs and starts what the
+# tests need (Go toolchain, MariaDB, PostgreSQL), then runs the whole suite
+# with the race detector. The database tests fail rather than skip here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+GO=$(scripts/ensure-go.sh)
+scripts/test-services.sh
+export IMCD_TEST_MYSQL_URL=${IMCD_TEST_MYSQL_URL:-mysql://imcd:imcd@127.0.0.1:3306/imcd_test}
+export IMCD_TEST_POSTGRES_URL=${IMCD_TEST_POSTGRES_URL:-postgres://imcd:imcd@127.0.0.1:5432/imcd_test}
+export IMCD_TEST_REQUIRE_DB=1
+"$GO" vet ./...
+"$GO" test -race -count=1 -timeout 30m ./... "$@"

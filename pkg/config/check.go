@@ -1,0 +1,127 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"strings"
+)
+
+func nonEmpty(v string) error {
+	if strings.TrimSpace(v) == "" {
+		return fmt.Errorf("must not be empty")
+	}
+	return nil
+}
+
+// identifier keeps table names safe to paste into SQL: they cannot be bound
+// as parameters.
+func identifier(v string) error {
+	if v == "" || len(v) > 64 {
+		return fmt.Errorf("must be 1 to 64 characters, got %q", v)
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' || i > 0 && c >= '0' && c <= '9') {
+			return fmt.Errorf("must be letters, digits and '_' (starting with a letter or '_'), got %q", v)
+		}
+	}
+	return nil
+}
+
+func hostPort(v string) error {
+	host, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return fmt.Errorf("must be ip:port, got %q", v)
+	}
+	if port == "" {
+		return fmt.Errorf("missing port in %q", v)
+	}
+	_ = host // an empty host means every address: allowed, if unwise
+	return nil
+}
+
+func hostPortOrEmpty(v string) error {
+	if v == "" {
+		return nil
+	}
+	return hostPort(v)
+}
+
+func path(v string) error {
+	if !strings.HasPrefix(v, "/") {
+		return fmt.Errorf("must start with '/', got %q", v)
+	}
+	return nil
+}
+
+// miAddr checks an mi_datagram address: udp:host:port or unix:/path.
+func miAddr(v string) error {
+	scheme, rest, ok := strings.Cut(v, ":")
+	switch {
+	case ok && scheme == "udp":
+		return hostPort(rest)
+	case ok && scheme == "unix":
+		if !strings.HasPrefix(rest, "/") {
+			return fmt.Errorf("unix socket path must be absolute, got %q", rest)
+		}
+		return nil
+	}
+	return fmt.Errorf("must be udp:host:port or unix:/path, got %q", v)
+}
+
+func miAddrOrEmpty(v string) error {
+	if v == "" {
+		return nil
+	}
+	return miAddr(v)
+}
+
+// eventAddr checks an event socket: tcp:ip:port, udp:ip:port or unix:/path,
+// the grammar of OpenSIPS's event_stream/event_datagram subscribers.
+func eventAddr(v string) error {
+	scheme, rest, ok := strings.Cut(v, ":")
+	switch {
+	case ok && (scheme == "tcp" || scheme == "udp"):
+		return hostPort(rest)
+	case ok && scheme == "unix":
+		if !strings.HasPrefix(rest, "/") {
+			return fmt.Errorf("unix socket path must be absolute, got %q", rest)
+		}
+		return nil
+	}
+	return fmt.Errorf("must be tcp:ip:port (event_stream), udp:ip:port or unix:/path (event_datagram), got %q", v)
+}
+
+func eventAddrOrEmpty(v string) error {
+	if v == "" {
+		return nil
+	}
+	return eventAddr(v)
+}
+
+func sipURIOrEmpty(v string) error {
+	if v == "" {
+		return nil
+	}
+	l := strings.ToLower(v)
+	if !strings.HasPrefix(l, "sip:") && !strings.HasPrefix(l, "sips:") {
+		return fmt.Errorf("must be a sip: or sips: URI, got %q", v)
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c <= ' ' || c == 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' {
+			return fmt.Errorf("forbidden byte 0x%02x in %q", c, v)
+		}
+	}
+	return nil
+}
+
+func oneOf(vals ...string) func(string) error {
+	return func(v string) error {
+		for _, x := range vals {
+			if v == x {
+				return nil
+			}
+		}
+		return fmt.Errorf("must be one of %s, got %q", strings.Join(vals, ", "), v)
+	}
+}

@@ -1,0 +1,136 @@
+// Package config holds imcd's configuration: one table of keys, each with a
+// default, a description, a parser and a check, that serves the config file,
+// the command-line flags (one per key, same name), `imcd --help` and the
+// configuration reference's completeness test.
+//
+// Keys use the imc module's parameter names where one exists (db_url,
+// rooms_table, members_table, hash_size, imc_cmd_start_char,
+// outbound_proxy); the rest are imcd's own.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// Config is the whole configuration of one imcd process.
+type Config struct {
+	// Database.
+	DBURL        string // db_url; "" means the embedded SQLite file in DataDir
+	DataDir      string
+	RoomsTable   string
+	MembersTable string
+	CreateTables bool
+
+	// Rooms.
+	HashSize      int // 2^HashSize shards
+	StartChar     byte
+	MaxBody       int
+	CreateOnJoin  bool
+	ManagerUser   string
+	OutboundProxy string
+	ShardQueue    int
+
+	// OpenSIPS.
+	OpenSIPSMI      string // mi_datagram address of OpenSIPS: "udp:host:port" or "unix:/path"
+	EventName       string
+	EventListen     string // "tcp:ip:port" (event_stream), "udp:ip:port" or "unix:/path" (event_datagram)
+	EventSocket     string // what OpenSIPS is told to send to; "" = EventListen
+	EventSources    []netip.Prefix
+	Subscribe       bool
+	SubscribeExpire time.Duration
+	SubscribeRenew  time.Duration
+	DeliveryWindow  int
+	DeliveryTimeout time.Duration
+	DeliveryQueue   int
+
+	// imcd's own MI.
+	MIDatagram     string // "udp:ip:port" or "unix:/path"; "" disables
+	MIHTTP         string // "ip:port"; "" disables
+	MIHTTPPath     string
+	MIFIFO         string // FIFO path; "" disables
+	MIFIFOReplyDir string
+	MIPassthrough  bool
+
+	// Operations.
+	MetricsListen string // "" disables
+	LogLevel      Level
+	LogFormat     string
+	ShutdownGrace time.Duration
+}
+
+// Default returns the configuration imcd runs with when given none: the
+// embedded SQLite database under ./var, everything on loopback, OpenSIPS's
+// mi_datagram expected on its usual 127.0.0.1:8080.
+func Default() Config {
+	return Config{
+		DataDir:         "var",
+		RoomsTable:      "imc_rooms",
+		MembersTable:    "imc_members",
+		HashSize:        4,
+		StartChar:       '#',
+		MaxBody:         1023,
+		CreateOnJoin:    true,
+		ManagerUser:     "chat-manager",
+		ShardQueue:      4096,
+		OpenSIPSMI:      "udp:127.0.0.1:8080",
+		EventName:       "E_IMC_MESSAGE",
+		EventListen:     "tcp:127.0.0.1:9998",
+		EventSources:    []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
+		Subscribe:       true,
+		SubscribeExpire: 120 * time.Second,
+		SubscribeRenew:  10 * time.Second,
+		DeliveryWindow:  512,
+		DeliveryTimeout: 32 * time.Second,
+		DeliveryQueue:   65536,
+		MIDatagram:      "udp:127.0.0.1:8081",
+		MIHTTP:          "127.0.0.1:8889",
+		MIHTTPPath:      "/mi",
+		MIFIFO:          "/tmp/imcd_fifo",
+		MIPassthrough:   true,
+		MetricsListen:   "127.0.0.1:9464",
+		LogLevel:        LevelNotice,
+		LogFormat:       "text",
+		ShutdownGrace:   10 * time.Second,
+	}
+}
+
+// ErrInvalid is wrapped by every configuration error.
+var ErrInvalid = errors.New("invalid configuration")
+
+// KeyError names the key whose value is wrong and why.
+type KeyError struct {
+	Key    string
+	Where  string // "flag", or "file:line"
+	Reason string
+}
+
+func (e *KeyError) Error() string {
+	if e.Where == "" {
+		return fmt.Sprintf("%s: %s", e.Key, e.Reason)
+	}
+	return fmt.Sprintf("%s (%s): %s", e.Key, e.Where, e.Reason)
+}
+
+// Unwrap returns ErrInvalid.
+func (e *KeyError) Unwrap() error { return ErrInvalid }
+
+// EventTransport returns "stream", "datagram" and the network and address to
+// listen on, from EventListen.
+func (c *Config) EventTransport() (transport, network, addr string) {
+	scheme, rest, _ := strings.Cut(c.EventListen, ":")
+	switch scheme {
+	case "tcp":
+		return "stream", "tcp", rest
+	case "udp":
+		return "datagram", "udp", rest
+	default:
+		return "datagram", "unixgram", rest
+	}
+}
+
+// Shards returns the number of room shards, 2^HashSize.
+func (c *Config) Shards() int { return 1 << c.HashSize }

@@ -1,0 +1,207 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+func writeFile(t *testing.T, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "imcd.conf")
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// sample holds a valid, non-default value for every key.
+var sample = map[string]string{
+	"db_url":             "mysql://opensips:pw@127.0.0.1/opensips",
+	"data_dir":           "/var/lib/imcd",
+	"rooms_table":        "rooms2",
+	"members_table":      "members2",
+	"create_tables":      "true",
+	"hash_size":          "6",
+	"imc_cmd_start_char": "*",
+	"max_body":           "2000",
+	"create_on_join":     "false",
+	"manager_user":       "rooms",
+	"outbound_proxy":     "sip:127.0.0.1:5060;transport=tcp",
+	"shard_queue":        "100",
+	"opensips_mi":        "unix:/run/opensips/mi.sock",
+	"event_name":         "E_ROOMS",
+	"event_listen":       "udp:127.0.0.1:7000",
+	"event_socket":       "udp:10.0.0.5:7000",
+	"event_sources":      "10.0.0.0/8,192.0.2.1/32",
+	"event_subscribe":    "false",
+	"event_expire":       "5m0s",
+	"event_renew":        "30s",
+	"delivery_window":    "64",
+	"delivery_timeout":   "40s",
+	"delivery_queue":     "1000",
+	"mi_datagram":        "unix:/run/imcd/mi.sock",
+	"mi_http":            "127.0.0.1:9000",
+	"mi_http_path":       "/json",
+	"mi_fifo":            "/run/imcd/fifo",
+	"mi_fifo_reply_dir":  "/run/imcd",
+	"mi_passthrough":     "false",
+	"metrics_listen":     "",
+	"log_level":          "debug",
+	"log_format":         "json",
+	"shutdown_grace":     "3s",
+}
+
+func TestEveryKeyFromFileAndFlag(t *testing.T) {
+	keys := Keys()
+	if len(sample) != len(keys) {
+		t.Fatalf("sample has %d keys, Keys() has %d", len(sample), len(keys))
+	}
+	var file strings.Builder
+	var args []string
+	for _, k := range keys {
+		v, ok := sample[k.Name]
+		if !ok {
+			t.Fatalf("no sample value for %s", k.Name)
+		}
+		if def := Default(); k.Get(&def) == v {
+			t.Fatalf("sample value of %s equals the default", k.Name)
+		}
+		file.WriteString(k.Name + " = \"" + v + "\"\n")
+		args = append(args, "-"+k.Name, v)
+	}
+	cfg, _, err := Load([]string{"-config", writeFile(t, file.String())}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if got := k.Get(&cfg); got != sample[k.Name] {
+			t.Errorf("file: %s = %q, want %q", k.Name, got, sample[k.Name])
+		}
+	}
+	cfg, _, err = Load(args, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if got := k.Get(&cfg); got != sample[k.Name] {
+			t.Errorf("flag: %s = %q, want %q", k.Name, got, sample[k.Name])
+		}
+	}
+}
+
+func TestFlagsWinOverFile(t *testing.T) {
+	p := writeFile(t, "# comment\nhash_size = 2\nmax_body = 100\n\nlog_level = info\n")
+	cfg, _, err := Load([]string{"-hash_size", "5", "-config", p}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HashSize != 5 || cfg.MaxBody != 100 || cfg.LogLevel != LevelInfo {
+		t.Fatalf("got hash_size %d max_body %d log_level %s", cfg.HashSize, cfg.MaxBody, cfg.LogLevel)
+	}
+	if cfg.Shards() != 32 {
+		t.Fatalf("Shards() = %d", cfg.Shards())
+	}
+}
+
+func TestInvalidValues(t *testing.T) {
+	f := func(line, want string) {
+		t.Helper()
+		_, _, err := Load([]string{"-config", writeFile(t, line+"\n")}, &bytes.Buffer{})
+		if err == nil || !errors.Is(err, ErrInvalid) {
+			t.Fatalf("%q: err %v, want ErrInvalid", line, err)
+		}
+		if !strings.Contains(err.Error(), want) {
+			t.Fatalf("%q: error %q does not contain %q", line, err, want)
+		}
+	}
+	f("hash_size = 42", "hash_size (")
+	f("hash_size = 42", "must be between 0 and 10, got 42")
+	f("hash_size = four", "not a whole number")
+	f("imc_cmd_start_char = ##", "one printable ASCII character")
+	f("imc_cmd_start_char = \" \"", "one printable ASCII character")
+	f("rooms_table = imc_rooms; DROP TABLE x", "letters, digits and '_'")
+	f("create_tables = maybe", "must be yes or no")
+	f("event_listen = http://x", "tcp:ip:port")
+	f("event_listen = tcp:localhost", "must be ip:port")
+	f("opensips_mi = 127.0.0.1:8080", "udp:host:port or unix:/path")
+	f("opensips_mi = unix:relative.sock", "must be absolute")
+	f("event_sources = 10.0.0.0/8,bogus", `"bogus" is neither`)
+	f("event_expire = soon", "not a duration")
+	f("event_renew = 10m", "shorter than event_expire")
+	f("outbound_proxy = 127.0.0.1", "sip: or sips: URI")
+	f("outbound_proxy = sip:a>b", "forbidden byte")
+	f("log_level = loud", "unknown log level")
+	f("log_format = xml", "must be one of text, json")
+	f("mi_http_path = mi", "must start with '/'")
+	f("no_such_key = 1", "unknown key")
+	f("just words", "expected key = value")
+	f("max_body = 0", "between 1 and 60000")
+}
+
+func TestInvalidFlag(t *testing.T) {
+	var out bytes.Buffer
+	_, _, err := Load([]string{"-hash_size", "99"}, &out)
+	if err == nil || !strings.Contains(err.Error(), "must be between 0 and 10") {
+		t.Fatalf("err %v", err)
+	}
+}
+
+func TestDurationsAcceptPlainSeconds(t *testing.T) {
+	cfg, _, err := Load([]string{"-event_expire", "3600"}, &bytes.Buffer{})
+	if err != nil || cfg.SubscribeExpire != time.Hour {
+		t.Fatalf("%v %v", cfg.SubscribeExpire, err)
+	}
+}
+
+func TestLevels(t *testing.T) {
+	f := func(in string, want Level) {
+		t.Helper()
+		got, err := ParseLevel(in)
+		if err != nil || got != want {
+			t.Fatalf("ParseLevel(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	f("notice", LevelNotice)
+	f("WARN", LevelWarn)
+	f("-1", LevelError)
+	f("4", LevelDebug)
+	f("alert", LevelAlert)
+	if _, err := ParseLevel("0"); err == nil {
+		t.Fatal("0 is not an OpenSIPS level")
+	}
+	if LevelDebug.Slog() >= LevelInfo.Slog() || LevelInfo.Slog() >= LevelNotice.Slog() || LevelNotice.Slog() >= LevelWarn.Slog() {
+		t.Fatal("slog levels out of order")
+	}
+}
+
+func TestHelpListsEveryKey(t *testing.T) {
+	var out bytes.Buffer
+	if _, _, err := Load([]string{"-help"}, &out); !errors.Is(err, ErrHelp) {
+		t.Fatalf("err %v", err)
+	}
+	for _, k := range Keys() {
+		if !strings.Contains(out.String(), "-"+k.Name) {
+			t.Errorf("--help does not list %s", k.Name)
+		}
+	}
+}
+
+// TestReferenceDocumentsEveryKey fails when docs/configuration.md lacks a
+// section for a key.
+func TestReferenceDocumentsEveryKey(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range Keys() {
+		if !regexp.MustCompile("(?m)^### `" + regexp.QuoteMeta(k.Name) + "`").Match(doc) {
+			t.Errorf("docs/configuration.md has no section ### `%s`", k.Name)
+		}
+	}
+}

@@ -1,0 +1,208 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Key is one configuration key: its name (in the file and as a flag), what
+// it means, and how it reads and writes a Config.
+type Key struct {
+	Name  string
+	Usage string
+	set   func(c *Config, v string) error
+	get   func(c *Config) string
+}
+
+// Get returns the key's value in c, formatted as it would be written.
+func (k Key) Get(c *Config) string { return k.get(c) }
+
+// Set parses v into c.
+func (k Key) Set(c *Config, v string) error { return k.set(c, v) }
+
+// Keys returns every configuration key, in the order of the reference.
+func Keys() []Key {
+	return []Key{
+		// Database (the imc module's names).
+		str("db_url", "database URL in OpenSIPS's grammar: mysql://user:pass@host[:port]/db, postgres://user:pass@host[:port]/db, sqlite:///abs/path.db; empty = embedded SQLite file data_dir/imcd.db",
+			func(c *Config) *string { return &c.DBURL }, nil),
+		str("data_dir", "directory of the embedded SQLite database (used when db_url is empty)",
+			func(c *Config) *string { return &c.DataDir }, nonEmpty),
+		str("rooms_table", "name of the rooms table", func(c *Config) *string { return &c.RoomsTable }, identifier),
+		str("members_table", "name of the members table", func(c *Config) *string { return &c.MembersTable }, identifier),
+		boolean("create_tables", "create missing tables (and version rows) at start; always done for the embedded SQLite default",
+			func(c *Config) *bool { return &c.CreateTables }),
+
+		// Rooms.
+		integer("hash_size", "power of 2 of the number of room shards (each a goroutine owning its rooms)", 0, 10,
+			func(c *Config) *int { return &c.HashSize }),
+		{Name: "imc_cmd_start_char", Usage: "character that starts a command in a MESSAGE body",
+			get: func(c *Config) string { return string(c.StartChar) },
+			set: func(c *Config, v string) error {
+				if len(v) != 1 || v[0] <= ' ' || v[0] >= 0x7f {
+					return fmt.Errorf("must be one printable ASCII character, got %q", v)
+				}
+				c.StartChar = v[0]
+				return nil
+			}},
+		integer("max_body", "largest chat text relayed to a room, in bytes; longer lines are refused with a reply", 1, 60000,
+			func(c *Config) *int { return &c.MaxBody }),
+		boolean("create_on_join", "#join of a missing room creates it with the sender as owner (native behaviour)",
+			func(c *Config) *bool { return &c.CreateOnJoin }),
+		str("manager_user", "user part of the room manager URI (sip:chat-manager@domain): commands sent there name their room; empty = every request URI is a room",
+			func(c *Config) *string { return &c.ManagerUser }, nil),
+		str("outbound_proxy", "SIP URI used as next hop (t_uac_dlg next_hop) for every MESSAGE imcd sends; empty = none",
+			func(c *Config) *string { return &c.OutboundProxy }, sipURIOrEmpty),
+		integer("shard_queue", "requests that may wait for one shard before new ones are refused", 16, 1<<20,
+			func(c *Config) *int { return &c.ShardQueue }),
+
+		// OpenSIPS.
+		str("opensips_mi", "OpenSIPS's mi_datagram socket, where imcd sends t_uac_dlg and event_subscribe: udp:host:port or unix:/path",
+			func(c *Config) *string { return &c.OpenSIPSMI }, miAddr),
+		str("event_name", "name of the event the OpenSIPS script raises for each MESSAGE",
+			func(c *Config) *string { return &c.EventName }, nonEmpty),
+		str("event_listen", "where imcd receives events: tcp:ip:port (event_stream, default), udp:ip:port or unix:/path (event_datagram)",
+			func(c *Config) *string { return &c.EventListen }, eventAddr),
+		str("event_socket", "socket OpenSIPS is told to send events to (event_subscribe); empty = event_listen",
+			func(c *Config) *string { return &c.EventSocket }, eventAddrOrEmpty),
+		{Name: "event_sources", Usage: "comma-separated addresses or prefixes events are accepted from; others are dropped and counted",
+			get: func(c *Config) string {
+				s := make([]string, len(c.EventSources))
+				for i, p := range c.EventSources {
+					s[i] = p.String()
+				}
+				return strings.Join(s, ",")
+			},
+			set: func(c *Config, v string) error {
+				var ps []netip.Prefix
+				for _, f := range strings.Split(v, ",") {
+					f = strings.TrimSpace(f)
+					if f == "" {
+						continue
+					}
+					p, err := netip.ParsePrefix(f)
+					if err != nil {
+						a, aerr := netip.ParseAddr(f)
+						if aerr != nil {
+							return fmt.Errorf("%q is neither an address nor a prefix", f)
+						}
+						p = netip.PrefixFrom(a, a.BitLen())
+					}
+					ps = append(ps, p)
+				}
+				c.EventSources = ps
+				return nil
+			}},
+		boolean("event_subscribe", "imcd subscribes itself with MI event_subscribe and keeps renewing; off when the script subscribes in startup_route",
+			func(c *Config) *bool { return &c.Subscribe }),
+		duration("event_expire", "expire given to event_subscribe", time.Second,
+			func(c *Config) *time.Duration { return &c.SubscribeExpire }),
+		duration("event_renew", "how often the subscription is renewed (also how fast a restarted OpenSIPS is healed)", 100*time.Millisecond,
+			func(c *Config) *time.Duration { return &c.SubscribeRenew }),
+		integer("delivery_window", "t_uac_dlg requests in flight at once on the MI socket", 1, 100000,
+			func(c *Config) *int { return &c.DeliveryWindow }),
+		duration("delivery_timeout", "how long to wait for a t_uac_dlg final reply before counting it unknown (longer than OpenSIPS's fr_timeout)", time.Second,
+			func(c *Config) *time.Duration { return &c.DeliveryTimeout }),
+		integer("delivery_queue", "MESSAGEs that may wait to be sent before new ones fail", 64, 1<<24,
+			func(c *Config) *int { return &c.DeliveryQueue }),
+
+		// imcd's MI.
+		str("mi_datagram", "imcd's own MI over datagrams (what opensips-cli communication_type=datagram talks to): udp:ip:port or unix:/path; empty = off",
+			func(c *Config) *string { return &c.MIDatagram }, miAddrOrEmpty),
+		str("mi_http", "address of imcd's own MI over HTTP (ip:port); empty = off",
+			func(c *Config) *string { return &c.MIHTTP }, hostPortOrEmpty),
+		str("mi_http_path", "URL path of the MI over HTTP", func(c *Config) *string { return &c.MIHTTPPath }, path),
+		str("mi_fifo", "path of imcd's own MI FIFO (mi_fifo protocol); empty = off",
+			func(c *Config) *string { return &c.MIFIFO }, nil),
+		str("mi_fifo_reply_dir", "directory of the reply FIFOs; empty = the FIFO's directory",
+			func(c *Config) *string { return &c.MIFIFOReplyDir }, nil),
+		boolean("mi_passthrough", "MI commands imcd does not own are passed to OpenSIPS (opensips_mi) and answered verbatim",
+			func(c *Config) *bool { return &c.MIPassthrough }),
+
+		// Operations.
+		str("metrics_listen", "address of the HTTP server for /metrics, /healthz and /readyz; empty = off",
+			func(c *Config) *string { return &c.MetricsListen }, hostPortOrEmpty),
+		{Name: "log_level", Usage: "alert, crit, error, warn, notice, info or debug (or OpenSIPS's numbers -3..4); reloaded on SIGHUP",
+			get: func(c *Config) string { return c.LogLevel.String() },
+			set: func(c *Config, v string) error {
+				l, err := ParseLevel(v)
+				if err != nil {
+					return err
+				}
+				c.LogLevel = l
+				return nil
+			}},
+		str("log_format", "text or json", func(c *Config) *string { return &c.LogFormat }, oneOf("text", "json")),
+		duration("shutdown_grace", "how long a stop waits for queued requests and in-flight deliveries", 0,
+			func(c *Config) *time.Duration { return &c.ShutdownGrace }),
+	}
+}
+
+func str(name, usage string, field func(*Config) *string, check func(string) error) Key {
+	return Key{Name: name, Usage: usage,
+		get: func(c *Config) string { return *field(c) },
+		set: func(c *Config, v string) error {
+			if check != nil {
+				if err := check(v); err != nil {
+					return err
+				}
+			}
+			*field(c) = v
+			return nil
+		}}
+}
+
+func integer(name, usage string, lo, hi int, field func(*Config) *int) Key {
+	return Key{Name: name, Usage: usage,
+		get: func(c *Config) string { return strconv.Itoa(*field(c)) },
+		set: func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return fmt.Errorf("not a whole number: %q", v)
+			}
+			if n < lo || n > hi {
+				return fmt.Errorf("must be between %d and %d, got %d", lo, hi, n)
+			}
+			*field(c) = n
+			return nil
+		}}
+}
+
+func boolean(name, usage string, field func(*Config) *bool) Key {
+	return Key{Name: name, Usage: usage,
+		get: func(c *Config) string { return strconv.FormatBool(*field(c)) },
+		set: func(c *Config, v string) error {
+			switch strings.ToLower(v) {
+			case "1", "yes", "on", "true":
+				*field(c) = true
+			case "0", "no", "off", "false":
+				*field(c) = false
+			default:
+				return fmt.Errorf("must be yes or no (also true/false, on/off, 1/0), got %q", v)
+			}
+			return nil
+		}}
+}
+
+func duration(name, usage string, min time.Duration, field func(*Config) *time.Duration) Key {
+	return Key{Name: name, Usage: usage,
+		get: func(c *Config) string { return field(c).String() },
+		set: func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				if n, nerr := strconv.Atoi(v); nerr == nil {
+					d = time.Duration(n) * time.Second // OpenSIPS style: plain seconds
+				} else {
+					return fmt.Errorf("not a duration (like 10s, 2m, or plain seconds): %q", v)
+				}
+			}
+			if d < min {
+				return fmt.Errorf("must be at least %s, got %s", min, d)
+			}
+			*field(c) = d
+			return nil
+		}}
+}

@@ -1,0 +1,143 @@
+package config
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// ErrHelp is returned by Load when -h/--help was asked for; usage has been
+// written.
+var ErrHelp = flag.ErrHelp
+
+// Load builds the configuration from the defaults, then the file named by
+// -config (if any), then the flags: flags win over the file. Usage and flag
+// errors are written to out.
+func Load(args []string, out io.Writer) (Config, string, error) {
+	cfg := Default()
+	keys := Keys()
+	fs := flag.NewFlagSet("imcd", flag.ContinueOnError)
+	fs.SetOutput(out)
+	configPath := fs.String("config", "", "configuration file (key = value lines; see docs/configuration.md)")
+	for _, k := range keys {
+		fs.Var(&flagValue{k: k, c: &cfg}, k.Name, k.Usage)
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(out, "Usage: imcd [-config FILE] [-KEY VALUE ...]\n\n"+
+			"imcd runs IMC conference rooms for OpenSIPS. Every KEY may be given in the\n"+
+			"config file (KEY = VALUE) or as a flag; flags win.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return cfg, "", err
+	}
+	if fs.NArg() > 0 {
+		return cfg, "", fmt.Errorf("%w: unexpected argument %q", ErrInvalid, fs.Arg(0))
+	}
+	if *configPath != "" {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		fromFile := Default()
+		if err := readFile(*configPath, &fromFile); err != nil {
+			return cfg, *configPath, err
+		}
+		// Re-apply the flags given on the command line on top of the file.
+		for _, k := range keys {
+			if set[k.Name] {
+				_ = k.Set(&fromFile, k.Get(&cfg))
+			}
+		}
+		cfg = fromFile
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, *configPath, err
+	}
+	return cfg, *configPath, nil
+}
+
+// ReadFile applies the key = value lines of the file at path on top of c.
+func ReadFile(path string, c *Config) error { return readFile(path, c) }
+
+func readFile(path string, c *Config) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	defer f.Close()
+	return parse(f, path, c)
+}
+
+func parse(r io.Reader, name string, c *Config) error {
+	byName := map[string]Key{}
+	for _, k := range Keys() {
+		byName[k.Name] = k
+	}
+	sc := bufio.NewScanner(r)
+	line := 0
+	for sc.Scan() {
+		line++
+		text := strings.TrimSpace(sc.Text())
+		if text == "" || text[0] == '#' || text[0] == ';' {
+			continue
+		}
+		key, val, ok := strings.Cut(text, "=")
+		if !ok {
+			return &KeyError{Key: text, Where: fmt.Sprintf("%s:%d", name, line), Reason: "expected key = value"}
+		}
+		key, val = strings.TrimSpace(key), strings.TrimSpace(val)
+		if len(val) >= 2 && val[0] == '"' && val[len(val)-1] == '"' {
+			uq, err := strconv.Unquote(val)
+			if err != nil {
+				return &KeyError{Key: key, Where: fmt.Sprintf("%s:%d", name, line), Reason: "bad quoted value: " + err.Error()}
+			}
+			val = uq
+		}
+		k, ok := byName[key]
+		if !ok {
+			return &KeyError{Key: key, Where: fmt.Sprintf("%s:%d", name, line), Reason: "unknown key"}
+		}
+		if err := k.Set(c, val); err != nil {
+			return &KeyError{Key: key, Where: fmt.Sprintf("%s:%d", name, line), Reason: err.Error()}
+		}
+	}
+	return sc.Err()
+}
+
+// Validate checks what no single key can: combinations.
+func (c *Config) Validate() error {
+	if c.SubscribeRenew >= c.SubscribeExpire {
+		return &KeyError{Key: "event_renew", Reason: fmt.Sprintf("must be shorter than event_expire (%s), got %s", c.SubscribeExpire, c.SubscribeRenew)}
+	}
+	if c.MIPassthrough && c.OpenSIPSMI == "" {
+		return &KeyError{Key: "mi_passthrough", Reason: "needs opensips_mi"}
+	}
+	if c.StartChar == 0 {
+		return &KeyError{Key: "imc_cmd_start_char", Reason: "must be set"}
+	}
+	return nil
+}
+
+// flagValue adapts a Key to flag.Value, writing into one Config.
+type flagValue struct {
+	k Key
+	c *Config
+}
+
+func (f *flagValue) String() string {
+	if f.c == nil {
+		return ""
+	}
+	return f.k.Get(f.c)
+}
+
+func (f *flagValue) Set(v string) error {
+	if err := f.k.Set(f.c, v); err != nil {
+		return errors.New(err.Error())
+	}
+	return nil
+}

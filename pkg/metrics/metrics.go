@@ -1,0 +1,119 @@
+// Package metrics is imcd's Prometheus instrumentation: one registry per
+// daemon (never the global default), the counters and histograms the
+// operations guide documents, and the HTTP handlers for /metrics, /healthz
+// and /readyz.
+package metrics
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Namespace prefixes every metric: the native module's statistics live
+// under opensips_imc_ too (active_rooms), so dashboards carry over.
+const Namespace = "opensips_imc"
+
+// Metrics holds imcd's collectors.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	events          *prometheus.CounterVec
+	decodeErrors    *prometheus.CounterVec
+	commands        *prometheus.CounterVec
+	deliveries      *prometheus.CounterVec
+	panics          *prometheus.CounterVec
+	dbLatency       *prometheus.HistogramVec
+	deliveryLatency prometheus.Histogram
+}
+
+// Counts reports the current number of rooms and members; it is called at
+// scrape time.
+type Counts func() (rooms, members int)
+
+// New builds the collectors and registers them, with Go and process
+// collectors, on a registry of its own.
+func New(counts Counts) *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "events_total",
+			Help: "E_IMC_MESSAGE events received, by transport (stream, datagram) and result."}, []string{"transport", "result"}),
+		decodeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "decode_errors_total",
+			Help: "Events that could not be decoded or had missing or malformed params, by transport."}, []string{"transport"}),
+		commands: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "commands_total",
+			Help: "Requests handled, by command (chat for a chat line) and result (ok, refused, db_error)."}, []string{"command", "result"}),
+		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "deliveries_total",
+			Help: "MESSAGEs sent through t_uac_dlg, by final status class (2xx..6xx, error, timeout, unreachable, queue_full)."}, []string{"status"}),
+		panics: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "panics_recovered_total",
+			Help: "Panics recovered while handling one request, by component."}, []string{"component"}),
+		dbLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Name: "db_latency_seconds",
+			Help:    "Database operations' latency, by operation (load, apply).",
+			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1, 2.5, 5, 10}}, []string{"op"}),
+		deliveryLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: Namespace, Name: "delivery_latency_seconds",
+			Help:    "Time from handing a MESSAGE to OpenSIPS until its final status came back.",
+			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2, 4, 8, 16, 32}}),
+	}
+	m.Registry.MustRegister(m.events, m.decodeErrors, m.commands, m.deliveries, m.panics, m.dbLatency, m.deliveryLatency,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: "active_rooms",
+			Help: "Rooms in memory (the native module's active_rooms statistic)."},
+			func() float64 { r, _ := counts(); return float64(r) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: "members",
+			Help: "Members of all rooms, pending invitees included."},
+			func() float64 { _, n := counts(); return float64(n) }),
+	)
+	return m
+}
+
+// EventReceived counts one event by transport and result; a decode error is
+// also counted on its own.
+func (m *Metrics) EventReceived(transport, result string) {
+	m.events.WithLabelValues(transport, result).Inc()
+	if result == "decode_error" {
+		m.decodeErrors.WithLabelValues(transport).Inc()
+	}
+}
+
+// DeliveryDone counts one delivery's final status class and latency.
+func (m *Metrics) DeliveryDone(status string, d time.Duration) {
+	m.deliveries.WithLabelValues(status).Inc()
+	if d > 0 {
+		m.deliveryLatency.Observe(d.Seconds())
+	}
+}
+
+// Command counts one handled request.
+func (m *Metrics) Command(command, result string) {
+	m.commands.WithLabelValues(command, result).Inc()
+}
+
+// Panic counts one recovered panic.
+func (m *Metrics) Panic(component string) { m.panics.WithLabelValues(component).Inc() }
+
+// DB observes one database operation's latency.
+func (m *Metrics) DB(op string, d time.Duration) {
+	m.dbLatency.WithLabelValues(op).Observe(d.Seconds())
+}
+
+// Handler serves /metrics, /healthz (the process is up) and /readyz (ready
+// returns nil: the database answers and the subscription is active).
+func (m *Metrics) Handler(ready func() error) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		if err := ready(); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("not ready: " + err.Error() + "\n"))
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	return mux
+}

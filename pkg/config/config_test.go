@@ -205,3 +205,14 @@ func TestReferenceDocumentsEveryKey(t *testing.T) {
 		}
 	}
 }
+
+// TestShippedConfigParses keeps scripts/imcd.conf loadable.
+func TestShippedConfigParses(t *testing.T) {
+	cfg, _, err := Load([]string{"-config", "../../scripts/imcd.conf"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DBURL == "" || cfg.EventListen != "tcp:127.0.0.1:9998" || cfg.MIFIFO != "/run/imcd/imcd_fifo" {
+		t.Fatalf("unexpected values: %+v", cfg)
+	}
+}

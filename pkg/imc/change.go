@@ -22,11 +22,21 @@ const (
 	OpRemoveMember
 )
 
-var opNames = [...]string{"", "create-room", "delete-room", "update-room", "add-member", "update-member", "remove-member"}
-
+// String returns the operation's name, as Change.String shows it.
 func (o Op) String() string {
-	if int(o) < len(opNames) && o != 0 {
-		return opNames[o]
+	switch o {
+	case OpCreateRoom:
+		return "create-room"
+	case OpDeleteRoom:
+		return "delete-room"
+	case OpUpdateRoom:
+		return "update-room"
+	case OpAddMember:
+		return "add-member"
+	case OpUpdateMember:
+		return "update-member"
+	case OpRemoveMember:
+		return "remove-member"
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
@@ -41,6 +51,8 @@ type Change struct {
 	MemberFlags MemberFlags
 }
 
+// String shows the change for logs and tests: the operation, the room, and
+// the member and flag where they apply.
 func (c Change) String() string {
 	switch c.Op {
 	case OpCreateRoom, OpUpdateRoom:

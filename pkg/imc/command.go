@@ -7,7 +7,7 @@ const MaxParams = 5
 // Command is a parsed IMC command line.
 type Command struct {
 	// Name is the command name in lower case, without the start character.
-	// It is empty for a lone start character.
+	// It is empty for a lone start character, or when a blank follows it.
 	Name string
 	// Params are the space/tab separated words after the name, at most
 	// MaxParams of them.
@@ -18,8 +18,10 @@ type Command struct {
 
 // ParseCommand reports whether body is a command and, if so, parses it. Like
 // the native module, a body is a command when its first byte is start; only
-// the first line counts. A body starting with start twice ("##text") is not
-// a command: it is a chat line, see ChatText.
+// the first line counts, and the name runs from the byte after start to the
+// first blank (so "# join" has an empty name, as natively). A body starting
+// with start twice ("##text") is not a command: it is a chat line, see
+// ChatText.
 func ParseCommand(body string, start byte) (Command, bool) {
 	if len(body) == 0 || body[0] != start || len(body) > 1 && body[1] == start {
 		return Command{}, false
@@ -31,29 +33,32 @@ func ParseCommand(body string, start byte) (Command, bool) {
 			break
 		}
 	}
-	var c Command
 	i := 0
-	word := func() string {
-		for i < len(line) && (line[i] == ' ' || line[i] == '\t') {
+	for i < len(line) && !isBlank(line[i]) {
+		i++
+	}
+	c := Command{Name: lowerASCII(line[:i])}
+	for {
+		for i < len(line) && isBlank(line[i]) {
 			i++
+		}
+		if i == len(line) {
+			break
 		}
 		j := i
-		for i < len(line) && line[i] != ' ' && line[i] != '\t' {
+		for i < len(line) && !isBlank(line[i]) {
 			i++
-		}
-		return line[j:i]
-	}
-	c.Name = lowerASCII(word())
-	for {
-		w := word()
-		if w == "" {
-			break
 		}
 		if len(c.Params) == MaxParams {
 			c.TooMany = true
 			break
 		}
-		c.Params = append(c.Params, w)
+		if c.Params == nil {
+			// One allocation whatever the count: commands are rare next
+			// to chat lines, but a #join should not cost four.
+			c.Params = make([]string, 0, MaxParams)
+		}
+		c.Params = append(c.Params, line[j:i])
 	}
 	return c, true
 }
@@ -66,6 +71,8 @@ func ChatText(body string, start byte) string {
 	}
 	return body
 }
+
+func isBlank(c byte) bool { return c == ' ' || c == '\t' }
 
 func lowerASCII(s string) string {
 	for i := 0; i < len(s); i++ {

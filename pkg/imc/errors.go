@@ -2,8 +2,9 @@ package imc
 
 import "errors"
 
-// Errors returned by Engine.Admin (and wrapped with context). The MI turns
-// them into JSON-RPC codes at its edge.
+// Sentinel errors. Engine.Admin and Engine.Prepare wrap them with context;
+// the MI and the daemon turn them into JSON-RPC codes and log lines at their
+// edge. Users never see them: a refused SIP command gets a reply MESSAGE.
 var (
 	// ErrNoSuchRoom: the room does not exist.
 	ErrNoSuchRoom = errors.New("no such room")
@@ -15,9 +16,15 @@ var (
 	ErrAlreadyMember = errors.New("already a member")
 	// ErrOwner: the operation would remove or demote the room's owner.
 	ErrOwner = errors.New("operation not allowed on the owner")
-	// ErrTooLong: a value does not fit the standard tables' 64-character columns.
+	// ErrTooLong: a value does not fit the standard tables' 64-character
+	// columns, or a notice text is longer than Config.MaxBody.
 	ErrTooLong = errors.New("value too long")
+	// ErrBadArgument: an operator action is malformed (unknown kind or role,
+	// missing owner, empty text, reserved room name).
+	ErrBadArgument = errors.New("bad argument")
 	// ErrBadRequest: the request's From or request URI is unusable, so no
 	// reply can be addressed; the caller logs and counts it.
 	ErrBadRequest = errors.New("bad request")
+	// ErrBadURI is wrapped by every URI parsing error (see URIError).
+	ErrBadURI = errors.New("bad SIP URI")
 )

@@ -44,6 +44,7 @@ const (
 	Refused
 )
 
+// String returns "ok" or "refused", the metrics label.
 func (o Outcome) String() string {
 	if o == OK {
 		return "ok"

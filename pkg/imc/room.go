@@ -15,8 +15,12 @@ type MemberFlags uint32
 // Member flag bits. Bits 3 and 4 (8 and 16) are the native module's
 // transient marks (deleted, ...) and are never stored by imcd.
 const (
-	MemberOwner   MemberFlags = 1
-	MemberAdmin   MemberFlags = 2
+	// MemberOwner marks the room's owner: one per room (a room loaded from
+	// a native database may have none).
+	MemberOwner MemberFlags = 1
+	// MemberAdmin marks an administrator, who may invite, add and remove.
+	MemberAdmin MemberFlags = 2
+	// MemberInvited marks a pending invitee, who has not accepted yet.
 	MemberInvited MemberFlags = 4
 
 	// MemberStored is every bit imcd keeps; others are dropped on load.
@@ -119,11 +123,52 @@ func (r *Room) Members() []Member { return r.members }
 
 // Member returns the member with the identity of u.
 func (r *Room) Member(u URI) (Member, bool) {
-	i, ok := r.index[u.Key()]
-	if !ok {
+	i := r.find(u)
+	if i < 0 {
 		return Member{}, false
 	}
 	return r.members[i], true
+}
+
+// find returns the position of the member with the identity of u, or -1.
+// It runs for every chat line, so it lower-cases the key into a stack
+// buffer instead of allocating it (m[string(b)] does not allocate).
+func (r *Room) find(u URI) int {
+	var buf [2*MaxFieldLen + 1]byte
+	if len(u.User)+1+len(u.Host) > len(buf) || !isASCII(u.User) || !isASCII(u.Host) {
+		// Key lower-cases Unicode too; only ASCII is safe to do by hand.
+		if i, ok := r.index[u.Key()]; ok {
+			return i
+		}
+		return -1
+	}
+	b := appendLowerASCII(buf[:0], u.User)
+	b = append(b, '@')
+	b = appendLowerASCII(b, u.Host)
+	if i, ok := r.index[string(b)]; ok {
+		return i
+	}
+	return -1
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+func appendLowerASCII(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b = append(b, c)
+	}
+	return b
 }
 
 // Owner returns the room's owner. A room loaded from a database written by

@@ -1,7 +1,6 @@
 package imc
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 )
@@ -25,15 +24,13 @@ type URI struct {
 	Host string
 }
 
-// ErrBadURI is wrapped by every URI parsing error.
-var ErrBadURI = errors.New("bad SIP URI")
-
 // URIError says what is wrong with a URI; it wraps ErrBadURI.
 type URIError struct {
 	Input  string
 	Reason string
 }
 
+// Error says which input was refused and why.
 func (e *URIError) Error() string { return fmt.Sprintf("bad SIP URI %q: %s", e.Input, e.Reason) }
 
 // Unwrap returns ErrBadURI.
@@ -42,8 +39,8 @@ func (e *URIError) Unwrap() error { return ErrBadURI }
 // NewURI validates user and host and returns the URI made of them.
 func NewURI(user, host string) (URI, error) {
 	u := URI{User: user, Host: host}
-	if err := u.validate(user + "@" + host); err != nil {
-		return URI{}, err
+	if reason := u.check(); reason != "" {
+		return URI{}, &URIError{user + "@" + host, reason}
 	}
 	return u, nil
 }
@@ -56,8 +53,10 @@ func ParseURI(s string) (URI, error) {
 		rest = rest[4:]
 	} else if len(rest) >= 5 && strings.EqualFold(rest[:5], "sips:") {
 		rest = rest[5:]
-	} else if i := strings.IndexByte(rest, ':'); i >= 0 && i < strings.IndexByte(rest+"@", '@') {
-		return URI{}, &URIError{s, "scheme must be sip: or sips:"}
+	} else if i := strings.IndexByte(rest, ':'); i >= 0 {
+		if at := strings.IndexByte(rest, '@'); at < 0 || i < at {
+			return URI{}, &URIError{s, "scheme must be sip: or sips:"}
+		}
 	}
 	at := strings.LastIndexByte(rest, '@')
 	if at < 0 {
@@ -77,16 +76,19 @@ func ParseURI(s string) (URI, error) {
 		return URI{}, err
 	}
 	u := URI{User: user, Host: host}
-	if err := u.validate(s); err != nil {
-		return URI{}, err
+	if reason := u.check(); reason != "" {
+		return URI{}, &URIError{s, reason}
 	}
 	return u, nil
 }
 
 // ParseArg parses a room or user argument of an IMC command: a bare name
 // ("chat-1", completed with defaultHost), "name@host", or a full sip:/sips:
-// URI.
+// URI, optionally in angle brackets as users copy it from a header.
 func ParseArg(arg, defaultHost string) (URI, error) {
+	if len(arg) > 2 && arg[0] == '<' && arg[len(arg)-1] == '>' {
+		arg = arg[1 : len(arg)-1]
+	}
 	if strings.IndexByte(arg, '@') < 0 && strings.IndexByte(arg, ':') < 0 {
 		return NewURI(arg, defaultHost)
 	}
@@ -139,25 +141,27 @@ func checkTail(input, tail string) error {
 	return nil
 }
 
-func (u URI) validate(input string) error {
+// check returns what is wrong with u, or "" when it is fit to be put in a
+// header. The caller builds the error, so a valid URI costs no allocation.
+func (u URI) check() string {
 	if u.User == "" {
-		return &URIError{input, "empty user part"}
+		return "empty user part"
 	}
 	if u.Host == "" {
-		return &URIError{input, "empty host"}
+		return "empty host"
 	}
 	for i := 0; i < len(u.User); i++ {
 		if !userByte[u.User[i]] {
-			return &URIError{input, fmt.Sprintf("forbidden byte 0x%02x in user part", u.User[i])}
+			return fmt.Sprintf("forbidden byte 0x%02x in user part", u.User[i])
 		}
 		if u.User[i] == '%' && (i+2 >= len(u.User) || !isHex(u.User[i+1]) || !isHex(u.User[i+2])) {
-			return &URIError{input, "bad %-escape in user part"}
+			return "bad %-escape in user part"
 		}
 	}
 	if !validHost(u.Host) {
-		return &URIError{input, "bad host"}
+		return "bad host"
 	}
-	return nil
+	return ""
 }
 
 // userByte is the conservative subset of RFC 3261 user characters imcd

@@ -1,0 +1,171 @@
+package imc
+
+import "fmt"
+
+// AdminKind is an operator action from the MI.
+type AdminKind uint8
+
+// Operator actions.
+const (
+	AdminCreate  AdminKind = iota + 1 // create Room (Private) owned by User
+	AdminDestroy                      // destroy Room, telling its members
+	AdminAdd                          // add User to Room as an active member
+	AdminRemove                       // remove User from Room (never the owner)
+	AdminSetRole                      // set User's Role in Room
+	AdminNotice                       // send Text to every active member of Room
+)
+
+// String returns the Result.Command of the action: "admin-create",
+// "admin-destroy", "admin-add", "admin-remove", "admin-set-role",
+// "admin-notice".
+func (k AdminKind) String() string {
+	switch k {
+	case AdminCreate:
+		return "admin-create"
+	case AdminDestroy:
+		return "admin-destroy"
+	case AdminAdd:
+		return "admin-add"
+	case AdminRemove:
+		return "admin-remove"
+	case AdminSetRole:
+		return "admin-set-role"
+	case AdminNotice:
+		return "admin-notice"
+	}
+	return fmt.Sprintf("admin(%d)", uint8(k))
+}
+
+// AdminOp is one operator action. It goes through the same rules, store and
+// delivery as a SIP command, with the operator's authority.
+type AdminOp struct {
+	Kind    AdminKind
+	Room    URI
+	Private bool
+	User    URI
+	Role    Role
+	Text    string
+}
+
+// RoomKey is the key of the room op concerns; the daemon routes by it as it
+// does by Input.RoomKey.
+func (op AdminOp) RoomKey() string { return op.Room.Key() }
+
+// Admin applies an operator action from the MI with the operator's
+// authority. Errors wrap ErrNoSuchRoom, ErrRoomExists, ErrNotMember,
+// ErrAlreadyMember, ErrOwner, ErrTooLong or ErrBadArgument and say what was
+// wrong. Create requires op.User as owner (new room, owner member, owner
+// told "*** room was created"); Destroy tells all members "The room has been
+// destroyed"; Add adds an active member (broadcast joined); Remove never the
+// owner (target told, room told "has been removed"); SetRole as #modify but
+// by the operator (granting owner transfers ownership, the old owner becomes
+// admin; the owner cannot be demoted except by transferring; setting the
+// role a member has is a Result without changes); Notice sends op.Text to
+// every active member, from the room URI. Notices carry no InReplyTo.
+func (e *Engine) Admin(v View, op AdminOp) (Result, error) {
+	res := Result{Command: op.Kind.String(), Outcome: OK}
+	if op.Kind < AdminCreate || op.Kind > AdminNotice {
+		return res, fmt.Errorf("%w: unknown operator action %d", ErrBadArgument, op.Kind)
+	}
+	if reason := op.Room.check(); reason != "" {
+		return res, fmt.Errorf("%w: room %q: %s", ErrBadArgument, op.Room.String(), reason)
+	}
+	if op.Kind != AdminDestroy && op.Kind != AdminNotice {
+		if reason := op.User.check(); reason != "" {
+			return res, fmt.Errorf("%w: user %q: %s", ErrBadArgument, op.User.String(), reason)
+		}
+	}
+	r := v.Room(op.Room.Key())
+	if op.Kind == AdminCreate {
+		return e.adminCreate(res, r, op)
+	}
+	if r == nil {
+		return res, fmt.Errorf("room %s: %w", op.Room, ErrNoSuchRoom)
+	}
+	var a answer // operator actions answer nobody's MESSAGE
+	switch op.Kind {
+	case AdminDestroy:
+		res.Changes, res.Notices = destruction(a, r)
+	case AdminAdd:
+		m, ok := r.Member(op.User)
+		if ok && m.Active() {
+			return res, fmt.Errorf("%s in room %s: %w", m.URI, r.URI, ErrAlreadyMember)
+		}
+		if ok {
+			res.Changes = []Change{{Op: OpUpdateMember, Room: r.URI, Member: m.URI, MemberFlags: m.Flags &^ MemberInvited}}
+			res.Notices = joinedNotices(a, r, m.URI, true)
+			break
+		}
+		if err := lengths(r.URI, op.User); err != nil {
+			return res, err
+		}
+		res.Changes = []Change{{Op: OpAddMember, Room: r.URI, Member: op.User}}
+		res.Notices = joinedNotices(a, r, op.User, false)
+	case AdminRemove:
+		m, ok := r.Member(op.User)
+		if !ok {
+			return res, fmt.Errorf("%s in room %s: %w", op.User, r.URI, ErrNotMember)
+		}
+		if m.Owner() {
+			return res, fmt.Errorf("%s owns room %s: %w", m.URI, r.URI, ErrOwner)
+		}
+		res.Changes, res.Notices = removal(a, r, m)
+	case AdminSetRole:
+		if op.Role > RoleOwner {
+			return res, fmt.Errorf("%w: unknown role %d", ErrBadArgument, op.Role)
+		}
+		m, ok := r.Member(op.User)
+		if !ok || m.Invited() {
+			return res, fmt.Errorf("%s is not an active member of room %s: %w", op.User, r.URI, ErrNotMember)
+		}
+		if m.Role() == op.Role {
+			return res, nil
+		}
+		if m.Owner() {
+			return res, fmt.Errorf("%s owns room %s; make another member the owner instead: %w", m.URI, r.URI, ErrOwner)
+		}
+		res.Changes, res.Notices = roleChange(a, r, m, op.Role)
+	case AdminNotice:
+		if blank(op.Text) {
+			return res, fmt.Errorf("%w: empty notice text", ErrBadArgument)
+		}
+		if max := e.cfg.MaxBody; max > 0 && len(op.Text) > max {
+			return res, fmt.Errorf("notice text of %d bytes, the limit is %d: %w", len(op.Text), max, ErrTooLong)
+		}
+		res.Notices = a.tell(make([]Notice, 0, len(r.members)), r, op.Text, active)
+	}
+	return res, nil
+}
+
+func (e *Engine) adminCreate(res Result, existing *Room, op AdminOp) (Result, error) {
+	if existing != nil {
+		return res, fmt.Errorf("room %s: %w", existing.URI, ErrRoomExists)
+	}
+	if e.reserved(op.Room) {
+		return res, fmt.Errorf("%w: the name %s is reserved for the room manager", ErrBadArgument, op.Room.User)
+	}
+	if err := lengths(op.Room, op.User); err != nil {
+		return res, err
+	}
+	var flags RoomFlags
+	if op.Private {
+		flags = RoomPrivate
+	}
+	res.Changes = []Change{
+		{Op: OpCreateRoom, Room: op.Room, RoomFlags: flags},
+		{Op: OpAddMember, Room: op.Room, Member: op.User, MemberFlags: MemberOwner},
+	}
+	res.Notices = []Notice{{From: op.Room, To: op.User, Body: txtCreated, ContentType: textPlain}}
+	return res, nil
+}
+
+// lengths checks that a member row for user in room fits the columns.
+func lengths(room, user URI) error {
+	if roomTooLong(room) {
+		return fmt.Errorf("room address %s is longer than %d characters: %w", room, MaxFieldLen, ErrTooLong)
+	}
+	if userTooLong(user) {
+		return fmt.Errorf("user %s: user and domain are limited to %d characters each: %w", user, MaxFieldLen, ErrTooLong)
+	}
+	return nil
+}

@@ -1,0 +1,44 @@
+package imc
+
+// InvitationFailed: delivery of inv's invitation ended with a failure SIP
+// status (e.g. "404 Not Found", "408 Request Timeout"). If the invitee is
+// still a pending member of the room, the Result removes them and tells the
+// inviter that delivery failed with that status and the invitation was
+// withdrawn. Otherwise (accepted meanwhile, removed, room gone) it is empty.
+// Command is "invitation-failed" either way.
+func (e *Engine) InvitationFailed(v View, inv Invitation, status string) Result {
+	res := Result{Command: "invitation-failed", Outcome: OK}
+	r := v.Room(inv.Room.Key())
+	if r == nil {
+		return res
+	}
+	m, ok := r.Member(inv.Invitee)
+	if !ok || !m.Invited() {
+		return res
+	}
+	res.Changes = []Change{{Op: OpRemoveMember, Room: r.URI, Member: m.URI}}
+	if inv.Inviter.check() == "" {
+		if status == "" {
+			status = "no status"
+		}
+		res.Notices = []Notice{{From: r.URI, To: inv.Inviter, Body: txtInviteFailed(m.URI, status), ContentType: textPlain}}
+	}
+	return res
+}
+
+// Unavailable is the reply when the changes of in could not be committed
+// (database down): one notice to the sender saying the room service cannot
+// save changes right now and to try again later; no changes; Outcome
+// Refused; Command is the command's name. It comes from the room the
+// request concerns, else from the URI it was sent to.
+func (e *Engine) Unavailable(in Input) Result {
+	from := in.room
+	if from.IsZero() {
+		from = in.RURI
+	}
+	return Result{
+		Command: in.Command(),
+		Outcome: Refused,
+		Notices: []Notice{{From: from, To: in.From, Body: txtUnavailable, ContentType: textPlain, InReplyTo: in.replyID}},
+	}
+}

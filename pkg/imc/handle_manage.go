@@ -1,0 +1,191 @@
+package imc
+
+// invite adds a pending member and sends the invitation; the owner and
+// admins may invite, in public rooms too.
+func (c *call) invite() Result {
+	target, r, sender, msg := c.managed()
+	if msg != "" {
+		return c.refuse(msg)
+	}
+	if m, ok := r.Member(target); ok {
+		if m.Invited() {
+			return c.refuse(txtIsInvited(m.URI, r.URI))
+		}
+		return c.refuse(txtIsMember(m.URI, r.URI))
+	}
+	if roomTooLong(r.URI) {
+		return c.refuse(txtRoomTooLong(r.URI))
+	}
+	if userTooLong(target) {
+		return c.refuse(txtUserTooLong(target))
+	}
+	changes := []Change{{Op: OpAddMember, Room: r.URI, Member: target, MemberFlags: MemberInvited}}
+	inv := &Invitation{Room: r.URI, Invitee: target, Inviter: sender.URI}
+	a := c.answer()
+	invitation := a.to(r.URI, target, txtInvitation(c.e.sc, c.in.From, r.URI))
+	invitation.Invitation = inv
+	return c.ok(changes, []Notice{invitation, c.reply(r.URI, txtInviteSent(target))})
+}
+
+// add makes a user an active member directly (a pending invitee too); the
+// owner and admins may add.
+func (c *call) add() Result {
+	target, r, _, msg := c.managed()
+	if msg != "" {
+		return c.refuse(msg)
+	}
+	m, ok := r.Member(target)
+	if ok && m.Active() {
+		return c.refuse(txtIsMember(m.URI, r.URI))
+	}
+	var change Change
+	if ok {
+		change = Change{Op: OpUpdateMember, Room: r.URI, Member: m.URI, MemberFlags: m.Flags &^ MemberInvited}
+		target = m.URI
+	} else {
+		if roomTooLong(r.URI) {
+			return c.refuse(txtRoomTooLong(r.URI))
+		}
+		if userTooLong(target) {
+			return c.refuse(txtUserTooLong(target))
+		}
+		change = Change{Op: OpAddMember, Room: r.URI, Member: target}
+	}
+	a := c.answer()
+	ns := joinedNotices(a, r, target, ok)
+	ns = append(ns, a.to(r.URI, target, txtAddedYou(c.in.From)))
+	return c.ok([]Change{change}, ns)
+}
+
+// joinedNotices tells the room and u that u has joined. pending says u is
+// already in r (as an invitee) rather than new to it.
+func joinedNotices(a answer, r *Room, u URI, pending bool) []Notice {
+	body := txtJoined(u)
+	ns := a.tell(make([]Notice, 0, len(r.members)+2), r, body, func(m Member) bool {
+		return m.Active() || pending && m.URI.Equal(u)
+	})
+	if !pending {
+		ns = append(ns, a.to(r.URI, u, body))
+	}
+	return ns
+}
+
+// remove takes a member out of the room: the owner removes anyone but
+// himself, an admin only plain members and pending invitees.
+func (c *call) remove() Result {
+	target, r, sender, msg := c.managed()
+	if msg != "" {
+		return c.refuse(msg)
+	}
+	if target.Equal(sender.URI) {
+		return c.refuse(txtRemoveSelf(c.e.sc))
+	}
+	m, ok := r.Member(target)
+	switch {
+	case !ok:
+		return c.refuse(txtIsNotMember(target, r.URI))
+	case m.Owner():
+		return c.refuse(txtRemoveOwner)
+	case m.Admin() && !sender.Owner():
+		return c.refuse(txtNeedOwnerForAdmin(r.URI))
+	}
+	return c.ok(removal(c.answer(), r, m))
+}
+
+// removal is the change and the notices for taking m out of r: m is told,
+// and for an active member so is the rest of the room; a withdrawn
+// invitation concerns only the invitee and whoever withdrew it.
+func removal(a answer, r *Room, m Member) ([]Change, []Notice) {
+	changes := []Change{{Op: OpRemoveMember, Room: r.URI, Member: m.URI}}
+	if m.Invited() {
+		ns := []Notice{a.to(r.URI, m.URI, txtInviteWithdrawn(r.URI))}
+		if !a.sender.IsZero() {
+			ns = append(ns, a.to(r.URI, a.sender, txtWithdrawn(m.URI)))
+		}
+		return changes, ns
+	}
+	ns := make([]Notice, 1, len(r.members))
+	ns[0] = a.to(r.URI, m.URI, txtRemovedYou)
+	ns = a.tell(ns, r, txtRemoved(m.URI), func(x Member) bool {
+		return x.Active() && !x.URI.Equal(m.URI)
+	})
+	return changes, ns
+}
+
+// modify changes a member's role. Only the owner may, because every change
+// of role involves the admin or owner role; granting owner hands the room
+// over and the old owner becomes an admin. Nobody demotes the owner.
+func (c *call) modify() Result {
+	if msg := c.syntax(); msg != "" {
+		return c.refuse(msg)
+	}
+	target, msg := c.userArg(0)
+	if msg != "" {
+		return c.refuse(msg)
+	}
+	role, ok := ParseRole(c.in.cmd.Params[1])
+	if !ok {
+		return c.refuse(txtBadRole(c.in.cmd.Params[1]))
+	}
+	r := c.lookup()
+	if r == nil {
+		return c.refuse(txtNoSuchRoom(c.in.room))
+	}
+	sender, msg := c.activeSender(txtPending(c.e.sc, r.URI))
+	if msg != "" {
+		return c.refuse(msg)
+	}
+	if !sender.Owner() {
+		return c.refuse(txtNeedOwner(c.e.sc, c.in.cmd.Name, r.URI))
+	}
+	m, ok := r.Member(target)
+	if msg := roleRefusal(c.e.sc, r, m, ok, target, role); msg != "" {
+		return c.refuse(msg)
+	}
+	return c.ok(roleChange(c.answer(), r, m, role))
+}
+
+// roleRefusal says why m (found says whether target is in r at all) cannot
+// be given role, or "".
+func roleRefusal(sc string, r *Room, m Member, found bool, target URI, role Role) string {
+	switch {
+	case !found:
+		return txtIsNotMember(target, r.URI)
+	case m.Invited():
+		return txtIsPending(m.URI, r.URI)
+	case m.Role() == role:
+		return txtIsRole(m.URI, role)
+	case m.Owner():
+		return txtDemoteOwner(sc)
+	}
+	return ""
+}
+
+// roleChange gives active member m role and tells the room. Granting owner
+// demotes the current owner, if any, to admin.
+func roleChange(a answer, r *Room, m Member, role Role) ([]Change, []Notice) {
+	changes := []Change{{Op: OpUpdateMember, Room: r.URI, Member: m.URI, MemberFlags: m.Flags.withRole(role)}}
+	body := txtRole(m.URI, role)
+	if old, ok := r.Owner(); ok && role == RoleOwner {
+		changes = append(changes, Change{Op: OpUpdateMember, Room: r.URI, Member: old.URI, MemberFlags: old.Flags.withRole(RoleAdmin)})
+		body += "\n" + txtRole(old.URI, RoleAdmin)
+	}
+	return changes, a.tell(nil, r, body, active)
+}
+
+// managed runs the checks shared by #invite, #add and #remove: syntax, the
+// user argument, the room, and that the sender is its owner or an admin.
+func (c *call) managed() (target URI, r *Room, sender Member, msg string) {
+	if msg = c.syntax(); msg != "" {
+		return
+	}
+	if target, msg = c.userArg(0); msg != "" {
+		return
+	}
+	if r = c.lookup(); r == nil {
+		msg = txtNoSuchRoom(c.in.room)
+		return
+	}
+	sender, msg = c.manager()
+	return
+}

@@ -1,0 +1,317 @@
+package imc
+
+import (
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// Every text a user can receive is here, so that they can be reviewed
+// together. Where the native module has a text, it is kept byte for byte;
+// sc is the configured start character. Anything echoed from a request goes
+// through clip first.
+
+// textPlain is the Content-Type of everything the engine writes.
+const textPlain = "text/plain"
+
+// Native texts.
+const (
+	txtCreated    = "*** room was created"
+	txtDestroyed  = "The room has been destroyed"
+	txtRemovedYou = "You have been removed from this room"
+	txtMembers    = "Members:"
+)
+
+// nativeHelp is the native module's #help reply, typos included, written
+// with '#' for the start character.
+const nativeHelp = "\r\n" +
+	"#create <room_name> - create new connference room\r\n" +
+	"#join [<room_name>] - join the conference room\r\n" +
+	"#invite <user_name> [<room_name>] - invite a user to join a conference room\r\n" +
+	"#accept - accept invitation to join a conference room\r\n" +
+	"#deny - deny invitation to join a conference room\r\n" +
+	"#remove <user_name> [<room_name>] - remove an user from the conference room\r\n" +
+	"#list - list members is a conference room\r\n" +
+	"#exit [<room_name>] - exit from a conference room\r\n" +
+	"#destroy [<room_name>] - destroy conference room\r\n"
+
+// imcdHelp follows nativeHelp in the #help reply, in the same style.
+const imcdHelp = "#create <room_name> private - create a room that others join only by invitation\r\n" +
+	"#rooms - list the public rooms and the rooms you are in\r\n" +
+	"#add <user_name> [<room_name>] - add a user to the conference room\r\n" +
+	"#modify <user_name> owner|admin|member [<room_name>] - change the role of a member\r\n" +
+	"#reject, #leave, #members - the same as #deny, #exit, #list\r\n" +
+	"##<text> - send a message that starts with #\r\n"
+
+func txtJoined(u URI) string { return "*** <" + u.String() + "> has joined the room" }
+
+// txtLeft names the user part only, as the native module does.
+func txtLeft(u URI) string { return "The user [" + u.User + "] has left the room" }
+
+// txtInvalid fixes the native text, which doubled the quote before
+// "#help" and left out the start character of the command it echoed.
+func txtInvalid(sc, name string) string {
+	return "invalid command '" + sc + clip(name, 32) + "' - send '" + sc + "help' for details"
+}
+
+// txtInvitation fixes the native text, which named the invitee instead of
+// the inviter and hard-coded '#'; the "INVITE from:" prefix is kept for
+// clients that look for it.
+func txtInvitation(sc string, inviter, room URI) string {
+	return "INVITE from: " + inviter.AOR() + " to " + room.String() +
+		" (Type: '" + sc + "accept' or '" + sc + "deny')"
+}
+
+// txtRemoved replaces the native "has joined the room" sent on #remove.
+func txtRemoved(u URI) string { return "*** <" + u.String() + "> has been removed" }
+
+// Confirmations and events that the native module does not send.
+
+const txtLeftYou = "You have left the room"
+
+func txtInviteSent(u URI) string { return "*** invitation sent to <" + u.String() + ">" }
+
+func txtInviteFailed(u URI, status string) string {
+	return "*** the invitation to <" + u.String() + "> could not be delivered (" +
+		clip(status, 64) + ") and was withdrawn"
+}
+
+func txtInviteWithdrawn(room URI) string {
+	return "Your invitation to " + room.String() + " has been withdrawn"
+}
+
+func txtWithdrawn(u URI) string { return "*** the invitation to <" + u.String() + "> was withdrawn" }
+
+func txtDeclinedYou(room URI) string { return "You declined the invitation to " + room.String() }
+
+func txtDeclined(u URI) string { return "*** <" + u.String() + "> declined the invitation" }
+
+func txtAddedYou(by URI) string { return "*** <" + by.String() + "> added you to the room" }
+
+func roleNoun(r Role) string {
+	switch r {
+	case RoleOwner:
+		return "the owner"
+	case RoleAdmin:
+		return "an admin"
+	}
+	return "a member"
+}
+
+func txtRole(u URI, r Role) string { return "*** <" + u.String() + "> is now " + roleNoun(r) }
+
+const txtUnavailable = "The room service cannot save changes right now; please try again later"
+
+// memberList is the #list reply, as the native module writes it: the owner
+// first marked '*', then the others newest first (the native order),
+// admins marked '~', pending invitees left out; LF between lines.
+func memberList(r *Room) string {
+	var b strings.Builder
+	b.WriteString(txtMembers)
+	line := func(m Member) {
+		b.WriteByte('\n')
+		switch {
+		case m.Owner():
+			b.WriteByte('*')
+		case m.Admin():
+			b.WriteByte('~')
+		}
+		b.WriteString(m.URI.String())
+	}
+	owner, hasOwner := r.Owner()
+	if hasOwner {
+		line(owner)
+	}
+	for i := len(r.members) - 1; i >= 0; i-- {
+		if m := r.members[i]; m.Active() && !(hasOwner && i == 0) {
+			line(m)
+		}
+	}
+	return b.String()
+}
+
+// #rooms: "Rooms:", then one roomLine per room, then txtMore if capped.
+const (
+	txtRooms   = "Rooms:"
+	txtNoRooms = "No rooms"
+)
+
+// roomLine is "sip:chat-1@example.com (3 members, private, owner)": the
+// active member count, whether the room is private, and the sender's role
+// there (or "invited") when it is in the room.
+func roomLine(b *strings.Builder, r *Room, m Member, member bool) {
+	b.WriteString(r.URI.String())
+	n := r.ActiveCount()
+	b.WriteString(" (" + strconv.Itoa(n) + " member")
+	if n != 1 {
+		b.WriteByte('s')
+	}
+	if r.Private() {
+		b.WriteString(", private")
+	}
+	switch {
+	case !member:
+	case m.Invited():
+		b.WriteString(", invited")
+	default:
+		b.WriteString(", " + m.Role().String())
+	}
+	b.WriteByte(')')
+}
+
+func txtMore(n int) string { return "... and " + strconv.Itoa(n) + " more" }
+
+// Refusals: each says why nothing happened.
+
+func txtNoSuchRoom(room URI) string { return "Room " + room.String() + " does not exist" }
+
+func txtNotMember(room URI) string { return "You are not a member of " + room.String() }
+
+func txtPending(sc string, room URI) string {
+	return "You are invited to " + room.String() + " but have not joined yet: send '" + sc + "accept' first"
+}
+
+func txtPendingExit(sc string, room URI) string {
+	return "You have not joined " + room.String() + ": send '" + sc + "deny' to decline the invitation"
+}
+
+func txtNotInvited(room URI) string { return "You have no pending invitation to " + room.String() }
+
+func txtAlreadyMember(room URI) string { return "You are already a member of " + room.String() }
+
+func txtAlreadyJoined(sc string, room URI) string {
+	return "You are already a member of " + room.String() + ": send '" + sc + "exit' to leave it"
+}
+
+func txtPrivate(room URI) string {
+	return "Room " + room.String() + " is private: you need an invitation to join it"
+}
+
+func txtIsMember(u, room URI) string { return u.String() + " is already a member of " + room.String() }
+
+func txtIsInvited(u, room URI) string {
+	return u.String() + " has already been invited to " + room.String()
+}
+
+func txtIsNotMember(u, room URI) string { return u.String() + " is not a member of " + room.String() }
+
+func txtIsPending(u, room URI) string {
+	return u.String() + " has not accepted the invitation to " + room.String() + " yet"
+}
+
+func txtIsRole(u URI, r Role) string { return u.String() + " is already " + roleNoun(r) }
+
+func txtNeedAdmin(sc, cmd string, room URI) string {
+	return "Only the owner or an admin of " + room.String() + " can use " + sc + cmd
+}
+
+func txtNeedOwner(sc, cmd string, room URI) string {
+	return "Only the owner of " + room.String() + " can use " + sc + cmd
+}
+
+func txtNeedOwnerForAdmin(room URI) string {
+	return "Only the owner of " + room.String() + " can remove an admin"
+}
+
+const txtRemoveOwner = "The owner of a room cannot be removed"
+
+func txtRemoveSelf(sc string) string {
+	return "You cannot remove yourself: send '" + sc + "exit' to leave the room"
+}
+
+func txtDemoteOwner(sc string) string {
+	return "The owner cannot be demoted: make another member the owner with '" + sc + "modify <user> owner'"
+}
+
+func txtMissingArg(usage string) string { return "Missing argument: usage " + usage }
+
+func txtTooMany(usage string) string { return "Too many parameters: usage " + usage }
+
+func txtBadOption(opt, usage string) string {
+	return "Unknown option '" + clip(opt, 32) + "': usage " + usage
+}
+
+func txtBadRoom(arg, reason string) string { return "Bad room '" + clip(arg, 64) + "': " + reason }
+
+func txtBadUser(arg, reason string) string { return "Bad user '" + clip(arg, 64) + "': " + reason }
+
+func txtBadRole(arg string) string {
+	return "Bad role '" + clip(arg, 32) + "': use owner, admin or member"
+}
+
+func txtRoomTooLong(room URI) string {
+	return "The room address " + clip(room.String(), 80) + " is longer than " +
+		strconv.Itoa(MaxFieldLen) + " characters"
+}
+
+func txtUserTooLong(u URI) string {
+	return "The address " + clip(u.String(), 80) + " is too long: user and domain are limited to " +
+		strconv.Itoa(MaxFieldLen) + " characters each"
+}
+
+func txtSenderTooLong() string {
+	return "Your address is too long: user and domain are limited to " +
+		strconv.Itoa(MaxFieldLen) + " characters each"
+}
+
+func txtReserved(room URI) string {
+	return "The name " + room.User + " is reserved for the room manager"
+}
+
+// txtNameRoom answers a command that needs a room but was sent to the
+// manager without one; usage shows the room as required.
+func txtNameRoom(manager URI, usage string) string {
+	return manager.String() + " is the room manager, not a room: name the room, as in '" + usage + "'"
+}
+
+func txtManagerChat(sc string, manager URI) string {
+	return manager.String() + " is the room manager, not a room: send '" + sc + "help' for the commands"
+}
+
+const txtEmpty = "Empty message not sent"
+
+func txtChatTooLong(max int) string {
+	return "Message not sent: it is longer than " + strconv.Itoa(max) + " bytes"
+}
+
+func txtBadType(ct string) string {
+	return "Message not sent: only text can be sent to the room, not '" + clip(ct, 64) + "'"
+}
+
+// clip makes s fit to echo in a reply: control bytes become '?', and past
+// max bytes it is cut on a character boundary and "..." marks the cut.
+func clip(s string, max int) string {
+	cut := len(s) > max
+	if cut {
+		s = s[:max]
+		// Drop the last character if the cut split it.
+		for i := len(s) - 1; i >= 0 && i >= len(s)-utf8.UTFMax; i-- {
+			if utf8.RuneStart(s[i]) {
+				if !utf8.FullRuneInString(s[i:]) {
+					s = s[:i]
+				}
+				break
+			}
+		}
+	}
+	clean := true
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] == 0x7f {
+			clean = false
+			break
+		}
+	}
+	if !clean {
+		b := []byte(s)
+		for i, c := range b {
+			if c < 0x20 || c == 0x7f {
+				b[i] = '?'
+			}
+		}
+		s = string(b)
+	}
+	if cut {
+		return s + "..."
+	}
+	return s
+}

@@ -1,0 +1,194 @@
+package mi
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/imcd-sip/imcd/pkg/imc"
+	"github.com/imcd-sip/imcd/pkg/jsonrpc"
+	"github.com/valyala/fastjson"
+)
+
+// adminCommands returns imcd's operator commands. Each validates its params,
+// builds an imc.AdminOp and hands it to admin, which runs it through the
+// same engine, store and delivery as a SIP command.
+func adminCommands(admin Admin) []Command {
+	a := adminCmds{admin: admin}
+	return []Command{
+		{Name: "imc:create_room", Aliases: []string{"imc_create_room"},
+			Params: createRoomParams(), Handler: a.createRoom},
+		{Name: "imc:destroy_room", Aliases: []string{"imc_destroy_room"},
+			Params: roomParamSets(), Handler: a.destroyRoom},
+		{Name: "imc:add_member", Aliases: []string{"imc_add_member"},
+			Params: roomUserParams(), Handler: a.addMember},
+		{Name: "imc:remove_member", Aliases: []string{"imc_remove_member"},
+			Params: roomUserParams(), Handler: a.removeMember},
+		{Name: "imc:set_role", Aliases: []string{"imc_set_role"},
+			Params: setRoleParams(), Handler: a.setRole},
+		{Name: "imc:notice", Aliases: []string{"imc_notice"},
+			Params: noticeParams(), Handler: a.notice},
+	}
+}
+
+// The admin commands' param sets (the room-only set is roomParamSets).
+func createRoomParams() [][]string {
+	return [][]string{{"room", "owner"}, {"room", "owner", "private"}}
+}
+func roomUserParams() [][]string { return [][]string{{"room", "user"}} }
+func setRoleParams() [][]string  { return [][]string{{"room", "user", "role"}} }
+func noticeParams() [][]string   { return [][]string{{"room", "text"}} }
+
+type adminCmds struct {
+	admin Admin
+}
+
+func (a adminCmds) createRoom(ctx context.Context, params *fastjson.Value) ([]byte, error) {
+	args, err := StringParams(params, createRoomParams())
+	if err != nil {
+		return nil, err
+	}
+	op := imc.AdminOp{Kind: imc.AdminCreate}
+	if op.Room, err = uriParam(args, "room"); err != nil {
+		return nil, err
+	}
+	if op.User, err = uriParam(args, "owner"); err != nil {
+		return nil, err
+	}
+	if v, ok := args["private"]; ok {
+		if op.Private, ok = parseYesNo(v); !ok {
+			return nil, errBadParam("private", "yes, no, 1 or 0")
+		}
+	}
+	return a.run(ctx, op)
+}
+
+func (a adminCmds) destroyRoom(ctx context.Context, params *fastjson.Value) ([]byte, error) {
+	args, err := StringParams(params, roomParamSets())
+	if err != nil {
+		return nil, err
+	}
+	op := imc.AdminOp{Kind: imc.AdminDestroy}
+	if op.Room, err = uriParam(args, "room"); err != nil {
+		return nil, err
+	}
+	return a.run(ctx, op)
+}
+
+func (a adminCmds) addMember(ctx context.Context, params *fastjson.Value) ([]byte, error) {
+	return a.memberOp(ctx, params, imc.AdminAdd)
+}
+
+func (a adminCmds) removeMember(ctx context.Context, params *fastjson.Value) ([]byte, error) {
+	return a.memberOp(ctx, params, imc.AdminRemove)
+}
+
+func (a adminCmds) memberOp(ctx context.Context, params *fastjson.Value, kind imc.AdminKind) ([]byte, error) {
+	args, err := StringParams(params, roomUserParams())
+	if err != nil {
+		return nil, err
+	}
+	op := imc.AdminOp{Kind: kind}
+	if op.Room, err = uriParam(args, "room"); err != nil {
+		return nil, err
+	}
+	if op.User, err = uriParam(args, "user"); err != nil {
+		return nil, err
+	}
+	return a.run(ctx, op)
+}
+
+func (a adminCmds) setRole(ctx context.Context, params *fastjson.Value) ([]byte, error) {
+	args, err := StringParams(params, setRoleParams())
+	if err != nil {
+		return nil, err
+	}
+	op := imc.AdminOp{Kind: imc.AdminSetRole}
+	if op.Room, err = uriParam(args, "room"); err != nil {
+		return nil, err
+	}
+	if op.User, err = uriParam(args, "user"); err != nil {
+		return nil, err
+	}
+	role, ok := imc.ParseRole(args["role"])
+	if !ok {
+		return nil, errBadParam("role", "owner, admin or member")
+	}
+	op.Role = role
+	return a.run(ctx, op)
+}
+
+func (a adminCmds) notice(ctx context.Context, params *fastjson.Value) ([]byte, error) {
+	args, err := StringParams(params, noticeParams())
+	if err != nil {
+		return nil, err
+	}
+	op := imc.AdminOp{Kind: imc.AdminNotice, Text: args["text"]}
+	if op.Room, err = uriParam(args, "room"); err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(op.Text) == "" {
+		return nil, errEmptyParam("text")
+	}
+	return a.run(ctx, op)
+}
+
+// run hands op to the daemon and answers "OK" once it is committed.
+func (a adminCmds) run(ctx context.Context, op imc.AdminOp) ([]byte, error) {
+	if err := a.admin.Admin(ctx, op); err != nil {
+		return nil, adminError(err)
+	}
+	return []byte(`"OK"`), nil
+}
+
+// adminError maps the engine's refusals to the native module's codes: 404
+// for what does not exist, 400 for what is not allowed or malformed, with
+// the engine's explanation as data. Other errors (the store's, a timeout)
+// stay as they are and become 500.
+func adminError(err error) error {
+	var code int
+	var msg string
+	switch {
+	case errors.Is(err, imc.ErrNoSuchRoom):
+		code, msg = 404, "no such room"
+	case errors.Is(err, imc.ErrNotMember):
+		code, msg = 404, "no such member"
+	case errors.Is(err, imc.ErrRoomExists):
+		code, msg = 400, "room exists"
+	case errors.Is(err, imc.ErrAlreadyMember):
+		code, msg = 400, "already a member"
+	case errors.Is(err, imc.ErrOwner):
+		code, msg = 400, "not allowed on the owner"
+	case errors.Is(err, imc.ErrTooLong):
+		code, msg = 400, "value too long"
+	case errors.Is(err, imc.ErrBadArgument), errors.Is(err, imc.ErrBadURI):
+		code, msg = 400, "bad param"
+	default:
+		return err
+	}
+	return &jsonrpc.Error{Code: code, Message: msg, Data: err.Error()}
+}
+
+// uriParam parses the address param name: a sip:/sips: URI or user@host.
+func uriParam(args map[string]string, name string) (imc.URI, error) {
+	v := args[name]
+	if v == "" {
+		return imc.URI{}, errEmptyParam(name)
+	}
+	u, err := imc.ParseURI(v)
+	if err != nil {
+		return imc.URI{}, errBadParam(name, err.Error())
+	}
+	return u, nil
+}
+
+// parseYesNo reads the private flag: yes/no, 1/0, true/false, in any case.
+func parseYesNo(s string) (bool, bool) {
+	switch strings.ToLower(s) {
+	case "yes", "1", "true":
+		return true, true
+	case "no", "0", "false":
+		return false, true
+	}
+	return false, false
+}

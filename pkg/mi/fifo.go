@@ -1,0 +1,312 @@
+package mi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/imcd-sip/imcd/pkg/jsonrpc"
+)
+
+// DefaultFIFOMode is the mode of the FIFO Listen creates (mi_fifo uses 0660).
+const DefaultFIFOMode os.FileMode = 0o600
+
+// FIFO timing. The loop handles requests inline, so nothing a client does
+// may block it for long.
+const (
+	// fifoPartialTimeout: a request that stays incomplete this long after
+	// the last byte arrived is answered with a parse error and dropped.
+	fifoPartialTimeout = time.Second
+	// replyOpenWait and replyOpenRetry: a reply FIFO without a reader
+	// (ENXIO) is retried for replyOpenWait (mi_fifo: 4 × 80 ms), since
+	// opensips-cli opens it only after writing the request.
+	replyOpenWait  = 500 * time.Millisecond
+	replyOpenRetry = 10 * time.Millisecond
+	// replyWriteTimeout bounds writing one reply to a slow reader.
+	replyWriteTimeout = 5 * time.Second
+	// fifoReadChunk is the read buffer's initial size (a pipe's capacity).
+	fifoReadChunk = 64 << 10
+)
+
+// FIFOTransport serves the MI over a named pipe with OpenSIPS's mi_fifo
+// protocol: a client creates a reply FIFO in ReplyDir, writes
+// ":reply_name:{json}" into Path and reads the reply (the JSON, no newline)
+// from the reply FIFO, which imcd closes after writing.
+//
+// Many clients may write at once (each write of at most PIPE_BUF bytes is
+// atomic); requests are cut by matching JSON brackets, not by lines. The
+// FIFO is also kept open for writing by imcd itself, so clients that open
+// and close it without writing (opensips-cli's probe) change nothing. A
+// reply name must be a plain file name (letters, digits, '_', '-', '.'; no
+// '/', not starting with '.'), and the reply file must be a FIFO: anything
+// else is refused and logged. A reply FIFO without a reader is given up
+// after half a second.
+type FIFOTransport struct {
+	// Server answers the requests.
+	Server *Server
+	// Path is the FIFO's path; Listen creates it (or reuses a FIFO there).
+	Path string
+	// ReplyDir holds the clients' reply FIFOs (Path's directory when empty).
+	// opensips-cli's fifo_reply_dir must name the same directory.
+	ReplyDir string
+	// Mode is the FIFO's permission bits (DefaultFIFOMode when 0).
+	Mode os.FileMode
+
+	f       *os.File
+	created bool
+	life    lifecycle
+}
+
+// Listen creates the FIFO (or reuses a FIFO left at Path), sets its mode,
+// and opens it for reading and writing.
+func (t *FIFOTransport) Listen() error {
+	if t.f != nil {
+		return ErrListening
+	}
+	if t.Path == "" {
+		return ErrNoPath
+	}
+	mode := t.Mode.Perm()
+	if mode == 0 {
+		mode = DefaultFIFOMode
+	}
+	fi, err := os.Lstat(t.Path)
+	switch {
+	case err == nil && fi.Mode()&fs.ModeNamedPipe == 0:
+		return fmt.Errorf("%w: %s", ErrNotFIFO, t.Path)
+	case errors.Is(err, fs.ErrNotExist):
+		if err := syscall.Mkfifo(t.Path, uint32(mode)); err != nil {
+			return &fs.PathError{Op: "mkfifo", Path: t.Path, Err: err}
+		}
+		t.created = true
+	case err != nil:
+		return err
+	}
+	if err := os.Chmod(t.Path, mode); err != nil { // mkfifo's mode is masked by the umask
+		return errors.Join(err, t.removeCreated())
+	}
+	// O_RDWR: imcd is a writer too, so the FIFO never reports end of file
+	// when clients close it, and opening does not wait for a writer.
+	f, err := os.OpenFile(t.Path, os.O_RDWR, 0)
+	if err != nil {
+		return errors.Join(err, t.removeCreated())
+	}
+	t.f = f
+	return nil
+}
+
+// Open listens (unless Listen was called) and serves in a goroutine until
+// Close or until ctx ends.
+func (t *FIFOTransport) Open(ctx context.Context) error {
+	if t.f == nil {
+		if err := t.Listen(); err != nil {
+			return err
+		}
+	}
+	f := t.f
+	return t.life.start(ctx, func(ctx context.Context) { _ = t.Serve(ctx, f) })
+}
+
+// Close stops serving, closes the FIFO and removes it if Listen created it.
+// It waits for the request in progress and is idempotent.
+func (t *FIFOTransport) Close() error {
+	return t.life.stop(func() error {
+		var err error
+		if t.f != nil {
+			err = closeQuietly(t.f)
+		}
+		return errors.Join(err, t.removeCreated())
+	})
+}
+
+func (t *FIFOTransport) removeCreated() error {
+	if !t.created {
+		return nil
+	}
+	t.created = false
+	if err := os.Remove(t.Path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+func (t *FIFOTransport) replyDir() string {
+	if t.ReplyDir != "" {
+		return t.ReplyDir
+	}
+	return filepath.Dir(t.Path)
+}
+
+// Serve reads requests from f until ctx ends or f is closed, and closes f
+// when ctx ends. f should be open for reading and writing (Listen does
+// that), or the stream ends when the last client closes it.
+func (t *FIFOTransport) Serve(ctx context.Context, f *os.File) error {
+	stop := context.AfterFunc(ctx, func() { _ = f.Close() })
+	defer stop()
+	log := t.Server.logger().With(keyTransport, "fifo", keyAddr, f.Name())
+	reqCtx := context.WithoutCancel(ctx)
+	// A buffered request may hold the name, the two colons and whitespace
+	// around the JSON besides the request itself.
+	maxBuf := t.Server.maxRequest() + maxReplyName + 64
+	buf := make([]byte, 0, min(fifoReadChunk, maxBuf))
+	for {
+		if len(buf) == cap(buf) {
+			if cap(buf) >= maxBuf {
+				t.dropOversize(buf, log)
+				buf = buf[:0]
+			} else {
+				buf = append(make([]byte, 0, min(2*cap(buf), maxBuf)), buf...)
+			}
+		}
+		// A partial request may wait fifoPartialTimeout for its end; an empty
+		// buffer waits for ever. A file without deadlines just waits.
+		deadline := time.Time{}
+		if len(buf) > 0 {
+			deadline = time.Now().Add(fifoPartialTimeout)
+		}
+		_ = f.SetReadDeadline(deadline)
+		n, err := f.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		switch {
+		case err == nil:
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			t.dropPartial(buf, log)
+			buf = buf[:0]
+			continue
+		case ctx.Err() != nil || errors.Is(err, os.ErrClosed):
+			return nil
+		case errors.Is(err, io.EOF):
+			log.Warn("MI FIFO closed by its last writer; stopped serving it")
+			return nil
+		default:
+			log.Warn("MI FIFO read failed", keyErr, err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(readRetryDelay):
+			}
+			continue
+		}
+		buf = t.serveBuffered(reqCtx, buf, log)
+	}
+}
+
+// serveBuffered answers every complete request in buf and returns buf with
+// only the incomplete rest, moved to its start.
+func (t *FIFOTransport) serveBuffered(ctx context.Context, buf []byte, log *slog.Logger) []byte {
+	off := 0
+	for off < len(buf) {
+		fr, n, err := splitFIFO(buf[off:])
+		off += n
+		switch {
+		case errors.Is(err, errFIFOIncomplete):
+			return buf[:copy(buf, buf[off:])]
+		case errors.Is(err, errFIFOJunk):
+			log.Debug("MI FIFO: dropped bytes that are no request", keySize, n)
+		case errors.Is(err, errFIFOBadValue):
+			if t.validName(fr.reply, log) {
+				t.reply(fr.reply, jsonrpc.AppendError(nil, nullID(), jsonrpc.ErrParse), log)
+			}
+		default:
+			// A request whose reply cannot be delivered safely is not run.
+			if t.validName(fr.reply, log) {
+				t.reply(fr.reply, t.Server.handle(ctx, fr.req, 0), log)
+			}
+		}
+	}
+	return buf[:0]
+}
+
+// dropPartial answers a request that never completed with a parse error.
+func (t *FIFOTransport) dropPartial(buf []byte, log *slog.Logger) {
+	fr, _, _ := splitFIFO(buf)
+	log.Debug("MI FIFO: incomplete request dropped", keySize, len(buf))
+	if fr.reply != nil && t.validName(fr.reply, log) {
+		t.reply(fr.reply, jsonrpc.AppendError(nil, nullID(), jsonrpc.ErrParse), log)
+	}
+}
+
+// dropOversize answers a request longer than MaxRequest with -32600.
+func (t *FIFOTransport) dropOversize(buf []byte, log *slog.Logger) {
+	fr, _, _ := splitFIFO(buf)
+	log.Warn("MI FIFO: request too large, dropped", keySize, len(buf))
+	if fr.reply != nil && t.validName(fr.reply, log) {
+		t.reply(fr.reply, jsonrpc.AppendError(nil, nullID(), errTooLarge(t.Server.maxRequest())), log)
+	}
+}
+
+// reply writes reply to the client's reply FIFO, whose name validName
+// accepted; nil (a notification) is not written. Failures are logged: the
+// loop goes on.
+func (t *FIFOTransport) reply(name, reply []byte, log *slog.Logger) {
+	if reply == nil {
+		return
+	}
+	if err := t.writeReply(string(name), reply); err != nil {
+		log.Warn("MI FIFO reply not sent", keyReplyFIFO, string(name), keyErr, err)
+	}
+}
+
+// validName reports whether name is a plain file name, logging refusals.
+func (t *FIFOTransport) validName(name []byte, log *slog.Logger) bool {
+	if validReplyName(name) {
+		return true
+	}
+	log.Warn("MI FIFO request refused: the reply FIFO must be a plain file name in the reply directory",
+		keyReplyFIFO, string(name), keyErr, ErrReplyName)
+	return false
+}
+
+// validReplyName accepts 1 to 255 of [A-Za-z0-9_.-], not starting with '.'.
+func validReplyName(name []byte) bool {
+	if len(name) == 0 || len(name) > maxReplyName || name[0] == '.' {
+		return false
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// writeReply opens ReplyDir/name without blocking (retrying while it has no
+// reader, for replyOpenWait), checks that it is a FIFO and not a symlink,
+// writes reply within replyWriteTimeout and closes it.
+func (t *FIFOTransport) writeReply(name string, reply []byte) error {
+	path := filepath.Join(t.replyDir(), name)
+	giveUp := time.Now().Add(replyOpenWait)
+	var f *os.File
+	for {
+		var err error
+		f, err = os.OpenFile(path, os.O_WRONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.ENXIO) {
+			return err
+		}
+		if time.Now().After(giveUp) {
+			return fmt.Errorf("%w: %s", ErrNoReader, path)
+		}
+		time.Sleep(replyOpenRetry)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if fi.Mode()&fs.ModeNamedPipe == 0 {
+		return fmt.Errorf("%w: %s", ErrNotFIFO, path)
+	}
+	_ = f.SetWriteDeadline(time.Now().Add(replyWriteTimeout))
+	_, err = f.Write(reply)
+	return err
+}

@@ -1,0 +1,202 @@
+package mi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/imcd-sip/imcd/pkg/jsonrpc"
+	"github.com/valyala/fastjson"
+)
+
+// Defaults of the Server's limits.
+const (
+	// DefaultMaxRequest is the largest request accepted, in bytes: the
+	// largest datagram opensips-cli's default buffer takes.
+	DefaultMaxRequest = 65535
+	// DefaultTimeout bounds one request, pass-through included.
+	DefaultTimeout = 10 * time.Second
+)
+
+// Forwarder passes a raw request to OpenSIPS's MI verbatim and returns its
+// raw reply: nil reply and nil error for a notification. req is only valid
+// during the call. pkg/opensips's MIClient implements it.
+type Forwarder interface {
+	Forward(ctx context.Context, req []byte) ([]byte, error)
+}
+
+// Server answers MI requests: the Registry's commands, which and core:which
+// (merged with OpenSIPS's list when Forward is set), and, through Forward,
+// every other command. Without Forward an unknown method gets -32601.
+// A request imcd cannot decode, a batch array, or one without a method is
+// answered with a JSON-RPC error and never forwarded: any of them crashes
+// OpenSIPS's mi_datagram.
+//
+// Set the fields before the first Handle and do not change them after.
+type Server struct {
+	// Registry holds imcd's own commands; nil means none.
+	Registry *Registry
+	// Forward, when set, receives every command imcd does not own.
+	Forward Forwarder
+	// Logger receives the server's records (the daemon passes one with
+	// system=mi); nil discards them.
+	Logger *slog.Logger
+	// MaxRequest is the largest request accepted, in bytes
+	// (DefaultMaxRequest when 0); larger ones get -32600.
+	MaxRequest int
+	// Timeout bounds each request (DefaultTimeout when 0).
+	Timeout time.Duration
+
+	parsers fastjson.ParserPool
+	which   whichCache
+	panics  atomic.Uint64
+
+	logOnce sync.Once
+	log     *slog.Logger
+}
+
+// envelope is what AppendResult adds around a result and an id.
+const envelope = `{"jsonrpc":"2.0","result":,"id":}`
+
+// Handle processes one raw request and returns the raw reply, or nil for a
+// notification (a request without an id). It is safe for concurrent use. A
+// panic in a command is recovered, logged and answered with -32603.
+func (s *Server) Handle(ctx context.Context, req []byte) []byte {
+	return s.handle(ctx, req, 0)
+}
+
+// Panics returns how many requests panicked since the server started.
+func (s *Server) Panics() uint64 { return s.panics.Load() }
+
+// handle is Handle with a cap on the reply size (0: none). A reply over the
+// cap is replaced by a CodeReplyTooLarge error with the request's id.
+func (s *Server) handle(ctx context.Context, req []byte, maxReply int) (reply []byte) {
+	id := nullID()
+	notification := false
+	method := ""
+	start := time.Now()
+	defer func() {
+		if p := recover(); p != nil {
+			s.panics.Add(1)
+			s.logger().Error("MI request panicked", keyMethod, method, keyPanic, p, keyStack, string(debug.Stack()))
+			reply = nil
+			if !notification {
+				reply = jsonrpc.AppendError(nil, id, &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: "Internal error"})
+			}
+		}
+	}()
+	if len(req) > s.maxRequest() {
+		return jsonrpc.AppendError(nil, id, errTooLarge(s.maxRequest()))
+	}
+	p := s.parsers.Get()
+	defer s.parsers.Put(p)
+	m, err := jsonrpc.Decode(p, req)
+	if m.ID != nil {
+		id = jsonrpc.AppendID(nil, m.ID)
+	}
+	if err != nil {
+		return jsonrpc.AppendError(nil, id, rpcError(err))
+	}
+	if !m.IsRequest() {
+		// A response (result or error) sent to us: not a request.
+		return jsonrpc.AppendError(nil, id, jsonrpc.ErrInvalidRequest)
+	}
+	method = string(m.Method)
+	notification = m.IsNotification()
+	ctx, cancel := context.WithTimeout(ctx, s.timeout())
+	defer cancel()
+
+	result, forwarded, err := s.dispatch(ctx, method, &m, req)
+	switch {
+	case forwarded:
+		reply = result
+	case notification:
+		reply = nil
+	case err != nil:
+		je := rpcError(err)
+		reply = jsonrpc.AppendError(nil, id, je)
+		s.logger().Debug("MI command failed", keyMethod, method, keyCode, je.Code, keyErr, je.Message)
+	default:
+		reply = jsonrpc.AppendResult(make([]byte, 0, len(envelope)+len(result)+len(id)), id, result)
+	}
+	if maxReply > 0 && len(reply) > maxReply {
+		reply = jsonrpc.AppendError(nil, id, &jsonrpc.Error{Code: CodeReplyTooLarge, Message: "Reply too large",
+			Data: strconv.Itoa(len(reply)) + " bytes do not fit in one datagram; use the HTTP or FIFO transport"})
+	}
+	s.logger().Debug("MI request", keyMethod, method, keyDuration, time.Since(start), keySize, len(reply))
+	return reply
+}
+
+// dispatch runs method: which, a registered command, or a pass-through. A
+// forwarded reply is returned verbatim with forwarded set.
+func (s *Server) dispatch(ctx context.Context, method string, m *jsonrpc.Message, req []byte) (result []byte, forwarded bool, err error) {
+	if isWhich(method) {
+		return s.whichCmd(ctx, m, req)
+	}
+	if cmd, ok := s.Registry.Lookup(method); ok {
+		if _, jerr := matchParams(cmd.Params, m.Params); jerr != nil {
+			return nil, false, jerr
+		}
+		result, err = cmd.Handler(ctx, m.Params)
+		return result, false, err
+	}
+	if s.Forward != nil {
+		return s.forward(ctx, method, m, req), true, nil
+	}
+	return nil, false, jsonrpc.ErrMethodNotFound
+}
+
+// forward passes req to OpenSIPS and returns its reply verbatim, or a
+// CodeNoAnswer error when it does not answer.
+func (s *Server) forward(ctx context.Context, method string, m *jsonrpc.Message, req []byte) []byte {
+	reply, err := s.Forward.Forward(ctx, req)
+	if err == nil && (reply != nil || m.IsNotification()) {
+		return reply
+	}
+	if err == nil {
+		err = errors.New("empty reply")
+	}
+	s.logger().Warn("OpenSIPS MI did not answer a passed-through command", keyMethod, method, keyErr, err)
+	if m.IsNotification() {
+		return nil
+	}
+	return jsonrpc.AppendError(nil, jsonrpc.AppendID(nil, m.ID), &jsonrpc.Error{
+		Code: CodeNoAnswer, Message: "OpenSIPS did not answer", Data: err.Error()})
+}
+
+// nullID is the id of a reply to a request whose id is unknown.
+func nullID() []byte { return jsonrpc.AppendID(nil, nil) }
+
+func errTooLarge(max int) *jsonrpc.Error {
+	return &jsonrpc.Error{Code: jsonrpc.CodeInvalidRequest, Message: "Invalid Request",
+		Data: "request larger than " + strconv.Itoa(max) + " bytes"}
+}
+
+func (s *Server) maxRequest() int {
+	if s.MaxRequest > 0 {
+		return s.MaxRequest
+	}
+	return DefaultMaxRequest
+}
+
+func (s *Server) timeout() time.Duration {
+	if s.Timeout > 0 {
+		return s.Timeout
+	}
+	return DefaultTimeout
+}
+
+func (s *Server) logger() *slog.Logger {
+	s.logOnce.Do(func() {
+		s.log = s.Logger
+		if s.log == nil {
+			s.log = discardLogger()
+		}
+	})
+	return s.log
+}

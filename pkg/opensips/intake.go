@@ -1,0 +1,185 @@
+package opensips
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"runtime/debug"
+	"time"
+
+	"github.com/valyala/fastjson"
+
+	"github.com/imcd-sip/imcd/pkg/jsonrpc"
+)
+
+// Sink receives decoded events; the daemon implements it.
+type Sink interface {
+	// Submit hands over one event. It must not block: when the daemon
+	// cannot take the event it returns an error at once, and done is then
+	// never called. The refusal is counted ResultBusy, or ResultDecodeError
+	// when the error wraps ErrBadEvent (an event that can never be applied,
+	// such as unusable addresses). Otherwise done is called exactly once, from any
+	// goroutine, after the event was applied and its changes committed
+	// (nil), or when that failed (the error says why). In event_stream
+	// reliable mode, done is what answers OpenSIPS.
+	Submit(ev Event, done func(error)) error
+}
+
+// SinkFunc adapts a function to the Sink interface.
+type SinkFunc func(ev Event, done func(error)) error
+
+// Submit calls f.
+func (f SinkFunc) Submit(ev Event, done func(error)) error { return f(ev, done) }
+
+var _ Sink = SinkFunc(nil)
+
+// frameHandler turns frames into Events for one read loop (a stream
+// connection or a datagram socket). It owns its parser, so it is not safe for
+// concurrent use.
+type frameHandler struct {
+	eventName string
+	p         fastjson.Parser
+}
+
+// decode parses one frame as a JSON-RPC notification or request for the
+// configured event and fills ev. id is a copy of the request id (nil for a
+// notification). On error, result says how to count it and callid is the
+// event's Call-ID when it could be read, for the log.
+func (h *frameHandler) decode(frame []byte, ev *Event) (id []byte, result, callid string, err error) {
+	m, err := jsonrpc.Decode(&h.p, frame)
+	if m.ID != nil && m.ID.Type() != fastjson.TypeNull {
+		id = jsonrpc.AppendID(nil, m.ID)
+	}
+	if err != nil {
+		if id == nil {
+			id = leadingID(frame)
+		}
+		return id, ResultDecodeError, "", fmt.Errorf("%w: %w", ErrBadEvent, err)
+	}
+	if !m.IsRequest() {
+		return id, ResultDecodeError, "", fmt.Errorf("%w: a JSON-RPC response, not an event", ErrBadEvent)
+	}
+	if string(m.Method) != h.eventName {
+		return id, ResultWrongEvent, paramCallIDOf(m.Params), fmt.Errorf("%w: %q", ErrWrongEvent, truncate(m.Method, 64))
+	}
+	if err := DecodeEvent(m.Params, ev); err != nil {
+		return id, ResultDecodeError, paramCallIDOf(m.Params), err
+	}
+	return id, ResultOK, ev.Req.CallID, nil
+}
+
+// leadingID reads the id of a reliable-mode request that is not valid JSON,
+// so that it can still be refused: event_stream writes the id first
+// ({"id":1325833874,"jsonrpc":...}). nil when there is none.
+func leadingID(frame []byte) []byte {
+	const prefix = `{"id":`
+	if !bytes.HasPrefix(frame, []byte(prefix)) {
+		return nil
+	}
+	rest := frame[len(prefix):]
+	n := 0
+	for n < len(rest) && n < 20 && rest[n] >= '0' && rest[n] <= '9' {
+		n++
+	}
+	if n == 0 || n >= len(rest) || rest[n] != ',' {
+		return nil
+	}
+	return append([]byte(nil), rest[:n]...)
+}
+
+// intake holds what both event servers share: configuration defaults, the
+// source filter and rate-limited logging.
+type intake struct {
+	transport string
+	sink      Sink
+	obs       Observer
+	log       *slog.Logger
+	eventName string
+	allow     []netip.Prefix
+	logLimit  rateLimit
+}
+
+func newIntake(transport string, sink Sink, obs Observer, l *slog.Logger, eventName string, allow []netip.Prefix) intake {
+	if obs == nil {
+		obs = NopObserver{}
+	}
+	if eventName == "" {
+		eventName = DefaultEventName
+	}
+	return intake{
+		transport: transport,
+		sink:      sink,
+		obs:       obs,
+		log:       childLogger(l, systemEvents).With(keyTransport, transport),
+		eventName: eventName,
+		allow:     allow,
+		logLimit:  rateLimit{interval: time.Second},
+	}
+}
+
+// submitRefused counts a Sink refusal: busy, unless the Sink says the event
+// itself is bad.
+func (in *intake) submitRefused(err error, callid string, remote any) {
+	result := ResultBusy
+	if errors.Is(err, ErrBadEvent) {
+		result = ResultDecodeError
+	}
+	in.refused(result, err, callid, remote)
+}
+
+// refused counts and logs (rate-limited) one event that was not accepted.
+func (in *intake) refused(result string, err error, callid string, remote any) {
+	in.obs.EventReceived(in.transport, result)
+	if ok, suppressed := in.logLimit.allow(); ok {
+		in.log.Warn("event refused", keyErr, err, keyCallID, callid, keyRemote, remote, keySuppressed, suppressed)
+	}
+}
+
+// recovered logs and counts a panic raised while handling one frame.
+func (in *intake) recovered(r any, remote any) {
+	in.obs.EventReceived(in.transport, ResultPanic)
+	in.log.Error("panic while handling an event", keyPanic, fmt.Sprint(r), keyRemote, remote, "stack", string(debug.Stack()))
+}
+
+// allowedAddr reports whether a source address passes the Allow list (an
+// empty list allows any source).
+func (in *intake) allowedAddr(a netip.Addr) bool {
+	if len(in.allow) == 0 {
+		return true
+	}
+	a = a.Unmap()
+	for _, p := range in.allow {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// allowedNetAddr is allowedAddr for a net.Addr; non-IP sources (unix
+// sockets) are always allowed: the socket's file permissions guard them.
+func (in *intake) allowedNetAddr(addr net.Addr) bool {
+	if len(in.allow) == 0 {
+		return true
+	}
+	switch a := addr.(type) {
+	case *net.TCPAddr:
+		return in.allowedAddr(a.AddrPort().Addr())
+	case *net.UDPAddr:
+		return in.allowedAddr(a.AddrPort().Addr())
+	}
+	return true
+}
+
+// isClosedErr reports whether err comes from using a closed socket.
+func isClosedErr(err error) bool { return errors.Is(err, net.ErrClosed) }
+
+func truncate(b []byte, n int) string {
+	if len(b) > n {
+		return string(b[:n]) + "…"
+	}
+	return string(b)
+}

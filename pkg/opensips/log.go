@@ -1,0 +1,64 @@
+package opensips
+
+import (
+	"io"
+	"log/slog"
+	"sync/atomic"
+	"time"
+)
+
+// Attribute keys used in log records.
+const (
+	keySystem     = "system"
+	keyErr        = "err"
+	keyCallID     = "callid"
+	keyRemote     = "remote"
+	keyTransport  = "transport"
+	keyAddr       = "addr"
+	keyID         = "id"
+	keyRURI       = "ruri"
+	keyStatus     = "status"
+	keyEvent      = "event"
+	keySocket     = "socket"
+	keySuppressed = "suppressed"
+	keyPanic      = "panic"
+	keySize       = "size"
+	keyMethod     = "method"
+)
+
+// Values of the "system" attribute.
+const (
+	systemEvents     = "events"
+	systemMIClient   = "mi-client"
+	systemSubscriber = "subscriber"
+)
+
+// childLogger returns l (or a discarding logger when l is nil) with the
+// system attribute set.
+func childLogger(l *slog.Logger, system string) *slog.Logger {
+	if l == nil {
+		l = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return l.With(keySystem, system)
+}
+
+// rateLimit lets one log record through per interval and counts the ones it
+// held back, so that a flood (OpenSIPS down, a noisy sender) costs one line
+// per interval.
+type rateLimit struct {
+	interval   time.Duration
+	next       atomic.Int64 // unix nanos before which records are held back
+	suppressed atomic.Int64
+}
+
+// allow reports whether a record may be logged now and, if so, how many were
+// held back since the last one.
+func (r *rateLimit) allow() (bool, int64) {
+	now := time.Now().UnixNano()
+	next := r.next.Load()
+	if now < next || !r.next.CompareAndSwap(next, now+int64(r.interval)) {
+		r.suppressed.Add(1)
+		return false, 0
+	}
+	return true, r.suppressed.Swap(0)
+}

@@ -1,0 +1,442 @@
+package opensips
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/imcd-sip/imcd/pkg/imc"
+	"github.com/imcd-sip/imcd/pkg/jsonrpc"
+)
+
+// MIClient defaults.
+const (
+	// DefaultMITimeout waits for a t_uac_dlg reply: longer than OpenSIPS's
+	// transaction timer (fr_timeout, 5 s by default; Timer F is 32 s), so a
+	// missing reply means the MI request itself was lost.
+	DefaultMITimeout    = 32 * time.Second
+	DefaultCallTimeout  = 2 * time.Second
+	DefaultWindow       = 512
+	DefaultQueueSize    = 65536
+	DefaultSocketBuffer = 4 << 20
+)
+
+// maxReply is the largest MI reply datagram read.
+const maxReply = 65536
+
+// MIClient talks JSON-RPC to OpenSIPS's mi_datagram over one socket: many
+// requests in flight at once, replies matched by id (they come back out of
+// order, when each SIP transaction ends). Deliver sends notices as t_uac_dlg
+// without blocking the caller; Call makes synchronous calls. Set the fields,
+// Open, then Close.
+//
+// Goroutines: one writer (sends queued requests in order, within Window),
+// one reader (matches replies), one reaper (times out requests).
+type MIClient struct {
+	// Addr is OpenSIPS's mi_datagram socket: "udp:host:port", "host:port"
+	// or "unix:/path".
+	Addr string
+	// Logger is the parent logger; nil discards.
+	Logger *slog.Logger
+	// Observer counts delivery outcomes; nil means NopObserver.
+	Observer Observer
+	// Timeout is how long a t_uac_dlg reply is awaited before the delivery
+	// is counted ClassTimeout (outcome unknown); DefaultMITimeout when 0.
+	Timeout time.Duration
+	// CallTimeout bounds Call and Forward when their context has no sooner
+	// deadline; DefaultCallTimeout when 0.
+	CallTimeout time.Duration
+	// Window is the most t_uac_dlg requests in flight at once;
+	// DefaultWindow when 0. A burst larger than OpenSIPS's MI socket
+	// receive buffer is dropped by its kernel, so keep it moderate.
+	Window int
+	// QueueSize is the most notices waiting to be sent; DefaultQueueSize
+	// when 0. Deliver fails with ErrQueueFull beyond it.
+	QueueSize int
+	// ReadBuffer and WriteBuffer set SO_RCVBUF/SO_SNDBUF;
+	// DefaultSocketBuffer when 0, left to the kernel when < 0.
+	ReadBuffer, WriteBuffer int
+	// NextHop is passed as next_hop (the outbound_proxy); "" sends none.
+	NextHop string
+	// LocalPath is the unix socket imcd binds to receive replies when Addr
+	// is a unix socket; by default a file in the system's temp directory.
+	// It is created mode 0666 (OpenSIPS may run as another user; replies
+	// are accepted only from Addr) and removed on Close.
+	LocalPath string
+
+	log       *slog.Logger
+	obs       Observer
+	addr      miAddr
+	unixRaddr *net.UnixAddr
+	conn      net.Conn // *net.UDPConn (connected) or *net.UnixConn (bound)
+	localPath string
+	tagPrefix string
+
+	stateMu sync.RWMutex // guards opened/closed against Deliver and Call
+	opened  bool
+	closed  bool
+
+	queue       chan *pending
+	slots       chan struct{}
+	mu          sync.Mutex
+	inflight    map[uint64]*pending
+	nextID      atomic.Uint64
+	outstanding atomic.Int64
+	bufs        sync.Pool
+
+	unreachLog rateLimit
+	timeoutLog rateLimit
+	replyLog   rateLimit
+
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// pending is one request queued or in flight.
+type pending struct {
+	id       uint64
+	buf      *[]byte // encoded request, while queued
+	sent     time.Time
+	deadline time.Time
+	slot     bool           // holds a Window slot
+	done     func(Outcome)  // Deliver
+	reply    chan callReply // Call
+}
+
+type callReply struct {
+	result []byte
+	err    error
+}
+
+// Open resolves Addr, opens the socket and starts the goroutines. OpenSIPS
+// need not be up: requests made while it is down fail (ErrUnreachable or
+// ErrTimeout) and the client keeps working when it comes back.
+func (c *MIClient) Open(ctx context.Context) error {
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	if c.opened || c.closed {
+		return ErrClosed
+	}
+	c.log = childLogger(c.Logger, systemMIClient)
+	if c.obs = c.Observer; c.obs == nil {
+		c.obs = NopObserver{}
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = DefaultMITimeout
+	}
+	if c.CallTimeout <= 0 {
+		c.CallTimeout = DefaultCallTimeout
+	}
+	if c.Window <= 0 {
+		c.Window = DefaultWindow
+	}
+	if c.QueueSize <= 0 {
+		c.QueueSize = DefaultQueueSize
+	}
+	if c.ReadBuffer == 0 {
+		c.ReadBuffer = DefaultSocketBuffer
+	}
+	if c.WriteBuffer == 0 {
+		c.WriteBuffer = DefaultSocketBuffer
+	}
+	a, err := parseMIAddr(c.Addr)
+	if err != nil {
+		return err
+	}
+	c.addr = a
+	if a.network == "unixgram" {
+		c.unixRaddr = &net.UnixAddr{Name: a.addr, Net: "unixgram"}
+	}
+	conn, local, err := c.dial(ctx, c.LocalPath)
+	if err != nil {
+		return err
+	}
+	c.conn, c.localPath = conn, local
+	setBuffers(conn, c.ReadBuffer, c.WriteBuffer)
+
+	var rnd [4]byte
+	_, _ = rand.Read(rnd[:])
+	c.tagPrefix = hex.EncodeToString(rnd[:]) + "-"
+	c.queue = make(chan *pending, c.QueueSize)
+	c.slots = make(chan struct{}, c.Window)
+	c.inflight = make(map[uint64]*pending, c.Window)
+	c.unreachLog.interval = 10 * time.Second
+	c.timeoutLog.interval = 10 * time.Second
+	c.replyLog.interval = 10 * time.Second
+	c.bufs.New = func() any { b := make([]byte, 0, 1024); return &b }
+
+	runCtx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	c.wg.Add(3)
+	go c.writeLoop(runCtx)
+	go c.readLoop(runCtx)
+	go c.reapLoop(runCtx)
+	c.opened = true
+	c.log.Info("MI client ready", keyAddr, c.Addr, "window", c.Window, "timeout", c.Timeout.String())
+	return nil
+}
+
+// dial opens a socket towards OpenSIPS: a connected UDP socket (so the
+// kernel reports "nothing listens" and filters replies by source), or a
+// unix datagram socket bound to localPath (a fresh temporary path when "")
+// so that OpenSIPS can answer; local is the path bound.
+func (c *MIClient) dial(ctx context.Context, localPath string) (conn net.Conn, local string, err error) {
+	if c.addr.network == "udp" {
+		var d net.Dialer
+		conn, err = d.DialContext(ctx, "udp", c.addr.addr)
+		return conn, "", err
+	}
+	if localPath == "" {
+		localPath = tempSocketPath()
+	}
+	if fi, err := os.Lstat(localPath); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		_ = os.Remove(localPath)
+	}
+	uc, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: localPath, Net: "unixgram"})
+	if err != nil {
+		return nil, "", err
+	}
+	_ = os.Chmod(localPath, 0o666)
+	return uc, localPath, nil
+}
+
+// tempSocketPath returns a fresh path for a reply socket.
+func tempSocketPath() string {
+	var rnd [6]byte
+	_, _ = rand.Read(rnd[:])
+	return filepath.Join(os.TempDir(), "imcd-mi-"+strconv.Itoa(os.Getpid())+"-"+hex.EncodeToString(rnd[:])+".sock")
+}
+
+func setBuffers(conn net.Conn, rb, wb int) {
+	type buffered interface {
+		SetReadBuffer(int) error
+		SetWriteBuffer(int) error
+	}
+	if b, ok := conn.(buffered); ok {
+		if rb > 0 {
+			_ = b.SetReadBuffer(rb)
+		}
+		if wb > 0 {
+			_ = b.SetWriteBuffer(wb)
+		}
+	}
+}
+
+// Close stops the client. Requests still queued or in flight end with
+// ErrClosed (ClassAborted); call Drain first for a graceful stop. Safe to call
+// more than once.
+func (c *MIClient) Close() error {
+	c.closeOnce.Do(func() {
+		c.stateMu.Lock()
+		wasOpen := c.opened
+		c.closed = true
+		c.stateMu.Unlock()
+		if !wasOpen {
+			return
+		}
+		c.cancel()
+		c.conn.Close()
+		c.wg.Wait()
+		aborted := Outcome{Err: ErrClosed, Reason: ErrClosed.Error()}
+		for len(c.queue) > 0 { // no Deliver can add more: closed is set
+			c.complete(<-c.queue, aborted)
+		}
+		for _, p := range c.takeAll() {
+			c.complete(p, aborted)
+		}
+		if c.localPath != "" {
+			_ = os.Remove(c.localPath)
+		}
+	})
+	return nil
+}
+
+// Deliver queues notice n as one t_uac_dlg request and returns at once:
+// ErrQueueFull when the queue is full (counted ClassQueueFull), ErrClosed
+// when the client is not open, or an error wrapping ErrUnsafeHeader when the
+// notice cannot be encoded safely. In those cases done is never called.
+// Otherwise done is called exactly once with the final Outcome, from the
+// client's goroutines (or from Close): keep it cheap and non-blocking.
+//
+// Requests leave in the order Deliver was called, so one goroutine that
+// delivers a room's notices in order keeps the room's order; at most Window
+// are in flight.
+func (c *MIClient) Deliver(n *imc.Notice, done func(Outcome)) error {
+	c.stateMu.RLock()
+	defer c.stateMu.RUnlock()
+	if !c.opened || c.closed {
+		return ErrClosed
+	}
+	id := c.nextID.Add(1)
+	bp := c.bufs.Get().(*[]byte)
+	b, omitted, err := appendUAC((*bp)[:0], id, n, c.tagPrefix, id, true, c.NextHop)
+	*bp = b
+	if err != nil {
+		c.bufs.Put(bp)
+		return err
+	}
+	if omitted {
+		c.log.Warn("In-Reply-To left out: Call-ID has unsafe characters", keyCallID, strconv.Quote(truncate([]byte(n.InReplyTo), 64)))
+	}
+	p := &pending{id: id, buf: bp, done: done}
+	c.outstanding.Add(1)
+	select {
+	case c.queue <- p:
+		return nil
+	default:
+		c.outstanding.Add(-1)
+		c.bufs.Put(bp)
+		c.obs.DeliveryDone(ClassQueueFull, 0)
+		return ErrQueueFull
+	}
+}
+
+// Drain waits until no request is queued or in flight, or ctx ends.
+func (c *MIClient) Drain(ctx context.Context) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for c.outstanding.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("opensips: %d MI requests still pending: %w", c.outstanding.Load(), ctx.Err())
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// Pending returns the number of notices queued or in flight.
+func (c *MIClient) Pending() int { return int(c.outstanding.Load()) }
+
+// Call sends one MI request and waits for its reply. params is the
+// already-encoded params object (or array), nil for none. It returns the
+// raw result JSON, a *jsonrpc.Error when OpenSIPS answered with an error,
+// or an error wrapping ErrTimeout, ErrUnreachable or ErrClosed. Calls do
+// not wait behind queued notices.
+func (c *MIClient) Call(ctx context.Context, method string, params []byte) ([]byte, error) {
+	if method == "" {
+		return nil, fmt.Errorf("%w: empty method", ErrForbiddenRequest)
+	}
+	c.stateMu.RLock()
+	if !c.opened || c.closed {
+		c.stateMu.RUnlock()
+		return nil, ErrClosed
+	}
+	id := c.nextID.Add(1)
+	b := make([]byte, 0, 64+len(method)+len(params))
+	b = append(b, `{"jsonrpc":"2.0","method":`...)
+	b = jsonrpc.AppendString(b, method)
+	if params != nil {
+		b = append(b, `,"params":`...)
+		b = append(b, params...)
+	}
+	b = append(b, `,"id":`...)
+	b = strconv.AppendUint(b, id, 10)
+	b = append(b, '}')
+	p := &pending{id: id, reply: make(chan callReply, 1), sent: time.Now()}
+	c.register(p)
+	c.stateMu.RUnlock()
+
+	if err := c.write(b); err != nil {
+		c.sendFailed(id, err)
+		return nil, fmt.Errorf("%w: %s: %w", ErrUnreachable, method, err)
+	}
+	t := time.NewTimer(c.CallTimeout)
+	defer t.Stop()
+	select {
+	case r := <-p.reply:
+		return r.result, r.err
+	case <-t.C:
+		if c.take(id) != nil {
+			return nil, fmt.Errorf("%w: %s after %v", ErrTimeout, method, c.CallTimeout)
+		}
+	case <-ctx.Done():
+		if c.take(id) != nil {
+			return nil, ctx.Err()
+		}
+	}
+	r := <-p.reply // the reply won the race
+	return r.result, r.err
+}
+
+// register makes p findable by its id.
+func (c *MIClient) register(p *pending) {
+	c.mu.Lock()
+	c.inflight[p.id] = p
+	c.mu.Unlock()
+}
+
+// take removes and returns the request with id, nil if it is gone (already
+// answered or timed out). Whoever takes a request completes it.
+func (c *MIClient) take(id uint64) *pending {
+	c.mu.Lock()
+	p := c.inflight[id]
+	if p != nil {
+		delete(c.inflight, id)
+	}
+	c.mu.Unlock()
+	return p
+}
+
+func (c *MIClient) takeAll() []*pending {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	all := make([]*pending, 0, len(c.inflight))
+	for id, p := range c.inflight {
+		all = append(all, p)
+		delete(c.inflight, id)
+	}
+	return all
+}
+
+// complete ends a request taken out of the map (or the queue): it frees its
+// window slot and reports the outcome.
+func (c *MIClient) complete(p *pending, o Outcome) {
+	if p.slot {
+		<-c.slots
+	}
+	if p.buf != nil {
+		c.bufs.Put(p.buf)
+		p.buf = nil
+	}
+	if p.reply != nil {
+		p.reply <- callReply{err: o.Err}
+		return
+	}
+	var d time.Duration
+	if !p.sent.IsZero() {
+		d = time.Since(p.sent)
+	}
+	c.obs.DeliveryDone(o.Class(), d)
+	c.outstanding.Add(-1)
+	if p.done != nil {
+		p.done(o)
+	}
+}
+
+// write sends one datagram to OpenSIPS.
+func (c *MIClient) write(b []byte) error {
+	if uc, ok := c.conn.(*net.UnixConn); ok {
+		_, err := uc.WriteToUnix(b, c.unixRaddr)
+		return err
+	}
+	_, err := c.conn.Write(b)
+	return err
+}
+
+// noteUnreachable logs, once per interval, that OpenSIPS cannot be reached.
+func (c *MIClient) noteUnreachable(err error) {
+	if ok, suppressed := c.unreachLog.allow(); ok {
+		c.log.Warn("OpenSIPS MI unreachable", keyAddr, c.Addr, keyErr, err, keySuppressed, suppressed)
+	}
+}

@@ -1,0 +1,59 @@
+package opensips
+
+import "time"
+
+// Observer is told what happens on the link, for metrics. Implementations
+// must be cheap and safe for concurrent use: they are called from the read
+// loops and the MI client's goroutines.
+type Observer interface {
+	// EventReceived counts one event frame. transport is TransportStream or
+	// TransportDatagram; result is one of the Result* constants.
+	EventReceived(transport, result string)
+	// DeliveryDone counts one outbound MI t_uac_dlg request by its final
+	// status class (Outcome.Class, or ClassQueueFull for a refused Deliver)
+	// and the time from send to outcome.
+	DeliveryDone(status string, d time.Duration)
+}
+
+// Transports, as reported in Event.Transport and to Observer.EventReceived.
+const (
+	TransportStream   = "stream"
+	TransportDatagram = "datagram"
+)
+
+// Results of an event frame, as reported to Observer.EventReceived.
+const (
+	ResultOK            = "ok"             // decoded and accepted by the Sink
+	ResultDecodeError   = "decode_error"   // not JSON-RPC, or missing/malformed params
+	ResultTooBig        = "too_big"        // over MaxFrame / MaxDatagram
+	ResultBusy          = "busy"           // the Sink refused it (full)
+	ResultRefusedSource = "refused_source" // sender not in Allow
+	ResultWrongEvent    = "wrong_event"    // method is not the configured event name
+	ResultPanic         = "panic"          // handling it panicked (recovered)
+)
+
+// Status classes of an outbound delivery, as returned by Outcome.Class and
+// reported to Observer.DeliveryDone.
+const (
+	Class2xx         = "2xx"
+	Class3xx         = "3xx"
+	Class4xx         = "4xx"
+	Class5xx         = "5xx"
+	Class6xx         = "6xx"
+	ClassError       = "error"       // OpenSIPS refused the request (JSON-RPC error) or answered nonsense
+	ClassTimeout     = "timeout"     // no reply within MIClient.Timeout: outcome unknown
+	ClassUnreachable = "unreachable" // could not be sent / nothing listens
+	ClassQueueFull   = "queue_full"  // Deliver refused: queue full
+	ClassAborted     = "aborted"     // still queued or in flight when the client closed
+)
+
+// NopObserver is an Observer that does nothing.
+type NopObserver struct{}
+
+// EventReceived does nothing.
+func (NopObserver) EventReceived(string, string) {}
+
+// DeliveryDone does nothing.
+func (NopObserver) DeliveryDone(string, time.Duration) {}
+
+var _ Observer = NopObserver{}

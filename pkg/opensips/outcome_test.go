@@ -1,0 +1,108 @@
+package opensips
+
+import (
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/valyala/fastjson"
+
+	"github.com/imcd-sip/imcd/pkg/jsonrpc"
+)
+
+// TestOutcomeCapturedReplies decodes every captured t_uac_dlg reply.
+func TestOutcomeCapturedReplies(t *testing.T) {
+	var p fastjson.Parser
+	seen := 0
+	f := func(name string, wantStatus int, wantReason, wantClass string, wantCode int) {
+		t.Helper()
+		seen++
+		data := readWire(t, "t_uac_dlg/"+name)
+		m, err := jsonrpc.Decode(&p, data)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		o := outcomeOf(&m)
+		if o.Status != wantStatus || o.Reason != wantReason || o.Class() != wantClass {
+			t.Fatalf("%s: outcome %+v class %s, want %d %q %s", name, o, o.Class(), wantStatus, wantReason, wantClass)
+		}
+		if o.Delivered() != (wantClass == Class2xx) {
+			t.Fatalf("%s: Delivered %v", name, o.Delivered())
+		}
+		var je *jsonrpc.Error
+		if wantCode != 0 && (!errors.As(o.Err, &je) || je.Code != wantCode) {
+			t.Fatalf("%s: err %v, want code %d", name, o.Err, wantCode)
+		}
+		if wantCode == 0 && o.Err != nil {
+			t.Fatalf("%s: err %v", name, o.Err)
+		}
+	}
+	f("ok_200.response.json", 200, "200 OK", Class2xx, 0)
+	f("200_with_contact_rr.response.json", 200, "200 OK", Class2xx, 0)
+	f("callid_cseq_given.response.json", 200, "200 OK", Class2xx, 0)
+	f("headers_literal_backslash_crlf.response.json", 200, "200 OK", Class2xx, 0)
+	f("newname_nobody.response.json", 200, "200 OK", Class2xx, 0)
+	f("next_hop.response.json", 200, "200 OK", Class2xx, 0)
+	f("via_proxy_registered.response.json", 200, "200 OK", Class2xx, 0)
+	f("fifo_t_uac_dlg_200.response.txt", 200, "200 OK", Class2xx, 0)
+	f("404.response.json", 404, "404 Not Found", Class4xx, 0)
+	f("via_proxy_unregistered_404.response.json", 404, "404 Not Found", Class4xx, 0)
+	f("480.response.json", 480, "480 Temporarily Unavailable", Class4xx, 0)
+	f("408_no_answer.response.json", 408, "408 Request Timeout", Class4xx, 0)
+	f("port_closed.response.json", 408, "408 Request Timeout", Class4xx, 0)
+	f("unresolvable_host.response.json", 0, "476 Unresolvable destination (476/MI/UAC)", ClassError, 476)
+	f("err_bad_headers.response.json", 0, "400 Bad headers", ClassError, 400)
+	f("err_body_without_ctype.response.json", 0, "400 Content-Type missing", ClassError, 400)
+	f("err_content_length_given.response.json", 0, "400 Content-Length disallowed", ClassError, 400)
+	f("err_cseq_method_mismatch.response.json", 0, "400 CSeq method mismatch", ClassError, 400)
+	f("err_invalid_next_hop.response.json", 0, "400 Invalid next_hop", ClassError, 400)
+	f("err_invalid_ruri.response.json", 0, "400 Invalid ruri", ClassError, 400)
+	f("err_missing_from.response.json", 0, "400 From missing", ClassError, 400)
+	f("err_missing_to.response.json", 0, "400 To missing", ClassError, 400)
+	f("err_missing_headers_param.response.json", 0, "-32602 Invalid params: Named parameters do not match", ClassError, -32602)
+	f("err_positional_params.response.json", 0, "-32602 Invalid params: Command only supports named parameters", ClassError, -32602)
+
+	files, _ := filepath.Glob(filepath.Join(wire, "t_uac_dlg/*.response.json"))
+	if seen != len(files)+1 { // + the fifo reply
+		t.Fatalf("checked %d replies, %d captured", seen, len(files)+1)
+	}
+}
+
+func TestOutcomeClass(t *testing.T) {
+	f := func(o Outcome, want string) {
+		t.Helper()
+		if got := o.Class(); got != want {
+			t.Fatalf("%+v: class %s, want %s", o, got, want)
+		}
+	}
+	f(Outcome{Status: 180}, ClassError)
+	f(Outcome{Status: 302}, Class3xx)
+	f(Outcome{Status: 503}, Class5xx)
+	f(Outcome{Status: 603}, Class6xx)
+	f(Outcome{Err: ErrTimeout}, ClassTimeout)
+	f(Outcome{Err: ErrUnreachable}, ClassUnreachable)
+	f(Outcome{Err: ErrQueueFull}, ClassQueueFull)
+	f(Outcome{Err: ErrClosed}, ClassAborted)
+	f(Outcome{Err: ErrBadReply}, ClassError)
+
+	var p fastjson.Parser
+	g := func(reply string, wantErr error) {
+		t.Helper()
+		m, err := jsonrpc.Decode(&p, []byte(reply))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o := outcomeOf(&m); !errors.Is(o.Err, wantErr) {
+			t.Fatalf("%s: %+v", reply, o)
+		}
+	}
+	g(`{"jsonrpc":"2.0","result":"OK","id":1}`, ErrBadReply)
+	g(`{"jsonrpc":"2.0","result":{"Status":"2000 OK"},"id":1}`, ErrBadReply)
+	g(`{"jsonrpc":"2.0","result":{"Status":"OK"},"id":1}`, ErrBadReply)
+	g(`{"jsonrpc":"2.0","result":{"Status":42},"id":1}`, ErrBadReply)
+	g(`{"jsonrpc":"2.0","error":"oops","id":1}`, ErrBadReply)
+	if !strings.Contains(Outcome{Status: 404, Reason: "404 Not Found"}.String(), "404") {
+		t.Fatal("String")
+	}
+}

@@ -1,0 +1,200 @@
+package opensips
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/imcd-sip/imcd/pkg/jsonrpc"
+)
+
+// Subscriber defaults.
+const (
+	DefaultRenew  = 10 * time.Second
+	DefaultExpire = 120 * time.Second
+	// DefaultSubscribeMethod is the 3.x name; 4.x also accepts it (and
+	// "evi:subscribe").
+	DefaultSubscribeMethod = "event_subscribe"
+	firstRetry             = 500 * time.Millisecond
+)
+
+// Subscriber keeps imcd subscribed to its event in OpenSIPS. OpenSIPS keeps
+// subscriptions in memory only, so one restart loses them: the Subscriber
+// calls MI event_subscribe at Open and again every Renew (well before Expire),
+// so that a restarted OpenSIPS is healed within Renew; while OpenSIPS cannot
+// be reached or refuses, it retries with a backoff from 0.5 s doubling up to
+// Renew. Close unsubscribes (expire 0). Setups that subscribe in OpenSIPS's
+// startup_route simply do not run a Subscriber.
+//
+// Client must stay open until Close returns.
+type Subscriber struct {
+	// Client is the MI client to OpenSIPS. Required.
+	Client *MIClient
+	// Event is the event name, DefaultEventName when "".
+	Event string
+	// Socket is where OpenSIPS sends the events, as event_subscribe wants
+	// it: "tcp:127.0.0.1:9998" (event_stream), "udp:127.0.0.1:9999" or
+	// "unix:/path" (event_datagram). Required.
+	Socket string
+	// Expire is the subscription lifetime asked for; DefaultExpire when 0.
+	Expire time.Duration
+	// Renew is the renewal period; DefaultRenew when 0.
+	Renew time.Duration
+	// Method is the MI command, DefaultSubscribeMethod when "".
+	Method string
+	// Logger is the parent logger; nil discards.
+	Logger *slog.Logger
+
+	log       *slog.Logger
+	active    atomic.Bool
+	everOK    atomic.Bool
+	opened    bool
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// Open starts keeping the subscription, in the background: the first
+// attempt is made at once. It fails only on a configuration error.
+func (s *Subscriber) Open(ctx context.Context) error {
+	if s.Client == nil {
+		return errors.New("opensips: Subscriber has no Client")
+	}
+	if s.Socket == "" {
+		return errors.New("opensips: Subscriber has no Socket")
+	}
+	if s.Event == "" {
+		s.Event = DefaultEventName
+	}
+	if s.Renew <= 0 {
+		s.Renew = DefaultRenew
+	}
+	if s.Expire <= 0 {
+		s.Expire = DefaultExpire
+	}
+	if s.Method == "" {
+		s.Method = DefaultSubscribeMethod
+	}
+	s.log = childLogger(s.Logger, systemSubscriber).With(keyEvent, s.Event, keySocket, s.Socket)
+	if s.Expire <= s.Renew {
+		s.log.Warn("expire is not longer than renew: the subscription may lapse between renewals",
+			"expire", s.Expire.String(), "renew", s.Renew.String())
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.opened = true
+	s.wg.Add(1)
+	go s.run(runCtx)
+	return nil
+}
+
+// Active reports whether the last attempt to subscribe succeeded (for
+// /readyz).
+func (s *Subscriber) Active() bool { return s.active.Load() }
+
+// Close stops renewing and, if a subscription was ever made, unsubscribes
+// (expire 0), waiting at most the client's CallTimeout. Safe to call more
+// than once.
+func (s *Subscriber) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		if !s.opened {
+			return
+		}
+		s.cancel()
+		s.wg.Wait()
+		s.active.Store(false)
+		if !s.everOK.Load() {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), s.Client.CallTimeout+time.Second)
+		defer cancel()
+		if err = s.subscribe(ctx, 0); err != nil {
+			s.log.Warn("unsubscribe failed", keyErr, err)
+			return
+		}
+		s.log.Info("unsubscribed")
+	})
+	return err
+}
+
+func (s *Subscriber) run(ctx context.Context) {
+	defer s.wg.Done()
+	expire := int64((s.Expire + time.Second - 1) / time.Second)
+	backoff := firstRetry
+	lastErr := ""
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		err := s.subscribe(ctx, expire)
+		if err == nil || ctx.Err() != nil {
+			// Subscribed, or a request cut short by Close that may have
+			// reached OpenSIPS: either way Close unsubscribes.
+			s.everOK.Store(true)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		wait := s.Renew
+		if err == nil {
+			if !s.active.Swap(true) {
+				s.log.Info("subscribed", "expire", expire, "renew", s.Renew.String())
+			} else {
+				s.log.Debug("subscription renewed")
+			}
+			backoff, lastErr = firstRetry, ""
+		} else {
+			wasActive := s.active.Swap(false)
+			if msg := err.Error(); wasActive || msg != lastErr {
+				s.logFailure(err)
+				lastErr = msg
+			} else {
+				s.log.Debug("subscribe failed again", keyErr, err)
+			}
+			wait = backoff
+			backoff = min(2*backoff, s.Renew)
+		}
+		t.Reset(wait)
+	}
+}
+
+// logFailure logs a failed subscribe, with OpenSIPS's own message when it
+// refused the request.
+func (s *Subscriber) logFailure(err error) {
+	var je *jsonrpc.Error
+	if errors.As(err, &je) {
+		s.log.Error("OpenSIPS refused the event subscription", "code", je.Code, "message", je.Message, "data", je.Data)
+		return
+	}
+	s.log.Warn("cannot subscribe to OpenSIPS events; retrying", keyErr, err)
+}
+
+// subscribe calls event_subscribe {"event":E,"socket":S,"expire":N}.
+func (s *Subscriber) subscribe(ctx context.Context, expire int64) error {
+	b := make([]byte, 0, 64+len(s.Event)+len(s.Socket))
+	b = append(b, `{"event":`...)
+	b = jsonrpc.AppendString(b, s.Event)
+	b = append(b, `,"socket":`...)
+	b = jsonrpc.AppendString(b, s.Socket)
+	b = append(b, `,"expire":`...)
+	b = strconv.AppendInt(b, expire, 10)
+	b = append(b, '}')
+	res, err := s.Client.Call(ctx, s.Method, b)
+	if err != nil {
+		return err
+	}
+	if string(res) != `"OK"` {
+		return fmt.Errorf("%w: %s answered %s", ErrBadReply, s.Method, truncate(res, 100))
+	}
+	return nil
+}

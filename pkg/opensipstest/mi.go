@@ -1,0 +1,128 @@
+package opensipstest
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/valyala/fastjson"
+
+	"github.com/imcd-sip/imcd/pkg/jsonrpc"
+)
+
+// parseErrorReply is what mi_datagram sends for malformed JSON: plain text.
+const parseErrorReply = "400 Parse_error"
+
+// request is one MI request being served.
+type request struct {
+	gen    int
+	from   netip.AddrPort
+	method string
+	id     []byte // raw JSON id; nil for a notification (no reply)
+	params *fastjson.Value
+	raw    []byte
+}
+
+// readMI serves one MI socket until it is closed. gen is the generation
+// the socket belongs to: replies to its requests are dropped once the
+// server restarted.
+func (s *Server) readMI(mi *net.UDPConn, gen int) {
+	buf := make([]byte, 65536)
+	var p, q fastjson.Parser
+	for {
+		n, from, err := mi.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		s.serveRequest(&p, &q, gen, from, append([]byte(nil), buf[:n]...))
+	}
+}
+
+func (s *Server) serveRequest(p, q *fastjson.Parser, gen int, from netip.AddrPort, raw []byte) {
+	call := Call{Raw: raw, From: from.String(), Received: time.Now()}
+	v, err := p.ParseBytes(raw)
+	if err != nil {
+		s.rec.addCall(call)
+		s.sendMI(gen, from, []byte(parseErrorReply))
+		return
+	}
+	if v.Type() == fastjson.TypeArray || v.Type() == fastjson.TypeObject && v.Get("method") == nil {
+		// The real mi_datagram segfaults here (datagram_fnc.c:529).
+		call.Crash = true
+		s.rec.addCall(call)
+		s.log.Warn("request would crash OpenSIPS's mi_datagram", "request", string(raw))
+		return
+	}
+	m, err := jsonrpc.Decode(q, raw)
+	var id []byte
+	if m.ID != nil {
+		id = jsonrpc.AppendID(nil, m.ID)
+		call.ID = string(id)
+	}
+	call.Method = string(m.Method)
+	s.rec.addCall(call)
+	r := &request{gen: gen, from: from, method: string(m.Method), id: id, params: m.Params, raw: raw}
+	if err != nil {
+		var je *jsonrpc.Error
+		if !errors.As(err, &je) {
+			je = jsonrpc.ErrInvalidRequest
+		}
+		s.replyError(r, je)
+		return
+	}
+	s.mu.Lock()
+	h := s.handlers[r.method]
+	s.mu.Unlock()
+	if h != nil {
+		var params []byte
+		if r.params != nil {
+			params = r.params.MarshalTo(nil)
+		}
+		res, je := h(params)
+		if je != nil {
+			s.replyError(r, je)
+		} else {
+			s.replyResult(r, res)
+		}
+		return
+	}
+	switch r.method {
+	case "t_uac_dlg", "tm:uac_dlg":
+		s.uacDlg(r)
+	case "event_subscribe", "evi:subscribe":
+		s.eventSubscribe(r)
+	case "subscribers_list", "evi:subscribers":
+		s.subscribersList(r)
+	case "events_list", "evi:list":
+		s.eventsList(r)
+	case "which", "core:which":
+		s.which(r)
+	default:
+		s.replyError(r, jsonrpc.ErrMethodNotFound)
+	}
+}
+
+// replyResult answers r with {"jsonrpc":"2.0","result":…,"id":…}; a
+// notification gets nothing.
+func (s *Server) replyResult(r *request, result []byte) {
+	if r.id == nil {
+		return
+	}
+	s.sendMI(r.gen, r.from, jsonrpc.AppendResult(nil, r.id, result))
+}
+
+// replyError answers r with an error object; a notification gets nothing.
+func (s *Server) replyError(r *request, e *jsonrpc.Error) {
+	if r.id == nil {
+		return
+	}
+	id := r.id
+	s.sendMI(r.gen, r.from, jsonrpc.AppendError(nil, id, e))
+}
+
+// miError returns an OpenSIPS MI error without data.
+func miError(code int, msg string) *jsonrpc.Error { return &jsonrpc.Error{Code: code, Message: msg} }

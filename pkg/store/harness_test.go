@@ -1,0 +1,297 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/imcd-sip/imcd/pkg/imc"
+	"github.com/imcd-sip/imcd/pkg/store/dburl"
+)
+
+// The databases the tests use. Each test makes tables of its own (random
+// suffix) and drops them, since other packages' tests share these servers.
+const (
+	defaultMySQLURL    = "mysql://imcd:imcd@127.0.0.1:3306/imcd_test"
+	defaultPostgresURL = "postgres://imcd:imcd@127.0.0.1:5432/imcd_test"
+)
+
+var (
+	reachOnce sync.Once
+	reachErr  map[string]error
+)
+
+func engineURL(name string) string {
+	switch name {
+	case dburl.MySQL:
+		if u := os.Getenv("IMCD_TEST_MYSQL_URL"); u != "" {
+			return u
+		}
+		return defaultMySQLURL
+	case dburl.Postgres:
+		if u := os.Getenv("IMCD_TEST_POSTGRES_URL"); u != "" {
+			return u
+		}
+		return defaultPostgresURL
+	}
+	return ""
+}
+
+// reachable pings the server databases once per test binary.
+func reachable(name string) error {
+	reachOnce.Do(func() {
+		reachErr = map[string]error{}
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		for _, n := range []string{dburl.MySQL, dburl.Postgres} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				err := ping(engineURL(n))
+				mu.Lock()
+				reachErr[n] = err
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+	})
+	return reachErr[name]
+}
+
+func ping(url string) error {
+	u, err := dburl.Parse(url)
+	if err != nil {
+		return err
+	}
+	d := dialectFor(u.Scheme)
+	db, err := d.open(u, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return db.PingContext(ctx)
+}
+
+// needEngine skips (or, with IMCD_TEST_REQUIRE_DB=1, fails) when a server
+// database is not reachable.
+func needEngine(t testing.TB, name string) {
+	t.Helper()
+	if name == dburl.SQLite {
+		return
+	}
+	if err := reachable(name); err != nil {
+		if os.Getenv("IMCD_TEST_REQUIRE_DB") == "1" {
+			t.Fatalf("%s not reachable at %s: %v", name, dburl.Redacted(engineURL(name)), err)
+		}
+		t.Skipf("%s not reachable at %s (set IMCD_TEST_%s_URL): %v", name, dburl.Redacted(engineURL(name)), strings.ToUpper(name), err)
+	}
+}
+
+var allEngines = []string{dburl.SQLite, dburl.MySQL, dburl.Postgres}
+
+// forEachEngine runs fn as a parallel subtest per engine.
+func forEachEngine(t *testing.T, fn func(t *testing.T, engine string)) {
+	for _, e := range allEngines {
+		t.Run(e, func(t *testing.T) {
+			t.Parallel()
+			needEngine(t, e)
+			fn(t, e)
+		})
+	}
+}
+
+func randomSuffix() string {
+	b := make([]byte, 5)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// logBuffer collects a store's log lines for assertions.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// testDB is a store on tables of the test's own.
+type testDB struct {
+	*DB
+	cfg  Config
+	logs *logBuffer
+}
+
+// tableNames returns fresh table names for one test.
+func tableNames() (rooms, members string) {
+	s := randomSuffix()
+	return "imc_rooms_t" + s, "imc_members_t" + s
+}
+
+// testConfig returns a configuration for engine with fresh tables (and for
+// SQLite a fresh file), whose tables are dropped when the test ends.
+func testConfig(t testing.TB, engine string) Config {
+	t.Helper()
+	rooms, members := tableNames()
+	url := engineURL(engine)
+	if engine == dburl.SQLite {
+		url = "sqlite://" + filepath.Join(t.TempDir(), "imc.db")
+	}
+	cfg := Config{URL: url, RoomsTable: rooms, MembersTable: members, ApplyTimeout: 5 * time.Second}
+	if engine != dburl.SQLite {
+		t.Cleanup(func() { dropTables(t, cfg) })
+	}
+	return cfg
+}
+
+func dropTables(t testing.TB, cfg Config) {
+	db, err := connect(context.Background(), Config{URL: cfg.URL, RoomsTable: cfg.RoomsTable, MembersTable: cfg.MembersTable})
+	if err != nil {
+		t.Logf("drop tables: %v", err)
+		return
+	}
+	defer db.Close()
+	ctx := context.Background()
+	for _, tb := range []string{cfg.MembersTable, cfg.RoomsTable} {
+		if _, err := db.db.ExecContext(ctx, "DROP TABLE "+db.d.table(tb)); err != nil {
+			t.Logf("drop %s: %v", tb, err)
+		}
+	}
+	q := db.db.Rebind("DELETE FROM " + db.d.table("version") + " WHERE table_name IN (?, ?)")
+	if _, err := db.db.ExecContext(ctx, q, cfg.RoomsTable, cfg.MembersTable); err != nil {
+		t.Logf("delete version rows: %v", err)
+	}
+}
+
+// openTest opens a store on fresh, created tables.
+func openTest(t testing.TB, engine string) *testDB {
+	t.Helper()
+	cfg := testConfig(t, engine)
+	return openWith(t, cfg)
+}
+
+func openWith(t testing.TB, cfg Config) *testDB {
+	t.Helper()
+	logs := &logBuffer{}
+	cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	cfg.CreateTables = true
+	db, err := Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return &testDB{DB: db, cfg: cfg, logs: logs}
+}
+
+// exec runs SQL written with '?' placeholders on the store's own pool.
+func (db *testDB) exec(t testing.TB, q string, args ...any) {
+	t.Helper()
+	q = strings.NewReplacer("{rooms}", db.d.table(db.cfg.RoomsTable), "{members}", db.d.table(db.cfg.MembersTable)).Replace(q)
+	if _, err := db.db.Exec(db.db.Rebind(q), args...); err != nil {
+		t.Fatalf("%s %v: %v", q, args, err)
+	}
+}
+
+func (db *testDB) load(t testing.TB) []*imc.Room {
+	t.Helper()
+	rooms, err := db.Load(context.Background())
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	return rooms
+}
+
+func (db *testDB) apply(t testing.TB, changes ...imc.Change) {
+	t.Helper()
+	if err := db.Apply(context.Background(), changes); err != nil {
+		t.Fatalf("Apply %v: %v", changes, err)
+	}
+}
+
+func uri(t testing.TB, s string) imc.URI {
+	t.Helper()
+	u, err := imc.ParseURI(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// Change constructors, for short tests.
+func createRoom(room imc.URI, f imc.RoomFlags) imc.Change {
+	return imc.Change{Op: imc.OpCreateRoom, Room: room, RoomFlags: f}
+}
+func deleteRoom(room imc.URI) imc.Change { return imc.Change{Op: imc.OpDeleteRoom, Room: room} }
+func updateRoom(room imc.URI, f imc.RoomFlags) imc.Change {
+	return imc.Change{Op: imc.OpUpdateRoom, Room: room, RoomFlags: f}
+}
+func addMember(room, m imc.URI, f imc.MemberFlags) imc.Change {
+	return imc.Change{Op: imc.OpAddMember, Room: room, Member: m, MemberFlags: f}
+}
+func updateMember(room, m imc.URI, f imc.MemberFlags) imc.Change {
+	return imc.Change{Op: imc.OpUpdateMember, Room: room, Member: m, MemberFlags: f}
+}
+func removeMember(room, m imc.URI) imc.Change {
+	return imc.Change{Op: imc.OpRemoveMember, Room: room, Member: m}
+}
+
+// dump renders rooms in a canonical text form for comparison: rooms sorted
+// by key, members in order, "*" owner, "~" admin, "?" invited.
+func dump(rooms []*imc.Room) string {
+	sorted := append([]*imc.Room(nil), rooms...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Key() < sorted[j].Key() })
+	var b strings.Builder
+	for _, r := range sorted {
+		fmt.Fprintf(&b, "%s flag=%d:", r.URI, r.Flags)
+		for _, m := range r.Members() {
+			b.WriteByte(' ')
+			if m.Flags&imc.MemberOwner != 0 {
+				b.WriteByte('*')
+			}
+			if m.Flags&imc.MemberAdmin != 0 {
+				b.WriteByte('~')
+			}
+			if m.Flags&imc.MemberInvited != 0 {
+				b.WriteByte('?')
+			}
+			b.WriteString(m.URI.AOR())
+		}
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// dumpSet renders an imc.Rooms like dump.
+func dumpSet(rs *imc.Rooms) string {
+	var rooms []*imc.Room
+	rs.EachRoom(func(r *imc.Room) bool { rooms = append(rooms, r); return true })
+	return dump(rooms)
+}
+
+func wantRooms(t testing.TB, got []*imc.Room, want string) {
+	t.Helper()
+	if g := dump(got); g != want {
+		t.Errorf("loaded rooms:\n%s\nwant:\n%s", g, want)
+	}
+}

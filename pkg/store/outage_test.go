@@ -1,0 +1,235 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/imcd-sip/imcd/pkg/imc"
+	"github.com/imcd-sip/imcd/pkg/store/dburl"
+)
+
+// tcpProxy forwards TCP connections to a database. Cut closes every
+// connection and refuses new ones, as a database that went away; Restore
+// accepts again. The database server itself is never touched: other tests
+// use it at the same time.
+type tcpProxy struct {
+	target string
+	addr   string
+
+	mu    sync.Mutex
+	ln    net.Listener
+	conns map[net.Conn]struct{}
+	wg    sync.WaitGroup
+}
+
+func startProxy(t *testing.T, target string) *tcpProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &tcpProxy{target: target, addr: ln.Addr().String(), conns: map[net.Conn]struct{}{}}
+	p.serve(ln)
+	t.Cleanup(func() { p.Cut(); p.wg.Wait() })
+	return p
+}
+
+func (p *tcpProxy) serve(ln net.Listener) {
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.wg.Add(1)
+			go func() {
+				defer p.wg.Done()
+				p.pipe(c)
+			}()
+		}
+	}()
+}
+
+func (p *tcpProxy) track(c net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln == nil {
+		c.Close()
+		return false
+	}
+	p.conns[c] = struct{}{}
+	return true
+}
+
+func (p *tcpProxy) pipe(client net.Conn) {
+	if !p.track(client) {
+		return
+	}
+	server, err := net.DialTimeout("tcp", p.target, 2*time.Second)
+	if err != nil || !p.track(server) {
+		client.Close()
+		return
+	}
+	done := make(chan struct{}, 2)
+	cp := func(dst, src net.Conn) {
+		io.Copy(dst, src)
+		dst.Close()
+		src.Close()
+		done <- struct{}{}
+	}
+	go cp(server, client)
+	go cp(client, server)
+	<-done
+	<-done
+}
+
+// Cut closes the listener and every open connection.
+func (p *tcpProxy) Cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+	for c := range p.conns {
+		c.Close()
+		delete(p.conns, c)
+	}
+}
+
+// Restore listens again on the same address.
+func (p *tcpProxy) Restore(t *testing.T) {
+	t.Helper()
+	var ln net.Listener
+	var err error
+	for range 50 {
+		if ln, err = net.Listen("tcp", p.addr); err == nil {
+			p.serve(ln)
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("listen again on %s: %v", p.addr, err)
+}
+
+// The database goes away mid-run and comes back: Apply fails fast with
+// ErrUnavailable while it is away, leaves nothing half-applied (not even
+// when the connection dies inside a transaction), and the very next Apply
+// after it returns succeeds on the same store.
+func TestOutage(t *testing.T) {
+	for _, engine := range []string{dburl.MySQL, dburl.Postgres} {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			needEngine(t, engine)
+			ctx := context.Background()
+			direct := openTest(t, engine)
+
+			u, _ := dburl.Parse(engineURL(engine))
+			if u.Socket != "" {
+				t.Skip("the test database is on a unix socket")
+			}
+			port := u.Port
+			if port == 0 {
+				port = map[string]int{dburl.MySQL: 3306, dburl.Postgres: 5432}[engine]
+			}
+			proxy := startProxy(t, net.JoinHostPort(u.Host, strconv.Itoa(port)))
+			host, pport, _ := net.SplitHostPort(proxy.addr)
+			u.Host, u.Port = host, atoi(pport)
+			cfg := direct.cfg
+			cfg.URL = formatURL(u)
+			cfg.ApplyTimeout = 2 * time.Second
+			db := openWith(t, cfg)
+
+			room, locked := uri(t, "sip:room@h"), uri(t, "sip:locked@h")
+			alice, bob := uri(t, "sip:alice@h"), uri(t, "sip:bob@h")
+			db.apply(t, createRoom(room, 0), addMember(room, alice, imc.MemberOwner))
+			db.apply(t, createRoom(locked, 0), addMember(locked, alice, imc.MemberOwner))
+			before := dump(direct.load(t))
+
+			// 1. The connection dies inside a transaction: its first change
+			// is executed, its second waits for a row lock held elsewhere.
+			tx, err := direct.db.BeginTxx(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tx.Exec(direct.q.updateRoom, 0, "locked", "h"); err != nil {
+				t.Fatal(err)
+			}
+			result := make(chan error, 1)
+			go func() {
+				result <- db.Apply(ctx, []imc.Change{addMember(room, bob, 0), updateRoom(locked, imc.RoomPrivate)})
+			}()
+			time.Sleep(300 * time.Millisecond)
+			proxy.Cut()
+			start := time.Now()
+			err = <-result
+			t.Logf("cut mid-transaction: %v", err)
+			if !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrInDoubt) {
+				t.Errorf("Apply cut mid-transaction = %v, want ErrUnavailable (not in doubt)", err)
+			}
+			if d := time.Since(start); d > time.Second {
+				t.Errorf("Apply took %v after the cut", d)
+			}
+			tx.Rollback()
+			if got := dump(direct.load(t)); got != before {
+				t.Errorf("half-applied change set after the cut:\n%s\nwant:\n%s", got, before)
+			}
+
+			// 2. While the database is away every call fails fast.
+			for i := range 3 {
+				start := time.Now()
+				err := db.Apply(ctx, []imc.Change{createRoom(uri(t, "sip:new@h"), 0), addMember(uri(t, "sip:new@h"), bob, imc.MemberOwner)})
+				if !errors.Is(err, ErrUnavailable) {
+					t.Errorf("Apply %d while down = %v, want ErrUnavailable", i, err)
+				}
+				if d := time.Since(start); d > time.Second {
+					t.Errorf("Apply %d while down took %v", i, d)
+				}
+			}
+			if err := db.Ping(ctx); !errors.Is(err, ErrUnavailable) {
+				t.Errorf("Ping while down = %v, want ErrUnavailable", err)
+			}
+			if got := dump(direct.load(t)); got != before {
+				t.Errorf("tables changed while down:\n%s\nwant:\n%s", got, before)
+			}
+
+			// 3. Back: the next command succeeds, on the same store.
+			proxy.Restore(t)
+			if err := db.Apply(ctx, []imc.Change{addMember(room, bob, 0), updateRoom(locked, imc.RoomPrivate)}); err != nil {
+				t.Fatalf("first Apply after the database returned: %v", err)
+			}
+			if err := db.Ping(ctx); err != nil {
+				t.Errorf("Ping after the database returned: %v", err)
+			}
+			want := "sip:locked@h flag=1: *alice@h\nsip:room@h flag=0: *alice@h bob@h\n"
+			wantRooms(t, direct.load(t), want)
+			wantRooms(t, db.load(t), want)
+
+			// 4. A second outage, with the pool full of idle connections.
+			proxy.Cut()
+			if err := db.Apply(ctx, []imc.Change{removeMember(room, bob)}); !errors.Is(err, ErrUnavailable) {
+				t.Errorf("Apply in the second outage = %v", err)
+			}
+			proxy.Restore(t)
+			if err := db.Apply(ctx, []imc.Change{removeMember(room, bob)}); err != nil {
+				t.Errorf("first Apply after the second outage: %v", err)
+			}
+		})
+	}
+}
+
+func atoi(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
+}

@@ -1,0 +1,275 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/imcd-sip/imcd/pkg/imc"
+	"github.com/imcd-sip/imcd/pkg/store/dburl"
+)
+
+// Store persists IMC state. Implementations are safe for concurrent use.
+type Store interface {
+	// Load reads every room and member. Odd rows are logged (with the row)
+	// and skipped.
+	Load(ctx context.Context) ([]*imc.Room, error)
+	// Apply commits one command's changes in one transaction, in order.
+	Apply(ctx context.Context, changes []imc.Change) error
+	// Ping reports whether the database is reachable (for /readyz).
+	Ping(ctx context.Context) error
+	// Close releases the connections.
+	Close() error
+}
+
+var _ Store = (*DB)(nil)
+
+// Errors. Every error the package returns wraps at most one of these (plus
+// imc.ErrTooLong for over-long values), with the details in its message.
+var (
+	// ErrUnavailable: the database could not be reached or did not answer in
+	// time, or refused for a passing reason (lock wait, deadlock, read-only,
+	// too many connections, disk full). Nothing was committed unless
+	// ErrInDoubt is wrapped too. The pool reconnects by itself; the next
+	// call may succeed.
+	ErrUnavailable = errors.New("database unavailable")
+	// ErrInDoubt: the connection failed while the commit was under way, so
+	// the change set may or may not be in the tables. Always wrapped together
+	// with ErrUnavailable.
+	ErrInDoubt = errors.New("commit outcome unknown")
+	// ErrConflict: the tables disagree with the change: a unique key is taken
+	// (room or member exists already), or a row to update is missing. The
+	// transaction was rolled back.
+	ErrConflict = errors.New("conflict with the stored rows")
+	// ErrBadURL: the db_url does not parse. It is dburl.ErrBadURL.
+	ErrBadURL = dburl.ErrBadURL
+	// ErrBadConfig: a setting other than the URL is unusable (a table name
+	// that is not a plain SQL identifier, for instance).
+	ErrBadConfig = errors.New("bad store configuration")
+	// ErrNoTables: a table is missing. Create it with imcd's create_tables
+	// option or the scripts in sql/.
+	ErrNoTables = errors.New("table missing")
+	// ErrVersion: the version table gives a table another version than the
+	// one imcd reads and writes (2 for both imc tables).
+	ErrVersion = errors.New("unsupported table version")
+	// ErrInvalidChange: a change is malformed (unknown op, no room, no
+	// member); a bug in the caller. Nothing was committed.
+	ErrInvalidChange = errors.New("invalid change")
+)
+
+// Table versions in OpenSIPS's version table for the schema imcd uses.
+const (
+	roomsVersion   = 2
+	membersVersion = 2
+)
+
+// Defaults for Config.
+const (
+	DefaultRoomsTable   = "imc_rooms"
+	DefaultMembersTable = "imc_members"
+	DefaultApplyTimeout = 2 * time.Second
+)
+
+// Log attribute keys.
+const (
+	keySystem  = "system"
+	keyEngine  = "engine"
+	keyURL     = "db_url"
+	keyTable   = "table"
+	keyRow     = "row"
+	keyReason  = "reason"
+	keyRooms   = "rooms"
+	keyMembers = "members"
+	keySkipped = "skipped"
+	keyElapsed = "elapsed"
+	keyChange  = "change"
+	keyError   = "err"
+)
+
+// Config configures Open.
+type Config struct {
+	// URL is the db_url, in OpenSIPS's grammar (see package dburl). Empty is
+	// an error here: the daemon supplies its default SQLite path.
+	URL string
+	// RoomsTable is rooms_table; default "imc_rooms".
+	RoomsTable string
+	// MembersTable is members_table; default "imc_members".
+	MembersTable string
+	// Logger receives the store's logs, under system=store; nil discards.
+	Logger *slog.Logger
+	// ApplyTimeout bounds one Apply (and Ping), so that a dead database
+	// fails a command quickly instead of hanging it; default 2s.
+	ApplyTimeout time.Duration
+	// CreateTables makes Open create missing tables and version rows
+	// (CreateTables) instead of failing with ErrNoTables. Set it when the
+	// operator asked for it, and for the embedded SQLite default; never
+	// silently for a production database.
+	CreateTables bool
+	// MaxOpenConns caps the pool for MySQL and PostgreSQL; default 8.
+	// SQLite always uses one connection (one writer).
+	MaxOpenConns int
+}
+
+// DB is a Store on one SQL database.
+type DB struct {
+	db      *sqlx.DB
+	d       *dialect
+	cfg     Config
+	log     *slog.Logger
+	q       queries
+	url     string // redacted, for messages
+	maxIdle int
+
+	// parallelSpan is the id span from which Load reads members in
+	// ranges at once (parallelMinSpan; tests lower it).
+	parallelSpan int64
+}
+
+// Open connects to cfg.URL, checks (or with cfg.CreateTables, creates) the
+// tables, and returns the store. A database that cannot be reached gives an
+// error wrapping ErrUnavailable; missing tables give ErrNoTables.
+func Open(ctx context.Context, cfg Config) (*DB, error) {
+	db, err := connect(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if db.cfg.CreateTables {
+		if err := db.CreateTables(ctx); err != nil {
+			db.db.Close()
+			return nil, err
+		}
+	}
+	if err := db.checkSchema(ctx); err != nil {
+		db.db.Close()
+		return nil, err
+	}
+	db.log.Info("database opened", keyURL, db.url, "rooms_table", db.cfg.RoomsTable, "members_table", db.cfg.MembersTable)
+	return db, nil
+}
+
+// connect parses the URL, builds the pool and checks that the database
+// answers; the tables are not looked at.
+func connect(ctx context.Context, cfg Config) (*DB, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	u, err := dburl.Parse(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	d := dialectFor(u.Scheme)
+	log := cfg.Logger.With(keySystem, "store", keyEngine, d.name)
+	sqldb, err := d.open(u, log)
+	if err != nil {
+		return nil, fmt.Errorf("store: %s: %w", u, err)
+	}
+	db := &DB{db: sqlx.NewDb(sqldb, d.driver), d: d, cfg: cfg, log: log, url: u.String(), parallelSpan: parallelMinSpan}
+	db.configurePool()
+	db.q = buildQueries(d, cfg.RoomsTable, cfg.MembersTable)
+
+	pctx, cancel := context.WithTimeout(ctx, connectTimeout+cfg.ApplyTimeout)
+	err = db.db.PingContext(pctx)
+	cancel()
+	if err != nil {
+		db.db.Close()
+		return nil, fmt.Errorf("store: connect to %s: %w", db.url, db.wrap(err))
+	}
+	return db, nil
+}
+
+func (cfg *Config) setDefaults() error {
+	if cfg.URL == "" {
+		return fmt.Errorf("store: %w", &dburl.Error{Reason: "empty"})
+	}
+	if cfg.RoomsTable == "" {
+		cfg.RoomsTable = DefaultRoomsTable
+	}
+	if cfg.MembersTable == "" {
+		cfg.MembersTable = DefaultMembersTable
+	}
+	for _, t := range []string{cfg.RoomsTable, cfg.MembersTable} {
+		if !validTableName(t) {
+			return fmt.Errorf("store: %w: table name %q: use 1 to 32 letters, digits and '_', not starting with a digit", ErrBadConfig, t)
+		}
+	}
+	if cfg.RoomsTable == cfg.MembersTable {
+		return fmt.Errorf("store: %w: rooms_table and members_table are both %q", ErrBadConfig, cfg.RoomsTable)
+	}
+	if cfg.ApplyTimeout <= 0 {
+		cfg.ApplyTimeout = DefaultApplyTimeout
+	}
+	if cfg.MaxOpenConns <= 0 {
+		cfg.MaxOpenConns = 8
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// validTableName admits plain identifiers only, since table names are
+// pasted into SQL text. 32 is the width of version.table_name.
+func validTableName(s string) bool {
+	if s == "" || len(s) > 32 || s[0] >= '0' && s[0] <= '9' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func (db *DB) configurePool() {
+	if db.d.name == dburl.SQLite {
+		// One writer: SQLite serialises writes anyway, and one connection
+		// means no SQLITE_BUSY between our own connections.
+		db.db.SetMaxOpenConns(1)
+		db.maxIdle = 1
+	} else {
+		db.db.SetMaxOpenConns(db.cfg.MaxOpenConns)
+		db.maxIdle = db.cfg.MaxOpenConns
+		// Recycle connections well before a server's idle timeout (MySQL's
+		// wait_timeout defaults to 8h, proxies often cut after minutes).
+		db.db.SetConnMaxIdleTime(time.Minute)
+		db.db.SetConnMaxLifetime(30 * time.Minute)
+	}
+	db.db.SetMaxIdleConns(db.maxIdle)
+}
+
+// dropIdle closes the pooled idle connections, so that after an outage the
+// next call dials afresh instead of finding dead sockets one by one.
+func (db *DB) dropIdle() {
+	db.db.SetMaxIdleConns(0)
+	db.db.SetMaxIdleConns(db.maxIdle)
+}
+
+// Engine returns "mysql", "postgres" or "sqlite".
+func (db *DB) Engine() string { return db.d.name }
+
+// Ping reports whether the database answers, within ApplyTimeout. Its error
+// wraps ErrUnavailable.
+func (db *DB) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, db.cfg.ApplyTimeout)
+	defer cancel()
+	if err := db.db.PingContext(ctx); err != nil {
+		err = db.wrap(err)
+		if errors.Is(err, ErrUnavailable) {
+			db.dropIdle()
+		}
+		return fmt.Errorf("store: ping %s: %w", db.url, err)
+	}
+	return nil
+}
+
+// Close closes the connections.
+func (db *DB) Close() error { return db.db.Close() }
+
+// Redacted returns the URL with the password replaced by "***", for logs.
+func Redacted(url string) string { return dburl.Redacted(url) }

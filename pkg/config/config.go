@@ -33,6 +33,14 @@ type Config struct {
 	ManagerUser   string
 	OutboundProxy string
 	ShardQueue    int
+	MaxMembers    int
+	MaxOwnedRooms int
+
+	// Flood control.
+	RateLimit    float64 // messages per second per sender; 0 disables
+	RateBurst    int
+	DedupWindow  time.Duration
+	MaxEventSize int
 
 	// OpenSIPS.
 	OpenSIPSMI      string // mi_datagram address of OpenSIPS: "udp:host:port" or "unix:/path"
@@ -76,6 +84,12 @@ func Default() Config {
 		CreateOnJoin:    true,
 		ManagerUser:     "chat-manager",
 		ShardQueue:      4096,
+		MaxMembers:      1000,
+		MaxOwnedRooms:   20,
+		RateLimit:       10,
+		RateBurst:       20,
+		DedupWindow:     32 * time.Second,
+		MaxEventSize:    256 << 10,
 		OpenSIPSMI:      "udp:127.0.0.1:8080",
 		EventName:       "E_IMC_MESSAGE",
 		EventListen:     "tcp:127.0.0.1:9998",
@@ -83,7 +97,7 @@ func Default() Config {
 		Subscribe:       true,
 		SubscribeExpire: 120 * time.Second,
 		SubscribeRenew:  10 * time.Second,
-		DeliveryWindow:  512,
+		DeliveryWindow:  256,
 		DeliveryTimeout: 32 * time.Second,
 		DeliveryQueue:   65536,
 		MIDatagram:      "udp:127.0.0.1:8081",

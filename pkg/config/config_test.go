@@ -34,6 +34,12 @@ var sample = map[string]string{
 	"manager_user":       "rooms",
 	"outbound_proxy":     "sip:127.0.0.1:5060;transport=tcp",
 	"shard_queue":        "100",
+	"max_members":        "50",
+	"max_rooms_per_user": "3",
+	"rate_limit":         "2.5",
+	"rate_burst":         "5",
+	"dedup_window":       "1m0s",
+	"max_event_size":     "65536",
 	"opensips_mi":        "unix:/run/opensips/mi.sock",
 	"event_name":         "E_ROOMS",
 	"event_listen":       "udp:127.0.0.1:7000",
@@ -142,6 +148,9 @@ func TestInvalidValues(t *testing.T) {
 	f("no_such_key = 1", "unknown key")
 	f("just words", "expected key = value")
 	f("max_body = 0", "between 1 and 60000")
+	f("rate_limit = fast", "messages per second")
+	f("rate_limit = -1", "messages per second")
+	f("max_event_size = 10", "between 1024")
 }
 
 func TestInvalidFlag(t *testing.T) {

@@ -58,6 +58,28 @@ func Keys() []Key {
 			func(c *Config) *string { return &c.OutboundProxy }, sipURIOrEmpty),
 		integer("shard_queue", "requests that may wait for one shard before new ones are refused", 16, 1<<20,
 			func(c *Config) *int { return &c.ShardQueue }),
+		integer("max_members", "members one room may have, pending invitees included; 0 = no limit", 0, 1<<20,
+			func(c *Config) *int { return &c.MaxMembers }),
+		integer("max_rooms_per_user", "rooms one user may own (create); 0 = no limit; operator commands are not limited", 0, 1<<20,
+			func(c *Config) *int { return &c.MaxOwnedRooms }),
+
+		// Flood control.
+		{Name: "rate_limit", Usage: "MESSAGEs per second one sender may send (token bucket, commands and chat alike); over it the sender is told once and the rest dropped; 0 = off",
+			get: func(c *Config) string { return strconv.FormatFloat(c.RateLimit, 'g', -1, 64) },
+			set: func(c *Config, v string) error {
+				f, err := strconv.ParseFloat(v, 64)
+				if err != nil || f < 0 || f > 1e6 {
+					return fmt.Errorf("must be a number of messages per second from 0 to 1000000, got %q", v)
+				}
+				c.RateLimit = f
+				return nil
+			}},
+		integer("rate_burst", "MESSAGEs one sender may send at once before rate_limit applies", 1, 1<<20,
+			func(c *Config) *int { return &c.RateBurst }),
+		duration("dedup_window", "an event with the Call-ID, CSeq and From tag of one seen within this window is a retransmission and is applied once; 0 = off", 0,
+			func(c *Config) *time.Duration { return &c.DedupWindow }),
+		integer("max_event_size", "largest event_stream frame accepted, in bytes (an event_datagram is at most 65535 by nature); larger frames close the connection", 1024, 16<<20,
+			func(c *Config) *int { return &c.MaxEventSize }),
 
 		// OpenSIPS.
 		str("opensips_mi", "OpenSIPS's mi_datagram socket, where imcd sends t_uac_dlg and event_subscribe: udp:host:port or unix:/path",

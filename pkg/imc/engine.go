@@ -20,6 +20,13 @@ type Config struct {
 	ManagerUser string
 	// MaxRoomsListed caps the lines of a #rooms reply. Zero or less: no cap.
 	MaxRoomsListed int
+	// MaxMembers caps the members of one room, pending invitees included;
+	// joins, invitations and additions beyond it are refused. Zero: no cap.
+	MaxMembers int
+	// MaxOwnedRooms caps the rooms one user may own; #create (and a #join
+	// that creates) beyond it is refused. Zero: no cap. Operator actions
+	// from the MI are not capped.
+	MaxOwnedRooms int
 }
 
 // DefaultConfig returns the defaults: '#', 1023-byte chat lines (the native
@@ -77,3 +84,7 @@ func (in *Input) RoomKey() string { return in.key }
 // chat line, "invalid" for an unknown command, else the command's name with
 // aliases resolved ("reject" is "deny"). Result.Command carries the same.
 func (in *Input) Command() string { return in.kind.spec().name }
+
+// ReplyID is the Call-ID that direct replies to in carry as In-Reply-To:
+// the request's Call-ID when it is safe to echo in a header, else "".
+func (in *Input) ReplyID() string { return in.replyID }

@@ -47,6 +47,8 @@ func (c *call) createRoom(flags RoomFlags) Result {
 		return c.refuse(txtRoomTooLong(room))
 	case userTooLong(c.in.From):
 		return c.refuse(txtSenderTooLong())
+	case c.e.cfg.MaxOwnedRooms > 0 && ownedRooms(c.v, c.in.From, c.e.cfg.MaxOwnedRooms) >= c.e.cfg.MaxOwnedRooms:
+		return c.refuse(txtTooManyRooms(c.e.cfg.MaxOwnedRooms))
 	}
 	changes := []Change{
 		{Op: OpCreateRoom, Room: room, RoomFlags: flags},
@@ -66,6 +68,9 @@ func (c *call) joinExisting(r *Room) Result {
 	}
 	if r.Private() {
 		return c.refuse(txtPrivate(r.URI))
+	}
+	if c.e.full(r) {
+		return c.refuse(txtRoomFull(r.URI, c.e.cfg.MaxMembers))
 	}
 	if roomTooLong(r.URI) {
 		return c.refuse(txtRoomTooLong(r.URI))
@@ -128,4 +133,22 @@ func (c *call) deny() Result {
 		ns = append(ns, c.answer().to(r.URI, owner.URI, txtDeclined(m.URI)))
 	}
 	return c.ok(changes, ns)
+}
+
+// ownedRooms counts the rooms u owns, stopping at limit: only #create pays
+// for this walk over every room.
+func ownedRooms(v View, u URI, limit int) int {
+	n := 0
+	v.EachRoom(func(r *Room) bool {
+		if o, ok := r.Owner(); ok && o.URI.Equal(u) {
+			n++
+		}
+		return n < limit
+	})
+	return n
+}
+
+// full reports whether r may take no new member.
+func (e *Engine) full(r *Room) bool {
+	return e.cfg.MaxMembers > 0 && len(r.members) >= e.cfg.MaxMembers
 }

@@ -13,6 +13,9 @@ func (c *call) invite() Result {
 		}
 		return c.refuse(txtIsMember(m.URI, r.URI))
 	}
+	if c.e.full(r) {
+		return c.refuse(txtRoomFull(r.URI, c.e.cfg.MaxMembers))
+	}
 	if roomTooLong(r.URI) {
 		return c.refuse(txtRoomTooLong(r.URI))
 	}
@@ -43,6 +46,9 @@ func (c *call) add() Result {
 		change = Change{Op: OpUpdateMember, Room: r.URI, Member: m.URI, MemberFlags: m.Flags &^ MemberInvited}
 		target = m.URI
 	} else {
+		if c.e.full(r) {
+			return c.refuse(txtRoomFull(r.URI, c.e.cfg.MaxMembers))
+		}
 		if roomTooLong(r.URI) {
 			return c.refuse(txtRoomTooLong(r.URI))
 		}

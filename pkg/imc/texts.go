@@ -315,3 +315,18 @@ func clip(s string, max int) string {
 	}
 	return s
 }
+
+// Limits an operator set (Config.MaxMembers, MaxOwnedRooms) and the flood
+// control of the daemon.
+
+func txtRoomFull(room URI, max int) string {
+	return "Room " + room.String() + " is full: it has the maximum of " + strconv.Itoa(max) + " members"
+}
+
+func txtTooManyRooms(max int) string {
+	return "You own " + strconv.Itoa(max) + " rooms already, the most allowed: destroy one first"
+}
+
+// TxtRateLimited is sent once when a sender goes over the rate limit; what
+// they send until the limit lets them through again is dropped.
+const TxtRateLimited = "You are sending messages too fast: what you send is dropped until you slow down"

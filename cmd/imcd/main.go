@@ -1,12 +1,122 @@
-// Command imcd is the IMC conference daemon for OpenSIPS.
+// Command imcd runs IMC conference rooms for OpenSIPS as a sidecar: it
+// receives E_IMC_MESSAGE events, applies the room rules against the standard
+// imc tables, answers through OpenSIPS's t_uac_dlg, and serves the imc MI
+// commands.
+//
+// Exit codes: 0 after a clean stop (SIGTERM/SIGINT, drained); 1 when a
+// running daemon fails or a second signal cut the drain short; 2 for a
+// configuration or usage error; 3 when start-up failed (database, sockets).
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/imcd-sip/imcd/pkg/config"
+	"github.com/imcd-sip/imcd/pkg/daemon"
 )
 
-func main() {
-	fmt.Fprintln(os.Stderr, "imcd: the daemon is not wired yet; see docs/ARCHITECTURE.md")
-	os.Exit(0)
+// Exit codes, documented in docs/operations.md.
+const (
+	exitOK      = 0
+	exitAborted = 1
+	exitConfig  = 2
+	exitStart   = 3
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
+
+func run(args []string, stderr io.Writer) int {
+	cfg, path, err := config.Load(args, stderr)
+	if errors.Is(err, config.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "imcd: configuration: %v\n", err)
+		return exitConfig
+	}
+	level := new(slog.LevelVar)
+	level.Set(cfg.LogLevel.Slog())
+	logger := newLogger(stderr, cfg.LogFormat, level)
+
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(signals)
+
+	d := daemon.New(cfg, logger)
+	if err := d.Open(context.Background()); err != nil {
+		logger.Error("imcd cannot start", "err", err)
+		return exitStart
+	}
+	for sig := range signals {
+		if sig == syscall.SIGHUP {
+			reload(path, level, logger)
+			continue
+		}
+		logger.Info("stopping: draining queued requests and deliveries (send the signal again to stop at once)", "signal", sig.String(), "grace", cfg.ShutdownGrace)
+		done := make(chan error, 1)
+		go func() { done <- d.Close() }()
+		for {
+			select {
+			case err := <-done:
+				if err != nil {
+					logger.Warn("stopped with errors", "err", err)
+				}
+				return exitOK
+			case sig := <-signals:
+				if sig == syscall.SIGHUP {
+					continue
+				}
+				logger.Warn("second signal: stopping now", "signal", sig.String())
+				return exitAborted
+			}
+		}
+	}
+	return exitOK
+}
+
+// reload applies what can change without a restart: the log level. Other
+// keys need a restart, which the log line says.
+func reload(path string, level *slog.LevelVar, logger *slog.Logger) {
+	if path == "" {
+		logger.Info("SIGHUP: no config file to reload")
+		return
+	}
+	cfg := config.Default()
+	if err := config.ReadFile(path, &cfg); err != nil {
+		logger.Error("SIGHUP: config file not reloaded", "err", err)
+		return
+	}
+	level.Set(cfg.LogLevel.Slog())
+	logger.Log(context.Background(), config.LevelNoticeSlog, "SIGHUP: log_level reloaded (other keys take effect at the next restart)", "log_level", cfg.LogLevel.String())
+}
+
+// newLogger writes OpenSIPS's level names (NOTICE, CRIT, ALERT) where slog
+// has none.
+func newLogger(w io.Writer, format string, level *slog.LevelVar) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+		if a.Key != slog.LevelKey || len(groups) > 0 {
+			return a
+		}
+		l, _ := a.Value.Any().(slog.Level)
+		switch {
+		case l >= slog.LevelError+8:
+			a.Value = slog.StringValue("ALERT")
+		case l >= slog.LevelError+4:
+			a.Value = slog.StringValue("CRIT")
+		case l == config.LevelNoticeSlog:
+			a.Value = slog.StringValue("NOTICE")
+		}
+		return a
+	}}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
 }

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"database/sql"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	_ "github.com/go-sql-driver/mysql"
+
+	"github.com/imcd-sip/imcd/pkg/opensipstest"
+)
+
+// mysqlTarget returns host:port and credentials of the test MariaDB, or
+// skips (fails under IMCD_TEST_REQUIRE_DB=1) when it is not reachable.
+func mysqlTarget(t *testing.T) (hostport, user, pass, dbname string) {
+	t.Helper()
+	raw := os.Getenv("IMCD_TEST_MYSQL_URL")
+	if raw == "" {
+		raw = "mysql://imcd:imcd@127.0.0.1:3306/imcd_test"
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pass, _ = u.User.Password()
+	hostport, user, dbname = u.Host, u.User.Username(), strings.TrimPrefix(u.Path, "/")
+	db, err := sql.Open("mysql", fmt.Sprintf("%s:%s@tcp(%s)/%s", user, pass, hostport, dbname))
+	if err == nil {
+		err = db.Ping()
+		db.Close()
+	}
+	if err != nil {
+		if os.Getenv("IMCD_TEST_REQUIRE_DB") != "" {
+			t.Fatalf("MariaDB at %s: %v", hostport, err)
+		}
+		t.Skipf("MariaDB at %s not reachable: %v", hostport, err)
+	}
+	return hostport, user, pass, dbname
+}
+
+// TestDatabaseOutage: with MariaDB gone, commands are refused with a reply
+// saying so and OpenSIPS's reliable-mode request gets a JSON-RPC error;
+// chat in existing rooms keeps working; once the database is back the next
+// command succeeds, without restarting imcd.
+func TestDatabaseOutage(t *testing.T) {
+	hostport, user, pass, dbname := mysqlTarget(t)
+	proxy := startProxy(t, hostport)
+	suffix := fmt.Sprintf("e2e%d", rand.IntN(1e9))
+	rooms, members := "imc_rooms_"+suffix, "imc_members_"+suffix
+	t.Cleanup(func() {
+		db, err := sql.Open("mysql", fmt.Sprintf("%s:%s@tcp(%s)/%s", user, pass, hostport, dbname))
+		if err == nil {
+			db.Exec("DROP TABLE IF EXISTS " + rooms)
+			db.Exec("DROP TABLE IF EXISTS " + members)
+			db.Exec("DELETE FROM version WHERE table_name IN (?, ?)", rooms, members)
+			db.Close()
+		}
+	})
+
+	f := startFake(t, opensipstest.Options{Reliable: true})
+	p := startIMCD(t, f, procOpts{extra: []string{
+		fmt.Sprintf("db_url = mysql://%s:%s@%s/%s", user, pass, proxy.Addr(), dbname),
+		"rooms_table = " + rooms, "members_table = " + members, "create_tables = yes",
+	}})
+	ok := func(ev opensipstest.Event) {
+		t.Helper()
+		rs := f.Replies()
+		if len(rs) == 0 || string(rs[len(rs)-1].Raw) != fmt.Sprintf(`{"jsonrpc":"2.0","result":"OK","id":%d}`, rs[len(rs)-1].ID) {
+			t.Fatalf("%q: reliable reply %v, want OK", ev.Body, rs)
+		}
+	}
+	r := room1
+	ok(step(t, f, alice, r, r, "#create chat-1", want{to: alice, body: "*** room was created", reply: true}))
+	ok(step(t, f, bob, r, r, "#join",
+		want{to: alice, body: "*** <" + bob + "> has joined the room"}, want{to: bob, body: "*** <" + bob + "> has joined the room", reply: true}))
+
+	proxy.Cut()
+	start := time.Now()
+	step(t, f, carol, r, r, "#join",
+		want{to: carol, body: "The room service cannot save changes right now; please try again later", reply: true})
+	if took := time.Since(start); took > 4*time.Second {
+		t.Errorf("refusal took %s with the database down", took)
+	}
+	rs := f.Replies()
+	if last := rs[len(rs)-1]; !strings.HasPrefix(string(last.Raw), `{"jsonrpc":"2.0","error":{"code":`) || !strings.Contains(string(last.Raw), fmt.Sprintf(`"id":%d}`, last.ID)) {
+		t.Errorf("reliable reply with the database down: %s, want a JSON-RPC error", last.Raw)
+	}
+	// Chat never touches the database.
+	ok(step(t, f, alice, r, r, "still here", want{to: bob, body: "<alice@127.0.0.1>: still here", ctype: "text/plain;charset=UTF-8"}))
+	if code, body := p.get("/readyz"); code != 503 {
+		t.Errorf("/readyz with the database down: %d %s", code, body)
+	}
+	// Memory was left as it was: carol is not a member.
+	step(t, f, carol, r, r, "hello", want{to: carol, body: "You are not a member of " + r, reply: true})
+
+	proxy.Restore()
+	deadline := time.Now().Add(10 * time.Second)
+	for code, _ := p.get("/readyz"); code != 200; code, _ = p.get("/readyz") {
+		if time.Now().After(deadline) {
+			t.Fatal("not ready again after the database came back")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	ok(step(t, f, carol, r, r, "#join",
+		want{to: alice, body: "*** <" + carol + "> has joined the room"}, want{to: bob, body: "*** <" + carol + "> has joined the room"},
+		want{to: carol, body: "*** <" + carol + "> has joined the room", reply: true}))
+	if v := p.metric(t, `opensips_imc_commands_total{command="join",result="db_error"}`); v != 1 {
+		t.Errorf("db_error joins counted: %g, want 1", v)
+	}
+}

@@ -1,0 +1,28 @@
+package daemon
+
+import "errors"
+
+var (
+	// ErrBusy: the shard that owns the request's room has a full queue.
+	ErrBusy = errors.New("imcd is overloaded: request queue full")
+	// ErrNotSaved: a command's changes could not be committed; nothing of it
+	// was applied.
+	ErrNotSaved = errors.New("changes not saved (database unavailable)")
+	// ErrStopping: imcd is shutting down and takes no new work.
+	ErrStopping = errors.New("imcd is stopping")
+)
+
+// Log attribute keys.
+const (
+	logSystem  = "system"
+	logShard   = "shard"
+	logCallID  = "callid"
+	logFrom    = "from"
+	logRURI    = "ruri"
+	logRoom    = "room"
+	logUser    = "user"
+	logStatus  = "status"
+	logCommand = "command"
+	logError   = "err"
+	logPanic   = "panic"
+)

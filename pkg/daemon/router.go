@@ -1,0 +1,121 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/imcd-sip/imcd/pkg/flood"
+	"github.com/imcd-sip/imcd/pkg/imc"
+	"github.com/imcd-sip/imcd/pkg/opensips"
+)
+
+// shardFor maps a room key to its shard with FNV-1a: cheap, allocation-free,
+// and stable for the life of the process.
+func (d *Daemon) shardFor(key string) *shard {
+	h := uint32(2166136261)
+	for i := 0; i < len(key); i++ {
+		h ^= uint32(key[i])
+		h *= 16777619
+	}
+	return d.shards[h&uint32(len(d.shards)-1)]
+}
+
+// routeKey is the key a request is serialised on: its room, or for a request
+// that concerns no room (#help, #rooms) its sender, so that one user's
+// requests keep their order.
+func routeKey(in *imc.Input) string {
+	if k := in.RoomKey(); k != "" {
+		return k
+	}
+	return in.From.Key()
+}
+
+// Submit hands one event to the shard owning its room. It never blocks: a
+// full shard queue refuses the event at once, which event_stream's reliable
+// mode reports back to OpenSIPS as an error. done is called once the event
+// is applied and committed (nil) or could not be.
+//
+// Before routing, the flood guards run: a retransmission raised twice is
+// acknowledged and dropped, and a sender over the rate limit is told once
+// and then dropped; neither reaches a shard.
+func (d *Daemon) Submit(ev opensips.Event, done func(error)) error {
+	in, err := d.engine.Prepare(ev.Req)
+	if err != nil {
+		d.logger.Warn("event refused: unusable addresses", logCallID, ev.Req.CallID, logFrom, ev.Req.From, logRURI, ev.Req.RURI, logError, err)
+		// Wrapped as a bad event so the intake counts it as a decode error.
+		return fmt.Errorf("%w: %w", opensips.ErrBadEvent, err)
+	}
+	now := time.Now()
+	if ev.Req.CallID != "" && d.dedup.Seen(ev.Req.CallID+"\x00"+ev.CSeq+"\x00"+ev.FromTag, now) {
+		d.metrics.Command("duplicate", "refused")
+		d.logger.Debug("duplicate event dropped", logCallID, ev.Req.CallID)
+		done(nil)
+		return nil
+	}
+	switch d.limiter.Allow(in.From.Key(), now) {
+	case flood.FirstRefusal:
+		d.logger.Warn("sender over the rate limit: told once, dropping until it slows down", logFrom, in.From.String(), logCallID, ev.Req.CallID)
+		n := imc.Notice{From: in.RURI, To: in.From, Body: imc.TxtRateLimited, ContentType: "text/plain", InReplyTo: in.ReplyID()}
+		if err := d.deliver(&n, d.onDelivered); err != nil {
+			d.sendFailed(err)
+		}
+		fallthrough
+	case flood.Refused:
+		d.metrics.Command("rate_limited", "refused")
+		done(nil)
+		return nil
+	}
+	s := d.shardFor(routeKey(&in))
+	select {
+	case s.queue <- task{kind: taskEvent, in: in, done: done}:
+		return nil
+	default:
+		return fmt.Errorf("%w (shard %d, %d queued)", ErrBusy, s.id, cap(s.queue))
+	}
+}
+
+// Admin runs an operator action from the MI on the shard owning its room and
+// waits until it is committed and its notices are queued for delivery.
+func (d *Daemon) Admin(ctx context.Context, op imc.AdminOp) error {
+	reply := make(chan error, 1)
+	s := d.shardFor(op.Room.Key())
+	select {
+	case s.queue <- task{kind: taskAdmin, op: op, reply: reply}:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-d.stopping:
+		return ErrStopping
+	}
+	select {
+	case err := <-reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+type deliveryOutcome = opensips.Outcome
+
+// onDelivered is the callback of every notice that is not an invitation;
+// the MI client already counts the outcome.
+func (d *Daemon) onDelivered(deliveryOutcome) {}
+
+// onInvitationDelivered feeds a failed invitation back to the room's shard,
+// which withdraws it and tells the inviter. Only a definite failure counts:
+// a SIP failure status, a refusal by OpenSIPS, or a request that never left.
+// A timeout or a shutdown leaves the outcome unknown (the invitee may well
+// have it), so the invitation stays pending. It runs on the MI client's
+// reader goroutine, so it must not block.
+func (d *Daemon) onInvitationDelivered(inv imc.Invitation, o deliveryOutcome) {
+	switch o.Class() {
+	case opensips.Class2xx, opensips.ClassTimeout, opensips.ClassAborted:
+		return
+	}
+	s := d.shardFor(inv.Room.Key())
+	select {
+	case s.queue <- task{kind: taskInvitationFailed, inv: inv, status: o.Reason}:
+	default:
+		d.logger.Warn("shard queue full: failed invitation stays pending", logRoom, inv.Room.String(), logUser, inv.Invitee.String(), logStatus, o.Reason)
+	}
+}

@@ -18,8 +18,31 @@ test:
 run:
 	scripts/run.sh
 
+# Everything docs/benchmarks.md reports, into var/bench/: the micro-benchmarks
+# (bench-micro), imcbench driving the real imcd over its real sockets (fan-out,
+# latency, commands on SQLite and MariaDB, scale; IMCBENCH_FLAGS adds flags,
+# e.g. -quick), then a CPU and allocation profile of the fan-out. About 5
+# minutes on 2 cores.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./pkg/...
+	$(GO) build -o bin/imcd ./cmd/imcd
+	@$(MAKE) --no-print-directory bench-micro
+	$(GO) run ./cmd/imcbench -imcd bin/imcd -markdown var/bench/imcbench.md $(IMCBENCH_FLAGS)
+	$(GO) test -run '^$$' -bench 'FanoutInProcess/members=100/stream' -benchtime 1000000x \
+		-cpuprofile var/bench/cpu.pprof -memprofile var/bench/mem.pprof -o var/bench/imcbench.test ./cmd/imcbench
+	$(GO) tool pprof -top -nodecount 30 -ignore 'cmd/imcbench\.' var/bench/imcbench.test var/bench/cpu.pprof > var/bench/cpu-top.txt
+	$(GO) tool pprof -top -nodecount 15 -sample_index=alloc_space -ignore 'cmd/imcbench\.' var/bench/imcbench.test var/bench/mem.pprof > var/bench/alloc-top.txt
+	@echo "== imcd's CPU profile (fan-out, 100-member rooms; sink and generator left out): var/bench/cpu-top.txt"
+	@sed -n '1,25p' var/bench/cpu-top.txt
+	@echo "== tables: var/bench/imcbench.md, micro-benchmarks: var/bench/micro.txt, profiles: var/bench/*.pprof"
+
+# The Go micro-benchmarks alone: JSON-RPC, command parser, engine fan-out,
+# t_uac_dlg encoder, MI, store, and the whole per-delivery hot path.
+.PHONY: bench-micro
+bench-micro:
+	@mkdir -p var/bench
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./pkg/... > var/bench/micro.txt 2>&1 || { cat var/bench/micro.txt; exit 1; }
+	$(GO) test -run '^$$' -bench HotPath -benchmem -benchtime $(BENCHTIME) ./cmd/imcbench >> var/bench/micro.txt 2>&1 || { cat var/bench/micro.txt; exit 1; }
+	@grep -E '^(Benchmark|pkg:)' var/bench/micro.txt
 
 # Every fuzz target for FUZZTIME each; the saved corpora live in testdata/fuzz/.
 fuzz:
@@ -38,3 +61,7 @@ lint:
 
 clean:
 	rm -rf bin var
+
+# imcd against the fake OpenSIPS, three scripted users, the transcript printed.
+demo:
+	$(GO) run ./cmd/imcdemo

@@ -1,0 +1,290 @@
+// Command imcbench measures what imcd costs: it starts the real imcd binary
+// once per scenario with a generated config file, plays OpenSIPS on imcd's
+// real sockets (events in over event_stream or event_datagram, t_uac_dlg
+// answered by a lean mi_datagram sink) and prints one table per scenario
+// group:
+//
+//   - fanout: chat fan-out throughput for rooms of 2, 10, 100 and 1,000
+//     members, with imcd's CPU per million deliveries;
+//   - latency: event → first and last t_uac_dlg of its fan-out, p50/p99/p99.9,
+//     at fixed offered loads;
+//   - commands: write-through #join/#exit rate and latency on SQLite and
+//     MariaDB/MySQL;
+//   - scale: start-up load of 10k and 100k rooms of 10 members, peak RSS and
+//     imc_list_rooms latency.
+//
+// Usage:
+//
+//	go build -o bin/imcd ./cmd/imcd && go run ./cmd/imcbench -imcd bin/imcd -markdown var/bench/imcbench.md
+//
+// The MariaDB/MySQL rows use IMCD_TEST_MYSQL_URL (default
+// mysql://imcd:imcd@127.0.0.1:3306/imcd_test): tables with a unique suffix,
+// dropped afterwards. See docs/benchmarks.md for what each figure means.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// options are imcbench's flags.
+type options struct {
+	imcd        string
+	scenarios   []string
+	transports  []string
+	sizes       []int
+	rates       []int
+	cmdEngines  []string
+	cmdConc     []int
+	scaleRooms  []int
+	scaleEngine []string
+	duration    time.Duration
+	warmup      time.Duration
+	replyDelay  time.Duration
+	fullReply   bool
+	window      int
+	hashSize    int
+	mysqlURL    string
+	markdown    string
+	quick       bool
+	verbose     bool
+	keep        bool
+	extra       []string
+	env         []string
+}
+
+var allScenarios = []string{"fanout", "latency", "commands", "scale"}
+
+func main() {
+	code, err := run(os.Args[1:], os.Stdout, os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "imcbench:", err)
+	}
+	os.Exit(code)
+}
+
+func run(args []string, stdout, stderr io.Writer) (int, error) {
+	o, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0, nil
+	}
+	if err != nil {
+		return 2, err
+	}
+	if _, err := os.Stat(o.imcd); err != nil {
+		return 2, fmt.Errorf("-imcd %s: %w (build it with: go build -o bin/imcd ./cmd/imcd)", o.imcd, err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	tmp, err := os.MkdirTemp("", "imcbench-")
+	if err != nil {
+		return 1, err
+	}
+	if !o.keep {
+		defer os.RemoveAll(tmp)
+	}
+	b := &bench{opt: o, clk: clock{base: time.Now()}, tmp: tmp, progress: stderr, run: uint32(time.Now().Unix() % 100000)}
+	fmt.Fprintf(stderr, "imcbench: %s\n", machine())
+	start := time.Now()
+	failed := false
+	for _, sc := range o.scenarios {
+		if ctx.Err() != nil {
+			break
+		}
+		t := b.scenario(ctx, sc)
+		t.writeText(stdout)
+		b.tables = append(b.tables, t)
+		for _, n := range t.notes {
+			if strings.HasPrefix(n, "FAILED") {
+				failed = true
+			}
+		}
+	}
+	took := time.Since(start)
+	fmt.Fprintf(stdout, "\nimcbench: done in %v\n", took.Round(time.Second))
+	if o.markdown != "" {
+		if err := b.writeMarkdown(o.markdown, args, took); err != nil {
+			return 1, err
+		}
+		fmt.Fprintf(stderr, "imcbench: tables written to %s\n", o.markdown)
+	}
+	if ctx.Err() != nil {
+		return 1, ctx.Err()
+	}
+	if failed {
+		return 1, errors.New("some scenarios failed (see the notes)")
+	}
+	return 0, nil
+}
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	fs := flag.NewFlagSet("imcbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o options
+	var scenarios, transports, sizes, rates, cmdEngines, cmdConc, scaleRooms, scaleEngines string
+	fs.StringVar(&o.imcd, "imcd", "bin/imcd", "the imcd binary to measure")
+	fs.StringVar(&scenarios, "scenarios", strings.Join(allScenarios, ","), "scenario groups to run, in order")
+	fs.StringVar(&transports, "transports", "stream,datagram", "event transports (fanout, latency)")
+	fs.StringVar(&sizes, "sizes", "2,10,100,1000", "room sizes of the fan-out runs")
+	fs.StringVar(&rates, "rates", "1000,2000,4000,10000", "offered events/s of the latency runs (10-member rooms)")
+	fs.StringVar(&cmdEngines, "cmd-db", "sqlite,mysql", "databases of the command runs")
+	fs.StringVar(&cmdConc, "cmd-concurrency", "1,16", "commands in flight in the command runs")
+	fs.StringVar(&scaleRooms, "scale", "0,10000,100000", "room counts (10 members each) of the scale runs")
+	fs.StringVar(&scaleEngines, "scale-db", "mysql,sqlite", "databases of the scale runs")
+	fs.DurationVar(&o.duration, "duration", 5*time.Second, "measured time of each throughput, latency and command run")
+	fs.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured time before each throughput run")
+	fs.DurationVar(&o.replyDelay, "reply-delay", 0, "how long the sink waits before answering a t_uac_dlg (0 = at once)")
+	fs.BoolVar(&o.fullReply, "full-reply", false, "answer t_uac_dlg with the 200's headers in \"Message\" as OpenSIPS does (default: the bare Status)")
+	fs.IntVar(&o.window, "window", 4096, "imcd's delivery_window")
+	fs.IntVar(&o.hashSize, "hash-size", 4, "imcd's hash_size (2^n shards)")
+	fs.StringVar(&o.mysqlURL, "mysql", envOr("IMCD_TEST_MYSQL_URL", defaultMySQLURL), "MariaDB/MySQL db_url for the mysql rows (tables with a unique suffix, dropped afterwards)")
+	fs.StringVar(&o.markdown, "markdown", "", "also write the tables as Markdown to this file")
+	fs.BoolVar(&o.quick, "quick", false, "a short smoke run: 1 s runs, fewer sizes, 10k rooms only")
+	fs.BoolVar(&o.verbose, "v", false, "copy imcd's log to stderr")
+	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, SQLite files)")
+	fs.Func("set", "extra imcd config line `key=value` (repeatable), after imcbench's own", func(s string) error {
+		k, v, ok := strings.Cut(s, "=")
+		if !ok {
+			return errors.New("want key=value")
+		}
+		o.extra = append(o.extra, strings.TrimSpace(k)+" = "+strings.TrimSpace(v))
+		return nil
+	})
+	fs.Func("imcd-env", "extra environment variable `KEY=VALUE` for imcd (repeatable), e.g. GOGC=200", func(s string) error {
+		if !strings.Contains(s, "=") {
+			return errors.New("want KEY=VALUE")
+		}
+		o.env = append(o.env, s)
+		return nil
+	})
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if o.quick {
+		quick := map[string]func(){
+			"duration":        func() { o.duration = time.Second },
+			"warmup":          func() { o.warmup = 300 * time.Millisecond },
+			"sizes":           func() { sizes = "2,10,100" },
+			"rates":           func() { rates = "1000" },
+			"scale":           func() { scaleRooms = "10000" },
+			"cmd-concurrency": func() { cmdConc = "1,8" },
+		}
+		for name, f := range quick {
+			if !set[name] {
+				f()
+			}
+		}
+	}
+	o.scenarios = splitList(scenarios)
+	for _, s := range o.scenarios {
+		if !contains(allScenarios, s) {
+			return o, fmt.Errorf("-scenarios: unknown %q (want some of %s)", s, strings.Join(allScenarios, ","))
+		}
+	}
+	o.transports = splitList(transports)
+	for _, t := range o.transports {
+		if t != "stream" && t != "datagram" {
+			return o, fmt.Errorf("-transports: unknown %q (want stream, datagram)", t)
+		}
+	}
+	o.cmdEngines, o.scaleEngine = splitList(cmdEngines), splitList(scaleEngines)
+	for _, e := range append(append([]string{}, o.cmdEngines...), o.scaleEngine...) {
+		if e != "sqlite" && e != "mysql" {
+			return o, fmt.Errorf("unknown database %q (want sqlite, mysql)", e)
+		}
+	}
+	var err error
+	if o.sizes, err = intList("sizes", sizes, 2); err != nil {
+		return o, err
+	}
+	if o.rates, err = intList("rates", rates, 1); err != nil {
+		return o, err
+	}
+	if o.cmdConc, err = intList("cmd-concurrency", cmdConc, 1); err != nil {
+		return o, err
+	}
+	if o.scaleRooms, err = intList("scale", scaleRooms, 0); err != nil {
+		return o, err
+	}
+	if o.duration <= 0 || o.warmup < 0 || o.window < 1 || o.hashSize < 0 || o.hashSize > 10 {
+		return o, errors.New("-duration, -warmup, -window or -hash-size out of range")
+	}
+	if abs, err := filepath.Abs(o.imcd); err == nil {
+		o.imcd = abs
+	}
+	return o, nil
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func splitList(s string) []string {
+	var out []string
+	for f := range strings.SplitSeq(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func intList(name, s string, least int) ([]int, error) {
+	var out []int
+	for _, f := range splitList(s) {
+		n, err := strconv.Atoi(strings.ReplaceAll(f, "_", ""))
+		if err != nil || n < least {
+			return nil, fmt.Errorf("-%s: %q is not an integer ≥ %d", name, f, least)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// writeMarkdown writes every table with the machine and the command line.
+func (b *bench) writeMarkdown(path string, args []string, took time.Duration) error {
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(f, "## imcbench run of %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+	fmt.Fprintf(f, "- Machine: %s\n", machine())
+	fmt.Fprintf(f, "- Command: `imcbench %s`\n", strings.Join(args, " "))
+	fmt.Fprintf(f, "- Duration of the whole run: %v\n", took.Round(time.Second))
+	for _, t := range b.tables {
+		t.writeMarkdown(f)
+	}
+	return f.Close()
+}

@@ -71,8 +71,11 @@ func New(counts Counts) *Metrics {
 // also counted on its own.
 func (m *Metrics) EventReceived(transport, result string) {
 	m.events.WithLabelValues(transport, result).Inc()
-	if result == "decode_error" {
+	switch result {
+	case "decode_error":
 		m.decodeErrors.WithLabelValues(transport).Inc()
+	case "panic":
+		m.panics.WithLabelValues("events").Inc()
 	}
 }
 

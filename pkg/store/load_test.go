@@ -78,7 +78,7 @@ func (db *testDB) insertDump(t *testing.T, path string) {
 func TestLoadNativeCleanShutdown(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, engine string) {
 		db := openTest(t, engine)
-		db.insertDump(t, "testdata/db-after-clean-shutdown.sql")
+		db.insertDump(t, "../../testdata/opensips-wire/imc-native/db-after-clean-shutdown.sql")
 		rooms := db.load(t)
 		wantRooms(t, rooms, ""+
 			"sip:native-1@127.0.0.1 flag=0: *alice@127.0.0.1 dave@127.0.0.1 carol@127.0.0.1 bob@127.0.0.1\n"+
@@ -105,7 +105,7 @@ func TestLoadNativeCleanShutdown(t *testing.T) {
 func TestLoadNativeTranscriptShutdown(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, engine string) {
 		db := openTest(t, engine)
-		db.insertDump(t, "testdata/db-after-transcript-shutdown.sql")
+		db.insertDump(t, "../../testdata/opensips-wire/imc-native/db-after-transcript-shutdown.sql")
 		wantRooms(t, db.load(t), "sip:native-3@127.0.0.1 flag=1: *alice@127.0.0.1\n")
 		logs := db.logs.String()
 		for _, want := range []string{
@@ -234,7 +234,7 @@ func TestLoadParallel(t *testing.T) {
 			t.Parallel()
 			needEngine(t, engine)
 			db := openTest(t, engine)
-			db.insertDump(t, "testdata/db-after-clean-shutdown.sql")
+			db.insertDump(t, "../../testdata/opensips-wire/imc-native/db-after-clean-shutdown.sql")
 			room := uri(t, "sip:big@h")
 			db.apply(t, createRoom(room, 0))
 			var changes []imc.Change

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/imcd-sip/imcd/pkg/imc"
+	"github.com/imcd-sip/imcd/pkg/store"
 )
 
 type taskKind uint8
@@ -119,11 +120,15 @@ func (s *shard) apply(res imc.Result, in *imc.Input) error {
 	if err := s.commit(res.Changes); err != nil {
 		s.d.metrics.Command(res.Command, "db_error")
 		attrs := []any{logCommand, res.Command, logError, err}
+		reply, msg := s.d.engine.Unavailable, "cannot commit a command's changes; nothing was applied"
+		if errors.Is(err, store.ErrConflict) {
+			reply, msg = s.d.engine.Conflict, "the database refused a command's changes as conflicting with stored rows (not known to imcd: skipped at load, or written by someone else); nothing was applied"
+		}
 		if in != nil {
 			attrs = append(attrs, logCallID, in.Req.CallID, logFrom, in.From.String())
-			s.send(s.d.engine.Unavailable(*in).Notices)
+			s.send(reply(*in).Notices)
 		}
-		s.logger.Error("cannot commit a command's changes; nothing was applied", attrs...)
+		s.logger.Error(msg, attrs...)
 		return err
 	}
 	s.d.metrics.Command(res.Command, res.Outcome.String())

@@ -31,7 +31,15 @@ func (e *Engine) InvitationFailed(v View, inv Invitation, status string) Result 
 // save changes right now and to try again later; no changes; Outcome
 // Refused; Command is the command's name. It comes from the room the
 // request concerns, else from the URI it was sent to.
-func (e *Engine) Unavailable(in Input) Result {
+func (e *Engine) Unavailable(in Input) Result { return notSaved(in, txtUnavailable) }
+
+// Conflict is the reply when the database refused the changes of in because
+// they contradict what it holds (a row imcd does not know of, such as one it
+// skipped at load): retrying will not help, so the sender is told that, and
+// the operator is expected to look at the log. Otherwise as Unavailable.
+func (e *Engine) Conflict(in Input) Result { return notSaved(in, txtConflict) }
+
+func notSaved(in Input, body string) Result {
 	from := in.room
 	if from.IsZero() {
 		from = in.RURI
@@ -39,6 +47,6 @@ func (e *Engine) Unavailable(in Input) Result {
 	return Result{
 		Command: in.Command(),
 		Outcome: Refused,
-		Notices: []Notice{{From: from, To: in.From, Body: txtUnavailable, ContentType: textPlain, InReplyTo: in.replyID}},
+		Notices: []Notice{{From: from, To: in.From, Body: body, ContentType: textPlain, InReplyTo: in.replyID}},
 	}
 }

@@ -126,3 +126,15 @@ func TestPrepare(t *testing.T) {
 	bad("tel:+123", "sip:chat-1@h")
 	bad("sip:a@h", "sip:h")
 }
+
+func TestConflict(t *testing.T) {
+	e := NewEngine(DefaultConfig())
+	in, err := e.Prepare(Request{From: "sip:zed@h", RURI: addr("mgr"), Body: "#create chat-9", CallID: cid})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := e.Conflict(in)
+	checkResult(t, res)
+	eq(t, "conflict", render(res), []string{"refused",
+		"chat-9@h>zed@h re: The room service could not save this change: it conflicts with data already stored. The operator has been told"})
+}

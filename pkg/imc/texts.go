@@ -102,6 +102,8 @@ func txtRole(u URI, r Role) string { return "*** <" + u.String() + "> is now " +
 
 const txtUnavailable = "The room service cannot save changes right now; please try again later"
 
+const txtConflict = "The room service could not save this change: it conflicts with data already stored. The operator has been told"
+
 // memberList is the #list reply, as the native module writes it: the owner
 // first marked '*', then the others newest first (the native order),
 // admins marked '~', pending invitees left out; LF between lines.

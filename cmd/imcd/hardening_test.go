@@ -193,7 +193,10 @@ func TestOpenSIPSMIDownAndBack(t *testing.T) {
 	f.Down()
 	for i := 0; i < 20; i++ {
 		// The events come over the already open event_stream connection.
-		f.RaiseRaw(p.events, func() []byte { e := opensipstest.NewEvent(alice, r, "#list"); return e.AppendJSON(nil, "E_IMC_MESSAGE", 0, "") }())
+		f.RaiseRaw(p.events, func() []byte {
+			e := opensipstest.NewEvent(alice, r, "#list")
+			return e.AppendJSON(nil, "E_IMC_MESSAGE", 0, "")
+		}())
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -229,15 +232,17 @@ func TestSIGKILLKeepsWhatWasAcknowledged(t *testing.T) {
 	for round := 0; round < 3; round++ {
 		p := startIMCD(t, f, procOpts{dir: dir, extra: []string{"rate_limit = 0", "max_rooms_per_user = 0"}})
 		var acked []string
-		// Killed at a random moment, from another goroutine, so that it may
-		// land in the middle of a commit.
+		// Killed at a random moment once the storm is under way, from another
+		// goroutine, so that it may land in the middle of a commit.
 		killed := make(chan struct{})
-		go func() {
-			time.Sleep(time.Duration(20+rand.IntN(60)) * time.Millisecond)
-			p.cmd.Process.Signal(syscall.SIGKILL)
-			close(killed)
-		}()
-		for i := 0; i < 400; i++ {
+		arm := func() {
+			go func() {
+				time.Sleep(time.Duration(10+rand.IntN(60)) * time.Millisecond)
+				p.cmd.Process.Signal(syscall.SIGKILL)
+				close(killed)
+			}()
+		}
+		for i := 0; i < 4000; i++ {
 			name := fmt.Sprintf("k%d-%d", round, i)
 			// The killed imcd of the previous round is still subscribed (as
 			// with a real OpenSIPS, until its expire): only the live one's
@@ -249,6 +254,9 @@ func TestSIGKILLKeepsWhatWasAcknowledged(t *testing.T) {
 					live = rp.Err == nil
 					if string(rp.Raw) == fmt.Sprintf(`{"jsonrpc":"2.0","result":"OK","id":%d}`, rp.ID) {
 						acked = append(acked, name)
+						if len(acked) == 1 {
+							arm()
+						}
 					}
 				}
 			}
@@ -256,11 +264,11 @@ func TestSIGKILLKeepsWhatWasAcknowledged(t *testing.T) {
 				break
 			}
 		}
+		if len(acked) == 0 {
+			t.Fatalf("round %d: no command acknowledged at all", round)
+		}
 		<-killed
 		<-p.exited
-		if len(acked) == 0 {
-			t.Fatalf("round %d: nothing acknowledged before the kill", round)
-		}
 		p2 := startIMCD(t, f, procOpts{dir: dir})
 		body := p2.mi(t, `{"jsonrpc":"2.0","method":"imc_list_members","params":{"room":"sip:`+acked[len(acked)-1]+`@127.0.0.1"},"id":1}`)
 		if !strings.Contains(body, `"NO_MEMBERS":1`) {

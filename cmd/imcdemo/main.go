@@ -99,7 +99,9 @@ func run(out io.Writer) error {
 	return nil
 }
 
-func user(uri string) string { return strings.TrimSuffix(strings.TrimPrefix(uri, "sip:"), "@example.com") }
+func user(uri string) string {
+	return strings.TrimSuffix(strings.TrimPrefix(uri, "sip:"), "@example.com")
+}
 
 // show keeps a multi-line body on one indented block.
 func show(s string) string {

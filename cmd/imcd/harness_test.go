@@ -174,7 +174,7 @@ func startIMCD(t *testing.T, f *opensipstest.Server, o procOpts) *proc {
 		select {
 		case <-p.exited:
 			t.Fatalf("imcd exited with %d before it was ready\nlog:\n%s", p.exitCode, p.log.String())
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(2 * time.Millisecond): // fast, so that an early "ready" is caught
 		}
 	}
 	return p

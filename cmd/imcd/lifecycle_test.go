@@ -163,3 +163,18 @@ func TestUnsubscribeOnStop(t *testing.T) {
 	}
 	t.Fatalf("no event_subscribe with expire 0 for %s: %v", p.events, f.CallsTo("event_subscribe"))
 }
+
+// TestReadyMeansSubscribed: the moment /readyz first says ready, OpenSIPS
+// already has the subscription (startIMCD returns at that moment). The
+// metrics server starts early in Open, and once answered "ready" before the
+// subscriber existed, so the first events of a fresh imcd were lost.
+func TestReadyMeansSubscribed(t *testing.T) {
+	for i := 0; i < 5; i++ {
+		f := startFake(t, opensipstest.Options{})
+		p := startIMCD(t, f, procOpts{})
+		if subs := f.Subscriptions("E_IMC_MESSAGE"); len(subs) != 1 || subs[0].Socket != p.events {
+			t.Fatalf("start %d: ready, but OpenSIPS has subscriptions %+v", i, subs)
+		}
+		p.stop()
+	}
+}

@@ -46,6 +46,7 @@ type Daemon struct {
 	closeErr  error
 
 	lastSendErr atomic.Int64 // unix nanos of the last "cannot send" log line
+	started     atomic.Bool  // Open finished: every component is up
 }
 
 // New returns a daemon for cfg; Open starts it.
@@ -123,6 +124,7 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 			return fmt.Errorf("event subscription: %w", err)
 		}
 	}
+	d.started.Store(true)
 	rooms, members := d.counts()
 	d.notice("imcd started", "rooms", rooms, "members", members, "shards", len(d.shards),
 		"events", cfg.EventListen, "opensips_mi", cfg.OpenSIPSMI, "mi_datagram", cfg.MIDatagram, "mi_http", cfg.MIHTTP,
@@ -173,9 +175,14 @@ func (d *Daemon) openHTTP() error {
 	return nil
 }
 
-// ready is /readyz: the database answers and, when imcd subscribes itself,
-// the subscription is in place.
+// ready is /readyz: start-up is over, the database answers and, when imcd
+// subscribes itself, the subscription is in place. The metrics server runs
+// from early in Open, so the components it looks at may not exist yet:
+// until started is set it reads none of them.
 func (d *Daemon) ready() error {
+	if !d.started.Load() {
+		return errors.New("starting")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := d.store.Ping(ctx); err != nil {

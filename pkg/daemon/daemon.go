@@ -45,13 +45,18 @@ type Daemon struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	// delivered is onDelivered as a func value made once: a method value
+	// taken per notice would allocate per delivery.
+	delivered   func(deliveryOutcome)
 	lastSendErr atomic.Int64 // unix nanos of the last "cannot send" log line
 	started     atomic.Bool  // Open finished: every component is up
 }
 
 // New returns a daemon for cfg; Open starts it.
 func New(cfg config.Config, logger *slog.Logger) *Daemon {
-	return &Daemon{cfg: cfg, logger: logger, stopping: make(chan struct{})}
+	d := &Daemon{cfg: cfg, logger: logger, stopping: make(chan struct{})}
+	d.delivered = d.onDelivered
+	return d
 }
 
 // DatabaseURL returns the db_url the daemon uses: the configured one, or the

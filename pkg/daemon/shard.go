@@ -157,7 +157,7 @@ func (s *shard) commit(changes []imc.Change) error {
 func (s *shard) send(notices []imc.Notice) {
 	for i := range notices {
 		n := &notices[i]
-		done := s.d.onDelivered
+		done := s.d.delivered
 		if n.Invitation != nil {
 			inv := *n.Invitation
 			done = func(o deliveryOutcome) { s.d.onInvitationDelivered(inv, o) }

@@ -77,7 +77,25 @@ func outcomeOf(m *jsonrpc.Message) Outcome {
 	if !ok {
 		return Outcome{Err: fmt.Errorf("%w: no Status in result", ErrBadReply), Reason: "no Status in result"}
 	}
-	return Outcome{Status: code, Reason: string(st)}
+	return Outcome{Status: code, Reason: statusText(st)}
+}
+
+// commonStatuses are the final statuses a MESSAGE usually gets; returning
+// these constants instead of converting the parser's bytes saves an
+// allocation per delivery.
+var commonStatuses = [...]string{
+	"200 OK", "202 Accepted", "404 Not Found", "408 Request Timeout",
+	"480 Temporarily Unavailable", "486 Busy Here", "500 Server Internal Error",
+	"503 Service Unavailable",
+}
+
+func statusText(st []byte) string {
+	for _, s := range commonStatuses {
+		if string(st) == s {
+			return s
+		}
+	}
+	return string(st)
 }
 
 // statusCode reads the three-digit code at the start of a status line.

@@ -81,7 +81,7 @@ func (d *Daemon) Admin(ctx context.Context, op imc.AdminOp) error {
 	reply := make(chan error, 1)
 	s := d.shardFor(op.Room.Key())
 	select {
-	case s.queue <- task{kind: taskAdmin, op: op, reply: reply}:
+	case s.queue <- task{kind: taskAdmin, op: &op, reply: reply}:
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-d.stopping:
@@ -114,7 +114,7 @@ func (d *Daemon) onInvitationDelivered(inv imc.Invitation, o deliveryOutcome) {
 	}
 	s := d.shardFor(inv.Room.Key())
 	select {
-	case s.queue <- task{kind: taskInvitationFailed, inv: inv, status: o.Reason}:
+	case s.queue <- task{kind: taskInvitationFailed, inv: &inv, status: o.Reason}:
 	default:
 		d.logger.Warn("shard queue full: failed invitation stays pending", logRoom, inv.Room.String(), logUser, inv.Invitee.String(), logStatus, o.Reason)
 	}

@@ -23,16 +23,18 @@ const (
 )
 
 // task is one unit of work for a shard. It travels by value through the
-// shard's channel, so handing work over allocates nothing.
+// shard's channel, so handing an event over allocates nothing; the rare
+// kinds hold their payload by pointer to keep every queue slot small (each
+// shard allocates shard_queue slots up front).
 type task struct {
 	kind taskKind
 	in   imc.Input
 	done func(error) // taskEvent: called once, after commit (or failure)
 
-	inv    imc.Invitation // taskInvitationFailed
+	inv    *imc.Invitation // taskInvitationFailed
 	status string
 
-	op    imc.AdminOp // taskAdmin
+	op    *imc.AdminOp // taskAdmin
 	reply chan error
 }
 
@@ -86,9 +88,9 @@ func (s *shard) handle(t *task) {
 		answered = true
 		s.answer(t, err)
 	case taskInvitationFailed:
-		s.apply(s.d.engine.InvitationFailed(s.view, t.inv, t.status), nil)
+		s.apply(s.d.engine.InvitationFailed(s.view, *t.inv, t.status), nil)
 	case taskAdmin:
-		err := s.handleAdmin(t.op)
+		err := s.handleAdmin(*t.op)
 		answered = true
 		s.answer(t, err)
 	}

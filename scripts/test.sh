@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GO=$(scripts/ensure-go.sh)
+# The end-to-end tests build imcd with the same toolchain.
+export PATH="$(dirname "$GO"):$PATH"
 scripts/test-services.sh
 export IMCD_TEST_MYSQL_URL=${IMCD_TEST_MYSQL_URL:-mysql://imcd:imcd@127.0.0.1:3306/imcd_test}
 export IMCD_TEST_POSTGRES_URL=${IMCD_TEST_POSTGRES_URL:-postgres://imcd:imcd@127.0.0.1:5432/imcd_test}

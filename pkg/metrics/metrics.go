@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -67,7 +68,7 @@ func New(counts Counts) *Metrics {
 		m.byStatus[c] = m.deliveries.WithLabelValues(c)
 	}
 	m.Registry.MustRegister(m.events, m.decodeErrors, m.commands, m.deliveries, m.panics, m.dbLatency, m.deliveryLatency,
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}),
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: "active_rooms",
 			Help: "Rooms in memory (the native module's active_rooms statistic)."},
 			func() float64 { r, _ := counts(); return float64(r) }),

@@ -16,7 +16,7 @@ func TestDocsComplete(t *testing.T) {
 		t.Fatal(err)
 	}
 	documented := map[string]bool{}
-	heading := regexp.MustCompile("(?m)^### (\\S+)$")
+	heading := regexp.MustCompile(`(?m)^### (\S+)$`)
 	alias := regexp.MustCompile("`([^`]+)`")
 	sections := heading.FindAllStringSubmatchIndex(string(b), -1)
 	for i, m := range sections {

@@ -47,13 +47,14 @@ func (d *Daemon) Submit(ev opensips.Event, done func(error)) error {
 		return fmt.Errorf("%w: %w", opensips.ErrBadEvent, err)
 	}
 	now := time.Now()
-	if ev.Req.CallID != "" && d.dedup.Seen(ev.Req.CallID+"\x00"+ev.CSeq+"\x00"+ev.FromTag, now) {
+	if d.dedup.Seen(now, ev.Req.CallID, ev.CSeq, ev.FromTag) {
 		d.metrics.Command("duplicate", "refused")
 		d.logger.Debug("duplicate event dropped", logCallID, ev.Req.CallID)
 		done(nil)
 		return nil
 	}
-	switch d.limiter.Allow(in.From.Key(), now) {
+	var key [imc.KeyBufLen]byte
+	switch d.limiter.Allow(in.From.AppendKey(key[:0]), now) {
 	case flood.FirstRefusal:
 		d.logger.Warn("sender over the rate limit: told once, dropping until it slows down", logFrom, in.From.String(), logCallID, ev.Req.CallID)
 		n := imc.Notice{From: in.RURI, To: in.From, Body: imc.TxtRateLimited, ContentType: "text/plain", InReplyTo: in.ReplyID()}

@@ -12,7 +12,7 @@ func TestLimiter(t *testing.T) {
 	l := &Limiter{Rate: 2, Burst: 3}
 	f := func(at time.Duration, key string, want Decision) {
 		t.Helper()
-		if got := l.Allow(key, t0.Add(at)); got != want {
+		if got := l.Allow([]byte(key), t0.Add(at)); got != want {
 			t.Fatalf("at %s %s: %d, want %d", at, key, got, want)
 		}
 	}
@@ -34,7 +34,7 @@ func TestLimiter(t *testing.T) {
 func TestLimiterDisabled(t *testing.T) {
 	var l Limiter
 	for i := 0; i < 1000; i++ {
-		if l.Allow("x", t0) != Allowed {
+		if l.Allow([]byte("x"), t0) != Allowed {
 			t.Fatal("a zero Limiter refused")
 		}
 	}
@@ -44,13 +44,13 @@ func TestLimiterDisabled(t *testing.T) {
 func TestLimiterForgets(t *testing.T) {
 	l := &Limiter{Rate: 10, Burst: 10}
 	for i := 0; i < 10000; i++ {
-		l.Allow(fmt.Sprintf("u%d", i), t0)
+		l.Allow(fmt.Appendf(nil, "u%d", i), t0)
 	}
 	if l.Len() != 10000 {
 		t.Fatalf("Len %d", l.Len())
 	}
 	for i := 0; i < shards*16; i++ { // enough to touch every shard
-		l.Allow(fmt.Sprintf("late%d", i), t0.Add(time.Minute))
+		l.Allow(fmt.Appendf(nil, "late%d", i), t0.Add(time.Minute))
 	}
 	if n := l.Len(); n > shards*16 {
 		t.Fatalf("%d buckets kept after every sender went idle", n)
@@ -61,7 +61,7 @@ func TestDedup(t *testing.T) {
 	d := &Dedup{Window: 10 * time.Second}
 	f := func(at time.Duration, key string, want bool) {
 		t.Helper()
-		if got := d.Seen(key, t0.Add(at)); got != want {
+		if got := d.Seen(t0.Add(at), key); got != want {
 			t.Fatalf("at %s %q: %v, want %v", at, key, got, want)
 		}
 	}
@@ -79,10 +79,19 @@ func TestDedup(t *testing.T) {
 
 func BenchmarkLimiterAllow(b *testing.B) {
 	l := &Limiter{Rate: 1e9, Burst: 1e9}
+	key := []byte("alice@example.com")
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		l.Allow("sip:alice@example.com", t0.Add(time.Duration(i)))
+		l.Allow(key, t0.Add(time.Duration(i)))
 		i++
+	}
+}
+
+func BenchmarkDedupSeen(b *testing.B) {
+	d := &Dedup{Window: time.Hour}
+	b.ReportAllocs()
+	for b.Loop() {
+		d.Seen(t0, "a71df86e33a753ba@lab", "1", "5a979869")
 	}
 }

@@ -45,13 +45,14 @@ const (
 	Refused
 )
 
-// Allow takes one token from key's bucket at time now.
-func (l *Limiter) Allow(key string, now time.Time) Decision {
+// Allow takes one token from key's bucket at time now. key is only read:
+// looking a sender up allocates nothing; only a new sender's bucket does.
+func (l *Limiter) Allow(key []byte, now time.Time) Decision {
 	if l.Rate <= 0 {
 		return Allowed
 	}
 	l.once.Do(func() { l.seed = maphash.MakeSeed() })
-	s := &l.shards[maphash.String(l.seed, key)%shards]
+	s := &l.shards[maphash.Bytes(l.seed, key)%shards]
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.buckets == nil {
@@ -59,10 +60,10 @@ func (l *Limiter) Allow(key string, now time.Time) Decision {
 		s.swept = now
 	}
 	s.sweep(now, l.idle())
-	b := s.buckets[key]
+	b := s.buckets[string(key)]
 	if b == nil {
 		b = &bucket{tokens: float64(l.burst()), last: now}
-		s.buckets[key] = b
+		s.buckets[string(key)] = b
 	}
 	if dt := now.Sub(b.last).Seconds(); dt > 0 {
 		b.tokens += dt * l.Rate

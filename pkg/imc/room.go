@@ -131,44 +131,14 @@ func (r *Room) Member(u URI) (Member, bool) {
 }
 
 // find returns the position of the member with the identity of u, or -1.
-// It runs for every chat line, so it lower-cases the key into a stack
-// buffer instead of allocating it (m[string(b)] does not allocate).
+// It runs for every chat line, so the key goes into a stack buffer instead
+// of being allocated (m[string(b)] does not allocate).
 func (r *Room) find(u URI) int {
-	var buf [2*MaxFieldLen + 1]byte
-	if len(u.User)+1+len(u.Host) > len(buf) || !isASCII(u.User) || !isASCII(u.Host) {
-		// Key lower-cases Unicode too; only ASCII is safe to do by hand.
-		if i, ok := r.index[u.Key()]; ok {
-			return i
-		}
-		return -1
-	}
-	b := appendLowerASCII(buf[:0], u.User)
-	b = append(b, '@')
-	b = appendLowerASCII(b, u.Host)
-	if i, ok := r.index[string(b)]; ok {
+	var buf [KeyBufLen]byte
+	if i, ok := r.index[string(u.AppendKey(buf[:0]))]; ok {
 		return i
 	}
 	return -1
-}
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return false
-		}
-	}
-	return true
-}
-
-func appendLowerASCII(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 'A' && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		b = append(b, c)
-	}
-	return b
 }
 
 // Owner returns the room's owner. A room loaded from a database written by

@@ -220,10 +220,47 @@ func (u URI) AOR() string { return u.User + "@" + u.Host }
 // Key returns the identity of the URI: "user@host" in lower case.
 func (u URI) Key() string { return strings.ToLower(u.User) + "@" + strings.ToLower(u.Host) }
 
+// KeyBufLen is a buffer size that holds the key of any URI whose parts fit
+// the tables' columns, for AppendKey into a stack buffer.
+const KeyBufLen = 2*MaxFieldLen + 1
+
+// AppendKey appends Key() to b without allocating when b has room: hot
+// paths look maps up with string(u.AppendKey(buf[:0])), which Go does
+// without a copy. A URI built by this package is ASCII; anything else falls
+// back to Key's Unicode lower-casing.
+func (u URI) AppendKey(b []byte) []byte {
+	if !isASCII(u.User) || !isASCII(u.Host) {
+		return append(b, u.Key()...)
+	}
+	b = appendLowerASCII(b, u.User)
+	b = append(b, '@')
+	return appendLowerASCII(b, u.Host)
+}
+
 // IsZero reports whether u is the zero URI.
 func (u URI) IsZero() bool { return u.User == "" && u.Host == "" }
 
 // Equal reports whether u and v are the same identity.
 func (u URI) Equal(v URI) bool {
 	return strings.EqualFold(u.User, v.User) && strings.EqualFold(u.Host, v.Host)
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+func appendLowerASCII(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b = append(b, c)
+	}
+	return b
 }

@@ -135,14 +135,27 @@ func (e *KeyError) Unwrap() error { return ErrInvalid }
 // EventTransport returns "stream", "datagram" and the network and address to
 // listen on, from EventListen.
 func (c *Config) EventTransport() (transport, network, addr string) {
-	scheme, rest, _ := strings.Cut(c.EventListen, ":")
+	network, addr = socket(c.EventListen)
+	if network == "tcp" {
+		return "stream", network, addr
+	}
+	return "datagram", network, addr
+}
+
+// MIDatagramListen returns the network ("udp" or "unixgram") and address
+// of MIDatagram.
+func (c *Config) MIDatagramListen() (network, addr string) { return socket(c.MIDatagram) }
+
+// socket splits an OpenSIPS-style socket ("tcp:ip:port", "udp:ip:port",
+// "unix:/path"), already checked by the key's parser, into what net's
+// Listen functions take.
+func socket(s string) (network, addr string) {
+	scheme, rest, _ := strings.Cut(s, ":")
 	switch scheme {
-	case "tcp":
-		return "stream", "tcp", rest
-	case "udp":
-		return "datagram", "udp", rest
+	case "tcp", "udp":
+		return scheme, rest
 	default:
-		return "datagram", "unixgram", rest
+		return "unixgram", rest
 	}
 }
 

@@ -225,3 +225,20 @@ func TestShippedConfigParses(t *testing.T) {
 		t.Fatalf("unexpected values: %+v", cfg)
 	}
 }
+
+func TestSockets(t *testing.T) {
+	f := func(listen, wantTransport, wantNetwork, wantAddr string) {
+		t.Helper()
+		c := Config{EventListen: listen, MIDatagram: listen}
+		tr, nw, addr := c.EventTransport()
+		if tr != wantTransport || nw != wantNetwork || addr != wantAddr {
+			t.Fatalf("EventTransport(%q) = %s %s %s", listen, tr, nw, addr)
+		}
+		if nw2, addr2 := c.MIDatagramListen(); wantNetwork != "tcp" && (nw2 != nw || addr2 != addr) {
+			t.Fatalf("MIDatagramListen(%q) = %s %s", listen, nw2, addr2)
+		}
+	}
+	f("tcp:127.0.0.1:9998", "stream", "tcp", "127.0.0.1:9998")
+	f("udp:127.0.0.1:9999", "datagram", "udp", "127.0.0.1:9999")
+	f("unix:/run/imcd/ev.sock", "datagram", "unixgram", "/run/imcd/ev.sock")
+}

@@ -232,10 +232,7 @@ func (d *Daemon) openMI(ctx context.Context) error {
 		srv.Forward = d.mi
 	}
 	if a := d.cfg.MIDatagram; a != "" {
-		network, addr := "udp", a[len("udp:"):]
-		if a[:5] == "unix:" {
-			network, addr = "unixgram", a[len("unix:"):]
-		}
+		network, addr := d.cfg.MIDatagramListen()
 		t := &mi.DatagramTransport{Server: srv, Network: network, Addr: addr}
 		if err := t.Open(ctx); err != nil {
 			return fmt.Errorf("mi_datagram %s: %w", a, err)
@@ -257,10 +254,6 @@ func (d *Daemon) openMI(ctx context.Context) error {
 		d.miServers = append(d.miServers, t)
 	}
 	return nil
-}
-
-func (d *Daemon) deliver(n *imc.Notice, done func(deliveryOutcome)) error {
-	return d.mi.Deliver(n, done)
 }
 
 // sendFailed logs a delivery that could not even be queued, at most once a

@@ -108,11 +108,7 @@ func (s *shard) answer(t *task, err error) {
 // handleEvent applies one MESSAGE: rules, commit, memory, notices. The
 // returned error is what a reliable-mode event_stream peer is told.
 func (s *shard) handleEvent(in imc.Input) error {
-	res := s.d.engine.Handle(s.view, in)
-	if err := s.apply(res, &in); err != nil {
-		return err
-	}
-	return nil
+	return s.apply(s.d.engine.Handle(s.view, in), &in)
 }
 
 // apply commits res's changes, applies them to memory and sends the notices.
@@ -164,7 +160,7 @@ func (s *shard) send(notices []imc.Notice) {
 			inv := *n.Invitation
 			done = func(o deliveryOutcome) { s.d.onInvitationDelivered(inv, o) }
 		}
-		if err := s.d.deliver(n, done); err != nil {
+		if err := s.d.mi.Deliver(n, done); err != nil {
 			s.d.sendFailed(err)
 			if n.Invitation != nil {
 				// The invitation never left: withdraw it now, in order.

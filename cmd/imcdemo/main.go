@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"sort"
 	"strings"
@@ -67,7 +66,7 @@ func run(out io.Writer) error {
 	cfg := config.Default()
 	cfg.DataDir = dir
 	cfg.OpenSIPSMI = fake.MISocket()
-	cfg.EventListen = "tcp:" + freeAddr()
+	cfg.EventListen = "tcp:127.0.0.1:0"
 	cfg.MIDatagram, cfg.MIHTTP, cfg.MIFIFO, cfg.MetricsListen = "", "", "", ""
 	d := daemon.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err := d.Open(context.Background()); err != nil {
@@ -76,11 +75,12 @@ func run(out io.Writer) error {
 	defer d.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := fake.WaitSubscribed(ctx, cfg.EventName, cfg.EventListen); err != nil {
+	events := d.Addrs().Events
+	if err := fake.WaitSubscribed(ctx, cfg.EventName, events); err != nil {
 		return fmt.Errorf("imcd did not subscribe: %w", err)
 	}
 
-	fmt.Fprintf(out, "imcd is running against a fake OpenSIPS (events over %s).\n", cfg.EventListen)
+	fmt.Fprintf(out, "imcd is running against a fake OpenSIPS (events over %s).\n", events)
 	fmt.Fprintf(out, "Each MESSAGE a user sends becomes an E_IMC_MESSAGE event; each reply is a t_uac_dlg request.\n\n")
 	for _, l := range script {
 		fake.Reset()
@@ -107,13 +107,4 @@ func user(uri string) string {
 func show(s string) string {
 	s = strings.ReplaceAll(s, "\r\n", "\n")
 	return strings.ReplaceAll(strings.TrimSuffix(s, "\n"), "\n", "\n        ")
-}
-
-func freeAddr() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "127.0.0.1:9998"
-	}
-	defer l.Close()
-	return l.Addr().String()
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net"
 	"strings"
+
+	"github.com/imcd-sip/imcd/pkg/sockets"
 )
 
 func nonEmpty(v string) error {
@@ -56,17 +58,12 @@ func path(v string) error {
 
 // miAddr checks an mi_datagram address: udp:host:port or unix:/path.
 func miAddr(v string) error {
-	scheme, rest, ok := strings.Cut(v, ":")
-	switch {
-	case ok && scheme == "udp":
-		return hostPort(rest)
-	case ok && scheme == "unix":
-		if !strings.HasPrefix(rest, "/") {
-			return fmt.Errorf("unix socket path must be absolute, got %q", rest)
-		}
-		return nil
+	_, err := sockets.Parse(v, sockets.UDP, sockets.Unixgram)
+	if err != nil && !strings.HasPrefix(v, "udp:") && !strings.HasPrefix(v, "unix:") {
+		// OpenSIPS's MI may be on another host: say host, not ip.
+		return fmt.Errorf("must be udp:host:port or unix:/path, got %q", v)
 	}
-	return fmt.Errorf("must be udp:host:port or unix:/path, got %q", v)
+	return err
 }
 
 func miAddrOrEmpty(v string) error {
@@ -79,17 +76,8 @@ func miAddrOrEmpty(v string) error {
 // eventAddr checks an event socket: tcp:ip:port, udp:ip:port or unix:/path,
 // the grammar of OpenSIPS's event_stream/event_datagram subscribers.
 func eventAddr(v string) error {
-	scheme, rest, ok := strings.Cut(v, ":")
-	switch {
-	case ok && (scheme == "tcp" || scheme == "udp"):
-		return hostPort(rest)
-	case ok && scheme == "unix":
-		if !strings.HasPrefix(rest, "/") {
-			return fmt.Errorf("unix socket path must be absolute, got %q", rest)
-		}
-		return nil
-	}
-	return fmt.Errorf("must be tcp:ip:port (event_stream), udp:ip:port or unix:/path (event_datagram), got %q", v)
+	_, err := sockets.Parse(v)
+	return err
 }
 
 func eventAddrOrEmpty(v string) error {

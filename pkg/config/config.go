@@ -12,8 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"strings"
 	"time"
+
+	"github.com/imcd-sip/imcd/pkg/sockets"
 )
 
 // Config is the whole configuration of one imcd process.
@@ -132,31 +133,17 @@ func (e *KeyError) Error() string {
 // Unwrap returns ErrInvalid.
 func (e *KeyError) Unwrap() error { return ErrInvalid }
 
-// EventTransport returns "stream", "datagram" and the network and address to
-// listen on, from EventListen.
-func (c *Config) EventTransport() (transport, network, addr string) {
-	network, addr = socket(c.EventListen)
-	if network == "tcp" {
-		return "stream", network, addr
-	}
-	return "datagram", network, addr
+// EventAddress returns EventListen parsed: a TCP address is event_stream,
+// UDP or unixgram event_datagram. The key's parser has checked it.
+func (c *Config) EventAddress() sockets.Address {
+	a, _ := sockets.Parse(c.EventListen)
+	return a
 }
 
-// MIDatagramListen returns the network ("udp" or "unixgram") and address
-// of MIDatagram.
-func (c *Config) MIDatagramListen() (network, addr string) { return socket(c.MIDatagram) }
-
-// socket splits an OpenSIPS-style socket ("tcp:ip:port", "udp:ip:port",
-// "unix:/path"), already checked by the key's parser, into what net's
-// Listen functions take.
-func socket(s string) (network, addr string) {
-	scheme, rest, _ := strings.Cut(s, ":")
-	switch scheme {
-	case "tcp", "udp":
-		return scheme, rest
-	default:
-		return "unixgram", rest
-	}
+// MIDatagramAddress returns MIDatagram parsed; the zero Address when off.
+func (c *Config) MIDatagramAddress() sockets.Address {
+	a, _ := sockets.Parse(c.MIDatagram)
+	return a
 }
 
 // Shards returns the number of room shards, 2^HashSize.

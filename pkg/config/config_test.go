@@ -227,18 +227,17 @@ func TestShippedConfigParses(t *testing.T) {
 }
 
 func TestSockets(t *testing.T) {
-	f := func(listen, wantTransport, wantNetwork, wantAddr string) {
+	f := func(listen, wantNetwork, wantAddr string) {
 		t.Helper()
 		c := Config{EventListen: listen, MIDatagram: listen}
-		tr, nw, addr := c.EventTransport()
-		if tr != wantTransport || nw != wantNetwork || addr != wantAddr {
-			t.Fatalf("EventTransport(%q) = %s %s %s", listen, tr, nw, addr)
+		if a := c.EventAddress(); a.Network != wantNetwork || a.Addr != wantAddr {
+			t.Fatalf("EventAddress(%q) = %+v", listen, a)
 		}
-		if nw2, addr2 := c.MIDatagramListen(); wantNetwork != "tcp" && (nw2 != nw || addr2 != addr) {
-			t.Fatalf("MIDatagramListen(%q) = %s %s", listen, nw2, addr2)
+		if a := c.MIDatagramAddress(); wantNetwork != "tcp" && (a.Network != wantNetwork || a.Addr != wantAddr) {
+			t.Fatalf("MIDatagramAddress(%q) = %+v", listen, a)
 		}
 	}
-	f("tcp:127.0.0.1:9998", "stream", "tcp", "127.0.0.1:9998")
-	f("udp:127.0.0.1:9999", "datagram", "udp", "127.0.0.1:9999")
-	f("unix:/run/imcd/ev.sock", "datagram", "unixgram", "/run/imcd/ev.sock")
+	f("tcp:127.0.0.1:9998", "tcp", "127.0.0.1:9998")
+	f("udp:127.0.0.1:9999", "udp", "127.0.0.1:9999")
+	f("unix:/run/imcd/ev.sock", "unixgram", "/run/imcd/ev.sock")
 }

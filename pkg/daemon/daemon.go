@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -19,6 +18,7 @@ import (
 	"github.com/imcd-sip/imcd/pkg/metrics"
 	"github.com/imcd-sip/imcd/pkg/mi"
 	"github.com/imcd-sip/imcd/pkg/opensips"
+	"github.com/imcd-sip/imcd/pkg/sockets"
 	"github.com/imcd-sip/imcd/pkg/store"
 )
 
@@ -34,11 +34,17 @@ type Daemon struct {
 	shards  []*shard
 	metrics *metrics.Metrics
 
-	mi         *opensips.MIClient
+	// opensips is the MI client to OpenSIPS's mi_datagram: t_uac_dlg,
+	// event_subscribe, pass-through. outbox is what the shards deliver
+	// through (today the same client).
+	opensips   *opensips.MIClient
+	outbox     Outbox
 	subscriber *opensips.Subscriber
-	events     interface{ Close() error }
-	miServers  []interface{ Close() error }
-	httpServer *http.Server
+	events     server
+	// miTransports serve imcd's own MI (datagram, HTTP, FIFO).
+	miTransports  []server
+	metricsServer *sockets.HTTPServer
+	addrs         Addrs
 
 	stopping  chan struct{}
 	shardsWG  sync.WaitGroup
@@ -50,6 +56,39 @@ type Daemon struct {
 	delivered   func(deliveryOutcome)
 	lastSendErr atomic.Int64 // unix nanos of the last "cannot send" log line
 	started     atomic.Bool  // Open finished: every component is up
+}
+
+// Outbox sends notices as SIP MESSAGEs, in the order they are handed over,
+// and reports each one's outcome to done (from another goroutine; done must
+// not block). It returns an error, and never calls done, for a notice it
+// could not take.
+type Outbox interface {
+	Deliver(n *imc.Notice, done func(opensips.Outcome)) error
+}
+
+var _ Outbox = (*opensips.MIClient)(nil)
+
+// server is what every socket server of imcd is, in pkg/sockets's idiom.
+type server interface {
+	Open(ctx context.Context) error
+	LocalAddr() net.Addr
+	Close() error
+}
+
+// Addrs are the addresses a running daemon bound, with ports resolved (a
+// configuration may ask for port 0); "" for what is off.
+type Addrs struct {
+	// Events is where OpenSIPS sends events, in OpenSIPS's socket grammar
+	// ("tcp:127.0.0.1:9998"): what imcd subscribes.
+	Events string
+	// MIDatagram is imcd's own MI over datagrams ("udp:127.0.0.1:8081").
+	MIDatagram string
+	// MIHTTP is the host:port of imcd's own MI over HTTP.
+	MIHTTP string
+	// MIFIFO is the path of imcd's own MI FIFO.
+	MIFIFO string
+	// Metrics is the host:port of /metrics, /healthz and /readyz.
+	Metrics string
 }
 
 // New returns a daemon for cfg; Open starts it.
@@ -99,15 +138,16 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		return err
 	}
 	if cfg.MetricsListen != "" {
-		if err := d.openHTTP(); err != nil {
+		if err := d.openMetrics(ctx); err != nil {
 			return err
 		}
 	}
-	d.mi = &opensips.MIClient{Addr: cfg.OpenSIPSMI, Logger: d.logger, Observer: d.metrics,
+	d.opensips = &opensips.MIClient{Addr: cfg.OpenSIPSMI, Logger: d.logger, Observer: d.metrics,
 		Timeout: cfg.DeliveryTimeout, Window: cfg.DeliveryWindow, QueueSize: cfg.DeliveryQueue, NextHop: cfg.OutboundProxy}
-	if err := d.mi.Open(ctx); err != nil {
+	if err := d.opensips.Open(ctx); err != nil {
 		return fmt.Errorf("opensips_mi %s: %w", cfg.OpenSIPSMI, err)
 	}
+	d.outbox = d.opensips
 	for _, s := range d.shards {
 		d.shardsWG.Add(1)
 		go func() { defer d.shardsWG.Done(); s.run() }()
@@ -119,11 +159,12 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		return err
 	}
 	if cfg.Subscribe {
+		// What was bound, not what was asked: event_listen may say port 0.
 		socket := cfg.EventSocket
 		if socket == "" {
-			socket = cfg.EventListen
+			socket = d.addrs.Events
 		}
-		d.subscriber = &opensips.Subscriber{Client: d.mi, Event: cfg.EventName, Socket: socket,
+		d.subscriber = &opensips.Subscriber{Client: d.opensips, Event: cfg.EventName, Socket: socket,
 			Expire: cfg.SubscribeExpire, Renew: cfg.SubscribeRenew, Logger: d.logger}
 		if err := d.subscriber.Open(ctx); err != nil {
 			return fmt.Errorf("event subscription: %w", err)
@@ -131,11 +172,15 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	}
 	d.started.Store(true)
 	rooms, members := d.counts()
+	a := d.addrs
 	d.notice("imcd started", "rooms", rooms, "members", members, "shards", len(d.shards),
-		"events", cfg.EventListen, "opensips_mi", cfg.OpenSIPSMI, "mi_datagram", cfg.MIDatagram, "mi_http", cfg.MIHTTP,
-		"mi_fifo", cfg.MIFIFO, "metrics", cfg.MetricsListen)
+		logEvents, a.Events, logOpenSIPSMI, cfg.OpenSIPSMI, logMIDatagram, a.MIDatagram, logMIHTTP, a.MIHTTP,
+		logMIFIFO, a.MIFIFO, logMetrics, a.Metrics)
 	return nil
 }
+
+// Addrs returns the addresses the daemon bound; valid once Open returned.
+func (d *Daemon) Addrs() Addrs { return d.addrs }
 
 func (d *Daemon) openStore(ctx context.Context) error {
 	url, embedded, err := DatabaseURL(d.cfg)
@@ -166,17 +211,14 @@ func (d *Daemon) openStore(ctx context.Context) error {
 	return nil
 }
 
-func (d *Daemon) openHTTP() error {
-	ln, err := net.Listen("tcp", d.cfg.MetricsListen)
+func (d *Daemon) openMetrics(ctx context.Context) error {
+	d.metricsServer = &sockets.HTTPServer{Addr: d.cfg.MetricsListen, Handler: d.metrics.Handler(d.ready),
+		Logger: d.logger.With(logSystem, "metrics")}
+	err := d.metricsServer.Open(ctx, func(err error) { d.logger.Error("metrics server stopped", logError, err) })
 	if err != nil {
-		return fmt.Errorf("metrics_listen: %w", err)
+		return fmt.Errorf("metrics_listen %s: %w", d.cfg.MetricsListen, err)
 	}
-	d.httpServer = &http.Server{Handler: d.metrics.Handler(d.ready), ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := d.httpServer.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			d.logger.Error("metrics server stopped", logError, err)
-		}
-	}()
+	d.addrs.Metrics = d.metricsServer.LocalAddr().String()
 	return nil
 }
 
@@ -200,23 +242,20 @@ func (d *Daemon) ready() error {
 }
 
 func (d *Daemon) openEvents(ctx context.Context) error {
-	transport, network, addr := d.cfg.EventTransport()
-	logger := d.logger
-	if transport == "stream" {
-		s := &opensips.StreamServer{Addr: addr, Sink: d, Observer: d.metrics, Logger: logger, EventName: d.cfg.EventName,
+	a := d.cfg.EventAddress()
+	var srv server
+	if a.Network == sockets.TCP {
+		srv = &opensips.EventStreamServer{Addr: a.Addr, Sink: d, Observer: d.metrics, Logger: d.logger, EventName: d.cfg.EventName,
 			Allow: d.cfg.EventSources, MaxFrame: d.cfg.MaxEventSize}
-		if err := s.Open(ctx); err != nil {
-			return fmt.Errorf("event_listen %s: %w", d.cfg.EventListen, err)
-		}
-		d.events = s
-		return nil
+	} else {
+		srv = &opensips.EventDatagramServer{Network: a.Network, Addr: a.Addr, Sink: d, Observer: d.metrics, Logger: d.logger,
+			EventName: d.cfg.EventName, Allow: d.cfg.EventSources, ReadBuffer: opensips.DefaultSocketBuffer}
 	}
-	s := &opensips.DatagramServer{Network: network, Addr: addr, Sink: d, Observer: d.metrics, Logger: logger, EventName: d.cfg.EventName,
-		Allow: d.cfg.EventSources, ReadBuffer: opensips.DefaultSocketBuffer}
-	if err := s.Open(ctx); err != nil {
+	if err := srv.Open(ctx); err != nil {
 		return fmt.Errorf("event_listen %s: %w", d.cfg.EventListen, err)
 	}
-	d.events = s
+	d.events = srv
+	d.addrs.Events = sockets.Bound(srv.LocalAddr()).String()
 	return nil
 }
 
@@ -229,29 +268,34 @@ func (d *Daemon) openMI(ctx context.Context) error {
 	}
 	srv := &mi.Server{Registry: reg, Logger: d.logger.With(logSystem, "mi")}
 	if d.cfg.MIPassthrough {
-		srv.Forward = d.mi
+		srv.Forward = d.opensips
 	}
-	if a := d.cfg.MIDatagram; a != "" {
-		network, addr := d.cfg.MIDatagramListen()
-		t := &mi.DatagramTransport{Server: srv, Network: network, Addr: addr}
+	open := func(key, value string, t server) (net.Addr, error) {
 		if err := t.Open(ctx); err != nil {
-			return fmt.Errorf("mi_datagram %s: %w", a, err)
+			return nil, fmt.Errorf("%s %s: %w", key, value, err)
 		}
-		d.miServers = append(d.miServers, t)
+		d.miTransports = append(d.miTransports, t)
+		return t.LocalAddr(), nil
+	}
+	if a := d.cfg.MIDatagramAddress(); !a.IsZero() {
+		bound, err := open("mi_datagram", d.cfg.MIDatagram, &mi.DatagramTransport{Server: srv, Network: a.Network, Addr: a.Addr})
+		if err != nil {
+			return err
+		}
+		d.addrs.MIDatagram = sockets.Bound(bound).String()
 	}
 	if d.cfg.MIHTTP != "" {
-		t := &mi.HTTPTransport{Server: srv, Addr: d.cfg.MIHTTP, Path: d.cfg.MIHTTPPath}
-		if err := t.Open(ctx); err != nil {
-			return fmt.Errorf("mi_http %s: %w", d.cfg.MIHTTP, err)
+		bound, err := open("mi_http", d.cfg.MIHTTP, &mi.HTTPTransport{Server: srv, Addr: d.cfg.MIHTTP, Path: d.cfg.MIHTTPPath})
+		if err != nil {
+			return err
 		}
-		d.miServers = append(d.miServers, t)
+		d.addrs.MIHTTP = bound.String()
 	}
 	if d.cfg.MIFIFO != "" {
-		t := &mi.FIFOTransport{Server: srv, Path: d.cfg.MIFIFO, ReplyDir: d.cfg.MIFIFOReplyDir}
-		if err := t.Open(ctx); err != nil {
-			return fmt.Errorf("mi_fifo %s: %w", d.cfg.MIFIFO, err)
+		if _, err := open("mi_fifo", d.cfg.MIFIFO, &mi.FIFOTransport{Server: srv, Path: d.cfg.MIFIFO, ReplyDir: d.cfg.MIFIFOReplyDir}); err != nil {
+			return err
 		}
-		d.miServers = append(d.miServers, t)
+		d.addrs.MIFIFO = d.cfg.MIFIFO
 	}
 	return nil
 }
@@ -290,8 +334,8 @@ func (d *Daemon) shutdown(grace time.Duration) error {
 	if d.events != nil {
 		errs = append(errs, d.events.Close())
 	}
-	for _, s := range d.miServers {
-		errs = append(errs, s.Close())
+	for _, t := range d.miTransports {
+		errs = append(errs, t.Close())
 	}
 	close(d.stopping)
 	for _, s := range d.shards {
@@ -307,14 +351,14 @@ func (d *Daemon) shutdown(grace time.Duration) error {
 	case <-ctx.Done():
 		d.logger.Warn("shutdown grace period over with requests still queued")
 	}
-	if d.mi != nil {
-		if err := d.mi.Drain(ctx); err != nil {
+	if d.opensips != nil {
+		if err := d.opensips.Drain(ctx); err != nil {
 			d.logger.Warn("shutdown grace period over with deliveries in flight", logError, err)
 		}
-		errs = append(errs, d.mi.Close())
+		errs = append(errs, d.opensips.Close())
 	}
-	if d.httpServer != nil {
-		errs = append(errs, d.httpServer.Close())
+	if d.metricsServer != nil {
+		errs = append(errs, d.metricsServer.Close())
 	}
 	if d.store != nil {
 		errs = append(errs, d.store.Close())

@@ -25,4 +25,11 @@ const (
 	logCommand = "command"
 	logError   = "err"
 	logPanic   = "panic"
+
+	logEvents     = "events"
+	logOpenSIPSMI = "opensips_mi"
+	logMIDatagram = "mi_datagram"
+	logMIHTTP     = "mi_http"
+	logMIFIFO     = "mi_fifo"
+	logMetrics    = "metrics"
 )

@@ -58,7 +58,7 @@ func (d *Daemon) Submit(ev opensips.Event, done func(error)) error {
 	case flood.FirstRefusal:
 		d.logger.Warn("sender over the rate limit: told once, dropping until it slows down", logFrom, in.From.String(), logCallID, ev.Req.CallID)
 		n := imc.Notice{From: in.RURI, To: in.From, Body: imc.TxtRateLimited, ContentType: "text/plain", InReplyTo: in.ReplyID()}
-		if err := d.mi.Deliver(&n, d.delivered); err != nil {
+		if err := d.outbox.Deliver(&n, d.delivered); err != nil {
 			d.sendFailed(err)
 		}
 		fallthrough

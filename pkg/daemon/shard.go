@@ -160,7 +160,7 @@ func (s *shard) send(notices []imc.Notice) {
 			inv := *n.Invitation
 			done = func(o deliveryOutcome) { s.d.onInvitationDelivered(inv, o) }
 		}
-		if err := s.d.mi.Deliver(n, done); err != nil {
+		if err := s.d.outbox.Deliver(n, done); err != nil {
 			s.d.sendFailed(err)
 			if n.Invitation != nil {
 				// The invitation never left: withdraw it now, in order.

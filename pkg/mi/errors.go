@@ -18,12 +18,6 @@ var (
 	ErrReservedCommand = errors.New("mi: command name reserved by the server")
 	// ErrBadNetwork: a DatagramTransport network other than udp or unixgram.
 	ErrBadNetwork = errors.New("mi: unsupported datagram network")
-	// ErrListening: Listen or Open was called on a transport that is
-	// listening already.
-	ErrListening = errors.New("mi: transport already listening")
-	// ErrClosed: Open was called on a closed transport; transports are not
-	// reused.
-	ErrClosed = errors.New("mi: transport closed")
 	// ErrNoPath: a FIFOTransport without a Path.
 	ErrNoPath = errors.New("mi: FIFO path not set")
 	// ErrNotFIFO: a path that must be a FIFO is something else (the command

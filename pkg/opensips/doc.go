@@ -2,9 +2,9 @@
 // crosses between the two:
 //
 //   - event intake: E_IMC_MESSAGE notifications pushed by OpenSIPS's
-//     event_stream (TCP, StreamServer, with a FrameSplitter since objects
+//     event_stream (TCP, EventStreamServer, with a FrameSplitter since objects
 //     arrive back to back) and event_datagram (UDP or unix datagram,
-//     DatagramServer), decoded by DecodeEvent and handed to a Sink;
+//     EventDatagramServer), decoded by DecodeEvent and handed to a Sink;
 //   - the MI client (MIClient): JSON-RPC over mi_datagram, used to send each
 //     outbound notice as one asynchronous t_uac_dlg request (Deliver), for
 //     synchronous calls (Call) and for pass-through of imcd's own MI (Forward);

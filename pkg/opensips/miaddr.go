@@ -2,8 +2,9 @@ package opensips
 
 import (
 	"fmt"
-	"net"
 	"strings"
+
+	"github.com/imcd-sip/imcd/pkg/sockets"
 )
 
 // miAddr is a parsed mi_datagram address.
@@ -12,23 +13,19 @@ type miAddr struct {
 	addr    string // host:port or socket path
 }
 
-// parseMIAddr reads "udp:host:port", "host:port" or "unix:/path" (the forms
-// OpenSIPS's mi_datagram socket_name and opensips-cli use).
+// parseMIAddr reads "udp:host:port", "host:port", "unix:/path" or "/path"
+// (the forms OpenSIPS's mi_datagram socket_name and opensips-cli use) with
+// the one socket grammar of pkg/sockets.
 func parseMIAddr(s string) (miAddr, error) {
 	switch {
-	case strings.HasPrefix(s, "unix:"):
-		p := strings.TrimPrefix(s, "unix:")
-		if p == "" {
-			return miAddr{}, fmt.Errorf("opensips: empty unix socket path in MI address %q", s)
-		}
-		return miAddr{network: "unixgram", addr: p}, nil
-	case strings.HasPrefix(s, "udp:"):
-		s = strings.TrimPrefix(s, "udp:")
 	case strings.HasPrefix(s, "/"):
-		return miAddr{network: "unixgram", addr: s}, nil
+		s = "unix:" + s
+	case !strings.HasPrefix(s, "udp:") && !strings.HasPrefix(s, "unix:"):
+		s = "udp:" + s
 	}
-	if _, _, err := net.SplitHostPort(s); err != nil {
-		return miAddr{}, fmt.Errorf("opensips: bad MI address %q: %w", s, err)
+	a, err := sockets.Parse(s, sockets.UDP, sockets.Unixgram)
+	if err != nil {
+		return miAddr{}, fmt.Errorf("opensips: bad MI address: %w", err)
 	}
-	return miAddr{network: "udp", addr: s}, nil
+	return miAddr{network: a.Network, addr: a.Addr}, nil
 }

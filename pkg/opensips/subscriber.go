@@ -33,8 +33,8 @@ const (
 //
 // Client must stay open until Close returns.
 type Subscriber struct {
-	// Client is the MI client to OpenSIPS. Required.
-	Client *MIClient
+	// Client makes the MI calls to OpenSIPS (an *MIClient). Required.
+	Client Caller
 	// Event is the event name, DefaultEventName when "".
 	Event string
 	// Socket is where OpenSIPS sends the events, as event_subscribe wants
@@ -93,13 +93,22 @@ func (s *Subscriber) Open(ctx context.Context) error {
 	return nil
 }
 
+// Caller makes synchronous MI calls to OpenSIPS; MIClient is one.
+type Caller interface {
+	// Call sends method with params (encoded JSON, nil for none) and
+	// returns the raw result or OpenSIPS's error.
+	Call(ctx context.Context, method string, params []byte) ([]byte, error)
+}
+
+var _ Caller = (*MIClient)(nil)
+
 // Active reports whether the last attempt to subscribe succeeded (for
 // /readyz).
 func (s *Subscriber) Active() bool { return s.active.Load() }
 
 // Close stops renewing and, if a subscription was ever made, unsubscribes
-// (expire 0), waiting at most the client's CallTimeout. Safe to call more
-// than once.
+// (expire 0), waiting at most DefaultCallTimeout and a second. Safe to call
+// more than once.
 func (s *Subscriber) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
@@ -112,7 +121,7 @@ func (s *Subscriber) Close() error {
 		if !s.everOK.Load() {
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), s.Client.CallTimeout+time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), DefaultCallTimeout+time.Second)
 		defer cancel()
 		if err = s.subscribe(ctx, 0); err != nil {
 			s.log.Warn("unsubscribe failed", keyErr, err)

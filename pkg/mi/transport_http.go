@@ -2,13 +2,12 @@ package mi
 
 import (
 	"context"
-	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
-	"time"
+
+	"github.com/imcd-sip/imcd/pkg/sockets"
 )
 
 // Defaults of the HTTP transport.
@@ -18,15 +17,6 @@ const (
 	DefaultHTTPAddr = "127.0.0.1:8889"
 	// DefaultHTTPPath is the URL path of the MI, as mi_http's default root.
 	DefaultHTTPPath = "/mi"
-)
-
-// HTTP server limits.
-const (
-	httpHeaderTimeout = 10 * time.Second
-	httpIdleTimeout   = time.Minute
-	httpMaxHeader     = 16 << 10
-	// shutdownGrace is how long Close lets requests in progress finish.
-	shutdownGrace = 5 * time.Second
 )
 
 // badURLBody is mi_http's answer to a request for another path.
@@ -44,96 +34,50 @@ const badURLBody = "<html><body>Unable to parse URL!</body></html>"
 type HTTPTransport struct {
 	// Server answers the requests.
 	Server *Server
-	// Addr is host:port (DefaultHTTPAddr when empty).
+	// Addr is host:port (DefaultHTTPAddr when empty; port 0 picks a free
+	// one, see LocalAddr).
 	Addr string
 	// Path is the URL path of the MI (DefaultHTTPPath when empty).
 	Path string
 
-	ln   net.Listener
-	life lifecycle
+	http sockets.HTTPServer
 }
 
-// Listen opens the TCP listener.
-func (t *HTTPTransport) Listen() error {
-	if t.ln != nil {
-		return ErrListening
+// Listen opens the TCP listener; ctx bounds only the binding.
+func (t *HTTPTransport) Listen(ctx context.Context) error {
+	t.http.Addr = t.Addr
+	if t.http.Addr == "" {
+		t.http.Addr = DefaultHTTPAddr
 	}
-	addr := t.Addr
-	if addr == "" {
-		addr = DefaultHTTPAddr
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	t.ln = ln
-	return nil
+	t.http.Handler = t
+	t.http.RequestTimeout = t.Server.timeout()
+	t.http.Logger = t.Server.logger().With(keyTransport, "http")
+	return t.http.Listen(ctx)
 }
 
 // LocalAddr returns the address Listen bound, or nil before Listen.
-func (t *HTTPTransport) LocalAddr() net.Addr {
-	if t.ln == nil {
-		return nil
-	}
-	return t.ln.Addr()
-}
+func (t *HTTPTransport) LocalAddr() net.Addr { return t.http.LocalAddr() }
 
 // Open listens (unless Listen was called) and serves in a goroutine until
-// Close or until ctx ends.
+// Close; ctx bounds only the opening.
 func (t *HTTPTransport) Open(ctx context.Context) error {
-	if t.ln == nil {
-		if err := t.Listen(); err != nil {
+	if t.http.LocalAddr() == nil {
+		if err := t.Listen(ctx); err != nil {
 			return err
 		}
 	}
-	ln := t.ln
-	return t.life.start(ctx, func(ctx context.Context) { _ = t.Serve(ctx, ln) })
+	return t.http.Open(ctx, func(err error) {
+		t.Server.logger().Error("MI HTTP transport stopped", keyTransport, "http", keyErr, err)
+	})
 }
+
+// Serve answers requests on the listener Listen opened until Close, then
+// returns nil.
+func (t *HTTPTransport) Serve() error { return t.http.Serve() }
 
 // Close stops accepting, lets requests in progress finish for a grace
 // period, and closes the listener. It is idempotent.
-func (t *HTTPTransport) Close() error {
-	return t.life.stop(func() error {
-		if t.ln == nil {
-			return nil
-		}
-		return closeQuietly(t.ln)
-	})
-}
-
-// Serve answers HTTP requests on ln until ctx ends, then shuts down within
-// shutdownGrace. net/http runs one goroutine per connection.
-func (t *HTTPTransport) Serve(ctx context.Context, ln net.Listener) error {
-	log := t.Server.logger().With(keyTransport, "http", keyAddr, ln.Addr().String())
-	srv := &http.Server{
-		Handler:           t,
-		ReadHeaderTimeout: httpHeaderTimeout,
-		ReadTimeout:       httpHeaderTimeout + t.Server.timeout(),
-		WriteTimeout:      httpHeaderTimeout + t.Server.timeout(),
-		IdleTimeout:       httpIdleTimeout,
-		MaxHeaderBytes:    httpMaxHeader,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-		// Requests in progress finish when Close cancels ctx.
-		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
-	done := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		defer close(done)
-		sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-		defer cancel()
-		if err := srv.Shutdown(sctx); err != nil {
-			_ = srv.Close()
-		}
-	})
-	err := srv.Serve(ln)
-	if !stop() {
-		<-done
-	}
-	if errors.Is(err, http.ErrServerClosed) {
-		return nil
-	}
-	return err
-}
+func (t *HTTPTransport) Close() error { return t.http.Close() }
 
 // ServeHTTP answers one MI request; the daemon may also mount the transport
 // on another server.

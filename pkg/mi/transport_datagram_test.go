@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/imcd-sip/imcd/pkg/imc"
+	"github.com/imcd-sip/imcd/pkg/sockets"
 )
 
 // openDatagram serves s on a fresh UDP socket on 127.0.0.1:0.
@@ -134,7 +135,7 @@ func TestDatagramUnix(t *testing.T) {
 	}
 	stale.Close()
 	tr2 := &DatagramTransport{Server: tr.Server, Network: "unixgram", Addr: path}
-	if err := tr2.Listen(); err != nil {
+	if err := tr2.Listen(context.Background()); err != nil {
 		t.Fatalf("stale socket: %v", err)
 	}
 	tr2.Close()
@@ -165,24 +166,26 @@ func TestDatagramLimits(t *testing.T) {
 func TestDatagramLifecycle(t *testing.T) {
 	s := newServer(t, state(t, stateInitial), nil)
 	tr := &DatagramTransport{Server: s, Addr: "127.0.0.1:0"}
-	if err := tr.Listen(); err != nil {
+	if err := tr.Listen(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if err := tr.Listen(); err != ErrListening {
+	if err := tr.Listen(context.Background()); err != sockets.ErrListening {
 		t.Errorf("second Listen: %v", err)
 	}
+	// Open's context bounds the opening only: cancelling it later must not
+	// stop the transport (Close does).
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := tr.Open(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := tr.Open(ctx); !errors.Is(err, ErrListening) {
+	if err := tr.Open(ctx); !errors.Is(err, sockets.ErrListening) {
 		t.Errorf("second Open: %v", err)
 	}
 	addr := tr.LocalAddr()
+	cancel()
 	if got := udpCall(t, addr, []byte(`{"jsonrpc":"2.0","method":"which","id":1}`), time.Second); got == nil {
-		t.Fatal("no reply")
+		t.Fatal("no reply after the Open context ended")
 	}
-	cancel() // the daemon's context ending stops serving too
 	within(t, 2*time.Second, "Close", func() {
 		if err := tr.Close(); err != nil {
 			t.Error(err)
@@ -194,11 +197,11 @@ func TestDatagramLifecycle(t *testing.T) {
 	if got := udpCall(t, addr, []byte(`{"jsonrpc":"2.0","method":"which","id":1}`), 100*time.Millisecond); got != nil {
 		t.Errorf("served after Close: %s", got)
 	}
-	if err := tr.Open(context.Background()); !errors.Is(err, ErrClosed) {
+	if err := tr.Open(context.Background()); !errors.Is(err, sockets.ErrClosed) {
 		t.Errorf("Open after Close: %v", err)
 	}
 	bad := &DatagramTransport{Server: s, Network: "tcp", Addr: "127.0.0.1:0"}
-	if err := bad.Listen(); err == nil {
+	if err := bad.Listen(context.Background()); err == nil {
 		t.Error("tcp accepted as a datagram network")
 	}
 	if err := (&DatagramTransport{Server: s}).Close(); err != nil {

@@ -12,19 +12,21 @@ import (
 	"time"
 
 	"github.com/imcd-sip/imcd/pkg/jsonrpc"
+	"github.com/imcd-sip/imcd/pkg/sockets"
 )
 
 // DefaultReplyTimeout bounds the write of one reliable-mode reply.
 const DefaultReplyTimeout = time.Second
 
-// StreamServer receives events from OpenSIPS's event_stream module over TCP:
-// JSON objects back to back on long-lived connections (OpenSIPS keeps one and
-// reconnects when it breaks, so several may be open at once). In
-// reliable_mode each event is a request with an id, answered on the same
-// connection when the Sink calls done. Set the fields, then Open (or Listen
-// and Serve), then Close.
-type StreamServer struct {
-	// Addr is the TCP address to listen on, "127.0.0.1:9998" for instance.
+// EventStreamServer receives events from OpenSIPS's event_stream module
+// over TCP: JSON objects back to back on long-lived connections (OpenSIPS
+// keeps one and reconnects when it breaks, so several may be open at once).
+// In reliable_mode each event is a request with an id, answered on the same
+// connection when the Sink calls done. It follows the servers' lifecycle of
+// pkg/sockets: Listen, Serve, Open, Close.
+type EventStreamServer struct {
+	// Addr is the TCP address to listen on, "127.0.0.1:9998" for instance;
+	// port 0 picks a free one (see LocalAddr).
 	Addr string
 	// Sink receives the events. Required.
 	Sink Sink
@@ -45,17 +47,15 @@ type StreamServer struct {
 	// long; DefaultReplyTimeout when 0. On timeout the connection is closed.
 	WriteTimeout time.Duration
 
-	initOnce  sync.Once
-	in        intake
-	mu        sync.Mutex
-	listeners []net.Listener
-	conns     map[*streamConn]struct{}
-	closed    bool
-	wg        sync.WaitGroup
-	closeOnce sync.Once
+	initOnce sync.Once
+	in       intake
+	ln       net.Listener
+	mu       sync.Mutex
+	conns    map[*streamConn]struct{}
+	life     sockets.Lifecycle
 }
 
-func (s *StreamServer) init() {
+func (s *EventStreamServer) init() {
 	s.initOnce.Do(func() {
 		s.in = newIntake(TransportStream, s.Sink, s.Observer, s.Logger, s.EventName, s.Allow)
 		if s.WriteTimeout <= 0 {
@@ -68,70 +68,49 @@ func (s *StreamServer) init() {
 	})
 }
 
-// Listen opens the TCP listener on Addr.
-func (s *StreamServer) Listen() (net.Listener, error) {
-	var lc net.ListenConfig
-	return lc.Listen(context.Background(), "tcp", s.Addr)
-}
-
-// Open listens on Addr and serves in the background until Close.
-func (s *StreamServer) Open(ctx context.Context) error {
+// Listen opens the TCP listener on Addr; ctx bounds only the binding.
+func (s *EventStreamServer) Listen(ctx context.Context) error {
 	s.init()
 	if s.Sink == nil {
 		return errNoSink
 	}
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", s.Addr)
-	if err != nil {
+	if err := s.life.Listening(); err != nil {
 		return err
 	}
-	if !s.addListener(ln) {
-		return ErrClosed
+	ln, err := sockets.Listen(ctx, sockets.Address{Network: sockets.TCP, Addr: s.Addr})
+	if err != nil {
+		s.life.Unlisten()
+		return err
 	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		if err := s.serve(ln); err != nil {
-			s.in.log.Error("event_stream listener failed", keyErr, err)
-		}
-	}()
+	s.ln = ln
 	s.in.log.Info("listening for OpenSIPS event_stream", keyAddr, ln.Addr().String())
 	return nil
 }
 
-// addListener registers ln so that Close closes it; false (and ln closed)
-// once the server is closed.
-func (s *StreamServer) addListener(ln net.Listener) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		ln.Close()
-		return false
-	}
-	s.listeners = append(s.listeners, ln)
-	return true
-}
-
-// Serve accepts connections on ln until ln fails or Close is called (then
-// it returns nil). Each connection is read by its own goroutine.
-func (s *StreamServer) Serve(ln net.Listener) error {
+// Open listens (unless Listen was called) and serves in a goroutine until
+// Close; ctx bounds only the opening.
+func (s *EventStreamServer) Open(ctx context.Context) error {
 	s.init()
-	if s.Sink == nil {
-		ln.Close()
-		return errNoSink
-	}
-	if !s.addListener(ln) {
-		return ErrClosed
-	}
-	return s.serve(ln)
+	return s.life.Open(ctx, s.Listen, s.Serve, func(err error) {
+		s.in.log.Error("event_stream listener failed", keyErr, err)
+	})
 }
 
-func (s *StreamServer) serve(ln net.Listener) error {
+// Serve accepts connections on the listener Listen opened until Close (then
+// it returns nil) or the listener fails. Each connection is read by its own
+// goroutine.
+func (s *EventStreamServer) Serve() error {
+	s.init()
+	done, err := s.life.Serving()
+	if err != nil {
+		return err
+	}
+	defer done()
 	var backoff time.Duration
 	for {
-		c, err := ln.Accept()
+		c, err := s.ln.Accept()
 		if err != nil {
-			if s.isClosed() {
+			if s.life.Closing() {
 				return nil
 			}
 			if isClosedErr(err) {
@@ -155,61 +134,45 @@ func (s *StreamServer) serve(ln net.Listener) error {
 			c.Close()
 			return nil
 		}
-		go s.serveConn(sc)
 	}
 }
 
-// LocalAddr returns the address of the first listener, nil before Serve.
-// (Addr is taken by the configuration field.)
-func (s *StreamServer) LocalAddr() net.Addr {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.listeners) == 0 {
+// LocalAddr returns the address Listen bound, nil before. (Addr is taken by
+// the configuration field.)
+func (s *EventStreamServer) LocalAddr() net.Addr {
+	if s.ln == nil {
 		return nil
 	}
-	return s.listeners[0].Addr()
+	return s.ln.Addr()
 }
 
-// Close stops the listeners, closes every connection and waits for their
+// Close stops the listener, closes every connection and waits for their
 // goroutines. Replies to events still being applied are lost. It is safe to
 // call more than once.
-func (s *StreamServer) Close() error {
+func (s *EventStreamServer) Close() error {
 	s.init()
-	s.closeOnce.Do(func() {
+	return s.life.Close(func() error {
 		s.mu.Lock()
-		s.closed = true
-		for _, ln := range s.listeners {
-			ln.Close()
-		}
+		defer s.mu.Unlock()
 		for c := range s.conns {
 			c.conn.Close()
 		}
-		s.mu.Unlock()
-		s.wg.Wait()
+		return sockets.CloseQuietly(s.ln)
 	})
-	return nil
 }
 
-func (s *StreamServer) isClosed() bool {
+// track registers a connection and starts its goroutine; false once closed.
+func (s *EventStreamServer) track(c *streamConn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.closed
-}
-
-// track registers a connection and its goroutine; false once closed.
-func (s *StreamServer) track(c *streamConn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
+	if s.life.Closing() {
 		return false
 	}
 	s.conns[c] = struct{}{}
-	s.wg.Add(1)
-	return true
+	return s.life.Go(func() { s.serveConn(c) })
 }
 
-func (s *StreamServer) serveConn(c *streamConn) {
-	defer s.wg.Done()
+func (s *EventStreamServer) serveConn(c *streamConn) {
 	defer func() {
 		s.mu.Lock()
 		delete(s.conns, c)
@@ -243,7 +206,7 @@ func (s *StreamServer) serveConn(c *streamConn) {
 
 // handleFrame decodes and submits one event; a panic is recovered, logged
 // and counted, and the connection goes on.
-func (s *StreamServer) handleFrame(c *streamConn, h *frameHandler, frame []byte) {
+func (s *EventStreamServer) handleFrame(c *streamConn, h *frameHandler, frame []byte) {
 	var a *ack
 	defer func() {
 		if r := recover(); r != nil {

@@ -7,24 +7,26 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"sync"
 	"time"
+
+	"github.com/imcd-sip/imcd/pkg/sockets"
 )
 
 // DefaultMaxDatagram is the default cap on one event datagram, the largest
 // UDP payload (OpenSIPS sends up to 65,507 bytes over IPv4).
 const DefaultMaxDatagram = 65535
 
-// DatagramServer receives events from OpenSIPS's event_datagram module: one
-// notification per UDP or unix datagram, fire and forget (no reply is ever
-// sent). Set the fields, then Open (or ListenPacket and ServePacket), then
-// Close.
-type DatagramServer struct {
+// EventDatagramServer receives events from OpenSIPS's event_datagram
+// module: one notification per UDP or unix datagram, fire and forget (no
+// reply is ever sent). It follows the servers' lifecycle of pkg/sockets:
+// Listen, Serve, Open, Close.
+type EventDatagramServer struct {
 	// Network is "udp" (the default) or "unixgram".
 	Network string
-	// Addr is "127.0.0.1:9999" for udp, a socket path for unixgram. A stale
-	// socket file at that path is replaced; the file is removed on Close.
+	// Addr is "127.0.0.1:9999" for udp (port 0 picks a free one, see
+	// LocalAddr), a socket path for unixgram. A stale socket file at that
+	// path is replaced; the file is removed on Close.
 	Addr string
 	// Sink receives the events. Required.
 	Sink Sink
@@ -44,145 +46,97 @@ type DatagramServer struct {
 	// the kernel.
 	ReadBuffer int
 
-	initOnce  sync.Once
-	in        intake
-	mu        sync.Mutex
-	conns     []net.PacketConn
-	paths     []string // unix socket files to remove on Close
-	closed    bool
-	wg        sync.WaitGroup
-	closeOnce sync.Once
+	initOnce sync.Once
+	in       intake
+	conn     net.PacketConn
+	unlink   string // the unix socket file Listen created
+	life     sockets.Lifecycle
 }
 
-func (s *DatagramServer) init() {
+func (s *EventDatagramServer) init() {
 	s.initOnce.Do(func() {
 		s.in = newIntake(TransportDatagram, s.Sink, s.Observer, s.Logger, s.EventName, s.Allow)
 		if s.MaxDatagram <= 0 {
 			s.MaxDatagram = DefaultMaxDatagram
 		}
 		if s.Network == "" {
-			s.Network = "udp"
+			s.Network = sockets.UDP
 		}
 	})
 }
 
-// ListenPacket opens the socket on Addr.
-func (s *DatagramServer) ListenPacket() (net.PacketConn, error) {
+// Listen opens the socket on Addr; ctx bounds only the binding.
+func (s *EventDatagramServer) Listen(ctx context.Context) error {
 	s.init()
-	switch s.Network {
-	case "udp", "udp4", "udp6":
-	case "unixgram":
-		if fi, err := os.Lstat(s.Addr); err == nil && fi.Mode()&os.ModeSocket != 0 {
-			_ = os.Remove(s.Addr)
-		}
-	default:
-		return nil, fmt.Errorf("opensips: unsupported event datagram network %q", s.Network)
+	if s.Sink == nil {
+		return errNoSink
 	}
-	var lc net.ListenConfig
-	pc, err := lc.ListenPacket(context.Background(), s.Network, s.Addr)
+	if err := s.life.Listening(); err != nil {
+		return err
+	}
+	pc, err := sockets.ListenPacket(ctx, sockets.Address{Network: s.Network, Addr: s.Addr})
 	if err != nil {
-		return nil, err
+		s.life.Unlisten()
+		return err
 	}
 	if s.ReadBuffer > 0 {
 		if rb, ok := pc.(interface{ SetReadBuffer(int) error }); ok {
 			_ = rb.SetReadBuffer(s.ReadBuffer)
 		}
 	}
-	if s.Network == "unixgram" {
-		s.mu.Lock()
-		s.paths = append(s.paths, s.Addr)
-		s.mu.Unlock()
+	if s.Network == sockets.Unixgram {
+		s.unlink = s.Addr
 	}
-	return pc, nil
-}
-
-// Open opens the socket and serves it in the background until Close.
-func (s *DatagramServer) Open(ctx context.Context) error {
-	s.init()
-	if s.Sink == nil {
-		return errNoSink
-	}
-	pc, err := s.ListenPacket()
-	if err != nil {
-		return err
-	}
-	if !s.addConn(pc) {
-		return ErrClosed
-	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		if err := s.serve(pc); err != nil {
-			s.in.log.Error("event_datagram socket failed", keyErr, err)
-		}
-	}()
+	s.conn = pc
 	s.in.log.Info("listening for OpenSIPS event_datagram", keyAddr, pc.LocalAddr().String())
 	return nil
 }
 
-// ServePacket reads events from pc until Close (then it returns nil) or pc
-// fails.
-func (s *DatagramServer) ServePacket(pc net.PacketConn) error {
+// Open listens (unless Listen was called) and serves in a goroutine until
+// Close; ctx bounds only the opening.
+func (s *EventDatagramServer) Open(ctx context.Context) error {
 	s.init()
-	if s.Sink == nil {
-		pc.Close()
-		return errNoSink
-	}
-	if !s.addConn(pc) {
-		return ErrClosed
-	}
-	return s.serve(pc)
+	return s.life.Open(ctx, s.Listen, s.Serve, func(err error) {
+		s.in.log.Error("event_datagram socket failed", keyErr, err)
+	})
 }
 
-func (s *DatagramServer) addConn(pc net.PacketConn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		pc.Close()
-		return false
+// Serve reads events from the socket Listen opened until Close (then it
+// returns nil) or the socket fails.
+func (s *EventDatagramServer) Serve() error {
+	s.init()
+	done, err := s.life.Serving()
+	if err != nil {
+		return err
 	}
-	s.conns = append(s.conns, pc)
-	return true
+	defer done()
+	return s.serve(s.conn)
 }
 
-// LocalAddr returns the address of the first socket, nil before it is served.
-func (s *DatagramServer) LocalAddr() net.Addr {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.conns) == 0 {
+// LocalAddr returns the address Listen bound, nil before.
+func (s *EventDatagramServer) LocalAddr() net.Addr {
+	if s.conn == nil {
 		return nil
 	}
-	return s.conns[0].LocalAddr()
+	return s.conn.LocalAddr()
 }
 
-// Close closes the sockets, waits for the read loops and removes unix socket
-// files. It is safe to call more than once.
-func (s *DatagramServer) Close() error {
+// Close closes the socket, waits for the read loop and removes the unix
+// socket file. It is safe to call more than once.
+func (s *EventDatagramServer) Close() error {
 	s.init()
-	s.closeOnce.Do(func() {
-		s.mu.Lock()
-		s.closed = true
-		for _, pc := range s.conns {
-			pc.Close()
+	return s.life.Close(func() error {
+		err := sockets.CloseQuietly(s.conn)
+		if s.unlink != "" {
+			err = errors.Join(err, sockets.RemoveFile(s.unlink))
 		}
-		s.mu.Unlock()
-		s.wg.Wait()
-		for _, p := range s.paths {
-			_ = os.Remove(p)
-		}
+		return err
 	})
-	return nil
-}
-
-func (s *DatagramServer) isClosed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closed
 }
 
 // serve is the read loop of one socket: one reused buffer, one parser, no
 // goroutine per datagram.
-func (s *DatagramServer) serve(pc net.PacketConn) error {
+func (s *EventDatagramServer) serve(pc net.PacketConn) error {
 	h := frameHandler{eventName: s.in.eventName}
 	// One byte more than the cap: a datagram that fills the buffer was
 	// longer than MaxDatagram (the kernel truncates it silently).
@@ -205,7 +159,7 @@ func (s *DatagramServer) serve(pc net.PacketConn) error {
 			n, src.addr, err = pc.ReadFrom(buf)
 		}
 		if err != nil {
-			if s.isClosed() {
+			if s.life.Closing() {
 				return nil
 			}
 			if isClosedErr(err) {
@@ -227,7 +181,7 @@ func (s *DatagramServer) serve(pc net.PacketConn) error {
 
 // handleDatagram decodes and submits one event; a panic is recovered, logged
 // and counted. Datagrams never get a reply, even when they carry an id.
-func (s *DatagramServer) handleDatagram(h *frameHandler, frame []byte, src source) {
+func (s *EventDatagramServer) handleDatagram(h *frameHandler, frame []byte, src source) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.in.recovered(r, src.String())

@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net"
-	"os"
 	"time"
+
+	"github.com/imcd-sip/imcd/pkg/sockets"
 )
 
 // DefaultDatagramAddr is where the datagram transport listens when Addr is
@@ -25,7 +25,8 @@ const readRetryDelay = 50 * time.Millisecond
 // DatagramTransport serves the MI over datagrams, like OpenSIPS's
 // mi_datagram: one JSON-RPC request per datagram, the reply sent to the
 // sender's address. One goroutine reads with a reused buffer and handles
-// each request inline.
+// each request inline. It follows the servers' lifecycle of pkg/sockets:
+// Listen, Serve, Open, Close.
 //
 // Unlike mi_datagram, a request that is not JSON gets the JSON -32700 error
 // (mi_datagram sends the text "400 Parse_error", which opensips-cli cannot
@@ -35,20 +36,20 @@ type DatagramTransport struct {
 	Server *Server
 	// Network is "udp" (the default, also "udp4"/"udp6") or "unixgram".
 	Network string
-	// Addr is host:port for udp (DefaultDatagramAddr when empty), the
-	// socket path for unixgram.
+	// Addr is host:port for udp (DefaultDatagramAddr when empty; port 0
+	// picks a free one, see LocalAddr), the socket path for unixgram.
 	Addr string
 
 	conn   net.PacketConn
 	unlink string // the unix socket file Listen created
-	life   lifecycle
+	life   sockets.Lifecycle
 }
 
-// Listen opens the socket. A stale unix socket file is replaced; any other
-// file in the way is an error.
-func (t *DatagramTransport) Listen() error {
-	if t.conn != nil {
-		return ErrListening
+// Listen opens the socket; ctx bounds only the binding. A stale unix socket
+// file is replaced; any other file in the way is an error.
+func (t *DatagramTransport) Listen(ctx context.Context) error {
+	if err := t.life.Listening(); err != nil {
+		return err
 	}
 	network, addr := t.Network, t.Addr
 	switch network {
@@ -60,14 +61,13 @@ func (t *DatagramTransport) Listen() error {
 			addr = DefaultDatagramAddr
 		}
 	case "unixgram":
-		if err := removeStaleSocket(addr); err != nil {
-			return err
-		}
 	default:
+		t.life.Unlisten()
 		return fmt.Errorf("%w: %q", ErrBadNetwork, network)
 	}
-	conn, err := net.ListenPacket(network, addr)
+	conn, err := sockets.ListenPacket(ctx, sockets.Address{Network: network, Addr: addr})
 	if err != nil {
+		t.life.Unlisten()
 		return err
 	}
 	if network == "unixgram" {
@@ -86,57 +86,52 @@ func (t *DatagramTransport) LocalAddr() net.Addr {
 }
 
 // Open listens (unless Listen was called) and serves in a goroutine until
-// Close or until ctx ends.
+// Close; ctx bounds only the opening.
 func (t *DatagramTransport) Open(ctx context.Context) error {
-	if t.conn == nil {
-		if err := t.Listen(); err != nil {
-			return err
-		}
-	}
-	conn := t.conn
-	return t.life.start(ctx, func(ctx context.Context) { _ = t.Serve(ctx, conn) })
+	return t.life.Open(ctx, t.Listen, t.Serve, t.failed)
+}
+
+func (t *DatagramTransport) failed(err error) {
+	t.Server.logger().Error("MI datagram transport stopped", keyTransport, "datagram", keyErr, err)
 }
 
 // Close stops serving, closes the socket and removes the unix socket file.
 // It waits for the request in progress and is idempotent.
 func (t *DatagramTransport) Close() error {
-	return t.life.stop(func() error {
+	return t.life.Close(func() error {
 		var err error
 		if t.conn != nil {
-			err = closeQuietly(t.conn)
+			err = sockets.CloseQuietly(t.conn)
 		}
 		if t.unlink != "" {
-			if rerr := os.Remove(t.unlink); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
-				err = errors.Join(err, rerr)
-			}
+			err = errors.Join(err, sockets.RemoveFile(t.unlink))
 		}
 		return err
 	})
 }
 
-// Serve answers requests on conn until ctx ends or conn is closed; it closes
-// conn when ctx ends. Requests run with a context that Close does not
-// cancel, so the one in progress gets its reply.
-func (t *DatagramTransport) Serve(ctx context.Context, conn net.PacketConn) error {
-	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
-	defer stop()
+// Serve answers requests on the socket Listen opened until Close, then
+// returns nil. Requests run with a context that Close does not cancel.
+func (t *DatagramTransport) Serve() error {
+	done, err := t.life.Serving()
+	if err != nil {
+		return err
+	}
+	defer done()
+	conn := t.conn
 	log := t.Server.logger().With(keyTransport, "datagram", keyAddr, conn.LocalAddr().String())
-	reqCtx := context.WithoutCancel(ctx)
+	reqCtx := context.Background()
 	// One byte more than the limit, so that an oversize datagram (truncated
 	// by the kernel to the buffer) is seen as oversize, not as a parse error.
 	buf := make([]byte, t.Server.maxRequest()+1)
 	for {
 		n, peer, err := conn.ReadFrom(buf)
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+			if t.life.Closing() || errors.Is(err, net.ErrClosed) {
 				return nil
 			}
 			log.Warn("MI datagram read failed", keyErr, err)
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(readRetryDelay):
-			}
+			time.Sleep(readRetryDelay)
 			continue
 		}
 		t.serveOne(reqCtx, conn, buf[:n], peer, log)
@@ -155,20 +150,4 @@ func (t *DatagramTransport) serveOne(ctx context.Context, conn net.PacketConn, r
 	if _, err := conn.WriteTo(reply, peer); err != nil {
 		log.Warn("MI datagram reply not sent", keyPeer, peer.String(), keyErr, err)
 	}
-}
-
-// removeStaleSocket removes a unix socket file left by an earlier run, and
-// refuses to remove anything else.
-func removeStaleSocket(path string) error {
-	fi, err := os.Lstat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if fi.Mode()&fs.ModeSocket == 0 {
-		return fmt.Errorf("%s exists and is not a socket", path)
-	}
-	return os.Remove(path)
 }

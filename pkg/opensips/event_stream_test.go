@@ -19,10 +19,10 @@ import (
 	"github.com/imcd-sip/imcd/pkg/opensipstest"
 )
 
-func startStream(t *testing.T, sink opensips.Sink, mutate func(*opensips.StreamServer)) (*opensips.StreamServer, *countingObserver) {
+func startStream(t *testing.T, sink opensips.Sink, mutate func(*opensips.EventStreamServer)) (*opensips.EventStreamServer, *countingObserver) {
 	t.Helper()
 	obs := newObserver()
-	s := &opensips.StreamServer{Addr: "127.0.0.1:0", Sink: sink, Observer: obs, Logger: testLogger(t)}
+	s := &opensips.EventStreamServer{Addr: "127.0.0.1:0", Sink: sink, Observer: obs, Logger: testLogger(t)}
 	if mutate != nil {
 		mutate(s)
 	}
@@ -170,7 +170,7 @@ func TestStreamReliable(t *testing.T) {
 // frames, in both modes.
 func TestStreamRefusals(t *testing.T) {
 	sink := newSink(true)
-	s, obs := startStream(t, sink, func(s *opensips.StreamServer) { s.MaxFrame = 1000 })
+	s, obs := startStream(t, sink, func(s *opensips.EventStreamServer) { s.MaxFrame = 1000 })
 	c := dial(t, s.LocalAddr())
 
 	const params = `"params":{"from":"sip:alice@127.0.0.1","ruri":"sip:chat-1@127.0.0.1","callid":"cid-1@lab","body":"x"}`
@@ -231,14 +231,14 @@ func TestStreamConnections(t *testing.T) {
 		expectClosed(t, c)
 	}
 
-	refused, obs2 := startStream(t, sink, func(s *opensips.StreamServer) {
+	refused, obs2 := startStream(t, sink, func(s *opensips.EventStreamServer) {
 		s.Allow = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
 	})
 	c := dial(t, refused.LocalAddr())
 	c.Write(stream[:100])
 	expectClosed(t, c)
 	waitFor(t, "refused_source counted", func() bool { return obs2.event("stream/refused_source") == 1 })
-	allowed, _ := startStream(t, newSink(true), func(s *opensips.StreamServer) {
+	allowed, _ := startStream(t, newSink(true), func(s *opensips.EventStreamServer) {
 		s.Allow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 	})
 	c = dial(t, allowed.LocalAddr())
@@ -246,15 +246,19 @@ func TestStreamConnections(t *testing.T) {
 	expectReply(t, c, `{"jsonrpc":"2.0","result":"OK","id":1}`)
 }
 
-// TestStreamServeListener hands Serve a listener of the test's own.
-func TestStreamServeListener(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	mustf(t, err, "listen")
+// TestStreamListenThenServe opens the socket apart from serving it, as a
+// caller does that needs the bound port before events may flow, and checks
+// that Serve returns nil once Close is called.
+func TestStreamListenThenServe(t *testing.T) {
 	sink := newSink(true)
-	s := &opensips.StreamServer{Sink: sink, EventName: "E_CUSTOM"}
+	s := &opensips.EventStreamServer{Addr: "127.0.0.1:0", Sink: sink, EventName: "E_CUSTOM"}
+	mustf(t, s.Listen(context.Background()), "listen")
+	if s.LocalAddr() == nil || s.LocalAddr().(*net.TCPAddr).Port == 0 {
+		t.Fatalf("LocalAddr after Listen: %v", s.LocalAddr())
+	}
 	done := make(chan error, 1)
-	go func() { done <- s.Serve(ln) }()
-	c := dial(t, ln.Addr())
+	go func() { done <- s.Serve() }()
+	c := dial(t, s.LocalAddr())
 	io.WriteString(c, `{"jsonrpc":"2.0","method":"E_CUSTOM","params":{"from":"sip:a@b","ruri":"sip:c@d","body":"hi"}}`)
 	sink.wait(t, 1)
 	s.Close()

@@ -303,10 +303,10 @@ func TestFIFOLifecycle(t *testing.T) {
 	}
 	file := filepath.Join(dir, "file")
 	os.WriteFile(file, []byte("keep"), 0o600)
-	if err := (&FIFOTransport{Server: s, Path: file}).Listen(); !errors.Is(err, ErrNotFIFO) {
+	if err := (&FIFOTransport{Server: s, Path: file}).Listen(context.Background()); !errors.Is(err, ErrNotFIFO) {
 		t.Errorf("regular file: %v", err)
 	}
-	if err := (&FIFOTransport{Server: s}).Listen(); !errors.Is(err, ErrNoPath) {
+	if err := (&FIFOTransport{Server: s}).Listen(context.Background()); !errors.Is(err, ErrNoPath) {
 		t.Errorf("no path: %v", err)
 	}
 }

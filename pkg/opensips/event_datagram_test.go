@@ -15,10 +15,10 @@ import (
 	"github.com/imcd-sip/imcd/pkg/opensipstest"
 )
 
-func startDatagram(t *testing.T, network, addr string, sink opensips.Sink, mutate func(*opensips.DatagramServer)) (*opensips.DatagramServer, *countingObserver) {
+func startDatagram(t *testing.T, network, addr string, sink opensips.Sink, mutate func(*opensips.EventDatagramServer)) (*opensips.EventDatagramServer, *countingObserver) {
 	t.Helper()
 	obs := newObserver()
-	s := &opensips.DatagramServer{Network: network, Addr: addr, Sink: sink, Observer: obs, Logger: testLogger(t), ReadBuffer: 4 << 20}
+	s := &opensips.EventDatagramServer{Network: network, Addr: addr, Sink: sink, Observer: obs, Logger: testLogger(t), ReadBuffer: 4 << 20}
 	if mutate != nil {
 		mutate(s)
 	}
@@ -99,7 +99,7 @@ func TestDatagramCaptures(t *testing.T) {
 func TestDatagramLimits(t *testing.T) {
 	_, data := capturedDatagrams(t)
 	sink := newSink(true)
-	s, obs := startDatagram(t, "udp", "127.0.0.1:0", sink, func(s *opensips.DatagramServer) { s.MaxDatagram = 4096 })
+	s, obs := startDatagram(t, "udp", "127.0.0.1:0", sink, func(s *opensips.EventDatagramServer) { s.MaxDatagram = 4096 })
 	c, err := net.Dial("udp", s.LocalAddr().String())
 	mustf(t, err, "dial")
 	defer c.Close()
@@ -123,7 +123,7 @@ func TestDatagramLimits(t *testing.T) {
 	c.Write([]byte(`{"jsonrpc":"2.0","method":"E_OTHER","params":{}}`))
 	waitFor(t, "wrong_event", func() bool { return obs.event("datagram/ok") == 3 && obs.event("datagram/wrong_event") == 1 })
 
-	refused, obs3 := startDatagram(t, "udp", "127.0.0.1:0", sink, func(s *opensips.DatagramServer) {
+	refused, obs3 := startDatagram(t, "udp", "127.0.0.1:0", sink, func(s *opensips.EventDatagramServer) {
 		s.Allow = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}
 	})
 	c2, _ := net.Dial("udp", refused.LocalAddr().String())

@@ -7,12 +7,14 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"syscall"
 	"time"
 
 	"github.com/imcd-sip/imcd/pkg/jsonrpc"
+	"github.com/imcd-sip/imcd/pkg/sockets"
 )
 
 // DefaultFIFOMode is the mode of the FIFO Listen creates (mi_fifo uses 0660).
@@ -61,18 +63,24 @@ type FIFOTransport struct {
 
 	f       *os.File
 	created bool
-	life    lifecycle
+	life    sockets.Lifecycle
 }
 
 // Listen creates the FIFO (or reuses a FIFO left at Path), sets its mode,
-// and opens it for reading and writing.
-func (t *FIFOTransport) Listen() error {
-	if t.f != nil {
-		return ErrListening
-	}
+// and opens it for reading and writing. ctx is accepted for the servers'
+// common shape; creating a FIFO does not block.
+func (t *FIFOTransport) Listen(ctx context.Context) (err error) {
 	if t.Path == "" {
 		return ErrNoPath
 	}
+	if err := t.life.Listening(); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			t.life.Unlisten()
+		}
+	}()
 	mode := t.Mode.Perm()
 	if mode == 0 {
 		mode = DefaultFIFOMode
@@ -102,25 +110,31 @@ func (t *FIFOTransport) Listen() error {
 	return nil
 }
 
-// Open listens (unless Listen was called) and serves in a goroutine until
-// Close or until ctx ends.
-func (t *FIFOTransport) Open(ctx context.Context) error {
+// LocalAddr returns the FIFO's path as a unix address, or nil before Listen.
+func (t *FIFOTransport) LocalAddr() net.Addr {
 	if t.f == nil {
-		if err := t.Listen(); err != nil {
-			return err
-		}
+		return nil
 	}
-	f := t.f
-	return t.life.start(ctx, func(ctx context.Context) { _ = t.Serve(ctx, f) })
+	return &net.UnixAddr{Name: t.Path, Net: "fifo"}
+}
+
+// Open listens (unless Listen was called) and serves in a goroutine until
+// Close; ctx bounds only the opening.
+func (t *FIFOTransport) Open(ctx context.Context) error {
+	return t.life.Open(ctx, t.Listen, t.Serve, t.failed)
+}
+
+func (t *FIFOTransport) failed(err error) {
+	t.Server.logger().Error("MI FIFO transport stopped", keyTransport, "fifo", keyErr, err)
 }
 
 // Close stops serving, closes the FIFO and removes it if Listen created it.
 // It waits for the request in progress and is idempotent.
 func (t *FIFOTransport) Close() error {
-	return t.life.stop(func() error {
+	return t.life.Close(func() error {
 		var err error
 		if t.f != nil {
-			err = closeQuietly(t.f)
+			err = sockets.CloseQuietly(t.f)
 		}
 		return errors.Join(err, t.removeCreated())
 	})
@@ -144,14 +158,18 @@ func (t *FIFOTransport) replyDir() string {
 	return filepath.Dir(t.Path)
 }
 
-// Serve reads requests from f until ctx ends or f is closed, and closes f
-// when ctx ends. f should be open for reading and writing (Listen does
-// that), or the stream ends when the last client closes it.
-func (t *FIFOTransport) Serve(ctx context.Context, f *os.File) error {
-	stop := context.AfterFunc(ctx, func() { _ = f.Close() })
-	defer stop()
+// Serve reads requests from the FIFO Listen opened until Close, then
+// returns nil. Listen opens it for reading and writing, so the stream never
+// ends when the last client closes it.
+func (t *FIFOTransport) Serve() error {
+	done, err := t.life.Serving()
+	if err != nil {
+		return err
+	}
+	defer done()
+	f := t.f
 	log := t.Server.logger().With(keyTransport, "fifo", keyAddr, f.Name())
-	reqCtx := context.WithoutCancel(ctx)
+	reqCtx := context.Background()
 	// A buffered request may hold the name, the two colons and whitespace
 	// around the JSON besides the request itself.
 	maxBuf := t.Server.maxRequest() + maxReplyName + 64
@@ -180,18 +198,14 @@ func (t *FIFOTransport) Serve(ctx context.Context, f *os.File) error {
 			t.dropPartial(buf, log)
 			buf = buf[:0]
 			continue
-		case ctx.Err() != nil || errors.Is(err, os.ErrClosed):
+		case t.life.Closing() || errors.Is(err, os.ErrClosed):
 			return nil
 		case errors.Is(err, io.EOF):
 			log.Warn("MI FIFO closed by its last writer; stopped serving it")
 			return nil
 		default:
 			log.Warn("MI FIFO read failed", keyErr, err)
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(readRetryDelay):
-			}
+			time.Sleep(readRetryDelay)
 			continue
 		}
 		buf = t.serveBuffered(reqCtx, buf, log)

@@ -1,0 +1,119 @@
+package sockets
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+)
+
+// HTTP server defaults.
+const (
+	// DefaultShutdownGrace is how long Close lets requests in progress
+	// finish before cutting their connections.
+	DefaultShutdownGrace = 5 * time.Second
+	httpHeaderTimeout    = 10 * time.Second
+	httpIdleTimeout      = time.Minute
+	httpMaxHeader        = 16 << 10
+)
+
+// HTTPServer is net/http's server in the lifecycle's idiom: imcd's MI over
+// HTTP and the metrics endpoint are both one. Set the fields, then Open (or
+// Listen and Serve), then Close.
+type HTTPServer struct {
+	// Addr is host:port; port 0 picks a free one (see LocalAddr).
+	Addr string
+	// Handler answers the requests.
+	Handler http.Handler
+	// RequestTimeout bounds reading a request body and writing its reply,
+	// on top of the header timeout; 0 means the header timeout alone.
+	RequestTimeout time.Duration
+	// ShutdownGrace is how long Close waits for requests in progress;
+	// DefaultShutdownGrace when 0.
+	ShutdownGrace time.Duration
+	// Logger receives net/http's own error lines at debug level; nil
+	// discards them.
+	Logger *slog.Logger
+
+	ln   net.Listener
+	srv  *http.Server
+	life Lifecycle
+}
+
+// Listen opens the TCP listener; ctx bounds only the binding.
+func (s *HTTPServer) Listen(ctx context.Context) error {
+	if err := s.life.Listening(); err != nil {
+		return err
+	}
+	ln, err := Listen(ctx, Address{Network: TCP, Addr: s.Addr})
+	if err != nil {
+		s.life.Unlisten()
+		return err
+	}
+	log := s.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s.ln = ln
+	s.srv = &http.Server{
+		Handler:           s.Handler,
+		ReadHeaderTimeout: httpHeaderTimeout,
+		ReadTimeout:       httpHeaderTimeout + s.RequestTimeout,
+		WriteTimeout:      httpHeaderTimeout + s.RequestTimeout,
+		IdleTimeout:       httpIdleTimeout,
+		MaxHeaderBytes:    httpMaxHeader,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	return nil
+}
+
+// LocalAddr returns the address Listen bound, or nil before Listen.
+func (s *HTTPServer) LocalAddr() net.Addr {
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// Open listens (unless Listen was called) and serves in a goroutine until
+// Close; ctx bounds only the opening. failed, when not nil, is told why
+// serving stopped if it was not Close.
+func (s *HTTPServer) Open(ctx context.Context, failed func(error)) error {
+	return s.life.Open(ctx, s.Listen, s.Serve, failed)
+}
+
+// Serve answers requests on the listener Listen opened until Close, then
+// returns nil. net/http runs one goroutine per connection.
+func (s *HTTPServer) Serve() error {
+	done, err := s.life.Serving()
+	if err != nil {
+		return err
+	}
+	defer done()
+	if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !s.life.Closing() {
+		return err
+	}
+	return nil
+}
+
+// Close stops accepting, lets requests in progress finish for
+// ShutdownGrace, then closes what is left. It is idempotent.
+func (s *HTTPServer) Close() error {
+	return s.life.Close(func() error {
+		if s.srv == nil {
+			return nil
+		}
+		grace := s.ShutdownGrace
+		if grace <= 0 {
+			grace = DefaultShutdownGrace
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), grace)
+		defer cancel()
+		if err := s.srv.Shutdown(ctx); err != nil {
+			_ = s.srv.Close()
+		}
+		return CloseQuietly(s.ln)
+	})
+}

@@ -3,19 +3,17 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
+
+	"github.com/imcd-sip/imcd/internal/imcdproc"
 )
 
 // clockTicks is sysconf(_SC_CLK_TCK), the unit of utime and stime in
@@ -38,73 +36,32 @@ type imcdOptions struct {
 	verbose   bool     // copy imcd's log to stderr
 }
 
-// imcd is one running imcd, started with a generated config file.
+// imcd is one running imcd child, started by the shared process harness.
 type imcd struct {
-	cmd       *exec.Cmd
-	conf      string
-	events    string // host:port of event_listen
+	*imcdproc.Proc
+	events    string // host:port of the bound event socket
 	transport string
 	miHTTP    string
 	metrics   string
-	log       *tailBuffer
+	log       *imcdproc.LogBuffer
 	started   time.Time
-	exited    chan struct{}
-	exitErr   error
 }
 
-// freePorts returns loopback ports, one per network ("tcp" or "udp"), that
-// were free a moment ago; the sockets are held until all are chosen, so no
-// two are the same.
-func freePorts(networks ...string) ([]int, error) {
-	ports := make([]int, len(networks))
-	var closers []interface{ Close() error }
-	defer func() {
-		for _, c := range closers {
-			c.Close()
-		}
-	}()
-	for i, network := range networks {
-		if network == "udp" {
-			c, err := net.ListenPacket("udp", "127.0.0.1:0")
-			if err != nil {
-				return nil, err
-			}
-			closers = append(closers, c)
-			ports[i] = c.LocalAddr().(*net.UDPAddr).Port
-			continue
-		}
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		closers = append(closers, l)
-		ports[i] = l.Addr().(*net.TCPAddr).Port
-	}
-	return ports, nil
-}
-
-// configLines returns imcd's configuration for o, with the ports chosen.
-// Flood control stays on (its cost is part of every figure) with limits no
-// benchmark sender reaches: a few hundred users send all the load. The
-// queues keep their defaults (shard_queue 4096, delivery_queue 65536): the
-// generators keep far less outstanding, and a larger shard_queue would
-// preallocate hundreds of MB of channel buffer that would skew RSS and GC.
-func configLines(o imcdOptions, events, miHTTP, metrics string) []string {
-	scheme := "tcp:"
-	if o.transport == "datagram" {
-		scheme = "udp:"
-	}
+// configLines returns imcd's configuration for o; the harness adds the
+// sockets (loopback, port 0). Flood control stays on (its cost is part of
+// every figure) with limits no benchmark sender reaches: a few hundred users
+// send all the load. The queues keep their defaults (shard_queue 4096,
+// delivery_queue 65536): the generators keep far less outstanding, and a
+// larger shard_queue would preallocate hundreds of MB of channel buffer that
+// would skew RSS and GC.
+func configLines(o imcdOptions) []string {
 	lines := []string{
-		"data_dir = " + o.dir,
 		"db_url = " + o.dbURL,
 		"create_tables = yes",
 		"opensips_mi = " + o.sink.addr(),
-		"event_listen = " + scheme + events,
 		"event_subscribe = yes",
 		`mi_datagram = ""`,
-		"mi_http = " + miHTTP,
 		`mi_fifo = ""`,
-		"metrics_listen = " + metrics,
 		"delivery_window = " + strconv.Itoa(o.window),
 		"delivery_timeout = 10s",
 		"hash_size = " + strconv.Itoa(o.hashSize),
@@ -113,118 +70,47 @@ func configLines(o imcdOptions, events, miHTTP, metrics string) []string {
 		"rate_limit = 1000000",
 		"rate_burst = 1048576",
 	}
+	if o.transport == "datagram" {
+		lines = append(lines, "event_listen = udp:127.0.0.1:0")
+	}
 	if o.rooms != "" {
 		lines = append(lines, "rooms_table = "+o.rooms, "members_table = "+o.members)
 	}
 	return append(lines, o.extra...)
 }
 
-// startIMCD writes the config file and starts imcd, returning once it is
-// ready. A port taken by another process between choosing and binding makes
-// imcd exit; it is tried again on new ports, three times in all.
+// startIMCD starts imcd and returns once it is ready and the sink has seen
+// it subscribe the event socket it bound.
 func startIMCD(o imcdOptions) (*imcd, error) {
-	var err error
-	for range 3 {
-		var p *imcd
-		if p, err = startOnce(o); err == nil {
-			return p, nil
-		}
+	started := time.Now()
+	var logCopy io.Writer
+	if o.verbose {
+		logCopy = os.Stderr
 	}
-	return nil, err
-}
-
-func startOnce(o imcdOptions) (*imcd, error) {
-	events := "tcp"
-	if o.transport == "datagram" {
-		events = "udp"
-	}
-	ports, err := freePorts(events, "tcp", "tcp")
+	ip, err := imcdproc.Start(imcdproc.Options{Bin: o.bin, Dir: o.dir, Lines: configLines(o), Env: o.env,
+		Log: logCopy, ReadyTimeout: 60 * time.Second, LogLimit: 64 << 10})
 	if err != nil {
 		return nil, err
 	}
-	p := &imcd{
-		events:    fmt.Sprintf("127.0.0.1:%d", ports[0]),
-		transport: o.transport,
-		miHTTP:    fmt.Sprintf("127.0.0.1:%d", ports[1]),
-		metrics:   fmt.Sprintf("127.0.0.1:%d", ports[2]),
-		log:       &tailBuffer{max: 64 << 10},
-		exited:    make(chan struct{}),
-	}
-	p.conf = filepath.Join(o.dir, "imcd.conf")
-	lines := configLines(o, p.events, p.miHTTP, p.metrics)
-	if err := os.WriteFile(p.conf, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
-		return nil, err
-	}
-	p.cmd = exec.Command(o.bin, "-config", p.conf)
-	p.cmd.Env = append(os.Environ(), o.env...)
-	p.cmd.Stdout = p.log
-	p.cmd.Stderr = p.log
-	if o.verbose {
-		p.cmd.Stderr = io.MultiWriter(p.log, os.Stderr)
-	}
-	// imcd gets SIGTERM if imcbench dies, so no imcd outlives a run.
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	p.started = time.Now()
-	if err := p.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting %s: %w", o.bin, err)
-	}
-	go func() {
-		p.exitErr = p.cmd.Wait()
-		close(p.exited)
-	}()
-	if err := p.waitReady(o.sink, events+":"+p.events, 60*time.Second); err != nil {
-		p.stop()
-		return nil, err
+	p := &imcd{Proc: ip, events: imcdproc.HostPort(ip.Addrs.Events), transport: o.transport, miHTTP: ip.Addrs.MIHTTP,
+		metrics: ip.Addrs.Metrics, log: ip.Log, started: started}
+	deadline := time.Now().Add(10 * time.Second)
+	for o.sink.subscribedSocket() != ip.Addrs.Events {
+		if time.Now().After(deadline) {
+			p.stop()
+			return nil, fmt.Errorf("the sink never saw imcd subscribe %s\n%s", ip.Addrs.Events, p.log.String())
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	return p, nil
 }
 
-// waitReady polls /readyz every 5 ms until it answers 200 and the sink has
-// seen imcd subscribe its own event socket (a 200 from another process that
-// took the metrics port does not count).
-func (p *imcd) waitReady(s *sink, socket string, limit time.Duration) error {
-	deadline := time.Now().Add(limit)
-	c := http.Client{Timeout: time.Second}
-	for {
-		resp, err := c.Get("http://" + p.metrics + "/readyz")
-		if err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == 200 && s.subscribedSocket() == socket {
-				select {
-				case <-p.exited:
-				default:
-					return nil
-				}
-			}
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("imcd not ready after %v\n%s", limit, p.log.String())
-		}
-		select {
-		case <-p.exited:
-			return fmt.Errorf("imcd exited before it was ready (%v)\n%s", p.exitErr, p.log.String())
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
-}
-
 // stop sends SIGTERM and waits for the exit (SIGKILL after 20 s).
 func (p *imcd) stop() error {
-	select {
-	case <-p.exited:
-		return p.exitErr
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(20 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.exited
+	if _, err := p.Stop(20 * time.Second); err != nil {
 		return errors.New("imcd did not stop within 20 s of SIGTERM")
 	}
-	return p.exitErr
+	return nil
 }
 
 // cpuTime returns the user+system CPU time of pid so far.
@@ -277,7 +163,7 @@ func parseStatusKB(b []byte, field string) (uint64, error) {
 	return 0, fmt.Errorf("/proc status: no %s", field)
 }
 
-func (p *imcd) pid() int { return p.cmd.Process.Pid }
+func (p *imcd) pid() int { return p.Pid() }
 
 // ctxSwitches returns the voluntary and involuntary context switches of
 // every thread of pid so far (/proc/PID/task/*/status); threads that have
@@ -320,16 +206,7 @@ func (p *imcd) cpu() time.Duration {
 }
 
 // metricsText returns imcd's /metrics.
-func (p *imcd) metricsText() string {
-	c := http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get("http://" + p.metrics + "/metrics")
-	if err != nil {
-		return ""
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
-}
+func (p *imcd) metricsText() string { return p.Metrics() }
 
 // metricSum adds the samples of metric name (Prometheus text format) whose
 // labels include every "k=\"v\"" in with.
@@ -411,44 +288,16 @@ func (p *imcd) mi(method string) ([]byte, time.Duration, error) {
 	return b, took, err
 }
 
-// tailBuffer keeps the last max bytes written to it (imcd's log).
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	b   []byte
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if len(t.b) > t.max {
-		t.b = append(t.b[:0], t.b[len(t.b)-t.max/2:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(t.b)
-}
-
-// loadTook returns the "took" of imcd's "rooms loaded" log line (text
-// format: took=1.234s), 0 when absent.
+// loadTook returns the "took" of imcd's "rooms loaded" log record (JSON:
+// a duration in nanoseconds), 0 when absent.
 func loadTook(log string) time.Duration {
 	for line := range strings.Lines(log) {
-		if !strings.Contains(line, "rooms loaded") {
-			continue
+		var rec struct {
+			Msg  string  `json:"msg"`
+			Took float64 `json:"took"`
 		}
-		_, v, ok := strings.Cut(line, "took=")
-		if !ok {
-			continue
-		}
-		v, _, _ = strings.Cut(strings.TrimSpace(v), " ")
-		d, err := time.ParseDuration(v)
-		if err == nil {
-			return d
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "rooms loaded" {
+			return time.Duration(rec.Took)
 		}
 	}
 	return 0

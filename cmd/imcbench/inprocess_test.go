@@ -77,20 +77,15 @@ func benchInProcess(b *testing.B, size int, transport string) {
 }
 
 // openDaemon starts imcd's daemon in this process from the same
-// configuration the child process gets.
+// configuration the child process gets, on ports the kernel picks.
 func openDaemon(b *testing.B, o imcdOptions) (d *daemon.Daemon, events, metrics string) {
 	b.Helper()
-	network := "tcp"
+	listen := "tcp:127.0.0.1:0"
 	if o.transport == "datagram" {
-		network = "udp"
+		listen = "udp:127.0.0.1:0"
 	}
-	ports, err := freePorts(network, "tcp", "tcp")
-	if err != nil {
-		b.Fatal(err)
-	}
-	events = "127.0.0.1:" + strconv.Itoa(ports[0])
-	metrics = "127.0.0.1:" + strconv.Itoa(ports[2])
-	lines := configLines(o, events, "127.0.0.1:"+strconv.Itoa(ports[1]), metrics)
+	lines := append([]string{"data_dir = " + o.dir, "event_listen = " + listen, "mi_http = 127.0.0.1:0",
+		"metrics_listen = 127.0.0.1:0"}, configLines(o)...)
 	conf := filepath.Join(o.dir, "imcd.conf")
 	if err := os.WriteFile(conf, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
 		b.Fatal(err)
@@ -103,7 +98,8 @@ func openDaemon(b *testing.B, o imcdOptions) (d *daemon.Daemon, events, metrics 
 	if err := d.Open(context.Background()); err != nil {
 		b.Fatal(err)
 	}
-	return d, events, metrics
+	a := d.Addrs()
+	return d, strings.TrimPrefix(strings.TrimPrefix(a.Events, "tcp:"), "udp:"), a.Metrics
 }
 
 func waitReady(b *testing.B, metrics string) {

@@ -99,8 +99,8 @@ opensips_imc_db_latency_seconds_count{op="apply"} 250
 }
 
 func TestLoadTook(t *testing.T) {
-	log := `time=2026-01-01T00:00:00Z level=NOTICE msg="using database" db_url=sqlite:///x
-time=2026-01-01T00:00:01Z level=NOTICE msg="rooms loaded" rooms=100000 took=1.234s
+	log := `{"time":"2026-01-01T00:00:00Z","level":"NOTICE","msg":"using database","db_url":"sqlite:///x"}
+{"time":"2026-01-01T00:00:01Z","level":"NOTICE","msg":"rooms loaded","rooms":100000,"took":1234000000}
 `
 	if d := loadTook(log); d != 1234*time.Millisecond {
 		t.Errorf("took %v", d)

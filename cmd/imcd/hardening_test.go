@@ -238,7 +238,7 @@ func TestSIGKILLKeepsWhatWasAcknowledged(t *testing.T) {
 		arm := func() {
 			go func() {
 				time.Sleep(time.Duration(10+rand.IntN(60)) * time.Millisecond)
-				p.cmd.Process.Signal(syscall.SIGKILL)
+				p.Signal(syscall.SIGKILL)
 				close(killed)
 			}()
 		}
@@ -268,7 +268,7 @@ func TestSIGKILLKeepsWhatWasAcknowledged(t *testing.T) {
 			t.Fatalf("round %d: no command acknowledged at all", round)
 		}
 		<-killed
-		<-p.exited
+		<-p.Exited()
 		p2 := startIMCD(t, f, procOpts{dir: dir})
 		body := p2.mi(t, `{"jsonrpc":"2.0","method":"imc_list_members","params":{"room":"sip:`+acked[len(acked)-1]+`@127.0.0.1"},"id":1}`)
 		if !strings.Contains(body, `"NO_MEMBERS":1`) {
@@ -331,7 +331,7 @@ func TestOverload(t *testing.T) {
 			if code, _ := p.get("/healthz"); code != 200 {
 				healthFails++
 			}
-			if rss := rssKB(p.cmd.Process.Pid); rss > maxRSS {
+			if rss := rssKB(p.Pid()); rss > maxRSS {
 				maxRSS = rss
 			}
 		}

@@ -5,23 +5,19 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/imcd-sip/imcd/internal/imcdproc"
 	"github.com/imcd-sip/imcd/pkg/opensipstest"
 )
 
@@ -56,56 +52,17 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// freePort returns a loopback port that was free a moment ago.
-func freePort(t *testing.T, network string) int {
-	t.Helper()
-	if network == "udp" {
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		return c.LocalAddr().(*net.UDPAddr).Port
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // proc is one running imcd.
 type proc struct {
-	t        *testing.T
-	cmd      *exec.Cmd
-	conf     string
-	dir      string
-	events   string // event_listen
-	miUDP    string // host:port of imcd's mi_datagram
-	miHTTP   string
-	fifo     string
-	metrics  string
-	log      *syncBuffer
-	exited   chan struct{}
-	exitCode int
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	*imcdproc.Proc
+	t       *testing.T
+	dir     string
+	events  string // the bound event socket, "tcp:127.0.0.1:port"
+	miUDP   string // host:port of imcd's mi_datagram
+	miHTTP  string
+	fifo    string
+	metrics string
+	log     *imcdproc.LogBuffer
 }
 
 type procOpts struct {
@@ -114,103 +71,50 @@ type procOpts struct {
 	extra     []string
 }
 
-// startIMCD writes a config file for the fake OpenSIPS f and starts imcd
-// with it, waiting until /readyz says ready (database up, subscribed).
+// startIMCD starts imcd against the fake OpenSIPS f, every socket on a port
+// the kernel picks, and waits until /readyz says ready (database up,
+// subscribed).
 func startIMCD(t *testing.T, f *opensipstest.Server, o procOpts) *proc {
 	t.Helper()
 	dir := o.dir
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	p := &proc{t: t, dir: dir, log: &syncBuffer{}, exited: make(chan struct{})}
-	if o.transport == "datagram" {
-		p.events = fmt.Sprintf("udp:127.0.0.1:%d", freePort(t, "udp"))
-	} else {
-		p.events = fmt.Sprintf("tcp:127.0.0.1:%d", freePort(t, "tcp"))
-	}
-	p.miUDP = fmt.Sprintf("127.0.0.1:%d", freePort(t, "udp"))
-	p.miHTTP = fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
-	p.metrics = fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
-	p.fifo = filepath.Join(dir, "imcd_fifo")
 	lines := []string{
-		"data_dir = " + dir,
 		"opensips_mi = " + f.MISocket(),
-		"event_listen = " + p.events,
 		"event_renew = 300ms",
 		"event_expire = 10s",
-		"mi_datagram = udp:" + p.miUDP,
-		"mi_http = " + p.miHTTP,
-		"mi_fifo = " + p.fifo,
-		"metrics_listen = " + p.metrics,
 		"delivery_timeout = 3s",
-		"log_level = info",
 		"shutdown_grace = 5s",
 	}
-	lines = append(lines, o.extra...)
-	p.conf = filepath.Join(dir, "imcd.conf")
-	if err := os.WriteFile(p.conf, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+	if o.transport == "datagram" {
+		lines = append(lines, "event_listen = udp:127.0.0.1:0")
+	}
+	ip, err := imcdproc.Start(imcdproc.Options{Bin: imcdBin, Dir: dir, Lines: append(lines, o.extra...), ReadyTimeout: 20 * time.Second})
+	if err != nil {
 		t.Fatal(err)
 	}
-	p.cmd = exec.Command(imcdBin, "-config", p.conf)
-	p.cmd.Stderr = p.log
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		_ = p.cmd.Wait()
-		p.exitCode = p.cmd.ProcessState.ExitCode()
-		close(p.exited)
-	}()
+	p := &proc{Proc: ip, t: t, dir: dir, events: ip.Addrs.Events, miUDP: imcdproc.HostPort(ip.Addrs.MIDatagram),
+		miHTTP: ip.Addrs.MIHTTP, fifo: ip.Addrs.MIFIFO, metrics: ip.Addrs.Metrics, log: ip.Log}
 	t.Cleanup(func() {
 		p.stop()
 		if t.Failed() {
 			t.Logf("imcd log:\n%s", p.log.String())
 		}
 	})
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if code, body := p.get("/readyz"); code == 200 {
-			break
-		} else if time.Now().After(deadline) {
-			t.Fatalf("imcd not ready after 20s: %d %s\nlog:\n%s", code, body, p.log.String())
-		}
-		select {
-		case <-p.exited:
-			t.Fatalf("imcd exited with %d before it was ready\nlog:\n%s", p.exitCode, p.log.String())
-		case <-time.After(2 * time.Millisecond): // fast, so that an early "ready" is caught
-		}
-	}
 	return p
 }
 
 // stop sends SIGTERM and waits for the exit; it returns the exit code.
 func (p *proc) stop() int {
-	select {
-	case <-p.exited:
-		return p.exitCode
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(15 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.exited
+	code, err := p.Stop(15 * time.Second)
+	if err != nil {
 		p.t.Errorf("imcd did not stop within 15s of SIGTERM")
 	}
-	return p.exitCode
+	return code
 }
 
-func (p *proc) get(path string) (int, string) {
-	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get("http://" + p.metrics + path)
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
+func (p *proc) get(path string) (int, string) { return p.Get(path) }
 
 // metric returns the value of one sample line of /metrics ("name{labels}"),
 // or 0 when absent.

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -14,7 +16,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/valyala/fastjson"
+
 	"github.com/imcd-sip/imcd/pkg/imc"
+	"github.com/imcd-sip/imcd/pkg/jsonrpc"
+	"github.com/imcd-sip/imcd/pkg/opensipstest"
 )
 
 // wire is the copy of the OpenSIPS captures.
@@ -228,3 +234,63 @@ func captureName(path string) string {
 
 // testLogger is nil (discard) unless a debugging file sets it.
 var testLogger *slog.Logger
+
+// startFake starts the fake OpenSIPS of pkg/opensipstest answering every
+// captured MI request with its captured reply; a silent one answers
+// nothing (its MI process is stuck).
+func startFake(t *testing.T, silent bool) *opensipstest.Server {
+	t.Helper()
+	f, err := opensipstest.Start(opensipstest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	if err := f.ReplayCaptured(filepath.Join(wire, "mi/datagram")); err != nil {
+		t.Fatal(err)
+	}
+	f.SetSilent(silent)
+	return f
+}
+
+// received returns every request the fake got, in order.
+func received(f *opensipstest.Server) [][]byte {
+	var out [][]byte
+	for _, c := range f.Calls() {
+		out = append(out, c.Raw)
+	}
+	return out
+}
+
+// udpForwarder sends each request from its own socket, like the simplest
+// MI client, and waits for the reply unless the request is a notification.
+type udpForwarder struct{ addr string }
+
+func (u udpForwarder) Forward(ctx context.Context, req []byte) ([]byte, error) {
+	var p fastjson.Parser
+	m, err := jsonrpc.Decode(&p, req)
+	if err != nil {
+		return nil, errors.New("fake client: refusing to forward an undecodable request")
+	}
+	conn, err := net.Dial("udp", u.addr)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	if _, err := conn.Write(req); err != nil {
+		return nil, err
+	}
+	if m.IsNotification() {
+		return nil, nil
+	}
+	buf := make([]byte, 65535)
+	n, err := conn.Read(buf)
+	if err != nil {
+		return nil, err
+	}
+	return buf[:n], nil
+}
+
+var _ Forwarder = udpForwarder{}

@@ -17,9 +17,9 @@ import (
 // request reaches OpenSIPS byte for byte and its reply, errors included,
 // comes back byte for byte.
 func TestPassThroughCaptured(t *testing.T) {
-	fake := startFakeOpenSIPS(t, false)
+	fake := startFake(t, false)
 	s := newServer(t, state(t, stateInitial), nil)
-	s.Forward = udpForwarder{fake.addr()}
+	s.Forward = udpForwarder{fake.MIAddr()}
 	reqs, _ := filepath.Glob(filepath.Join(wire, "mi/datagram/*.request.json"))
 	n := 0
 	for _, path := range reqs {
@@ -30,10 +30,10 @@ func TestPassThroughCaptured(t *testing.T) {
 		}
 		n++
 		req := readWire(t, "mi/datagram/"+name+".request.json")
-		before := len(fake.received())
+		before := len(received(fake))
 		got := s.Handle(context.Background(), req)
 		sameBytes(t, name, got, readWire(t, "mi/datagram/"+name+".response.json"))
-		if rec := fake.received(); len(rec) != before+1 || !bytes.Equal(rec[len(rec)-1], req) {
+		if rec := received(fake); len(rec) != before+1 || !bytes.Equal(rec[len(rec)-1], req) {
 			t.Errorf("%s: OpenSIPS did not receive the request verbatim", name)
 		}
 	}
@@ -45,9 +45,9 @@ func TestPassThroughCaptured(t *testing.T) {
 // TestPassThroughNeverForwards: what crashes or confuses mi_datagram never
 // reaches it; imcd answers itself.
 func TestPassThroughNeverForwards(t *testing.T) {
-	fake := startFakeOpenSIPS(t, false)
+	fake := startFake(t, false)
 	s := newServer(t, state(t, stateInitial), nil)
-	s.Forward = udpForwarder{fake.addr()}
+	s.Forward = udpForwarder{fake.MIAddr()}
 	for _, req := range []string{
 		string(readWire(t, "mi/datagram/batch_array_CRASH.request.json")),
 		string(readWire(t, "mi/datagram/no_method_CRASH.request.json")),
@@ -61,15 +61,15 @@ func TestPassThroughNeverForwards(t *testing.T) {
 			t.Errorf("%s: reply %s", req, got)
 		}
 	}
-	if got := fake.received(); len(got) != 0 {
+	if got := received(fake); len(got) != 0 {
 		t.Errorf("forwarded: %q", got)
 	}
 }
 
 func TestPassThroughNoAnswer(t *testing.T) {
-	fake := startFakeOpenSIPS(t, true)
+	fake := startFake(t, true)
 	s := newServer(t, state(t, stateInitial), nil)
-	s.Forward = udpForwarder{fake.addr()}
+	s.Forward = udpForwarder{fake.MIAddr()}
 	s.Timeout = 200 * time.Millisecond
 	start := time.Now()
 	got := s.Handle(context.Background(), []byte(`{"jsonrpc":"2.0","method":"event_subscribe","params":{"event":"E_IMC_MESSAGE","socket":"udp:127.0.0.1:9999"},"id":"a-10"}`))
@@ -85,7 +85,7 @@ func TestPassThroughNoAnswer(t *testing.T) {
 		t.Errorf("notification answered: %s", got)
 	}
 	within(t, time.Second, "notification forwarded", func() {
-		for fake.count("t_uac_dlg") == 0 {
+		for len(fake.CallsTo("t_uac_dlg")) == 0 {
 			time.Sleep(5 * time.Millisecond)
 		}
 	})

@@ -56,9 +56,9 @@ func TestWhichCommand(t *testing.T) {
 // its order) and then imcd's that OpenSIPS does not list, the 3.x names
 // among them; OpenSIPS is asked at most once per whichTTL.
 func TestWhichMerged(t *testing.T) {
-	fake := startFakeOpenSIPS(t, false)
+	fake := startFake(t, false)
 	s := newServer(t, state(t, stateInitial), nil)
-	s.Forward = udpForwarder{fake.addr()}
+	s.Forward = udpForwarder{fake.MIAddr()}
 	opensips := resultNames(t, readWire(t, "mi/datagram/which_all.response.json"))
 	for i := range 3 {
 		req := `{"jsonrpc": "2.0", "id": "18587", "method": "which", "params": {}}`
@@ -68,7 +68,7 @@ func TestWhichMerged(t *testing.T) {
 			t.Fatalf("which #%d:\n got %q\nwant %q", i, got, want)
 		}
 	}
-	if n := fake.count("which"); n != 1 {
+	if n := len(fake.CallsTo("which")); n != 1 {
 		t.Errorf("OpenSIPS asked %d times for its list, want 1 (cached)", n)
 	}
 	// which about an OpenSIPS command is OpenSIPS's to answer.
@@ -76,7 +76,7 @@ func TestWhichMerged(t *testing.T) {
 	if got := s.Handle(context.Background(), []byte(req)); string(got) != `{"jsonrpc":"2.0","result":[["room"]],"id":217}` {
 		t.Errorf("which about an imcd command: %s", got)
 	}
-	if n := fake.count("which"); n != 1 {
+	if n := len(fake.CallsTo("which")); n != 1 {
 		t.Errorf("which about imcd's own command was forwarded")
 	}
 }
@@ -85,9 +85,9 @@ func TestWhichMerged(t *testing.T) {
 // own commands, quickly enough for opensips-cli's 1 s timeout, and does not
 // wait again for a while.
 func TestWhichOpenSIPSDown(t *testing.T) {
-	fake := startFakeOpenSIPS(t, true)
+	fake := startFake(t, true)
 	s := newServer(t, state(t, stateInitial), nil)
-	s.Forward = udpForwarder{fake.addr()}
+	s.Forward = udpForwarder{fake.MIAddr()}
 	req := []byte(`{"jsonrpc": "2.0", "id": "9008", "method": "which", "params": {}}`)
 	start := time.Now()
 	got := resultNames(t, s.Handle(context.Background(), req))
@@ -102,7 +102,7 @@ func TestWhichOpenSIPSDown(t *testing.T) {
 	if d := time.Since(start); d > 100*time.Millisecond {
 		t.Errorf("second which waited %s for a down OpenSIPS", d)
 	}
-	if n := fake.count("which"); n != 1 {
+	if n := len(fake.CallsTo("which")); n != 1 {
 		t.Errorf("OpenSIPS asked %d times, want 1", n)
 	}
 }

@@ -14,6 +14,10 @@
 //     65,507 bytes) and event_stream (one persistent TCP connection per
 //     subscriber, objects back to back, optionally in reliable mode).
 //
+// ReplayCaptured answers captured requests with the captured replies byte
+// for byte (for pass-through tests), and SetSilent records requests without
+// answering any (a stuck MI process).
+//
 // Every MI request and every accepted t_uac_dlg is recorded (Calls,
 // Deliveries, WaitDeliveries). Per-URI rules choose the outcome of a
 // delivery: SetStatus, SetNoAnswer (408 after the fr timeout), SetError (a

@@ -44,6 +44,14 @@ func (s *Server) readMI(mi *net.UDPConn, gen int) {
 
 func (s *Server) serveRequest(p, q *fastjson.Parser, gen int, from netip.AddrPort, raw []byte) {
 	call := Call{Raw: raw, From: from.String(), Received: time.Now()}
+	if reply, silent := s.replayed(raw); silent || reply != nil {
+		call.Method = methodOf(p, raw)
+		s.rec.addCall(call)
+		if !silent {
+			s.sendMI(gen, from, reply)
+		}
+		return
+	}
 	v, err := p.ParseBytes(raw)
 	if err != nil {
 		s.rec.addCall(call)
@@ -104,6 +112,15 @@ func (s *Server) serveRequest(p, q *fastjson.Parser, gen int, from netip.AddrPor
 	default:
 		s.replyError(r, jsonrpc.ErrMethodNotFound)
 	}
+}
+
+// methodOf reads the method of a request for the record, "" when none.
+func methodOf(p *fastjson.Parser, raw []byte) string {
+	v, err := p.ParseBytes(raw)
+	if err != nil || v.Type() != fastjson.TypeObject {
+		return ""
+	}
+	return string(v.GetStringBytes("method"))
 }
 
 // replyResult answers r with {"jsonrpc":"2.0","result":…,"id":…}; a

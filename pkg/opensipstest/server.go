@@ -67,6 +67,8 @@ type Server struct {
 	evUDP     *net.UDPConn
 	rec       recorder
 	txSeq     uint64
+	replay    map[string][]byte // ReplayCaptured: request bytes -> reply bytes
+	silent    bool              // SetSilent: record, never answer
 
 	wg sync.WaitGroup
 }

@@ -14,7 +14,11 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/imcd-sip/imcd/pkg/imc"
+	"github.com/imcd-sip/imcd/pkg/mi"
+	"github.com/imcd-sip/imcd/pkg/opensips"
 	"github.com/imcd-sip/imcd/pkg/sockets"
+	"github.com/imcd-sip/imcd/pkg/store"
 )
 
 // Config is the whole configuration of one imcd process.
@@ -73,37 +77,39 @@ type Config struct {
 
 // Default returns the configuration imcd runs with when given none: the
 // embedded SQLite database under ./var, everything on loopback, OpenSIPS's
-// mi_datagram expected on its usual 127.0.0.1:8080.
+// mi_datagram expected on its usual 127.0.0.1:8080. Where a component has a
+// default of its own, this is it (one source per default).
 func Default() Config {
+	engine := imc.DefaultConfig()
 	return Config{
 		DataDir:         "var",
-		RoomsTable:      "imc_rooms",
-		MembersTable:    "imc_members",
+		RoomsTable:      store.DefaultRoomsTable,
+		MembersTable:    store.DefaultMembersTable,
 		HashSize:        4,
-		StartChar:       '#',
-		MaxBody:         1023,
-		CreateOnJoin:    true,
-		ManagerUser:     "chat-manager",
+		StartChar:       engine.StartChar,
+		MaxBody:         engine.MaxBody,
+		CreateOnJoin:    engine.CreateOnJoin,
+		ManagerUser:     engine.ManagerUser,
 		ShardQueue:      4096,
 		MaxMembers:      1000,
 		MaxOwnedRooms:   20,
 		RateLimit:       10,
 		RateBurst:       20,
 		DedupWindow:     32 * time.Second,
-		MaxEventSize:    256 << 10,
+		MaxEventSize:    opensips.DefaultMaxFrame,
 		OpenSIPSMI:      "udp:127.0.0.1:8080",
-		EventName:       "E_IMC_MESSAGE",
+		EventName:       opensips.DefaultEventName,
 		EventListen:     "tcp:127.0.0.1:9998",
 		EventSources:    []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
 		Subscribe:       true,
-		SubscribeExpire: 120 * time.Second,
-		SubscribeRenew:  10 * time.Second,
-		DeliveryWindow:  256,
-		DeliveryTimeout: 32 * time.Second,
-		DeliveryQueue:   65536,
-		MIDatagram:      "udp:127.0.0.1:8081",
-		MIHTTP:          "127.0.0.1:8889",
-		MIHTTPPath:      "/mi",
+		SubscribeExpire: opensips.DefaultExpire,
+		SubscribeRenew:  opensips.DefaultRenew,
+		DeliveryWindow:  opensips.DefaultWindow,
+		DeliveryTimeout: opensips.DefaultMITimeout,
+		DeliveryQueue:   opensips.DefaultQueueSize,
+		MIDatagram:      "udp:" + mi.DefaultDatagramAddr,
+		MIHTTP:          mi.DefaultHTTPAddr,
+		MIHTTPPath:      mi.DefaultHTTPPath,
 		MIFIFO:          "/tmp/imcd_fifo",
 		MIPassthrough:   true,
 		MetricsListen:   "127.0.0.1:9464",

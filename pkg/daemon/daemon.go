@@ -15,6 +15,7 @@ import (
 	"github.com/imcd-sip/imcd/pkg/config"
 	"github.com/imcd-sip/imcd/pkg/flood"
 	"github.com/imcd-sip/imcd/pkg/imc"
+	"github.com/imcd-sip/imcd/pkg/logkey"
 	"github.com/imcd-sip/imcd/pkg/metrics"
 	"github.com/imcd-sip/imcd/pkg/mi"
 	"github.com/imcd-sip/imcd/pkg/opensips"
@@ -174,8 +175,8 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	rooms, members := d.counts()
 	a := d.addrs
 	d.notice("imcd started", "rooms", rooms, "members", members, "shards", len(d.shards),
-		logEvents, a.Events, logOpenSIPSMI, cfg.OpenSIPSMI, logMIDatagram, a.MIDatagram, logMIHTTP, a.MIHTTP,
-		logMIFIFO, a.MIFIFO, logMetrics, a.Metrics)
+		logkey.Events, a.Events, logkey.OpenSIPSMI, cfg.OpenSIPSMI, logkey.MIDatagram, a.MIDatagram, logkey.MIHTTP, a.MIHTTP,
+		logkey.MIFIFO, a.MIFIFO, logkey.Metrics, a.Metrics)
 	return nil
 }
 
@@ -213,8 +214,8 @@ func (d *Daemon) openStore(ctx context.Context) error {
 
 func (d *Daemon) openMetrics(ctx context.Context) error {
 	d.metricsServer = &sockets.HTTPServer{Addr: d.cfg.MetricsListen, Handler: d.metrics.Handler(d.ready),
-		Logger: d.logger.With(logSystem, "metrics")}
-	err := d.metricsServer.Open(ctx, func(err error) { d.logger.Error("metrics server stopped", logError, err) })
+		Logger: d.logger.With(logkey.System, logkey.SystemMetrics)}
+	err := d.metricsServer.Open(ctx, func(err error) { d.logger.Error("metrics server stopped", logkey.Err, err) })
 	if err != nil {
 		return fmt.Errorf("metrics_listen %s: %w", d.cfg.MetricsListen, err)
 	}
@@ -266,7 +267,7 @@ func (d *Daemon) openMI(ctx context.Context) error {
 			return err
 		}
 	}
-	srv := &mi.Server{Registry: reg, Logger: d.logger.With(logSystem, "mi")}
+	srv := &mi.Server{Registry: reg, Logger: d.logger.With(logkey.System, logkey.SystemMI)}
 	if d.cfg.MIPassthrough {
 		srv.Forward = d.opensips
 	}
@@ -308,7 +309,7 @@ func (d *Daemon) sendFailed(err error) {
 	if now-last < int64(time.Second) || !d.lastSendErr.CompareAndSwap(last, now) {
 		return
 	}
-	d.logger.Warn("cannot send MESSAGEs to OpenSIPS (further errors of this second not logged)", logError, err)
+	d.logger.Warn("cannot send MESSAGEs to OpenSIPS (further errors of this second not logged)", logkey.Err, err)
 }
 
 // Close stops the daemon gracefully: no new events or MI requests, queued
@@ -353,7 +354,7 @@ func (d *Daemon) shutdown(grace time.Duration) error {
 	}
 	if d.opensips != nil {
 		if err := d.opensips.Drain(ctx); err != nil {
-			d.logger.Warn("shutdown grace period over with deliveries in flight", logError, err)
+			d.logger.Warn("shutdown grace period over with deliveries in flight", logkey.Err, err)
 		}
 		errs = append(errs, d.opensips.Close())
 	}

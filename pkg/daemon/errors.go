@@ -11,25 +11,3 @@ var (
 	// ErrStopping: imcd is shutting down and takes no new work.
 	ErrStopping = errors.New("imcd is stopping")
 )
-
-// Log attribute keys.
-const (
-	logSystem  = "system"
-	logShard   = "shard"
-	logCallID  = "callid"
-	logFrom    = "from"
-	logRURI    = "ruri"
-	logRoom    = "room"
-	logUser    = "user"
-	logStatus  = "status"
-	logCommand = "command"
-	logError   = "err"
-	logPanic   = "panic"
-
-	logEvents     = "events"
-	logOpenSIPSMI = "opensips_mi"
-	logMIDatagram = "mi_datagram"
-	logMIHTTP     = "mi_http"
-	logMIFIFO     = "mi_fifo"
-	logMetrics    = "metrics"
-)

@@ -7,6 +7,8 @@ import (
 
 	"github.com/imcd-sip/imcd/pkg/flood"
 	"github.com/imcd-sip/imcd/pkg/imc"
+	"github.com/imcd-sip/imcd/pkg/logkey"
+	"github.com/imcd-sip/imcd/pkg/metrics"
 	"github.com/imcd-sip/imcd/pkg/opensips"
 )
 
@@ -42,28 +44,28 @@ func routeKey(in *imc.Input) string {
 func (d *Daemon) Submit(ev opensips.Event, done func(error)) error {
 	in, err := d.engine.Prepare(ev.Req)
 	if err != nil {
-		d.logger.Warn("event refused: unusable addresses", logCallID, ev.Req.CallID, logFrom, ev.Req.From, logRURI, ev.Req.RURI, logError, err)
+		d.logger.Warn("event refused: unusable addresses", logkey.CallID, ev.Req.CallID, logkey.From, ev.Req.From, logkey.RURI, ev.Req.RURI, logkey.Err, err)
 		// Wrapped as a bad event so the intake counts it as a decode error.
 		return fmt.Errorf("%w: %w", opensips.ErrBadEvent, err)
 	}
 	now := time.Now()
 	if d.dedup.Seen(now, ev.Req.CallID, ev.CSeq, ev.FromTag) {
-		d.metrics.Command("duplicate", "refused")
-		d.logger.Debug("duplicate event dropped", logCallID, ev.Req.CallID)
+		d.metrics.Command(metrics.CommandDuplicate, imc.Refused.String())
+		d.logger.Debug("duplicate event dropped", logkey.CallID, ev.Req.CallID)
 		done(nil)
 		return nil
 	}
 	var key [imc.KeyBufLen]byte
 	switch d.limiter.Allow(in.From.AppendKey(key[:0]), now) {
 	case flood.FirstRefusal:
-		d.logger.Warn("sender over the rate limit: told once, dropping until it slows down", logFrom, in.From.String(), logCallID, ev.Req.CallID)
+		d.logger.Warn("sender over the rate limit: told once, dropping until it slows down", logkey.From, in.From.String(), logkey.CallID, ev.Req.CallID)
 		n := imc.Notice{From: in.RURI, To: in.From, Body: imc.TxtRateLimited, ContentType: "text/plain", InReplyTo: in.ReplyID()}
 		if err := d.outbox.Deliver(&n, d.delivered); err != nil {
 			d.sendFailed(err)
 		}
 		fallthrough
 	case flood.Refused:
-		d.metrics.Command("rate_limited", "refused")
+		d.metrics.Command(metrics.CommandRateLimited, imc.Refused.String())
 		done(nil)
 		return nil
 	}
@@ -117,6 +119,6 @@ func (d *Daemon) onInvitationDelivered(inv imc.Invitation, o deliveryOutcome) {
 	select {
 	case s.queue <- task{kind: taskInvitationFailed, inv: &inv, status: o.Reason}:
 	default:
-		d.logger.Warn("shard queue full: failed invitation stays pending", logRoom, inv.Room.String(), logUser, inv.Invitee.String(), logStatus, o.Reason)
+		d.logger.Warn("shard queue full: failed invitation stays pending", logkey.Room, inv.Room.String(), logkey.User, inv.Invitee.String(), logkey.Status, o.Reason)
 	}
 }

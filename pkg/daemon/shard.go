@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/imcd-sip/imcd/pkg/imc"
+	"github.com/imcd-sip/imcd/pkg/logkey"
+	"github.com/imcd-sip/imcd/pkg/metrics"
 	"github.com/imcd-sip/imcd/pkg/store"
 )
 
@@ -53,7 +55,7 @@ type shard struct {
 
 func newShard(d *Daemon, id, queue int) *shard {
 	s := &shard{d: d, id: id, queue: make(chan task, queue), rooms: imc.NewRooms(),
-		logger: d.logger.With(logSystem, "shard", logShard, id)}
+		logger: d.logger.With(logkey.System, logkey.SystemShard, logkey.Shard, id)}
 	s.view = shardView{d: d, self: s}
 	return s
 }
@@ -75,8 +77,8 @@ func (s *shard) handle(t *task) {
 	answered := false
 	defer func() {
 		if r := recover(); r != nil {
-			s.d.metrics.Panic("shard")
-			s.logger.Error("panic while handling a request", logPanic, fmt.Sprint(r), logCallID, t.in.Req.CallID, "stack", string(debug.Stack()))
+			s.d.metrics.Panic(metrics.ComponentShard)
+			s.logger.Error("panic while handling a request", logkey.Panic, fmt.Sprint(r), logkey.CallID, t.in.Req.CallID, "stack", string(debug.Stack()))
 			if !answered {
 				s.answer(t, errPanic)
 			}
@@ -116,14 +118,14 @@ func (s *shard) handleEvent(in imc.Input) error {
 // gets the engine's "cannot save" reply instead of res's notices.
 func (s *shard) apply(res imc.Result, in *imc.Input) error {
 	if err := s.commit(res.Changes); err != nil {
-		s.d.metrics.Command(res.Command, "db_error")
-		attrs := []any{logCommand, res.Command, logError, err}
+		s.d.metrics.Command(res.Command, metrics.ResultDBError)
+		attrs := []any{logkey.Command, res.Command, logkey.Err, err}
 		reply, msg := s.d.engine.Unavailable, "cannot commit a command's changes; nothing was applied"
 		if errors.Is(err, store.ErrConflict) {
 			reply, msg = s.d.engine.Conflict, "the database refused a command's changes as conflicting with stored rows (not known to imcd: skipped at load, or written by someone else); nothing was applied"
 		}
 		if in != nil {
-			attrs = append(attrs, logCallID, in.Req.CallID, logFrom, in.From.String())
+			attrs = append(attrs, logkey.CallID, in.Req.CallID, logkey.From, in.From.String())
 			s.send(reply(*in).Notices)
 		}
 		s.logger.Error(msg, attrs...)
@@ -173,11 +175,11 @@ func (s *shard) send(notices []imc.Notice) {
 func (s *shard) handleAdmin(op imc.AdminOp) error {
 	res, err := s.d.engine.Admin(s.view, op)
 	if err != nil {
-		s.d.metrics.Command("admin", "refused")
+		s.d.metrics.Command(metrics.CommandAdmin, imc.Refused.String())
 		return err
 	}
 	if err := s.commit(res.Changes); err != nil {
-		s.d.metrics.Command(res.Command, "db_error")
+		s.d.metrics.Command(res.Command, metrics.ResultDBError)
 		return err
 	}
 	s.d.metrics.Command(res.Command, res.Outcome.String())

@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/imcd-sip/imcd/pkg/opensips"
 )
 
 // Namespace prefixes every metric: the native module's statistics live
@@ -34,8 +36,27 @@ type Metrics struct {
 	byStatus map[string]prometheus.Counter
 }
 
-// deliveryClasses are the status labels DeliveryDone usually sees.
-var deliveryClasses = [...]string{"2xx", "3xx", "4xx", "5xx", "6xx", "error", "timeout", "unreachable", "queue_full", "aborted"}
+// deliveryClasses are the status labels DeliveryDone usually sees: the
+// classes pkg/opensips reports.
+var deliveryClasses = [...]string{opensips.Class2xx, opensips.Class3xx, opensips.Class4xx, opensips.Class5xx, opensips.Class6xx,
+	opensips.ClassError, opensips.ClassTimeout, opensips.ClassUnreachable, opensips.ClassQueueFull, opensips.ClassAborted}
+
+// Label values the daemon counts with, besides the engine's command names
+// and outcomes (imc.Outcome: ok, refused) and pkg/opensips's results and
+// classes.
+const (
+	// ResultDBError: a command whose changes could not be committed.
+	ResultDBError = "db_error"
+	// CommandDuplicate, CommandRateLimited: events dropped before any
+	// command ran (a retransmission; a sender over the rate limit).
+	CommandDuplicate   = "duplicate"
+	CommandRateLimited = "rate_limited"
+	// CommandAdmin: an operator's MI command refused before it ran.
+	CommandAdmin = "admin"
+	// ComponentShard, ComponentEvents: where a recovered panic happened.
+	ComponentShard  = "shard"
+	ComponentEvents = "events"
+)
 
 // Counts reports the current number of rooms and members; it is called at
 // scrape time.
@@ -84,10 +105,10 @@ func New(counts Counts) *Metrics {
 func (m *Metrics) EventReceived(transport, result string) {
 	m.events.WithLabelValues(transport, result).Inc()
 	switch result {
-	case "decode_error":
+	case opensips.ResultDecodeError:
 		m.decodeErrors.WithLabelValues(transport).Inc()
-	case "panic":
-		m.panics.WithLabelValues("events").Inc()
+	case opensips.ResultPanic:
+		m.panics.WithLabelValues(ComponentEvents).Inc()
 	}
 }
 

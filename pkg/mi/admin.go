@@ -5,9 +5,10 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/valyala/fastjson"
+
 	"github.com/imcd-sip/imcd/pkg/imc"
 	"github.com/imcd-sip/imcd/pkg/jsonrpc"
-	"github.com/valyala/fastjson"
 )
 
 // adminCommands returns imcd's operator commands. Each validates its params,

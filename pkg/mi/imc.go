@@ -8,9 +8,10 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/valyala/fastjson"
+
 	"github.com/imcd-sip/imcd/pkg/imc"
 	"github.com/imcd-sip/imcd/pkg/jsonrpc"
-	"github.com/valyala/fastjson"
 )
 
 // Admin applies an operator action. The daemon routes op to the shard that

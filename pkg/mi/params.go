@@ -1,8 +1,9 @@
 package mi
 
 import (
-	"github.com/imcd-sip/imcd/pkg/jsonrpc"
 	"github.com/valyala/fastjson"
+
+	"github.com/imcd-sip/imcd/pkg/jsonrpc"
 )
 
 // OpenSIPS's -32602 data texts.

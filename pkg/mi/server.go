@@ -10,8 +10,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/imcd-sip/imcd/pkg/jsonrpc"
 	"github.com/valyala/fastjson"
+
+	"github.com/imcd-sip/imcd/pkg/jsonrpc"
+	"github.com/imcd-sip/imcd/pkg/logkey"
 )
 
 // Defaults of the Server's limits.
@@ -83,7 +85,7 @@ func (s *Server) handle(ctx context.Context, req []byte, maxReply int) (reply []
 	defer func() {
 		if p := recover(); p != nil {
 			s.panics.Add(1)
-			s.logger().Error("MI request panicked", keyMethod, method, keyPanic, p, keyStack, string(debug.Stack()))
+			s.logger().Error("MI request panicked", logkey.Method, method, logkey.Panic, p, logkey.Stack, string(debug.Stack()))
 			reply = nil
 			if !notification {
 				reply = jsonrpc.AppendError(nil, id, &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: "Internal error"})
@@ -120,7 +122,7 @@ func (s *Server) handle(ctx context.Context, req []byte, maxReply int) (reply []
 	case err != nil:
 		je := rpcError(err)
 		reply = jsonrpc.AppendError(nil, id, je)
-		s.logger().Debug("MI command failed", keyMethod, method, keyCode, je.Code, keyErr, je.Message)
+		s.logger().Debug("MI command failed", logkey.Method, method, logkey.Code, je.Code, logkey.Err, je.Message)
 	default:
 		reply = jsonrpc.AppendResult(make([]byte, 0, len(envelope)+len(result)+len(id)), id, result)
 	}
@@ -128,7 +130,7 @@ func (s *Server) handle(ctx context.Context, req []byte, maxReply int) (reply []
 		reply = jsonrpc.AppendError(nil, id, &jsonrpc.Error{Code: CodeReplyTooLarge, Message: "Reply too large",
 			Data: strconv.Itoa(len(reply)) + " bytes do not fit in one datagram; use the HTTP or FIFO transport"})
 	}
-	s.logger().Debug("MI request", keyMethod, method, keyDuration, time.Since(start), keySize, len(reply))
+	s.logger().Debug("MI request", logkey.Method, method, logkey.Duration, time.Since(start), logkey.Size, len(reply))
 	return reply
 }
 
@@ -161,7 +163,7 @@ func (s *Server) forward(ctx context.Context, method string, m *jsonrpc.Message,
 	if err == nil {
 		err = errors.New("empty reply")
 	}
-	s.logger().Warn("OpenSIPS MI did not answer a passed-through command", keyMethod, method, keyErr, err)
+	s.logger().Warn("OpenSIPS MI did not answer a passed-through command", logkey.Method, method, logkey.Err, err)
 	if m.IsNotification() {
 		return nil
 	}

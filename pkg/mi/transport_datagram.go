@@ -8,6 +8,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/imcd-sip/imcd/pkg/logkey"
 	"github.com/imcd-sip/imcd/pkg/sockets"
 )
 
@@ -92,7 +93,7 @@ func (t *DatagramTransport) Open(ctx context.Context) error {
 }
 
 func (t *DatagramTransport) failed(err error) {
-	t.Server.logger().Error("MI datagram transport stopped", keyTransport, "datagram", keyErr, err)
+	t.Server.logger().Error("MI datagram transport stopped", logkey.Transport, "datagram", logkey.Err, err)
 }
 
 // Close stops serving, closes the socket and removes the unix socket file.
@@ -119,7 +120,7 @@ func (t *DatagramTransport) Serve() error {
 	}
 	defer done()
 	conn := t.conn
-	log := t.Server.logger().With(keyTransport, "datagram", keyAddr, conn.LocalAddr().String())
+	log := t.Server.logger().With(logkey.Transport, "datagram", logkey.Addr, conn.LocalAddr().String())
 	reqCtx := context.Background()
 	// One byte more than the limit, so that an oversize datagram (truncated
 	// by the kernel to the buffer) is seen as oversize, not as a parse error.
@@ -130,7 +131,7 @@ func (t *DatagramTransport) Serve() error {
 			if t.life.Closing() || errors.Is(err, net.ErrClosed) {
 				return nil
 			}
-			log.Warn("MI datagram read failed", keyErr, err)
+			log.Warn("MI datagram read failed", logkey.Err, err)
 			time.Sleep(readRetryDelay)
 			continue
 		}
@@ -148,6 +149,6 @@ func (t *DatagramTransport) serveOne(ctx context.Context, conn net.PacketConn, r
 		return
 	}
 	if _, err := conn.WriteTo(reply, peer); err != nil {
-		log.Warn("MI datagram reply not sent", keyPeer, peer.String(), keyErr, err)
+		log.Warn("MI datagram reply not sent", logkey.Peer, peer.String(), logkey.Err, err)
 	}
 }

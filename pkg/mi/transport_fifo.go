@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/imcd-sip/imcd/pkg/jsonrpc"
+	"github.com/imcd-sip/imcd/pkg/logkey"
 	"github.com/imcd-sip/imcd/pkg/sockets"
 )
 
@@ -125,7 +126,7 @@ func (t *FIFOTransport) Open(ctx context.Context) error {
 }
 
 func (t *FIFOTransport) failed(err error) {
-	t.Server.logger().Error("MI FIFO transport stopped", keyTransport, "fifo", keyErr, err)
+	t.Server.logger().Error("MI FIFO transport stopped", logkey.Transport, "fifo", logkey.Err, err)
 }
 
 // Close stops serving, closes the FIFO and removes it if Listen created it.
@@ -168,7 +169,7 @@ func (t *FIFOTransport) Serve() error {
 	}
 	defer done()
 	f := t.f
-	log := t.Server.logger().With(keyTransport, "fifo", keyAddr, f.Name())
+	log := t.Server.logger().With(logkey.Transport, "fifo", logkey.Addr, f.Name())
 	reqCtx := context.Background()
 	// A buffered request may hold the name, the two colons and whitespace
 	// around the JSON besides the request itself.
@@ -204,7 +205,7 @@ func (t *FIFOTransport) Serve() error {
 			log.Warn("MI FIFO closed by its last writer; stopped serving it")
 			return nil
 		default:
-			log.Warn("MI FIFO read failed", keyErr, err)
+			log.Warn("MI FIFO read failed", logkey.Err, err)
 			time.Sleep(readRetryDelay)
 			continue
 		}
@@ -223,7 +224,7 @@ func (t *FIFOTransport) serveBuffered(ctx context.Context, buf []byte, log *slog
 		case errors.Is(err, errFIFOIncomplete):
 			return buf[:copy(buf, buf[off:])]
 		case errors.Is(err, errFIFOJunk):
-			log.Debug("MI FIFO: dropped bytes that are no request", keySize, n)
+			log.Debug("MI FIFO: dropped bytes that are no request", logkey.Size, n)
 		case errors.Is(err, errFIFOBadValue):
 			if t.validName(fr.reply, log) {
 				t.reply(fr.reply, jsonrpc.AppendError(nil, nullID(), jsonrpc.ErrParse), log)
@@ -241,7 +242,7 @@ func (t *FIFOTransport) serveBuffered(ctx context.Context, buf []byte, log *slog
 // dropPartial answers a request that never completed with a parse error.
 func (t *FIFOTransport) dropPartial(buf []byte, log *slog.Logger) {
 	fr, _, _ := splitFIFO(buf)
-	log.Debug("MI FIFO: incomplete request dropped", keySize, len(buf))
+	log.Debug("MI FIFO: incomplete request dropped", logkey.Size, len(buf))
 	if fr.reply != nil && t.validName(fr.reply, log) {
 		t.reply(fr.reply, jsonrpc.AppendError(nil, nullID(), jsonrpc.ErrParse), log)
 	}
@@ -250,7 +251,7 @@ func (t *FIFOTransport) dropPartial(buf []byte, log *slog.Logger) {
 // dropOversize answers a request longer than MaxRequest with -32600.
 func (t *FIFOTransport) dropOversize(buf []byte, log *slog.Logger) {
 	fr, _, _ := splitFIFO(buf)
-	log.Warn("MI FIFO: request too large, dropped", keySize, len(buf))
+	log.Warn("MI FIFO: request too large, dropped", logkey.Size, len(buf))
 	if fr.reply != nil && t.validName(fr.reply, log) {
 		t.reply(fr.reply, jsonrpc.AppendError(nil, nullID(), errTooLarge(t.Server.maxRequest())), log)
 	}
@@ -264,7 +265,7 @@ func (t *FIFOTransport) reply(name, reply []byte, log *slog.Logger) {
 		return
 	}
 	if err := t.writeReply(string(name), reply); err != nil {
-		log.Warn("MI FIFO reply not sent", keyReplyFIFO, string(name), keyErr, err)
+		log.Warn("MI FIFO reply not sent", logkey.ReplyFIFO, string(name), logkey.Err, err)
 	}
 }
 
@@ -274,7 +275,7 @@ func (t *FIFOTransport) validName(name []byte, log *slog.Logger) bool {
 		return true
 	}
 	log.Warn("MI FIFO request refused: the reply FIFO must be a plain file name in the reply directory",
-		keyReplyFIFO, string(name), keyErr, ErrReplyName)
+		logkey.ReplyFIFO, string(name), logkey.Err, ErrReplyName)
 	return false
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/imcd-sip/imcd/pkg/logkey"
 	"github.com/imcd-sip/imcd/pkg/sockets"
 )
 
@@ -51,7 +52,7 @@ func (t *HTTPTransport) Listen(ctx context.Context) error {
 	}
 	t.http.Handler = t
 	t.http.RequestTimeout = t.Server.timeout()
-	t.http.Logger = t.Server.logger().With(keyTransport, "http")
+	t.http.Logger = t.Server.logger().With(logkey.Transport, "http")
 	return t.http.Listen(ctx)
 }
 
@@ -67,7 +68,7 @@ func (t *HTTPTransport) Open(ctx context.Context) error {
 		}
 	}
 	return t.http.Open(ctx, func(err error) {
-		t.Server.logger().Error("MI HTTP transport stopped", keyTransport, "http", keyErr, err)
+		t.Server.logger().Error("MI HTTP transport stopped", logkey.Transport, "http", logkey.Err, err)
 	})
 }
 

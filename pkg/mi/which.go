@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/imcd-sip/imcd/pkg/jsonrpc"
+	"github.com/imcd-sip/imcd/pkg/logkey"
 )
 
 // The names of which, answered by the Server itself.
@@ -103,7 +104,7 @@ func (s *Server) remoteNames(ctx context.Context) []string {
 	c.seq++
 	names, err := s.fetchWhich(ctx, c.seq)
 	if err != nil {
-		s.logger().Warn("OpenSIPS MI did not list its commands; which lists only imcd's", keyErr, err)
+		s.logger().Warn("OpenSIPS MI did not list its commands; which lists only imcd's", logkey.Err, err)
 		c.names, c.expires = nil, now.Add(whichFailTTL)
 		return nil
 	}

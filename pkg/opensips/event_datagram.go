@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/imcd-sip/imcd/pkg/logkey"
 	"github.com/imcd-sip/imcd/pkg/sockets"
 )
 
@@ -88,7 +89,7 @@ func (s *EventDatagramServer) Listen(ctx context.Context) error {
 		s.unlink = s.Addr
 	}
 	s.conn = pc
-	s.in.log.Info("listening for OpenSIPS event_datagram", keyAddr, pc.LocalAddr().String())
+	s.in.log.Info("listening for OpenSIPS event_datagram", logkey.Addr, pc.LocalAddr().String())
 	return nil
 }
 
@@ -97,7 +98,7 @@ func (s *EventDatagramServer) Listen(ctx context.Context) error {
 func (s *EventDatagramServer) Open(ctx context.Context) error {
 	s.init()
 	return s.life.Open(ctx, s.Listen, s.Serve, func(err error) {
-		s.in.log.Error("event_datagram socket failed", keyErr, err)
+		s.in.log.Error("event_datagram socket failed", logkey.Err, err)
 	})
 }
 
@@ -166,7 +167,7 @@ func (s *EventDatagramServer) serve(pc net.PacketConn) error {
 				return err
 			}
 			backoff = min(max(2*backoff, time.Millisecond), 100*time.Millisecond)
-			s.in.log.Warn("event datagram read failed", keyErr, err)
+			s.in.log.Warn("event datagram read failed", logkey.Err, err)
 			time.Sleep(backoff)
 			continue
 		}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/imcd-sip/imcd/pkg/jsonrpc"
+	"github.com/imcd-sip/imcd/pkg/logkey"
 	"github.com/imcd-sip/imcd/pkg/sockets"
 )
 
@@ -83,7 +84,7 @@ func (s *EventStreamServer) Listen(ctx context.Context) error {
 		return err
 	}
 	s.ln = ln
-	s.in.log.Info("listening for OpenSIPS event_stream", keyAddr, ln.Addr().String())
+	s.in.log.Info("listening for OpenSIPS event_stream", logkey.Addr, ln.Addr().String())
 	return nil
 }
 
@@ -92,7 +93,7 @@ func (s *EventStreamServer) Listen(ctx context.Context) error {
 func (s *EventStreamServer) Open(ctx context.Context) error {
 	s.init()
 	return s.life.Open(ctx, s.Listen, s.Serve, func(err error) {
-		s.in.log.Error("event_stream listener failed", keyErr, err)
+		s.in.log.Error("event_stream listener failed", logkey.Err, err)
 	})
 }
 
@@ -119,7 +120,7 @@ func (s *EventStreamServer) Serve() error {
 			// Out of file descriptors and the like: wait and retry, as
 			// net/http does.
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			s.in.log.Warn("accept failed", keyErr, err)
+			s.in.log.Warn("accept failed", logkey.Err, err)
 			time.Sleep(backoff)
 			continue
 		}
@@ -179,7 +180,7 @@ func (s *EventStreamServer) serveConn(c *streamConn) {
 		s.mu.Unlock()
 		c.conn.Close()
 	}()
-	log := s.in.log.With(keyRemote, c.remote)
+	log := s.in.log.With(logkey.Remote, c.remote)
 	log.Debug("event_stream connection opened")
 	h := frameHandler{eventName: s.in.eventName}
 	sp := NewFrameSplitter(c.conn, s.MaxFrame)
@@ -189,14 +190,14 @@ func (s *EventStreamServer) serveConn(c *streamConn) {
 			switch {
 			case errors.Is(err, ErrFrameTooBig):
 				s.in.refused(ResultTooBig, err, "", c.remote)
-				log.Warn("closing event_stream connection: event over max_frame", keySize, s.MaxFrame)
+				log.Warn("closing event_stream connection: event over max_frame", logkey.Size, s.MaxFrame)
 			case errors.Is(err, ErrBadFrame):
 				s.in.refused(ResultDecodeError, err, "", c.remote)
 				log.Warn("closing event_stream connection: not a stream of JSON objects")
 			case errors.Is(err, io.EOF), isClosedErr(err):
 				log.Debug("event_stream connection closed")
 			default:
-				log.Info("event_stream connection lost", keyErr, err)
+				log.Info("event_stream connection lost", logkey.Err, err)
 			}
 			return
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/valyala/fastjson"
 
 	"github.com/imcd-sip/imcd/pkg/jsonrpc"
+	"github.com/imcd-sip/imcd/pkg/logkey"
 )
 
 // Sink receives decoded events; the daemon implements it.
@@ -113,7 +114,7 @@ func newIntake(transport string, sink Sink, obs Observer, l *slog.Logger, eventN
 		transport: transport,
 		sink:      sink,
 		obs:       obs,
-		log:       childLogger(l, systemEvents).With(keyTransport, transport),
+		log:       childLogger(l, logkey.SystemEvents).With(logkey.Transport, transport),
 		eventName: eventName,
 		allow:     allow,
 		logLimit:  rateLimit{interval: time.Second},
@@ -134,14 +135,14 @@ func (in *intake) submitRefused(err error, callid string, remote any) {
 func (in *intake) refused(result string, err error, callid string, remote any) {
 	in.obs.EventReceived(in.transport, result)
 	if ok, suppressed := in.logLimit.allow(); ok {
-		in.log.Warn("event refused", keyErr, err, keyCallID, callid, keyRemote, remote, keySuppressed, suppressed)
+		in.log.Warn("event refused", logkey.Err, err, logkey.CallID, callid, logkey.Remote, remote, logkey.Suppressed, suppressed)
 	}
 }
 
 // recovered logs and counts a panic raised while handling one frame.
 func (in *intake) recovered(r any, remote any) {
 	in.obs.EventReceived(in.transport, ResultPanic)
-	in.log.Error("panic while handling an event", keyPanic, fmt.Sprint(r), keyRemote, remote, "stack", string(debug.Stack()))
+	in.log.Error("panic while handling an event", logkey.Panic, fmt.Sprint(r), logkey.Remote, remote, "stack", string(debug.Stack()))
 }
 
 // allowedAddr reports whether a source address passes the Allow list (an

@@ -5,32 +5,8 @@ import (
 	"log/slog"
 	"sync/atomic"
 	"time"
-)
 
-// Attribute keys used in log records.
-const (
-	keySystem     = "system"
-	keyErr        = "err"
-	keyCallID     = "callid"
-	keyRemote     = "remote"
-	keyTransport  = "transport"
-	keyAddr       = "addr"
-	keyID         = "id"
-	keyRURI       = "ruri"
-	keyStatus     = "status"
-	keyEvent      = "event"
-	keySocket     = "socket"
-	keySuppressed = "suppressed"
-	keyPanic      = "panic"
-	keySize       = "size"
-	keyMethod     = "method"
-)
-
-// Values of the "system" attribute.
-const (
-	systemEvents     = "events"
-	systemMIClient   = "mi-client"
-	systemSubscriber = "subscriber"
+	"github.com/imcd-sip/imcd/pkg/logkey"
 )
 
 // childLogger returns l (or a discarding logger when l is nil) with the
@@ -39,7 +15,7 @@ func childLogger(l *slog.Logger, system string) *slog.Logger {
 	if l == nil {
 		l = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return l.With(keySystem, system)
+	return l.With(logkey.System, system)
 }
 
 // rateLimit lets one log record through per interval and counts the ones it

@@ -16,6 +16,7 @@ import (
 
 	"github.com/imcd-sip/imcd/pkg/imc"
 	"github.com/imcd-sip/imcd/pkg/jsonrpc"
+	"github.com/imcd-sip/imcd/pkg/logkey"
 )
 
 // MIClient defaults.
@@ -25,7 +26,7 @@ const (
 	// missing reply means the MI request itself was lost.
 	DefaultMITimeout    = 32 * time.Second
 	DefaultCallTimeout  = 2 * time.Second
-	DefaultWindow       = 512
+	DefaultWindow       = 256
 	DefaultQueueSize    = 65536
 	DefaultSocketBuffer = 4 << 20
 )
@@ -127,7 +128,7 @@ func (c *MIClient) Open(ctx context.Context) error {
 	if c.opened || c.closed {
 		return ErrClosed
 	}
-	c.log = childLogger(c.Logger, systemMIClient)
+	c.log = childLogger(c.Logger, logkey.SystemMIClient)
 	if c.obs = c.Observer; c.obs == nil {
 		c.obs = NopObserver{}
 	}
@@ -182,7 +183,7 @@ func (c *MIClient) Open(ctx context.Context) error {
 	go c.readLoop(runCtx)
 	go c.reapLoop(runCtx)
 	c.opened = true
-	c.log.Info("MI client ready", keyAddr, c.Addr, "window", c.Window, "timeout", c.Timeout.String())
+	c.log.Info("MI client ready", logkey.Addr, c.Addr, "window", c.Window, "timeout", c.Timeout.String())
 	return nil
 }
 
@@ -286,7 +287,7 @@ func (c *MIClient) Deliver(n *imc.Notice, done func(Outcome)) error {
 		return err
 	}
 	if omitted {
-		c.log.Warn("In-Reply-To left out: Call-ID has unsafe characters", keyCallID, strconv.Quote(truncate([]byte(n.InReplyTo), 64)))
+		c.log.Warn("In-Reply-To left out: Call-ID has unsafe characters", logkey.CallID, strconv.Quote(truncate([]byte(n.InReplyTo), 64)))
 	}
 	p := &pending{id: id, buf: bp, done: done}
 	c.outstanding.Add(1)
@@ -437,6 +438,6 @@ func (c *MIClient) write(b []byte) error {
 // noteUnreachable logs, once per interval, that OpenSIPS cannot be reached.
 func (c *MIClient) noteUnreachable(err error) {
 	if ok, suppressed := c.unreachLog.allow(); ok {
-		c.log.Warn("OpenSIPS MI unreachable", keyAddr, c.Addr, keyErr, err, keySuppressed, suppressed)
+		c.log.Warn("OpenSIPS MI unreachable", logkey.Addr, c.Addr, logkey.Err, err, logkey.Suppressed, suppressed)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/valyala/fastjson"
 
 	"github.com/imcd-sip/imcd/pkg/jsonrpc"
+	"github.com/imcd-sip/imcd/pkg/logkey"
 )
 
 // writeLoop sends queued notices in queue order, each once a Window slot is
@@ -99,7 +100,7 @@ func (c *MIClient) readLoop(ctx context.Context) {
 				c.portClosed(err)
 				continue
 			}
-			c.log.Warn("MI read failed", keyErr, err)
+			c.log.Warn("MI read failed", logkey.Err, err)
 			select {
 			case <-ctx.Done():
 				return
@@ -116,7 +117,7 @@ func (c *MIClient) readLoop(ctx context.Context) {
 func (c *MIClient) handleReply(p *fastjson.Parser, b []byte) {
 	defer func() {
 		if r := recover(); r != nil {
-			c.log.Error("panic while handling an MI reply", keyPanic, fmt.Sprint(r))
+			c.log.Error("panic while handling an MI reply", logkey.Panic, fmt.Sprint(r))
 		}
 	}()
 	m, err := jsonrpc.Decode(p, b)
@@ -132,7 +133,7 @@ func (c *MIClient) handleReply(p *fastjson.Parser, b []byte) {
 	pd := c.take(id)
 	if pd == nil {
 		// Answered after its timeout, or a duplicate.
-		c.log.Debug("MI reply for no pending request", keyID, id)
+		c.log.Debug("MI reply for no pending request", logkey.ID, id)
 		return
 	}
 	if pd.reply != nil {
@@ -173,14 +174,14 @@ func (c *MIClient) fromOpenSIPS(from *net.UnixAddr) bool {
 	}
 	if ok, suppressed := c.replyLog.allow(); ok {
 		c.log.Warn("dropped an MI datagram from another socket than OpenSIPS's: check that the MI address is the exact path of mi_datagram's socket_name",
-			"from", name, "expected", c.unixRaddr.Name, keySuppressed, suppressed)
+			"from", name, "expected", c.unixRaddr.Name, logkey.Suppressed, suppressed)
 	}
 	return false
 }
 
 func (c *MIClient) badReply(why string, b []byte) {
 	if ok, suppressed := c.replyLog.allow(); ok {
-		c.log.Warn("unexpected MI datagram", keyErr, why, "datagram", truncate(b, 200), keySuppressed, suppressed)
+		c.log.Warn("unexpected MI datagram", logkey.Err, why, "datagram", truncate(b, 200), logkey.Suppressed, suppressed)
 	}
 }
 
@@ -210,7 +211,7 @@ func (c *MIClient) reapLoop(ctx context.Context) {
 			}
 			if len(expired) > 0 {
 				if ok, suppressed := c.timeoutLog.allow(); ok {
-					c.log.Warn("t_uac_dlg requests got no reply in time", "count", len(expired), keySuppressed, suppressed)
+					c.log.Warn("t_uac_dlg requests got no reply in time", "count", len(expired), logkey.Suppressed, suppressed)
 				}
 			}
 			clear(expired)

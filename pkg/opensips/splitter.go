@@ -8,7 +8,7 @@ import (
 
 // DefaultMaxFrame is the default cap on one event_stream object: far above
 // the 65,507 bytes an event can reach over datagrams.
-const DefaultMaxFrame = 1 << 20
+const DefaultMaxFrame = 256 << 10
 
 // FrameSplitter cuts a byte stream into top-level JSON objects. OpenSIPS's
 // event_stream writes objects back to back with no delimiter, and TCP may cut

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/imcd-sip/imcd/pkg/jsonrpc"
+	"github.com/imcd-sip/imcd/pkg/logkey"
 )
 
 // Subscriber defaults.
@@ -80,7 +81,7 @@ func (s *Subscriber) Open(ctx context.Context) error {
 	if s.Method == "" {
 		s.Method = DefaultSubscribeMethod
 	}
-	s.log = childLogger(s.Logger, systemSubscriber).With(keyEvent, s.Event, keySocket, s.Socket)
+	s.log = childLogger(s.Logger, logkey.SystemSubscriber).With(logkey.Event, s.Event, logkey.Socket, s.Socket)
 	if s.Expire <= s.Renew {
 		s.log.Warn("expire is not longer than renew: the subscription may lapse between renewals",
 			"expire", s.Expire.String(), "renew", s.Renew.String())
@@ -124,7 +125,7 @@ func (s *Subscriber) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), DefaultCallTimeout+time.Second)
 		defer cancel()
 		if err = s.subscribe(ctx, 0); err != nil {
-			s.log.Warn("unsubscribe failed", keyErr, err)
+			s.log.Warn("unsubscribe failed", logkey.Err, err)
 			return
 		}
 		s.log.Info("unsubscribed")
@@ -168,7 +169,7 @@ func (s *Subscriber) run(ctx context.Context) {
 				s.logFailure(err)
 				lastErr = msg
 			} else {
-				s.log.Debug("subscribe failed again", keyErr, err)
+				s.log.Debug("subscribe failed again", logkey.Err, err)
 			}
 			wait = backoff
 			backoff = min(2*backoff, s.Renew)
@@ -185,7 +186,7 @@ func (s *Subscriber) logFailure(err error) {
 		s.log.Error("OpenSIPS refused the event subscription", "code", je.Code, "message", je.Message, "data", je.Data)
 		return
 	}
-	s.log.Warn("cannot subscribe to OpenSIPS events; retrying", keyErr, err)
+	s.log.Warn("cannot subscribe to OpenSIPS events; retrying", logkey.Err, err)
 }
 
 // subscribe calls event_subscribe {"event":E,"socket":S,"expire":N}.

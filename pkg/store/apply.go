@@ -8,6 +8,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/imcd-sip/imcd/pkg/imc"
+	"github.com/imcd-sip/imcd/pkg/logkey"
 )
 
 // Apply commits changes in one transaction, in order, within ApplyTimeout.
@@ -45,7 +46,7 @@ func (db *DB) Apply(ctx context.Context, changes []imc.Change) error {
 		if committing || (k != kindUnavailable && k != kindBusy) || ctx.Err() != nil {
 			break
 		}
-		db.log.Debug("retrying a change set on a fresh connection", keyError, err)
+		db.log.Debug("retrying a change set on a fresh connection", logkey.Err, err)
 	}
 	return db.applyError(err)
 }
@@ -113,7 +114,7 @@ func (db *DB) exec(ctx context.Context, tx *sqlx.Tx, c *imc.Change) error {
 			break
 		}
 		if n, err = execCount(ctx, tx, q.deleteRoomFold, c.Room.User, c.Room.Host); err == nil && n == 0 {
-			db.log.Warn("room to delete was not in the table", keyChange, c.String())
+			db.log.Warn("room to delete was not in the table", logkey.Change, c.String())
 		}
 	case imc.OpUpdateRoom:
 		err = db.update(ctx, tx, q.updateRoom, q.updateRoomFold, storedRoomFlags(c.RoomFlags), c.Room.User, c.Room.Host)
@@ -129,7 +130,7 @@ func (db *DB) exec(ctx context.Context, tx *sqlx.Tx, c *imc.Change) error {
 		if n, err = execCount(ctx, tx, q.deleteMemberFold, c.Member.User, c.Member.Host, room); err == nil && n == 0 {
 			// The member is gone already: the end state holds, so the
 			// command need not fail.
-			db.log.Warn("member to remove was not in the table", keyChange, c.String())
+			db.log.Warn("member to remove was not in the table", logkey.Change, c.String())
 		}
 	}
 	if err != nil {

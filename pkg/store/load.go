@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/imcd-sip/imcd/pkg/imc"
+	"github.com/imcd-sip/imcd/pkg/logkey"
 	"github.com/imcd-sip/imcd/pkg/store/dburl"
 )
 
@@ -41,10 +42,10 @@ func (db *DB) Load(ctx context.Context) ([]*imc.Room, error) {
 		return nil, fmt.Errorf("store: load %q: %w", db.cfg.MembersTable, err)
 	}
 	rooms := l.build(parts)
-	db.log.Info("rooms loaded", keyRooms, len(rooms), keyMembers, l.members, keySkipped, l.skipped,
-		keyElapsed, time.Since(start).Round(time.Millisecond))
+	db.log.Info("rooms loaded", logkey.Rooms, len(rooms), logkey.Members, l.members, logkey.Skipped, l.skipped,
+		logkey.Elapsed, time.Since(start).Round(time.Millisecond))
 	if logged := int(l.logged.Load()); l.skipped > logged {
-		db.log.Warn("more odd rows were skipped than logged", keySkipped, l.skipped, "logged", logged)
+		db.log.Warn("more odd rows were skipped than logged", logkey.Skipped, l.skipped, "logged", logged)
 	}
 	return rooms, nil
 }

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/imcd-sip/imcd/pkg/imc"
+	"github.com/imcd-sip/imcd/pkg/logkey"
 )
 
 // maxLoggedRows caps the odd rows logged one by one at Load; the rest are
@@ -83,7 +84,7 @@ func (l *loader) odd(msg string, reason string, row slog.Attr) {
 		l.logged.Add(-1)
 		return
 	}
-	l.log.Warn(msg, keyReason, reason, row)
+	l.log.Warn(msg, logkey.Reason, reason, row)
 }
 
 func intern(m map[string]string, b []byte) string {
@@ -125,7 +126,7 @@ func (l *loader) room(c []sql.RawBytes) {
 		l.skippedRooms[strings.ToLower(string(name)+"@"+string(domain))] = true
 		l.roomsSkipped++
 		l.odd("room skipped at load", reason,
-			slog.Group(keyRow, "name", string(name), "domain", string(domain), "flag", string(c[2])))
+			slog.Group(logkey.Row, "name", string(name), "domain", string(domain), "flag", string(c[2])))
 		return
 	}
 	e := &roomEntry{uri: uri, flags: imc.RoomFlags(flag & storedRoomBitMask), index: int32(len(l.rooms))}
@@ -192,7 +193,7 @@ func (p *memberPart) member(c []sql.RawBytes) {
 	}
 	if reason != "" {
 		p.skipped++
-		p.l.odd("member skipped at load", reason, slog.Group(keyRow, "username", string(user),
+		p.l.odd("member skipped at load", reason, slog.Group(logkey.Row, "username", string(user),
 			"domain", string(domain), "room", string(roomCol), "flag", string(c[3])))
 		return
 	}
@@ -283,7 +284,7 @@ func (l *loader) build(parts []*memberPart) []*imc.Room {
 				if owner {
 					m.Flags &^= imc.MemberOwner
 					l.odd("member loaded as a plain member", "second owner of the room; the first one stays owner",
-						slog.Group(keyRow, "username", p.user, "domain", p.host, "room", e.uri.String(), "flag", int(p.flags)))
+						slog.Group(logkey.Row, "username", p.user, "domain", p.host, "room", e.uri.String(), "flag", int(p.flags)))
 				}
 				owner = true
 			}
@@ -292,7 +293,7 @@ func (l *loader) build(parts []*memberPart) []*imc.Room {
 		r := imc.NewRoom(e.uri, e.flags, scratch)
 		if n := len(r.Members()); n != len(scratch) {
 			l.odd("members merged at load", "rows of one room whose user names differ only in letter case; the last row wins",
-				slog.Group(keyRow, "room", e.uri.String(), "rows", len(scratch), "members", n))
+				slog.Group(logkey.Row, "room", e.uri.String(), "rows", len(scratch), "members", n))
 		}
 		l.members += len(r.Members())
 		rooms = append(rooms, r)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"github.com/imcd-sip/imcd/pkg/logkey"
 	"github.com/imcd-sip/imcd/pkg/store/dburl"
 )
 
@@ -57,12 +58,12 @@ func (db *DB) checkSchema(ctx context.Context) error {
 func (db *DB) warnNoRoomIndex(ctx context.Context) {
 	var n int
 	if err := db.db.GetContext(ctx, &n, sqlx.Rebind(db.d.bind, db.d.roomIndexed), db.cfg.MembersTable); err != nil {
-		db.log.Debug("cannot read the members table's indexes", keyError, err)
+		db.log.Debug("cannot read the members table's indexes", logkey.Err, err)
 		return
 	}
 	if n == 0 {
 		db.log.Warn("no index on the room column: destroying a room scans the whole members table, too slow when it is large; see docs/database.md, 'the room index'",
-			keyTable, db.cfg.MembersTable)
+			logkey.Table, db.cfg.MembersTable)
 	}
 }
 
@@ -95,7 +96,7 @@ func (db *DB) checkVersion(ctx context.Context, t tableSpec) error {
 	err := db.db.QueryRowxContext(ctx, db.q.version, t.name).Scan(&v)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		db.log.Debug("no version row", keyTable, t.name)
+		db.log.Debug("no version row", logkey.Table, t.name)
 		return nil
 	case err != nil && db.kind(err) == kindNoTable:
 		db.log.Debug("no version table")
@@ -119,13 +120,13 @@ func (db *DB) warnNonTransactional(ctx context.Context) {
 	}
 	q := "SELECT table_name AS name, engine FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name IN (?, ?)"
 	if err := db.db.SelectContext(ctx, &rows, q, db.cfg.RoomsTable, db.cfg.MembersTable); err != nil {
-		db.log.Debug("cannot read the tables' engine", keyError, err)
+		db.log.Debug("cannot read the tables' engine", logkey.Err, err)
 		return
 	}
 	for _, r := range rows {
 		if !strings.EqualFold(r.Engine.String, "InnoDB") {
 			db.log.Warn("table does not support transactions: a command that fails half-way may leave part of its changes; convert it with ALTER TABLE … ENGINE=InnoDB",
-				keyTable, r.Name, keyEngine, r.Engine.String)
+				logkey.Table, r.Name, logkey.Engine, r.Engine.String)
 		}
 	}
 }
@@ -151,7 +152,7 @@ func (db *DB) CreateTables(ctx context.Context) error {
 					return fmt.Errorf("store: create table %q: %w", t.name, db.wrap(err))
 				}
 			}
-			db.log.Info("table created", keyTable, t.name)
+			db.log.Info("table created", logkey.Table, t.name)
 		}
 		if err := db.insertVersion(ctx, t); err != nil {
 			return err

@@ -10,6 +10,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/imcd-sip/imcd/pkg/imc"
+	"github.com/imcd-sip/imcd/pkg/logkey"
 	"github.com/imcd-sip/imcd/pkg/store/dburl"
 )
 
@@ -74,22 +75,6 @@ const (
 	DefaultApplyTimeout = 2 * time.Second
 )
 
-// Log attribute keys.
-const (
-	keySystem  = "system"
-	keyEngine  = "engine"
-	keyURL     = "db_url"
-	keyTable   = "table"
-	keyRow     = "row"
-	keyReason  = "reason"
-	keyRooms   = "rooms"
-	keyMembers = "members"
-	keySkipped = "skipped"
-	keyElapsed = "elapsed"
-	keyChange  = "change"
-	keyError   = "err"
-)
-
 // Config configures Open.
 type Config struct {
 	// URL is the db_url, in OpenSIPS's grammar (see package dburl). Empty is
@@ -147,7 +132,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		db.db.Close()
 		return nil, err
 	}
-	db.log.Info("database opened", keyURL, db.url, "rooms_table", db.cfg.RoomsTable, "members_table", db.cfg.MembersTable)
+	db.log.Info("database opened", logkey.DBURL, db.url, "rooms_table", db.cfg.RoomsTable, "members_table", db.cfg.MembersTable)
 	return db, nil
 }
 
@@ -162,7 +147,7 @@ func connect(ctx context.Context, cfg Config) (*DB, error) {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	d := dialectFor(u.Scheme)
-	log := cfg.Logger.With(keySystem, "store", keyEngine, d.name)
+	log := cfg.Logger.With(logkey.System, logkey.SystemStore, logkey.Engine, d.name)
 	sqldb, err := d.open(u, log)
 	if err != nil {
 		return nil, fmt.Errorf("store: %s: %w", u, err)

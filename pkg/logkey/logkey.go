@@ -1,0 +1,72 @@
+// Package logkey names the attributes of imcd's log records, in one place,
+// so that every component calls the same thing by the same key and an
+// operator can filter on it (system=store, callid=…) across the whole log.
+package logkey
+
+// Attribute keys.
+const (
+	// System names the component that logged: one of the System* values.
+	System = "system"
+
+	Err        = "err"
+	Panic      = "panic"
+	Stack      = "stack"
+	Suppressed = "suppressed" // records of the same kind held back since the last one
+
+	// A MESSAGE and its people.
+	CallID  = "callid"
+	From    = "from"
+	RURI    = "ruri"
+	Room    = "room"
+	User    = "user"
+	Command = "command"
+	Status  = "status"
+	Shard   = "shard"
+
+	// Sockets and transports.
+	Addr      = "addr"
+	Remote    = "remote"
+	Peer      = "peer"
+	Transport = "transport"
+	Socket    = "socket"
+	Event     = "event"
+	Size      = "size"
+	ReplyFIFO = "reply_fifo"
+
+	// JSON-RPC.
+	Method   = "method"
+	ID       = "id"
+	Code     = "code"
+	Duration = "duration"
+
+	// The database.
+	Engine  = "engine"
+	DBURL   = "db_url"
+	Table   = "table"
+	Row     = "row"
+	Reason  = "reason"
+	Rooms   = "rooms"
+	Members = "members"
+	Skipped = "skipped"
+	Elapsed = "elapsed"
+	Change  = "change"
+
+	// The addresses imcd bound, in its "imcd started" record.
+	Events     = "events"
+	OpenSIPSMI = "opensips_mi"
+	MIDatagram = "mi_datagram"
+	MIHTTP     = "mi_http"
+	MIFIFO     = "mi_fifo"
+	Metrics    = "metrics"
+)
+
+// Values of System.
+const (
+	SystemShard      = "shard"
+	SystemMI         = "mi"
+	SystemMetrics    = "metrics"
+	SystemStore      = "store"
+	SystemEvents     = "events"
+	SystemMIClient   = "mi-client"
+	SystemSubscriber = "subscriber"
+)

@@ -16,7 +16,7 @@ import (
 // the database. The user is told it cannot be saved (not "try again"), the
 // operator finds the row in the log, and memory is unchanged.
 func TestConflictWithSkippedRow(t *testing.T) {
-	f := startFake(t, opensipstest.Options{})
+	f := opensipstest.New(t, opensipstest.Options{})
 	dir := t.TempDir()
 	p := startIMCD(t, f, procOpts{dir: dir})
 	step(t, f, alice, room1, room1, "#create chat-1", want{to: alice, body: "*** room was created", reply: true})

@@ -20,7 +20,7 @@ const (
 func TestConversation(t *testing.T) {
 	for _, transport := range []string{"stream", "datagram"} {
 		t.Run(transport, func(t *testing.T) {
-			f := startFake(t, opensipstest.Options{})
+			f := opensipstest.New(t, opensipstest.Options{})
 			p := startIMCD(t, f, procOpts{transport: transport})
 			conversation(t, f, p)
 		})

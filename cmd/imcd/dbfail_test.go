@@ -62,7 +62,7 @@ func TestDatabaseOutage(t *testing.T) {
 		}
 	})
 
-	f := startFake(t, opensipstest.Options{Reliable: true})
+	f := opensipstest.New(t, opensipstest.Options{Reliable: true})
 	p := startIMCD(t, f, procOpts{extra: []string{
 		fmt.Sprintf("db_url = mysql://%s:%s@%s/%s", user, pass, proxy.Addr(), dbname),
 		"rooms_table = " + rooms, "members_table = " + members, "create_tables = yes",

@@ -19,7 +19,7 @@ import (
 // TestRateLimit: a sender over the limit is told once; the rest is dropped
 // until the bucket refills.
 func TestRateLimit(t *testing.T) {
-	f := startFake(t, opensipstest.Options{})
+	f := opensipstest.New(t, opensipstest.Options{})
 	startIMCD(t, f, procOpts{extra: []string{"rate_limit = 2", "rate_burst = 4"}})
 	r := room1
 	step(t, f, alice, r, r, "#create chat-1", want{to: alice, body: "*** room was created", reply: true})
@@ -60,7 +60,7 @@ func TestRateLimit(t *testing.T) {
 // TestDuplicateEvent: the same MESSAGE raised twice (same Call-ID, CSeq and
 // From tag) is applied once.
 func TestDuplicateEvent(t *testing.T) {
-	f := startFake(t, opensipstest.Options{})
+	f := opensipstest.New(t, opensipstest.Options{})
 	startIMCD(t, f, procOpts{})
 	ev := opensipstest.NewEvent(alice, room1, "#create chat-1")
 	f.Reset()
@@ -88,7 +88,7 @@ func TestDuplicateEvent(t *testing.T) {
 // real daemon: no t_uac_dlg may carry a header imcd did not write, or a
 // control byte, backslash or URI break-out in one it did.
 func TestHeaderInjection(t *testing.T) {
-	f := startFake(t, opensipstest.Options{})
+	f := opensipstest.New(t, opensipstest.Options{})
 	p := startIMCD(t, f, procOpts{extra: []string{"rate_limit = 0"}})
 	r := room1
 	step(t, f, alice, r, r, "#create chat-1", want{to: alice, body: "*** room was created", reply: true})
@@ -164,7 +164,7 @@ func TestHeaderInjection(t *testing.T) {
 // TestEventStreamCutMidFrame: a connection closed in the middle of an
 // event loses that event only; the next connection works.
 func TestEventStreamCutMidFrame(t *testing.T) {
-	f := startFake(t, opensipstest.Options{})
+	f := opensipstest.New(t, opensipstest.Options{})
 	p := startIMCD(t, f, procOpts{})
 	ev := opensipstest.NewEvent(alice, room1, "#create chat-1")
 	frame := ev.AppendJSON(nil, "E_IMC_MESSAGE", 0, "")
@@ -186,7 +186,7 @@ func TestEventStreamCutMidFrame(t *testing.T) {
 // and are counted, imcd stays healthy; when it is back, service resumes by
 // itself.
 func TestOpenSIPSMIDownAndBack(t *testing.T) {
-	f := startFake(t, opensipstest.Options{})
+	f := opensipstest.New(t, opensipstest.Options{})
 	p := startIMCD(t, f, procOpts{})
 	r := room1
 	step(t, f, alice, r, r, "#create chat-1", want{to: alice, body: "*** room was created", reply: true})
@@ -227,7 +227,7 @@ func TestOpenSIPSMIDownAndBack(t *testing.T) {
 // TestSIGKILLKeepsWhatWasAcknowledged: imcd killed outright during a
 // command storm loses nothing it acknowledged (write-through).
 func TestSIGKILLKeepsWhatWasAcknowledged(t *testing.T) {
-	f := startFake(t, opensipstest.Options{Reliable: true})
+	f := opensipstest.New(t, opensipstest.Options{Reliable: true})
 	dir := t.TempDir()
 	for round := 0; round < 3; round++ {
 		p := startIMCD(t, f, procOpts{dir: dir, extra: []string{"rate_limit = 0", "max_rooms_per_user = 0"}})
@@ -296,7 +296,7 @@ func TestOverload(t *testing.T) {
 	if testing.Short() {
 		secs = 3
 	}
-	f := startFake(t, opensipstest.Options{})
+	f := opensipstest.New(t, opensipstest.Options{})
 	p := startIMCD(t, f, procOpts{transport: "datagram", extra: []string{"rate_limit = 0", "delivery_queue = 20000", "shard_queue = 1024"}})
 	r := room1
 	step(t, f, alice, r, r, "#create chat-1", want{to: alice, body: "*** room was created", reply: true})

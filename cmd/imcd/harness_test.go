@@ -223,12 +223,3 @@ func summarize(ds []opensipstest.Delivery) []string {
 	return s
 }
 
-func startFake(t *testing.T, o opensipstest.Options) *opensipstest.Server {
-	t.Helper()
-	f, err := opensipstest.Start(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return f
-}

@@ -14,7 +14,7 @@ import (
 // TestMetricsMove drives a short conversation and checks that the counters
 // an operator watches moved by exactly what happened.
 func TestMetricsMove(t *testing.T) {
-	f := startFake(t, opensipstest.Options{})
+	f := opensipstest.New(t, opensipstest.Options{})
 	p := startIMCD(t, f, procOpts{})
 	r := room1
 	step(t, f, alice, r, r, "#create chat-1", want{to: alice, body: "*** room was created", reply: true})
@@ -65,7 +65,7 @@ func TestMetricsMove(t *testing.T) {
 // must exit 0 within the grace period, and after a restart on the same
 // database every room whose event was acknowledged must exist.
 func TestSIGTERMKeepsWhatWasAcknowledged(t *testing.T) {
-	f := startFake(t, opensipstest.Options{Reliable: true})
+	f := opensipstest.New(t, opensipstest.Options{Reliable: true})
 	dir := t.TempDir()
 	p := startIMCD(t, f, procOpts{dir: dir, extra: []string{"rate_limit = 0", "max_rooms_per_user = 0"}})
 
@@ -132,7 +132,7 @@ func TestSIGTERMKeepsWhatWasAcknowledged(t *testing.T) {
 // memory only; after its restart imcd must be subscribed again within the
 // renewal interval, and events flow again.
 func TestResubscribeAfterOpenSIPSRestart(t *testing.T) {
-	f := startFake(t, opensipstest.Options{})
+	f := opensipstest.New(t, opensipstest.Options{})
 	p := startIMCD(t, f, procOpts{})
 	step(t, f, alice, room1, room1, "#create chat-1", want{to: alice, body: "*** room was created", reply: true})
 	if err := f.Restart(); err != nil {
@@ -153,7 +153,7 @@ func TestResubscribeAfterOpenSIPSRestart(t *testing.T) {
 // TestUnsubscribeOnStop: a clean stop tells OpenSIPS to stop sending
 // (event_subscribe with expire 0).
 func TestUnsubscribeOnStop(t *testing.T) {
-	f := startFake(t, opensipstest.Options{})
+	f := opensipstest.New(t, opensipstest.Options{})
 	p := startIMCD(t, f, procOpts{})
 	p.stop()
 	for _, c := range f.CallsTo("event_subscribe") {
@@ -170,7 +170,7 @@ func TestUnsubscribeOnStop(t *testing.T) {
 // subscriber existed, so the first events of a fresh imcd were lost.
 func TestReadyMeansSubscribed(t *testing.T) {
 	for i := 0; i < 5; i++ {
-		f := startFake(t, opensipstest.Options{})
+		f := opensipstest.New(t, opensipstest.Options{})
 		p := startIMCD(t, f, procOpts{})
 		if subs := f.Subscriptions("E_IMC_MESSAGE"); len(subs) != 1 || subs[0].Socket != p.events {
 			t.Fatalf("start %d: ready, but OpenSIPS has subscriptions %+v", i, subs)

@@ -20,7 +20,7 @@ import (
 // opensips-cli does on each transport (the captured bytes) and checks
 // `which` merges OpenSIPS's list, so opensips-cli accepts the legacy name.
 func TestMITransports(t *testing.T) {
-	f := startFake(t, opensipstest.Options{})
+	f := opensipstest.New(t, opensipstest.Options{})
 	p := startIMCD(t, f, procOpts{})
 	step(t, f, alice, room1, room1, "#create chat-1", want{to: alice, body: "*** room was created", reply: true})
 	const rooms = `"result":{"ROOMS":[{"URI":"sip:chat-1@127.0.0.1","MEMBERS":1,"OWNER":"sip:alice@127.0.0.1"}]}`
@@ -89,7 +89,7 @@ func TestMITransports(t *testing.T) {
 // TestMIPassThrough: a command imcd does not own reaches OpenSIPS's MI and
 // its answer (errors included) comes back verbatim.
 func TestMIPassThrough(t *testing.T) {
-	f := startFake(t, opensipstest.Options{})
+	f := opensipstest.New(t, opensipstest.Options{})
 	p := startIMCD(t, f, procOpts{})
 	got := p.mi(t, `{"jsonrpc":"2.0","method":"subscribers_list","params":{"event":"E_NOPE"},"id":18}`)
 	if got != `{"jsonrpc":"2.0","error":{"code":404,"message":"Event not published"},"id":18}` {
@@ -116,7 +116,7 @@ func TestMIPassThrough(t *testing.T) {
 // TestMIAdminNotifies: an operator's imc:add_member goes through the same
 // engine, store and delivery as a SIP #add.
 func TestMIAdminNotifies(t *testing.T) {
-	f := startFake(t, opensipstest.Options{})
+	f := opensipstest.New(t, opensipstest.Options{})
 	p := startIMCD(t, f, procOpts{})
 	f.Reset()
 	if got := p.mi(t, `{"jsonrpc":"2.0","method":"imc:create_room","params":{"room":"sip:ops@127.0.0.1","owner":"sip:alice@127.0.0.1"},"id":1}`); got != `{"jsonrpc":"2.0","result":"OK","id":1}` {
@@ -166,7 +166,7 @@ func TestMIAdminNotifies(t *testing.T) {
 // for byte, to a running imcd: none may crash it; those that are valid
 // E_IMC_MESSAGE events are handled, the others counted as decode errors.
 func TestCapturedEventsReplay(t *testing.T) {
-	f := startFake(t, opensipstest.Options{})
+	f := opensipstest.New(t, opensipstest.Options{})
 	p := startIMCD(t, f, procOpts{transport: "datagram"})
 	files, _ := filepath.Glob("../../testdata/opensips-wire/events/datagram/*.json")
 	if len(files) < 15 {

@@ -13,7 +13,7 @@ import (
 // TestPerRoomOrder: lines posted to a room reach every member in the order
 // they were posted, while another room is busy at the same time.
 func TestPerRoomOrder(t *testing.T) {
-	f := startFake(t, opensipstest.Options{})
+	f := opensipstest.New(t, opensipstest.Options{})
 	p := startIMCD(t, f, procOpts{extra: []string{"rate_limit = 0"}})
 	r2 := "sip:chat-2@127.0.0.1"
 	step(t, f, alice, room1, room1, "#create chat-1", want{to: alice, body: "*** room was created", reply: true})
@@ -63,7 +63,7 @@ func TestPerRoomOrder(t *testing.T) {
 // answered; it is refused, logged with its Call-ID and counted, and imcd
 // goes on.
 func TestUnusableSender(t *testing.T) {
-	f := startFake(t, opensipstest.Options{})
+	f := opensipstest.New(t, opensipstest.Options{})
 	p := startIMCD(t, f, procOpts{})
 	ev := opensipstest.NewEvent("sip:al ice@127.0.0.1", room1, "#create chat-1")
 	ev.CallID = "bad-from-1@lab"

@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"net"
 	"strings"
 
 	"github.com/imcd-sip/imcd/pkg/sockets"
@@ -30,17 +29,7 @@ func identifier(v string) error {
 	return nil
 }
 
-func hostPort(v string) error {
-	host, port, err := net.SplitHostPort(v)
-	if err != nil {
-		return fmt.Errorf("must be ip:port, got %q", v)
-	}
-	if port == "" {
-		return fmt.Errorf("missing port in %q", v)
-	}
-	_ = host // an empty host means every address: allowed, if unwise
-	return nil
-}
+func hostPort(v string) error { return sockets.CheckHostPort(v) }
 
 func hostPortOrEmpty(v string) error {
 	if v == "" {

@@ -17,7 +17,7 @@ import (
 func TestBoundAddresses(t *testing.T) {
 	for _, listen := range []string{"tcp:127.0.0.1:0", "udp:127.0.0.1:0"} {
 		t.Run(listen, func(t *testing.T) {
-			f := startFake(t, opensipstest.Options{})
+			f := opensipstest.New(t, opensipstest.Options{})
 			cfg := testConfig(t, f, t.TempDir())
 			cfg.EventListen = listen
 			d := openDaemon(t, f, cfg)
@@ -49,7 +49,7 @@ func TestBoundAddresses(t *testing.T) {
 // TestCommitThenNotify plays a short conversation and restarts the daemon
 // on the same database: what users were told is what was stored.
 func TestCommitThenNotify(t *testing.T) {
-	f := startFake(t, opensipstest.Options{})
+	f := opensipstest.New(t, opensipstest.Options{})
 	dir := t.TempDir()
 	cfg := testConfig(t, f, dir)
 	d := openDaemon(t, f, cfg)
@@ -71,19 +71,13 @@ func TestCommitThenNotify(t *testing.T) {
 // TestPerRoomOrder: the lines of one sender into one room reach every
 // member in the order they were sent, whatever the shard count.
 func TestPerRoomOrder(t *testing.T) {
-	f := startFake(t, opensipstest.Options{})
+	f := opensipstest.New(t, opensipstest.Options{})
 	cfg := testConfig(t, f, t.TempDir())
 	cfg.RateLimit = 0
 	openDaemon(t, f, cfg)
-	send(t, f, alice, manager, "#create chat-1", 1)
-	send(t, f, bob, room1, "#join", 2)
-	f.Reset()
 	const n = 200
-	for i := range n {
-		if _, err := f.Raise(opensipstest.NewEvent(alice, room1, "line "+strconv.Itoa(i))); err != nil {
-			t.Fatal(err)
-		}
-	}
+	aliceAndBob(t, f)
+	raiseLines(t, f, alice, n)
 	ds, err := f.WaitDeliveries(ctxTimeout(t, 10*time.Second), n)
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +92,7 @@ func TestPerRoomOrder(t *testing.T) {
 // TestDuplicateEvent: the same MESSAGE raised twice (same Call-ID, CSeq and
 // From tag, as after a retransmission) is applied once.
 func TestDuplicateEvent(t *testing.T) {
-	f := startFake(t, opensipstest.Options{})
+	f := opensipstest.New(t, opensipstest.Options{})
 	d := openDaemon(t, f, testConfig(t, f, t.TempDir()))
 	send(t, f, alice, manager, "#create chat-1", 1)
 	send(t, f, bob, room1, "#join", 2)
@@ -119,7 +113,7 @@ func TestDuplicateEvent(t *testing.T) {
 // TestRateLimit: a sender over the rate limit is told once, and the rest
 // of the burst is dropped without reaching the room.
 func TestRateLimit(t *testing.T) {
-	f := startFake(t, opensipstest.Options{})
+	f := opensipstest.New(t, opensipstest.Options{})
 	cfg := testConfig(t, f, t.TempDir())
 	cfg.RateLimit, cfg.RateBurst = 0.001, 2
 	d := openDaemon(t, f, cfg)
@@ -147,7 +141,7 @@ func TestRateLimit(t *testing.T) {
 // TestInvitationFeedback: an invitation whose MESSAGE fails is withdrawn
 // and the inviter told; one that is delivered stays pending.
 func TestInvitationFeedback(t *testing.T) {
-	f := startFake(t, opensipstest.Options{})
+	f := opensipstest.New(t, opensipstest.Options{})
 	d := openDaemon(t, f, testConfig(t, f, t.TempDir()))
 	send(t, f, alice, manager, "#create chat-1 private", 1)
 	f.SetStatus(carol, "404 Not Found")
@@ -174,7 +168,7 @@ func TestInvitationFeedback(t *testing.T) {
 // TestAdminFromMI: an operator's MI command goes through the room's shard,
 // is stored, and tells the room.
 func TestAdminFromMI(t *testing.T) {
-	f := startFake(t, opensipstest.Options{})
+	f := opensipstest.New(t, opensipstest.Options{})
 	d := openDaemon(t, f, testConfig(t, f, t.TempDir()))
 	if got := miCall(t, d, `{"jsonrpc":"2.0","method":"imc:create_room","params":{"room":"`+room1+`","owner":"`+alice+`"},"id":1}`); !strings.Contains(got, `"result"`) {
 		t.Fatalf("create_room: %s", got)
@@ -200,19 +194,13 @@ func TestAdminFromMI(t *testing.T) {
 // TestCloseDrains: Close waits for the deliveries in flight within the
 // grace period, so that what was queued before the stop is sent.
 func TestCloseDrains(t *testing.T) {
-	f := startFake(t, opensipstest.Options{ReplyDelay: 200 * time.Millisecond})
+	f := opensipstest.New(t, opensipstest.Options{ReplyDelay: 200 * time.Millisecond})
 	cfg := testConfig(t, f, t.TempDir())
 	cfg.RateLimit = 0
 	d := openDaemon(t, f, cfg)
-	send(t, f, alice, manager, "#create chat-1", 1)
-	send(t, f, bob, room1, "#join", 2)
-	f.Reset()
 	const n = 20
-	for i := range n {
-		if _, err := f.Raise(opensipstest.NewEvent(alice, room1, "line "+strconv.Itoa(i))); err != nil {
-			t.Fatal(err)
-		}
-	}
+	aliceAndBob(t, f)
+	raiseLines(t, f, alice, n)
 	if _, err := f.WaitDeliveries(ctxTimeout(t, 5*time.Second), 1); err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +224,7 @@ func metric2xx(d *Daemon) int {
 // TestReadiness: /readyz says not ready while OpenSIPS refuses or cannot
 // take the subscription, and ready once it is in place.
 func TestReadiness(t *testing.T) {
-	f := startFake(t, opensipstest.Options{})
+	f := opensipstest.New(t, opensipstest.Options{})
 	f.Down()
 	cfg := testConfig(t, f, t.TempDir())
 	cfg.Subscribe = true

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -30,16 +31,6 @@ const (
 	manager = "sip:chat-manager@example.com"
 	room1   = "sip:chat-1@example.com"
 )
-
-func startFake(t *testing.T, o opensipstest.Options) *opensipstest.Server {
-	t.Helper()
-	f, err := opensipstest.Start(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return f
-}
 
 // testConfig is imcd's default configuration with every socket on loopback
 // port 0, the database in dir and OpenSIPS's MI at f.
@@ -105,6 +96,26 @@ func sendEvent(t *testing.T, f *opensipstest.Server, ev opensipstest.Event, n in
 		t.Fatalf("%q: waiting for %d deliveries: %v (got %v)", ev.Body, n, err, lines(f.Deliveries()))
 	}
 	return lines(ds)
+}
+
+// aliceAndBob makes room1 with alice as its owner and bob a member, and
+// forgets the deliveries that took.
+func aliceAndBob(t *testing.T, f *opensipstest.Server) {
+	t.Helper()
+	send(t, f, alice, manager, "#create chat-1", 1)
+	send(t, f, bob, room1, "#join", 2)
+	f.Reset()
+}
+
+// raiseLines raises n chat lines "line 0" … from "from" into room1 without
+// waiting for their deliveries.
+func raiseLines(t *testing.T, f *opensipstest.Server, from string, n int) {
+	t.Helper()
+	for i := range n {
+		if _, err := f.Raise(opensipstest.NewEvent(from, room1, "line "+strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func lines(ds []opensipstest.Delivery) []string {

@@ -240,11 +240,7 @@ var testLogger *slog.Logger
 // nothing (its MI process is stuck).
 func startFake(t *testing.T, silent bool) *opensipstest.Server {
 	t.Helper()
-	f, err := opensipstest.Start(opensipstest.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
+	f := opensipstest.New(t, opensipstest.Options{})
 	if err := f.ReplayCaptured(filepath.Join(wire, "mi/datagram")); err != nil {
 		t.Fatal(err)
 	}

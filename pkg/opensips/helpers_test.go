@@ -175,17 +175,7 @@ func startFake(t testing.TB, opts opensipstest.Options) *opensipstest.Server {
 	if opts.Logger == nil {
 		opts.Logger = testLogger(t)
 	}
-	f, err := opensipstest.Start(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if n := f.Crashes(); n != 0 {
-			t.Errorf("%d requests would have crashed OpenSIPS's mi_datagram", n)
-		}
-		f.Close()
-	})
-	return f
+	return opensipstest.New(t, opts)
 }
 
 func openClient(t testing.TB, addr string, mutate func(*opensips.MIClient)) *opensips.MIClient {

@@ -18,6 +18,9 @@
 // for byte (for pass-through tests), and SetSilent records requests without
 // answering any (a stuck MI process).
 //
+// New starts one for a test and fails it if the real mi_datagram would have
+// crashed on anything it was sent.
+//
 // Every MI request and every accepted t_uac_dlg is recorded (Calls,
 // Deliveries, WaitDeliveries). Per-URI rules choose the outcome of a
 // delivery: SetStatus, SetNoAnswer (408 after the fr timeout), SetError (a

@@ -31,7 +31,7 @@ func Parse(s string, allowed ...string) (Address, error) {
 	var a Address
 	switch {
 	case ok && (scheme == TCP || scheme == UDP):
-		if err := hostPort(rest); err != nil {
+		if err := CheckHostPort(rest); err != nil {
 			return Address{}, err
 		}
 		a = Address{Network: scheme, Addr: rest}
@@ -80,7 +80,9 @@ func Bound(addr net.Addr) Address {
 	return Address{Network: addr.Network(), Addr: addr.String()}
 }
 
-func hostPort(v string) error {
+// CheckHostPort checks "host:port" with a port present; an empty host (every
+// address) is allowed, if unwise.
+func CheckHostPort(v string) error {
 	_, port, err := net.SplitHostPort(v)
 	if err != nil {
 		return fmt.Errorf("must be ip:port, got %q", v)

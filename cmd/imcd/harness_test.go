@@ -222,4 +222,3 @@ func summarize(ds []opensipstest.Delivery) []string {
 	}
 	return s
 }
-

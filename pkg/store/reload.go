@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/imcd-sip/imcd/pkg/imc"
+	"github.com/imcd-sip/imcd/pkg/logkey"
 )
 
 // loadRoomsChunk caps the rooms one LoadRooms query names, well under every
@@ -76,7 +77,7 @@ func (db *DB) loadRoomsOnce(ctx context.Context, rooms []imc.URI) ([]*imc.Room, 
 		}
 	}
 	loaded := l.build([]*memberPart{p})
-	db.log.Debug("rooms re-read", keyRooms, len(loaded), keyMembers, l.members, keySkipped, l.skipped)
+	db.log.Debug("rooms re-read", logkey.Rooms, len(loaded), logkey.Members, l.members, logkey.Skipped, l.skipped)
 	return loaded, nil
 }
 

@@ -164,6 +164,7 @@ func (s *Server) Down() {
 	for _, c := range conns {
 		c.close()
 	}
+	s.rec.notify()
 }
 
 // Up binds the MI address again after Down.

@@ -26,7 +26,7 @@
 // the drop point is the bound itself. t_uac_dlg transactions are counted
 // from request to final reply (Outstanding, PeakOutstanding) and capped by
 // MaxTransactions, beyond which they are refused the way tm refuses when
-// shared memory runs out (RefusedReply). With RequireRegistration a
+// shared memory runs out (RefusedCode, RefusedMessage). With RequireRegistration a
 // delivery to an AOR without a live contact gets the proxy's 404 at once.
 // PauseMI and WaitMIStats make these deterministic to test.
 //

@@ -46,7 +46,7 @@ type Options struct {
 	// MaxTransactions caps the t_uac_dlg transactions in progress (from
 	// the request until its final reply). Beyond it a t_uac_dlg is refused
 	// as OpenSIPS refuses one when tm cannot allocate a transaction in
-	// shared memory (RefusedReply); 0 sets no cap.
+	// shared memory (RefusedCode, RefusedMessage); 0 sets no cap.
 	MaxTransactions int
 	// RequireRegistration routes every t_uac_dlg through the location
 	// table, as a request-URI without port is when it goes back into

@@ -226,7 +226,7 @@ func (s *Server) uacDlg(r *request) {
 	}
 	txGen, ok := s.tx.begin(s.opts.MaxTransactions)
 	if !ok {
-		s.replyError(r, RefusedReply)
+		s.replyError(r, miError(RefusedCode, RefusedMessage))
 		return
 	}
 

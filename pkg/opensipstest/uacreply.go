@@ -10,17 +10,22 @@ import (
 	"github.com/imcd-sip/imcd/pkg/jsonrpc"
 )
 
-// RefusedReply is the error t_uac_dlg gets when MaxTransactions are in
-// progress. It is what OpenSIPS answers when tm cannot allocate the
-// transaction in shared memory (inferred from the source, not captured:
-// OpenSIPS/opensips modules/tm/uac.c t_uac() returns E_OUT_OF_MEM (-2) when
-// build_cell() fails, modules/tm/mi.c mi_tm_uac_dlg() turns that into
-// init_mi_error(sip_error, err2reason_phrase(..., "MI/UAC")), and error.c
-// err2reason_phrase() maps E_OUT_OF_MEM, in a build without DEBUG, to 500
-// "Server error occurred (2/MI/UAC)"; a DEBUG build would say "Excuse me I
-// ran out of memory (2/MI/UAC)"). The measured 1,200 lines/s run logged
-// "tm new_t failed" with this cause, but its replies were not kept.
-var RefusedReply = miError(500, "Server error occurred (2/MI/UAC)")
+// RefusedCode and RefusedMessage make the error t_uac_dlg gets when
+// MaxTransactions are in progress: what OpenSIPS answers when tm cannot
+// allocate the transaction in shared memory. Inferred from the source, not
+// captured: in OpenSIPS/opensips, modules/tm/uac.c t_uac() returns
+// E_OUT_OF_MEM (-2) when build_cell() fails; modules/tm/mi.c
+// mi_tm_uac_dlg() turns that into init_mi_error(sip_error,
+// err2reason_phrase(..., "MI/UAC")); and error.c err2reason_phrase() maps
+// E_OUT_OF_MEM, in a build without DEBUG, to 500 "Server error occurred
+// (2/MI/UAC)" (a DEBUG build says "Excuse me I ran out of memory
+// (2/MI/UAC)"). The measured run at 1,200 lines/s ran out of shared memory
+// ("not enough free shm memory", tm new_t failed), but the t_uac_dlg
+// replies of that moment were not kept.
+const (
+	RefusedCode    = 500
+	RefusedMessage = "Server error occurred (2/MI/UAC)"
+)
 
 // appendStatusMessage appends a final-reply result: {"Status":…,"Message":…}.
 func appendStatusMessage(dst []byte, status, message string) []byte {

@@ -67,12 +67,19 @@ func newEndpoint(i int, ep Endpoint, s settings, now time.Time) endpoint {
 // their final reply, or on wait after it.
 func (ep *endpoint) alive(now time.Time) int { return ep.inflight + ep.wait.count(now) }
 
-// chooseEndpoint returns the endpoint the next request goes to: among the
-// endpoints that are up, under their cap and have a token, the one with the
-// fewest requests in flight; failing that, a down endpoint whose probe is
-// due. It returns -1 when none may send now, and reports whether an
-// endpoint under its cap lacked only a token (the rate held work back).
+// chooseEndpoint returns the endpoint the next request goes to: a down
+// endpoint whose probe is due (one request, to see whether it answers
+// again), else among the endpoints that are up, under their cap and have a
+// token, the one with the fewest requests in flight. It returns -1 when none
+// may send now, and reports whether an endpoint under its cap lacked only a
+// token (the rate held work back).
 func (e *engine) chooseEndpoint(now time.Time) (ei int, probe, rateBound bool) {
+	for i := range e.eps {
+		ep := &e.eps[i]
+		if !ep.up && !ep.probing && !now.Before(ep.probeAt) && ep.pacer.ready(now) {
+			return i, true, false
+		}
+	}
 	ei = -1
 	for i := range e.eps {
 		ep := &e.eps[i]
@@ -87,16 +94,7 @@ func (e *engine) chooseEndpoint(now time.Time) (ei int, probe, rateBound bool) {
 			ei = i
 		}
 	}
-	if ei >= 0 {
-		return ei, false, rateBound
-	}
-	for i := range e.eps {
-		ep := &e.eps[i]
-		if !ep.up && !ep.probing && !now.Before(ep.probeAt) && ep.pacer.ready(now) {
-			return i, true, rateBound
-		}
-	}
-	return -1, false, rateBound
+	return ei, false, rateBound
 }
 
 // epDown stops sending to an endpoint but for a probe now and then.

@@ -1,7 +1,9 @@
 package delivery
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"time"
 )
 
@@ -111,7 +113,7 @@ func (e *engine) tick(now time.Time) {
 		ep := &e.eps[i]
 		old := ep.pacer.rate
 		rate, why := ep.pacer.adjust(now)
-		if why != "" {
+		if why != "" && e.log.Enabled(context.Background(), slog.LevelDebug) {
 			e.log.Debug("pacing rate changed", keyEndpoint, ep.name, keyReason, why, keyRate, int(rate), keyOldRate, int(old))
 		}
 	}

@@ -127,6 +127,11 @@ func (e *engine) abortAll(now time.Time) {
 			e.final(int32(ii), Aborted, outcome{}, now)
 		}
 	}
+	// Outcomes that still come are ignored (their items are gone).
+	e.inflight = 0
+	for i := range e.eps {
+		e.eps[i].inflight = 0
+	}
 	e.closed = true
 }
 

@@ -147,21 +147,22 @@ func (p *pacer) adjust(now time.Time) (rate float64, why string) {
 // counts completions over the last span in buckets of waitBucket.
 type waitRing struct {
 	counts []int32
-	cur    int64 // number of the newest bucket
+	base   time.Time // bucket numbers count from here (monotonic clock)
+	cur    int64     // number of the newest bucket
 	total  int
 }
 
 const waitBucket = 100 * time.Millisecond
 
 func (w *waitRing) init(now time.Time, span time.Duration) {
-	*w = waitRing{cur: now.UnixNano() / int64(waitBucket)}
+	*w = waitRing{base: now}
 	if span > 0 {
 		w.counts = make([]int32, int(span/waitBucket)+1)
 	}
 }
 
 func (w *waitRing) advance(now time.Time) {
-	b := now.UnixNano() / int64(waitBucket)
+	b := int64(now.Sub(w.base) / waitBucket)
 	if len(w.counts) == 0 || b <= w.cur {
 		return
 	}

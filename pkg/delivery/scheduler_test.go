@@ -3,6 +3,7 @@ package delivery_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -86,8 +87,8 @@ func TestSchedulerResults(t *testing.T) {
 	}
 	waitFor(t, "six delivered", func() bool { return res.count(delivery.Delivered) == 6 })
 	for _, u := range []string{"a", "b"} {
-		if got := res.delivered(u); !slices.Equal(got, []string{"one", "boom", "two"}) {
-			t.Fatalf("%s: %v", u, got)
+		if got := snd.sentTo(u); !slices.Equal(got, []string{"one", "boom", "two"}) || len(res.delivered(u)) != 3 {
+			t.Fatalf("%s: written %v, delivered %v", u, got, res.delivered(u))
 		}
 	}
 	st := s.MemberStatus(uri("room"), []imc.URI{uri("a"), uri("away")})
@@ -164,6 +165,38 @@ func TestSchedulerFakeClock(t *testing.T) {
 	s.Reachable(uri("d"))
 	waitFor(t, "the kept notice", func() bool { return slices.Contains(snd.sentTo("d")[2:], "kept") })
 	if st := s.Stats(); st.Unreachable != 0 || st.Kept != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestSchedulerCap: with nothing answered, exactly Outstanding requests are
+// written; answers let more through, and the number held in OpenSIPS never
+// exceeds the cap.
+func TestSchedulerCap(t *testing.T) {
+	snd := newFakeSender(func(*imc.Notice) (opensips.Outcome, bool) { return opensips.Outcome{}, false })
+	res := newResults()
+	s := open(t, &delivery.Scheduler{Endpoints: []delivery.Endpoint{{Sender: snd}}, Outstanding: 25, WaitTime: -1})
+	for i := range 10 {
+		if err := s.Submit(delivery.Batch{Notices: notices("room", users("m", 10), fmt.Sprint(i)), Done: res.done}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "25 requests", func() bool { return snd.count() == 25 })
+	time.Sleep(50 * time.Millisecond)
+	if n := snd.count(); n != 25 {
+		t.Fatalf("%d requests written, cap 25", n)
+	}
+	for res.count(delivery.Delivered) < 100 {
+		snd.mu.Lock()
+		held := len(snd.held)
+		snd.mu.Unlock()
+		if held > 25 {
+			t.Fatalf("%d requests in flight, cap 25", held)
+		}
+		snd.answer(func(imc.Notice) bool { return true }, ok200)
+		time.Sleep(time.Millisecond)
+	}
+	if st := s.Stats(); st.InFlight != 0 || st.Endpoints[0].Limit != 25 {
 		t.Fatalf("stats %+v", st)
 	}
 }

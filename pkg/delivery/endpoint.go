@@ -3,6 +3,8 @@ package delivery
 import (
 	"fmt"
 	"time"
+
+	"github.com/imcd-sip/imcd/pkg/logkey"
 )
 
 // settings are the Scheduler's fields with defaults applied.
@@ -106,7 +108,7 @@ func (e *engine) epDown(ei int, now time.Time, why string) {
 	ep.up, ep.downSince = false, now
 	ep.backoff = endpointRetry
 	ep.probeAt = now.Add(ep.backoff)
-	e.log.Warn("OpenSIPS endpoint down: sending only a probe now and then", keyEndpoint, ep.name, keyReason, why, keyInFlight, ep.inflight)
+	e.log.Warn("OpenSIPS endpoint down: sending only a probe now and then", logkey.Endpoint, ep.name, logkey.Reason, why, logkey.InFlight, ep.inflight)
 }
 
 // epUp resumes sending to an endpoint that answered.
@@ -116,7 +118,7 @@ func (e *engine) epUp(ei int, now time.Time) {
 		return
 	}
 	ep.up, ep.lostRun = true, 0
-	e.log.Info("OpenSIPS endpoint answers again", keyEndpoint, ep.name, keyDownFor, now.Sub(ep.downSince).String())
+	e.log.Info("OpenSIPS endpoint answers again", logkey.Endpoint, ep.name, logkey.DownFor, now.Sub(ep.downSince).String())
 }
 
 // epProbeFailed waits longer before the next probe of a down endpoint.

@@ -5,30 +5,6 @@ import (
 	"time"
 )
 
-// Attribute keys used in log records.
-const (
-	keySystem   = "system"
-	keyEndpoint = "endpoint"
-	keyReason   = "reason"
-	keyInFlight = "in_flight"
-	keyDownFor  = "down_for"
-	keyMember   = "member"
-	keyRoom     = "room"
-	keyStatus   = "status"
-	keyKept     = "kept"
-	keyDropped  = "dropped"
-	keyRate     = "rate"
-	keyOldRate  = "old_rate"
-	keyAway     = "away_for"
-	keyPanic    = "panic"
-	keyErr      = "err"
-)
-
-// systemDelivery is the value of the "system" attribute.
-const systemDelivery = "delivery"
-
-const keySuppressed = "suppressed"
-
 // rateLimit lets one log record through per interval and counts the ones it
 // held back, so that a flood costs one line per interval.
 type rateLimit struct {

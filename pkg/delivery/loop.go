@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/imcd-sip/imcd/pkg/logkey"
 )
 
 // minWait keeps the loop from spinning when a token is due "now".
@@ -100,7 +102,7 @@ func (s *Scheduler) deliver(reps []report) {
 func (s *Scheduler) callback(what string, f func()) {
 	defer func() {
 		if r := recover(); r != nil {
-			s.log.Error("panic in a delivery callback", "callback", what, keyPanic, fmt.Sprint(r))
+			s.log.Error("panic in a delivery callback", "callback", what, logkey.Panic, fmt.Sprint(r))
 		}
 	}()
 	f()
@@ -114,7 +116,7 @@ func (e *engine) tick(now time.Time) {
 		old := ep.pacer.rate
 		rate, why := ep.pacer.adjust(now)
 		if why != "" && e.log.Enabled(context.Background(), slog.LevelDebug) {
-			e.log.Debug("pacing rate changed", keyEndpoint, ep.name, keyReason, why, keyRate, int(rate), keyOldRate, int(old))
+			e.log.Debug("pacing rate changed", logkey.Endpoint, ep.name, logkey.Reason, why, logkey.Rate, int(rate), logkey.OldRate, int(old))
 		}
 	}
 	if !now.Before(e.nextSweep) {

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/imcd-sip/imcd/pkg/imc"
+	"github.com/imcd-sip/imcd/pkg/logkey"
 )
 
 // Reachability. A member whose MESSAGE ends unreachable (404, 408, 480, an
@@ -32,8 +33,8 @@ func (e *engine) setUnreachable(mi int32, now time.Time, o outcome) {
 	}
 	e.trim(mi, now)
 	e.refreshMember(mi)
-	e.log.Info("member unreachable: keeping their notices", keyMember, m.uri.String(), keyStatus, o.String(),
-		keyKept, m.queued, keyInFlight, m.inflight)
+	e.log.Info("member unreachable: keeping their notices", logkey.Member, m.uri.String(), logkey.Status, o.String(),
+		logkey.Kept, m.queued, logkey.InFlight, m.inflight)
 }
 
 // setReachable resumes sending to member mi.
@@ -60,8 +61,8 @@ func (e *engine) setReachable(mi int32, now time.Time, why string) {
 		}
 	}
 	e.refreshMember(mi)
-	e.log.Info("member reachable again: sending what was kept", keyMember, m.uri.String(), keyReason, why,
-		keyAway, now.Sub(m.since).Round(time.Second).String(), keyKept, m.queued, keyDropped, dropped)
+	e.log.Info("member reachable again: sending what was kept", logkey.Member, m.uri.String(), logkey.Reason, why,
+		logkey.AwayFor, now.Sub(m.since).Round(time.Second).String(), logkey.Kept, m.queued, logkey.Dropped, dropped)
 }
 
 // reachable handles an outside sign that member u is back.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/imcd-sip/imcd/pkg/imc"
+	"github.com/imcd-sip/imcd/pkg/logkey"
 	"github.com/imcd-sip/imcd/pkg/opensips"
 )
 
@@ -150,7 +151,7 @@ func (s *Scheduler) Open(ctx context.Context) error {
 	if s.log = s.Logger; s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	s.log = s.log.With(keySystem, systemDelivery)
+	s.log = s.log.With(logkey.System, logkey.SystemDelivery)
 	if s.obs = s.Observer; s.obs == nil {
 		s.obs = NopObserver{}
 	}
@@ -364,7 +365,7 @@ func (s *Scheduler) sent(tag uint64, o opensips.Outcome) {
 	s.mu.Unlock()
 	if o.Lost() {
 		if ok, suppressed := s.lossLog.allow(time.Now()); ok {
-			s.log.Warn("OpenSIPS did not answer t_uac_dlg requests: slowing down, retrying", keyStatus, o.String(), keySuppressed, suppressed)
+			s.log.Warn("OpenSIPS did not answer t_uac_dlg requests: slowing down, retrying", logkey.Status, o.String(), logkey.Suppressed, suppressed)
 		}
 	}
 	s.signal()

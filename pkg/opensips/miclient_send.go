@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/imcd-sip/imcd/pkg/imc"
+	"github.com/imcd-sip/imcd/pkg/logkey"
 )
 
 // Send writes notice n as one t_uac_dlg request now, bypassing the queue and
@@ -41,7 +42,7 @@ func (c *MIClient) Send(n *imc.Notice, tag uint64, done func(tag uint64, o Outco
 		return err
 	}
 	if omitted {
-		c.log.Warn("In-Reply-To left out: Call-ID has unsafe characters", keyCallID, strconv.Quote(truncate([]byte(n.InReplyTo), 64)))
+		c.log.Warn("In-Reply-To left out: Call-ID has unsafe characters", logkey.CallID, strconv.Quote(truncate([]byte(n.InReplyTo), 64)))
 	}
 	p := c.sendPool.Get().(*pending)
 	now := time.Now()

@@ -361,4 +361,16 @@ func (c *counter) get(outcome string) int {
 	return c.settled[outcome]
 }
 
+func (c *counter) retries() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.retried
+}
+
+func (c *counter) upCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ups
+}
+
 var _ Observer = (*counter)(nil)

@@ -27,9 +27,10 @@ const (
 	DefaultName = "imcd"
 	// DefaultHeartbeat is the AMQP heartbeat. A peer that vanishes without
 	// closing its socket (a machine lost, a network cut) is noticed within
-	// about twice this, by the broker (which then hands the queue to a
-	// standby) and by imcd (which reconnects): short enough for a failover
-	// under 5 s, long enough for a loaded machine's pauses.
+	// about three times this, by the broker (which then hands the queue to
+	// a standby; TestFailoverNetworkCut) and by imcd (which reconnects).
+	// RabbitMQ advises against less than a second: a loaded machine's
+	// pauses would cut healthy connections.
 	DefaultHeartbeat = 2 * time.Second
 	// dialTimeout bounds one TCP connect and AMQP handshake.
 	dialTimeout = 10 * time.Second

@@ -83,11 +83,11 @@ type Consumer struct {
 	// Declare, when set, is declared by Open before consuming (the
 	// operator's "declare at start").
 	Declare *Topology
-	// Reroute, when set, is asked (on the queue's worker, so it must be
-	// quick and must not block) for the routing key an event must be
-	// re-published under instead of being applied here; "" applies it. A
-	// message that was re-published once (HeaderRepublished) is never asked
-	// about. Requires Publisher.
+	// Reroute, when set, is asked for the routing key an event must be
+	// re-published under instead of being applied here; "" applies it. It
+	// is called by every queue's worker, so it must be safe for concurrent
+	// use, quick, and must not block. A message that was re-published once
+	// (HeaderRepublished) is never asked about. Requires Publisher.
 	Reroute func(ev *opensips.Event) string
 	// Publisher re-publishes what Reroute asks for; it must be open.
 	Publisher *Publisher

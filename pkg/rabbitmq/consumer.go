@@ -18,7 +18,7 @@ import (
 const (
 	// DefaultPrefetch bounds the deliveries of one queue that are in imcd
 	// and not yet acknowledged.
-	DefaultPrefetch = 32
+	DefaultPrefetch = 128
 	// DefaultDrainTimeout bounds how long Close waits for events being
 	// applied, so that their acknowledgements are not lost.
 	DefaultDrainTimeout = 5 * time.Second
@@ -62,6 +62,13 @@ const (
 // again after a backoff under a new session. It never nacks with requeue:
 // on quorum queues that moves the message behind the later ones
 // (TestQuorumRequeueOrder).
+//
+// Events submitted after the failed one and before its verdict arrived (at
+// most Prefetch) are still applied by the Sink; one of the same room would
+// then be applied before the failed one comes again. A Sink keeps strict
+// per-room order by answering done(err), without applying, every event of
+// the same Origin (queue and session) that reaches the room's shard after
+// a failure: the rewind brings them all back, in order.
 type Consumer struct {
 	// URL is the broker, amqp://user:password@host:5672/vhost. Required.
 	URL string

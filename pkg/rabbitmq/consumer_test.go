@@ -322,3 +322,40 @@ func TestConfig(t *testing.T) {
 		t.Fatalf("Ready after Close: %v", err)
 	}
 }
+
+// TestOutOfOrderVerdicts gives the verdicts in another order than the
+// deliveries, as shards do: 11..20 commit first, 5 fails, then the rest
+// commit. Acknowledging in batches must never cover 5: it alone comes
+// again (redelivered, new session), everything else is acknowledged once.
+func TestOutOfOrderVerdicts(t *testing.T) {
+	url := brokerURL(t)
+	a := newAdmin(t, url)
+	top := a.topology(url, 1, false)
+	const n = 20
+	for i := 1; i <= n; i++ {
+		a.publish(top.Exchange, "sip:chat-1@127.0.0.1", numbered("chat-1", i))
+	}
+	rec := newRecorder(func(offer int, _ opensips.Event) (error, error, bool) { return nil, nil, offer <= n })
+	obs := newCounter()
+	openConsumer(t, &Consumer{URL: url, Queues: top.Queues, Sink: rec, Observer: obs, Backoff: Backoff{Min: 1, Max: 1}})
+	inOrder(t, numbers(t, rec.waitEvents(t, n)), n)
+	dones := rec.held()
+	for i := 20; i >= 11; i-- {
+		dones[i-1](nil)
+	}
+	eventually(t, "11..20 acknowledged", func() bool { return obs.get(OutcomeAcked) == 10 })
+	dones[4](errors.New("database unavailable"))
+	for _, i := range []int{3, 1, 4, 2, 10, 6, 9, 7, 8} {
+		dones[i-1](nil)
+	}
+	evs := rec.waitEvents(t, n+1)
+	eventually(t, "all acknowledged", func() bool { return obs.get(OutcomeAcked) == n })
+	again := evs[n]
+	if again.Req.Body != "5" || !again.Origin.Redelivered || again.Origin.Session == evs[0].Origin.Session {
+		t.Fatalf("after the failure came %q, origin %+v", again.Req.Body, again.Origin)
+	}
+	a.publish(top.Exchange, "sip:chat-1@127.0.0.1", numbered("chat-1", 99))
+	if got := numbers(t, rec.waitEvents(t, n+2)); got[n+1] != 99 {
+		t.Fatalf("offered after the failure: %v", got[n:])
+	}
+}

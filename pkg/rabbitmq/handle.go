@@ -55,6 +55,7 @@ func (s *session) handle(d amqp.Delivery) {
 		err := c.Sink.Submit(ev, s.done(d.DeliveryTag))
 		if err == nil {
 			submitted = true
+			s.submitted = append(s.submitted, d.DeliveryTag)
 			return
 		}
 		delete(s.pending, d.DeliveryTag)

@@ -91,6 +91,7 @@ func (w *worker) session(ctx context.Context, conn *amqp.Connection) (end sessio
 	s.log.Debug("consuming")
 	s.serve()
 	w.c.setConsuming(w.queue, false)
+	s.flushAcks()
 	if !s.over {
 		// Gives every unacknowledged delivery back to the head of the
 		// queue, in order, and lets the next consumer in line take over.
@@ -133,6 +134,9 @@ type session struct {
 	drain       <-chan time.Time
 
 	pending   map[uint64]struct{} // submitted, verdict not in yet
+	submitted []uint64            // tags in submission order; settled ones at the front are dropped lazily
+	committed []uint64            // done(nil), not acknowledged yet
+	failed    uint64              // lowest tag whose commit failed (0: none); never acknowledged
 	unsettled int                 // received, neither acknowledged nor rejected
 	progress  bool
 	rewind    bool // a commit failed: submit nothing more, give back the rest
@@ -143,10 +147,7 @@ type session struct {
 // serve runs the session: deliveries are submitted one by one, in order;
 // verdicts are settled as they come.
 func (s *session) serve() {
-	for !s.over {
-		if (s.rewind || s.stopping) && len(s.pending) == 0 {
-			return
-		}
+	for !s.finished() {
 		d, got, timedOut := s.next(true, nil)
 		if timedOut {
 			return // Close's drain deadline
@@ -157,14 +158,38 @@ func (s *session) serve() {
 	}
 }
 
+// finished reports whether the session is over: the channel is gone, or it
+// must be given back (rewind, Close) and no verdict is awaited any more.
+func (s *session) finished() bool {
+	return s.over || (s.rewind || s.stopping) && len(s.pending) == 0
+}
+
 // next waits for one thing to happen. With take, it may return a delivery
 // (got). timer fires a wait of the caller's (fired); Close's drain deadline
 // ends the wait as timedOut.
 func (s *session) next(take bool, timer <-chan time.Time) (d amqp.Delivery, got, fired bool) {
+	// Verdicts first: a failure must stop the queue before the next
+	// delivery is submitted. Acknowledgements wait while deliveries are
+	// ready, so that one ack "multiple" covers many (flushed below, before
+	// any wait, and at the latest when the prefetch window is full).
+	s.settleReady()
+	if s.finished() {
+		return d, false, false
+	}
 	var in <-chan amqp.Delivery
 	if take && !s.rewind && !s.stopping {
 		in = s.deliveries
+		select {
+		case d, ok := <-in:
+			if !ok {
+				s.over = true
+				return d, false, false
+			}
+			return d, true, false
+		default:
+		}
 	}
+	s.flushAcks()
 	select {
 	case d, ok := <-in:
 		if !ok {
@@ -174,6 +199,8 @@ func (s *session) next(take bool, timer <-chan time.Time) (d amqp.Delivery, got,
 		return d, true, false
 	case c := <-s.completions:
 		s.settle(c)
+		s.settleReady()
+		s.flushAcks()
 	case err := <-s.closed:
 		s.over = true
 		if err != nil {
@@ -193,57 +220,4 @@ func (s *session) next(take bool, timer <-chan time.Time) (d amqp.Delivery, got,
 		return d, false, true
 	}
 	return d, false, false
-}
-
-// settle acknowledges, rejects or rewinds according to one verdict.
-func (s *session) settle(c completion) {
-	if _, ok := s.pending[c.tag]; !ok {
-		return // a second verdict for the same delivery: the Sink broke its contract
-	}
-	delete(s.pending, c.tag)
-	if s.over {
-		return
-	}
-	q := s.w.queue
-	switch {
-	case c.err == nil:
-		if err := s.ch.Ack(c.tag, false); err != nil {
-			return // the channel is closing; the delivery comes back
-		}
-		s.unsettled--
-		s.progress = true
-		s.w.c.obs.Settled(q, OutcomeAcked)
-	case isBadEvent(c.err):
-		s.reject(c.tag, c.err, "")
-	default:
-		if !s.rewind {
-			s.log.Warn("an event was not committed: giving this queue's deliveries back to be redelivered in order", keyErr, c.err)
-		}
-		s.rewind = true
-	}
-}
-
-// reject refuses a delivery that can never be applied: dead-lettered when
-// the queue has a dead-letter exchange, dropped otherwise.
-func (s *session) reject(tag uint64, why error, callid string) {
-	if err := s.ch.Reject(tag, false); err != nil {
-		return
-	}
-	s.unsettled--
-	s.progress = true
-	s.w.c.obs.Settled(s.w.queue, OutcomeRejected)
-	s.log.Warn("message rejected: it can never be applied", keyErr, why, keyCallID, callid)
-}
-
-// done returns the verdict callback of one delivery. It never blocks: a
-// session has at most Prefetch deliveries pending and its completions
-// channel holds that many.
-func (s *session) done(tag uint64) func(error) {
-	out := s.completions
-	return func(err error) {
-		select {
-		case out <- completion{tag: tag, err: err}:
-		default:
-		}
-	}
 }

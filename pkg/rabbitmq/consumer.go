@@ -25,6 +25,9 @@ const (
 	// DefaultName names the connection in the broker's listings and starts
 	// every consumer tag.
 	DefaultName = "imcd"
+	// DefaultStandbyDelay is how long the Standby queues wait before being
+	// consumed.
+	DefaultStandbyDelay = 3 * time.Second
 	// DefaultHeartbeat is the AMQP heartbeat. A peer that vanishes without
 	// closing its socket (a machine lost, a network cut) is noticed within
 	// about three times this, by the broker (which then hands the queue to
@@ -75,6 +78,13 @@ type Consumer struct {
 	// Queues are consumed, each by its own worker. Required unless Declare
 	// names them.
 	Queues []string
+	// Standby queues are consumed too, but only StandbyDelay after Open.
+	// Single-active-consumer makes the first consumer registered on a queue
+	// its active one, so instances started together each become active on
+	// their own Queues and stand by for the others' (docs/scale-out.md).
+	Standby []string
+	// StandbyDelay is DefaultStandbyDelay when 0.
+	StandbyDelay time.Duration
 	// Prefetch bounds the unacknowledged deliveries of each queue;
 	// DefaultPrefetch when 0.
 	Prefetch int
@@ -122,6 +132,7 @@ type Consumer struct {
 	conn      *amqp.Connection
 	connWake  chan struct{} // closed and replaced when conn changes
 	consuming map[string]bool
+	waiting   map[string]bool // Standby queues in their first delay
 	opened    bool
 	closed    bool
 
@@ -158,9 +169,15 @@ func (c *Consumer) Open(ctx context.Context) error {
 	for _, q := range c.Queues {
 		w := &worker{c: c, queue: q, log: c.log.With(keyQueue, q)}
 		c.workers.Add(1)
-		go w.run(workCtx)
+		go w.run(workCtx, 0)
 	}
-	c.log.Info("consuming from RabbitMQ", keyBroker, brokerName(c.URL), "queues", c.Queues, "prefetch", c.Prefetch)
+	for _, q := range c.Standby {
+		w := &worker{c: c, queue: q, log: c.log.With(keyQueue, q)}
+		c.waiting[q] = true
+		c.workers.Add(1)
+		go w.run(workCtx, c.StandbyDelay)
+	}
+	c.log.Info("consuming from RabbitMQ", keyBroker, brokerName(c.URL), "queues", c.Queues, "standby", c.Standby, "prefetch", c.Prefetch)
 	return nil
 }
 
@@ -178,8 +195,8 @@ func (c *Consumer) init() error {
 	case c.Prefetch < 0 || c.Prefetch > 65535:
 		return fmt.Errorf("%w: prefetch %d out of 1..65535", ErrConfig, c.Prefetch)
 	}
-	seen := make(map[string]bool, len(c.Queues))
-	for _, q := range c.Queues {
+	seen := make(map[string]bool, len(c.Queues)+len(c.Standby))
+	for _, q := range append(c.Queues[:len(c.Queues):len(c.Queues)], c.Standby...) {
 		if q == "" || seen[q] {
 			return fmt.Errorf("%w: queue %q empty or given twice", ErrConfig, q)
 		}
@@ -200,6 +217,9 @@ func (c *Consumer) init() error {
 	if c.MaxBody <= 0 {
 		c.MaxBody = DefaultMaxBody
 	}
+	if c.StandbyDelay <= 0 {
+		c.StandbyDelay = DefaultStandbyDelay
+	}
 	if c.Heartbeat <= 0 {
 		c.Heartbeat = DefaultHeartbeat
 	}
@@ -214,12 +234,14 @@ func (c *Consumer) init() error {
 	// the same process (a daemon restarted in-process) never repeats one.
 	c.sessionBase = rand.Uint64()
 	c.connWake = make(chan struct{})
-	c.consuming = make(map[string]bool, len(c.Queues))
+	c.consuming = make(map[string]bool, len(c.Queues)+len(c.Standby))
+	c.waiting = make(map[string]bool, len(c.Standby))
 	return nil
 }
 
 // Ready reports whether the Consumer is connected and has a consumer on
-// every queue (active or standing by behind another instance's). It is
+// every queue (active or standing by behind another instance's; a Standby
+// queue still in its first delay counts as ready). It is
 // what /readyz should say in RabbitMQ mode.
 func (c *Consumer) Ready() error {
 	c.mu.Lock()
@@ -232,8 +254,8 @@ func (c *Consumer) Ready() error {
 	case c.conn == nil:
 		return fmt.Errorf("%w (%s)", ErrNotConnected, brokerName(c.URL))
 	}
-	for _, q := range c.Queues {
-		if !c.consuming[q] {
+	for _, q := range append(c.Queues[:len(c.Queues):len(c.Queues)], c.Standby...) {
+		if !c.consuming[q] && !c.waiting[q] {
 			return fmt.Errorf("%w: no consumer on %s", ErrNotConsuming, q)
 		}
 	}
@@ -342,6 +364,14 @@ func (c *Consumer) waitConn(ctx context.Context) *amqp.Connection {
 			return nil
 		}
 	}
+}
+
+// endWait ends a Standby queue's first delay: from now on Ready wants a
+// consumer on it.
+func (c *Consumer) endWait(queue string) {
+	c.mu.Lock()
+	delete(c.waiting, queue)
+	c.mu.Unlock()
 }
 
 func (c *Consumer) setConsuming(queue string, on bool) {

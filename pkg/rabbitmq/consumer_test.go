@@ -311,6 +311,7 @@ func TestConfig(t *testing.T) {
 	f(&Consumer{URL: "amqp://127.0.0.1/", Queues: []string{"q"}})
 	f(&Consumer{URL: "amqp://127.0.0.1/", Sink: sink})
 	f(&Consumer{URL: "amqp://127.0.0.1/", Sink: sink, Queues: []string{"q", "q"}})
+	f(&Consumer{URL: "amqp://127.0.0.1/", Sink: sink, Queues: []string{"q"}, Standby: []string{"q"}})
 	f(&Consumer{URL: "http://127.0.0.1/", Sink: sink, Queues: []string{"q"}})
 	f(&Consumer{URL: "amqp://127.0.0.1/", Sink: sink, Queues: []string{"q"}, Prefetch: -1})
 	f(&Consumer{URL: "amqp://127.0.0.1/", Sink: sink, Queues: []string{"q"}, Reroute: func(*opensips.Event) string { return "" }})

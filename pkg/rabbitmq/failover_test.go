@@ -133,3 +133,54 @@ func TestFailover(t *testing.T) {
 	eventually(t, "acknowledged", func() bool { return obs.get(OutcomeAcked) == 20 })
 	t.Logf("failover: SIGKILL of the active consumer to the first redelivery at the standby: %v", took)
 }
+
+// TestStandbySpreads starts two instances together, each with one queue of
+// its own and the other's as Standby: each becomes the active consumer of
+// its own queue, and when one closes, the other takes its queue over.
+func TestStandbySpreads(t *testing.T) {
+	url := brokerURL(t)
+	a := newAdmin(t, url)
+	top := a.topology(url, 2, false)
+	q0, q1 := top.Queues[0], top.Queues[1]
+	rec0, rec1 := newRecorder(applyAll), newRecorder(applyAll)
+	c0 := &Consumer{URL: url, Queues: []string{q0}, Standby: []string{q1}, StandbyDelay: 2 * time.Second, Sink: rec0}
+	c1 := &Consumer{URL: url, Queues: []string{q1}, Standby: []string{q0}, StandbyDelay: 2 * time.Second, Sink: rec1}
+	openConsumer(t, c0)
+	openConsumer(t, c1)
+	eventually(t, "both consuming both queues", func() bool {
+		return c0.Ready() == nil && c1.Ready() == nil && c0.stillWaiting() == 0 && c1.stillWaiting() == 0
+	})
+	for i := 1; i <= 5; i++ {
+		a.publish("", q0, numbered("chat-a", i)) // the default exchange routes by queue name
+		a.publish("", q1, numbered("chat-b", i))
+	}
+	for _, c := range []struct {
+		rec   *recorder
+		queue string
+	}{{rec0, q0}, {rec1, q1}} {
+		evs := c.rec.waitEvents(t, 5)
+		inOrder(t, numbers(t, evs), 5)
+		for _, ev := range evs {
+			if ev.Origin.Queue != c.queue {
+				t.Fatalf("an instance got %s from %s, want only its own %s", ev.Req.Body, ev.Origin.Queue, c.queue)
+			}
+		}
+	}
+	c0.Close()
+	for i := 6; i <= 10; i++ {
+		a.publish("", q0, numbered("chat-a", i))
+	}
+	evs := rec1.waitEvents(t, 10)
+	for _, ev := range evs[5:] {
+		if ev.Origin.Queue != q0 {
+			t.Fatalf("after the close the other instance got %s from %s", ev.Req.Body, ev.Origin.Queue)
+		}
+	}
+}
+
+// stillWaiting counts the Standby queues in their first delay.
+func (c *Consumer) stillWaiting() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.waiting)
+}

@@ -30,8 +30,15 @@ const (
 	endStopping                   // Close
 )
 
-func (w *worker) run(ctx context.Context) {
+// run consumes the queue, first after delay, until ctx ends.
+func (w *worker) run(ctx context.Context, delay time.Duration) {
 	defer w.c.workers.Done()
+	if delay > 0 {
+		if !sleep(ctx, delay) {
+			return
+		}
+		w.c.endWait(w.queue)
+	}
 	var wait time.Duration
 	for {
 		conn := w.c.waitConn(ctx)

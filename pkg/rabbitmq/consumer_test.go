@@ -63,9 +63,7 @@ func TestConsumeCaptures(t *testing.T) {
 	c := openConsumer(t, &Consumer{URL: url, Queues: top.Queues, Sink: rec, Observer: obs})
 	evs := rec.waitEvents(t, len(msgs))
 	eventually(t, "all acknowledged", func() bool { return obs.get(OutcomeAcked) == len(msgs) })
-	if err := c.Ready(); err != nil {
-		t.Fatalf("Ready: %v", err)
-	}
+	eventually(t, "ready", func() bool { return c.Ready() == nil })
 
 	var p fastjson.Parser
 	byCallID := map[string]opensips.Event{}

@@ -133,7 +133,8 @@ type Consumer struct {
 	connWake  chan struct{} // closed and replaced when conn changes
 	consuming map[string]bool
 	waiting   map[string]bool // Standby queues in their first delay
-	opened    bool
+	opening   bool            // Open was called
+	opened    bool            // and started the goroutines
 	closed    bool
 
 	cancelWork context.CancelFunc // stops the workers (they drain first)
@@ -147,6 +148,13 @@ type Consumer struct {
 // bounds that), and starts consuming in the background: it does not wait for
 // the broker, whose absence Ready reports while the Consumer reconnects.
 func (c *Consumer) Open(ctx context.Context) error {
+	c.mu.Lock()
+	again := c.opening || c.closed
+	c.opening = true
+	c.mu.Unlock()
+	if again {
+		return fmt.Errorf("%w: Open called twice or after Close", ErrConfig)
+	}
 	if err := c.init(); err != nil {
 		return err
 	}
@@ -157,8 +165,8 @@ func (c *Consumer) Open(ctx context.Context) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.opened || c.closed {
-		return fmt.Errorf("%w: Open called twice or after Close", ErrConfig)
+	if c.closed {
+		return ErrClosed
 	}
 	c.opened = true
 	workCtx, cancelWork := context.WithCancel(context.Background())
@@ -177,7 +185,7 @@ func (c *Consumer) Open(ctx context.Context) error {
 		c.workers.Add(1)
 		go w.run(workCtx, c.StandbyDelay)
 	}
-	c.log.Info("consuming from RabbitMQ", keyBroker, brokerName(c.URL), "queues", c.Queues, "standby", c.Standby, "prefetch", c.Prefetch)
+	c.log.Info("consuming from RabbitMQ", keyBroker, brokerName(c.URL), keyQueues, c.Queues, keyStandby, c.Standby, keyPrefetch, c.Prefetch)
 	return nil
 }
 

@@ -25,7 +25,7 @@ func (s *session) handle(d amqp.Delivery) {
 	submitted := false
 	defer func() {
 		if r := recover(); r != nil {
-			s.log.Error("panic while handling a message", keyPanic, fmt.Sprint(r), "stack", string(debug.Stack()))
+			s.log.Error("panic while handling a message", keyPanic, fmt.Sprint(r), keyStack, string(debug.Stack()))
 			if !submitted {
 				delete(s.pending, d.DeliveryTag)
 				s.reject(d.DeliveryTag, errors.New("panic"), "")

@@ -49,9 +49,10 @@ type Publisher struct {
 	closed  bool
 }
 
-// Open checks the fields. It does not wait for the broker: the connection is
-// made by the first publish and made again after it is lost.
-func (p *Publisher) Open(ctx context.Context) error {
+// Open checks the fields. It does not wait for the broker (so it has no use
+// for ctx): the connection is made by the first publish, and made again
+// after it is lost.
+func (p *Publisher) Open(context.Context) error {
 	if _, err := amqp.ParseURI(p.URL); err != nil {
 		return fmt.Errorf("%w: publisher URL: %w", ErrConfig, err)
 	}
@@ -68,7 +69,7 @@ func (p *Publisher) Open(ctx context.Context) error {
 	}
 	p.log = childLogger(p.Logger, systemPublisher)
 	p.opened = true
-	return ctx.Err()
+	return nil
 }
 
 // Close closes the connection. It is safe to call more than once.

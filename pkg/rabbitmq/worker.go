@@ -219,7 +219,7 @@ func (s *session) next(take bool, timer <-chan time.Time) (d amqp.Delivery, got,
 		t := time.NewTimer(s.w.c.DrainTimeout)
 		s.drain = t.C
 	case <-s.drain:
-		s.log.Warn("events still being applied at the end of the drain: they will be redelivered", "pending", len(s.pending))
+		s.log.Warn("events still being applied at the end of the drain: they will be redelivered", keyPending, len(s.pending))
 		s.over = true // acknowledges nothing more; the channel is closed by the caller
 		s.ch.Close()
 		return d, false, true

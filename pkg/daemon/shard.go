@@ -72,11 +72,11 @@ type shard struct {
 	committed chan *commitJob
 
 	// Owned by the shard goroutine.
-	lines      map[string]*line           // rooms with a commit in flight
-	waiting    int                        // tasks waiting in lines
-	inProgress map[uint64][]func(error)   // events being committed: the done of copies that came meanwhile
-	doubtful   map[string]*doubt          // rooms whose rows are unknown after a commit in doubt
-	jobs       int                        // jobs at the committer (commits and re-reads)
+	lines      map[string]*line         // rooms with a commit in flight
+	waiting    int                      // tasks waiting in lines
+	inProgress map[uint64][]func(error) // events being committed: the done of copies that came meanwhile
+	doubtful   map[string]*doubt        // rooms whose rows are unknown after a commit in doubt
+	jobs       int                      // jobs at the committer (commits and re-reads)
 	stopping   bool
 }
 

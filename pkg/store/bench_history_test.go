@@ -174,3 +174,33 @@ func BenchmarkLoadRooms(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkApplyOnce is BenchmarkApply with an event key in the same
+// transaction: the price of applying events once across instances.
+func BenchmarkApplyOnce(b *testing.B) {
+	for _, engine := range allEngines {
+		b.Run(engine, func(b *testing.B) {
+			needEngine(b, engine)
+			db := openWith(b, historyConfig(b, engine))
+			ctx := context.Background()
+			room := imc.URI{User: "bench", Host: "example.com"}
+			db.apply(b, createRoom(room, 0), addMember(room, imc.URI{User: "owner", Host: "example.com"}, imc.MemberOwner))
+			keys := make([]string, b.N)
+			for i := range keys {
+				keys[i] = EventKey("call-"+strconv.Itoa(i), "1", "tag")
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				u := imc.URI{User: "u" + strconv.Itoa(i/2), Host: "example.com"}
+				c := addMember(room, u, 0)
+				if i%2 == 1 {
+					c = removeMember(room, u)
+				}
+				if applied, err := db.ApplyOnce(ctx, keys[i], []imc.Change{c}); err != nil || !applied {
+					b.Fatal(applied, err)
+				}
+			}
+		})
+	}
+}

@@ -61,6 +61,11 @@ type Config struct {
 	DeliveryTimeout time.Duration
 	DeliveryQueue   int
 
+	// The event source (rabbitmq.go): SourceOpenSIPS or SourceRabbitMQ,
+	// and RabbitMQ mode's settings.
+	EventSource string
+	RabbitMQ    RabbitMQ
+
 	// imcd's own MI.
 	MIDatagram     string // "udp:ip:port" or "unix:/path"; "" disables
 	MIHTTP         string // "ip:port"; "" disables
@@ -109,6 +114,8 @@ func Default() Config {
 		DeliveryWindow:  opensips.DefaultWindow,
 		DeliveryTimeout: opensips.DefaultMITimeout,
 		DeliveryQueue:   opensips.DefaultQueueSize,
+		EventSource:     SourceOpenSIPS,
+		RabbitMQ:        defaultRabbitMQ(),
 		MIDatagram:      "udp:" + mi.DefaultDatagramAddr,
 		MIHTTP:          mi.DefaultHTTPAddr,
 		MIHTTPPath:      mi.DefaultHTTPPath,

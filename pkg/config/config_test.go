@@ -62,6 +62,23 @@ var sample = map[string]string{
 	"log_format":         "json",
 	"shutdown_grace":     "3s",
 	"command_timeout":    "7s",
+
+	"event_source":            "rabbitmq",
+	"rabbitmq_url":            "amqp://imcd:pw@10.0.0.9:5673/imcd",
+	"rabbitmq_exchange":       "rooms",
+	"rabbitmq_shards":         "4",
+	"rabbitmq_queue_prefix":   "rooms.q",
+	"rabbitmq_queues":         "rooms.q.0,rooms.q.1",
+	"rabbitmq_standby_queues": "rooms.q.2,rooms.q.3",
+	"rabbitmq_standby_delay":  "5s",
+	"rabbitmq_prefetch":       "256",
+	"rabbitmq_heartbeat":      "1s",
+	"rabbitmq_declare":        "true",
+	"rabbitmq_dead_letter":    "rooms.dead",
+	"rabbitmq_reroute":        "no",
+	"rabbitmq_drain_timeout":  "2s",
+	"events_table":            "events2",
+	"events_window":           "48h0m0s",
 }
 
 func TestEveryKeyFromFileAndFlag(t *testing.T) {

@@ -25,7 +25,7 @@ func (k Key) Set(c *Config, v string) error { return k.set(c, v) }
 
 // Keys returns every configuration key, in the order of the reference.
 func Keys() []Key {
-	return []Key{
+	keys := []Key{
 		// Database (the imc module's names).
 		str("db_url", "database URL in OpenSIPS's grammar: mysql://user:pass@host[:port]/db, postgres://user:pass@host[:port]/db, sqlite:///abs/path.db; empty = embedded SQLite file data_dir/imcd.db",
 			func(c *Config) *string { return &c.DBURL }, nil),
@@ -132,6 +132,9 @@ func Keys() []Key {
 			func(c *Config) *time.Duration { return &c.DeliveryTimeout }),
 		integer("delivery_queue", "MESSAGEs that may wait to be sent before new ones fail", 64, 1<<24,
 			func(c *Config) *int { return &c.DeliveryQueue }),
+	}
+	keys = append(keys, rabbitmqKeys()...) // the event source and RabbitMQ mode (rabbitmq.go)
+	return append(keys, []Key{
 
 		// imcd's MI.
 		str("mi_datagram", "imcd's own MI over datagrams (what opensips-cli communication_type=datagram talks to): udp:ip:port or unix:/path; empty = off",
@@ -162,7 +165,7 @@ func Keys() []Key {
 		str("log_format", "text or json", func(c *Config) *string { return &c.LogFormat }, oneOf("text", "json")),
 		duration("shutdown_grace", "how long a stop waits for queued requests and in-flight deliveries", 0,
 			func(c *Config) *time.Duration { return &c.ShutdownGrace }),
-	}
+	}...)
 }
 
 func str(name, usage string, field func(*Config) *string, check func(string) error) Key {

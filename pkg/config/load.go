@@ -119,7 +119,7 @@ func (c *Config) Validate() error {
 	if c.StartChar == 0 {
 		return &KeyError{Key: "imc_cmd_start_char", Reason: "must be set"}
 	}
-	return nil
+	return c.validateRabbitMQ() // rabbitmq.go
 }
 
 // flagValue adapts a Key to flag.Value, writing into one Config.

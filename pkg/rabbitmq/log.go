@@ -28,3 +28,10 @@ func brokerName(url string) string {
 	u.Username = ""
 	return u.String()
 }
+
+// CheckURL reports whether url is an AMQP URL the Consumer and Publisher
+// accept.
+func CheckURL(url string) error {
+	_, err := amqp.ParseURI(url)
+	return err
+}

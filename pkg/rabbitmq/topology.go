@@ -9,6 +9,15 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
+// Default names, as scripts/rabbitmq-setup.sh and
+// scripts/opensips/imcd-rabbitmq.cfg use them.
+const (
+	// DefaultExchange is the exchange OpenSIPS publishes to.
+	DefaultExchange = "imcd.rooms"
+	// DefaultQueuePrefix starts the queue names: PREFIX.0 … PREFIX.N-1.
+	DefaultQueuePrefix = "imcd.shard"
+)
+
 // Exchange kinds a Topology declares.
 const (
 	// KindConsistentHash spreads rooms over several queues by a hash of the

@@ -25,12 +25,19 @@ type commitJob struct {
 	queued time.Time
 	doubt  *doubt // a re-read of doubtful rooms instead of a commit
 
+	// RabbitMQ mode (rabbitmq.go): the event's key and origin, a re-read
+	// before serving a room (freshness.go), the shard of a mark (once.go).
+	broker  *brokered
+	refresh *refresh
+	owner   *shard
+
 	// Set by the committer.
 	err     error
 	skipped bool                 // not attempted: the database was known down, or the job waited too long
 	truth   map[string]*imc.Room // after a commit in doubt: the rooms as the database holds them
 	reread  error                // why truth could not be read
 	took    time.Duration
+	dup     bool // RabbitMQ mode: the event's key was stored already (once.go)
 }
 
 // commit starts committing job's changes: the room takes a line (so later
@@ -68,13 +75,19 @@ func (s *shard) commitLoop(st store.Store) {
 		switch {
 		case job.doubt != nil:
 			job.truth, job.reread = st.LoadRooms(context.Background(), job.doubt.rooms)
+		case job.refresh != nil:
+			s.reread(st, job) // freshness.go
 		case time.Since(job.queued) > s.d.cfg.CommandTimeout:
 			job.skipped, job.err = true, fmt.Errorf("%w: waited %v for the database", ErrTimeout, s.d.cfg.CommandTimeout)
 		case !s.d.db.up():
 			job.skipped, job.err = true, fmt.Errorf("%w: the database is not answering", ErrNotSaved)
 		default:
 			start := time.Now()
-			job.err = st.Apply(context.Background(), job.res.Changes)
+			if job.broker != nil {
+				s.applyOnce(st, job) // once.go: with the event's key, in one transaction
+			} else {
+				job.err = st.Apply(context.Background(), job.res.Changes)
+			}
 			job.took = time.Since(start)
 			s.d.metrics.DB("apply", job.took)
 			inDoubt := errors.Is(job.err, store.ErrInDoubt)
@@ -99,8 +112,14 @@ func (s *shard) finish(job *commitJob) {
 		s.settleDoubt(job)
 		return
 	}
+	if job.refresh != nil {
+		s.refreshed(job) // freshness.go
+		return
+	}
 	defer s.release(job.room)
 	switch {
+	case job.err == nil && job.dup:
+		s.appliedElsewhere(job) // once.go
 	case job.err == nil:
 		s.applied(job)
 	case errors.Is(job.err, store.ErrInDoubt):
@@ -157,6 +176,7 @@ func (s *shard) conflict(job *commitJob) {
 	s.logger.Error("the database refused a command's changes as conflicting with stored rows (not known to imcd: skipped at load, or written by someone else); nothing was applied",
 		logkey.Room, job.room, logkey.Command, job.res.Command, logkey.Err, job.err)
 	s.d.metrics.Command(job.res.Command, metrics.ResultDBError)
+	s.forget(job.room) // freshness.go: RabbitMQ mode re-reads the room before its next event
 	s.tell(job, s.d.engine.Conflict, fmt.Errorf("%w: %w", ErrNotSaved, job.err))
 }
 
@@ -174,7 +194,7 @@ func (s *shard) notSaved(job *commitJob, err error) {
 // tell sends the sender of job's MESSAGE the reply made by reply, and
 // answers the job with err.
 func (s *shard) tell(job *commitJob, reply func(imc.Input) imc.Result, err error) {
-	if job.in != nil {
+	if job.in != nil && !redelivers(job.broker, err) { // RabbitMQ mode: the event comes back
 		s.send(reply(*job.in).Notices)
 	}
 	s.settle(job, err)

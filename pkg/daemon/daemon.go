@@ -36,6 +36,7 @@ type Daemon struct {
 	outbox     Outbox
 	subscriber *opensips.Subscriber
 	events     eventServer
+	broker     *brokerMode // RabbitMQ mode (rabbitmq.go); nil otherwise
 	db         *dbHealth
 	// miTransports serve imcd's own MI (datagram, HTTP, FIFO).
 	miTransports  []server
@@ -108,6 +109,11 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		ManagerUser: cfg.ManagerUser, MaxRoomsListed: imc.DefaultConfig().MaxRoomsListed,
 		MaxMembers: cfg.MaxMembers, MaxOwnedRooms: cfg.MaxOwnedRooms})
 	d.limiter = &flood.Limiter{Rate: cfg.RateLimit, Burst: cfg.RateBurst}
+	if cfg.IsRabbitMQ() {
+		// A queue replays a backlog faster than it was sent: rate limits
+		// belong in OpenSIPS, before rabbitmq_publish (docs/scale-out.md).
+		d.limiter.Rate = 0
+	}
 	d.dedup = &flood.Dedup{Window: cfg.DedupWindow}
 	d.shards = make([]*shard, cfg.Shards())
 	for i := range d.shards {
@@ -127,6 +133,9 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		return err
 	}
 	d.db = newDBHealth(d, d.store)
+	if err := d.openBrokerMode(); err != nil { // rabbitmq.go: before the shards start
+		return err
+	}
 	for _, s := range d.shards {
 		d.shardsWG.Add(1)
 		d.committerWG.Add(1)

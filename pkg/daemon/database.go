@@ -38,7 +38,8 @@ func (d *Daemon) openStore(ctx context.Context) error {
 		d.notice("using database", "db_url", store.Redacted(url))
 	}
 	db, err := store.Open(ctx, store.Config{URL: url, RoomsTable: d.cfg.RoomsTable, MembersTable: d.cfg.MembersTable,
-		Logger: d.logger, CreateTables: embedded || d.cfg.CreateTables})
+		Logger: d.logger, CreateTables: embedded || d.cfg.CreateTables,
+		Events: d.cfg.IsRabbitMQ(), EventsTable: d.cfg.RabbitMQ.EventsTable})
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,9 @@ import (
 )
 
 func (d *Daemon) openEvents(ctx context.Context) error {
+	if d.cfg.IsRabbitMQ() {
+		return d.openRabbitMQ(ctx)
+	}
 	a := d.cfg.EventAddress()
 	var srv eventServer
 	if a.Network == sockets.TCP {
@@ -33,7 +36,7 @@ func (d *Daemon) openEvents(ctx context.Context) error {
 // another one or the script subscribes itself.
 func (d *Daemon) openSubscriber(ctx context.Context) error {
 	cfg := d.cfg
-	if !cfg.Subscribe {
+	if !cfg.Subscribe || cfg.IsRabbitMQ() {
 		return nil
 	}
 	socket := cfg.EventSocket
@@ -49,7 +52,8 @@ func (d *Daemon) openSubscriber(ctx context.Context) error {
 }
 
 // ready is /readyz: start-up is over, the database answers and, when imcd
-// subscribes itself, the subscription is in place. The metrics server runs
+// subscribes itself, the subscription is in place; in RabbitMQ mode, imcd
+// is connected to the broker and has a consumer on every queue. The metrics server runs
 // from early in Open, so the components it looks at may not exist yet:
 // until started is set it reads none of them.
 func (d *Daemon) ready() error {
@@ -64,6 +68,9 @@ func (d *Daemon) ready() error {
 	d.db.answered()
 	if d.subscriber != nil && !d.subscriber.Active() {
 		return errors.New("not subscribed to OpenSIPS events")
+	}
+	if d.broker != nil {
+		return d.broker.ready()
 	}
 	return nil
 }

@@ -74,8 +74,12 @@ func (d *Daemon) Submit(ev opensips.Event, done func(error)) error {
 		return nil
 	}
 	s := d.shardFor(routeKey(&in))
+	t := task{kind: taskEvent, in: in, done: done, dedup: key}
+	if d.broker != nil {
+		d.broker.take(&t, &ev) // rabbitmq.go: the event's applied-once key and origin
+	}
 	select {
-	case s.queue <- task{kind: taskEvent, in: in, done: done, dedup: key}:
+	case s.queue <- t:
 		return nil
 	default:
 		return fmt.Errorf("%w (shard %d, %d queued)", ErrBusy, s.id, cap(s.queue))

@@ -41,6 +41,11 @@ type task struct {
 
 	reload *reloadPart // taskReload
 
+	// RabbitMQ mode (rabbitmq.go): an event's key and origin (nil in the
+	// single-node modes), and whether an operator action's room was re-read.
+	broker *brokered
+	fresh  bool
+
 	// queued is when the task began to wait behind a commit (zero while it
 	// has not): a task waits at most command_timeout.
 	queued time.Time
@@ -78,6 +83,7 @@ type shard struct {
 	doubtful   map[string]*doubt        // rooms whose rows are unknown after a commit in doubt
 	jobs       int                      // jobs at the committer (commits and re-reads)
 	stopping   bool
+	rmq        shardBroker // RabbitMQ mode's state (freshness.go, once.go)
 }
 
 // maxCommits is the most jobs one shard has at its committer (commands
@@ -97,6 +103,7 @@ func newShard(d *Daemon, id, queue int) *shard {
 		lines:      make(map[string]*line),
 		inProgress: make(map[uint64][]func(error)),
 		doubtful:   make(map[string]*doubt),
+		rmq:        newShardBroker(d.cfg.IsRabbitMQ()),
 	}
 	s.view = shardView{d: d, self: s}
 	return s
@@ -110,7 +117,7 @@ func (s *shard) run() {
 	defer tick.Stop()
 	defer close(s.commits) // the committer ends when the shard does
 	for {
-		if s.stopping && s.jobs == 0 {
+		if s.stopping && s.jobs == 0 && s.rmq.marking == 0 {
 			return
 		}
 		select {
@@ -122,6 +129,8 @@ func (s *shard) run() {
 			s.handle(&t)
 		case job := <-s.committed:
 			s.finish(job)
+		case jobs := <-s.rmq.marked: // RabbitMQ mode: event keys stored (once.go)
+			s.finishMarks(jobs)
 		case now := <-tick.C:
 			s.sweep(now)
 		case <-s.d.stopNow:
@@ -187,10 +196,17 @@ func (s *shard) handleEvent(t *task) bool {
 		}
 	}
 	key := t.in.RoomKey()
-	if l := s.lines[key]; l != nil && !(t.in.Command() == "chat" && !l.hasSender(t.in.From)) {
+	// In RabbitMQ mode every event of a room waits behind its line.
+	if l := s.lines[key]; l != nil && (s.rmq.on || !(t.in.Command() == "chat" && !l.hasSender(t.in.From))) {
 		return s.wait(l, t, now)
 	}
+	if t.broker != nil && s.brokerFirst(t, key) { // freshness.go: a failed session, a room to re-read
+		return true
+	}
 	res := s.d.engine.Handle(s.view, t.in)
+	if t.broker != nil && len(res.Changes) == 0 {
+		return s.mark(t, key, res) // once.go: its key is stored before its notices go out
+	}
 	if len(res.Changes) == 0 {
 		s.d.metrics.Command(res.Command, res.Outcome.String())
 		s.send(res.Notices)
@@ -198,7 +214,7 @@ func (s *shard) handleEvent(t *task) bool {
 		t.done(nil)
 		return true
 	}
-	s.commit(&commitJob{room: key, res: res, in: &t.in, done: t.done, dedup: t.dedup, sender: t.in.From.Key()})
+	s.commit(&commitJob{room: key, res: res, in: &t.in, done: t.done, dedup: t.dedup, sender: t.in.From.Key(), broker: t.broker})
 	return true
 }
 
@@ -228,7 +244,9 @@ func (s *shard) refuse(t *task, err error) {
 	case taskEvent:
 		res := s.d.engine.Unavailable(t.in)
 		s.d.metrics.Command(res.Command, metrics.ResultDBError)
-		s.send(res.Notices)
+		if !redelivers(t.broker, err) { // RabbitMQ mode: the event comes back
+			s.send(res.Notices)
+		}
 		t.done(err)
 	case taskAdmin:
 		s.d.metrics.Command(metrics.CommandAdmin, metrics.ResultDBError)
@@ -259,6 +277,9 @@ func (s *shard) handleAdmin(t *task) bool {
 	key := t.op.Room.Key()
 	if l := s.lines[key]; l != nil {
 		return s.wait(l, t, time.Now())
+	}
+	if s.rmq.on && !t.fresh {
+		return s.refreshAdmin(t, key) // freshness.go: another instance may have changed the room
 	}
 	res, err := s.d.engine.Admin(s.view, *t.op)
 	if err != nil {

@@ -58,6 +58,8 @@ func (d *Daemon) shutdown(grace time.Duration) error {
 	if !waitCtx(ctx, &d.committerWG) {
 		d.logger.Warn("shutdown grace period over with a commit in flight: the database decides its outcome")
 	}
+	d.broker.stop() // rabbitmq.go: the marks writer, once the shards are done
+
 	// What was applied is announced: queued notices are sent within the
 	// same budget.
 	if d.opensips != nil {

@@ -34,6 +34,8 @@ type Metrics struct {
 	// byStatus holds the delivery counters of the usual classes resolved
 	// once: looking a label value up costs more than the count itself.
 	byStatus map[string]prometheus.Counter
+
+	rabbit rabbitOnce // RabbitMQ mode's collectors (rabbitmq.go)
 }
 
 // deliveryClasses are the status labels DeliveryDone usually sees: the

@@ -1,0 +1,282 @@
+package daemon
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/imcd-sip/imcd/pkg/config"
+	"github.com/imcd-sip/imcd/pkg/imc"
+	"github.com/imcd-sip/imcd/pkg/opensips"
+	"github.com/imcd-sip/imcd/pkg/opensipstest"
+	"github.com/imcd-sip/imcd/pkg/rabbitmq"
+)
+
+// RabbitMQ mode against the machine's broker: each test declares an
+// exchange and queues of its own and deletes them at the end.
+
+// brokerURL returns the test broker; without one the test is skipped,
+// unless IMCD_TEST_REQUIRE_DB or IMCD_TEST_REQUIRE_RABBITMQ says it must
+// run.
+func brokerURL(t *testing.T) string {
+	t.Helper()
+	url := os.Getenv("IMCD_TEST_RABBITMQ_URL")
+	if url == "" {
+		url = config.DefaultRabbitMQURL
+	}
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		if os.Getenv("IMCD_TEST_REQUIRE_DB") != "" || os.Getenv("IMCD_TEST_REQUIRE_RABBITMQ") != "" {
+			t.Fatalf("RabbitMQ: %v", err)
+		}
+		t.Skipf("no RabbitMQ (%v); scripts/test-services.sh starts one", err)
+	}
+	conn.Close()
+	return url
+}
+
+// broker is one test's exchange and queues, and a channel that publishes
+// as OpenSIPS does.
+type broker struct {
+	t   *testing.T
+	url string
+	top *rabbitmq.Topology
+	ch  *amqp.Channel
+}
+
+func newBroker(t *testing.T, shards int) *broker {
+	t.Helper()
+	url := brokerURL(t)
+	var b [4]byte
+	rand.Read(b[:])
+	name := "imcdtest.daemon." + hex.EncodeToString(b[:])
+	top := &rabbitmq.Topology{Exchange: name, Queues: rabbitmq.ShardQueues(name, shards)}
+	t.Cleanup(func() { removeTopology(t, url, top) })
+	if err := top.Declare(ctxTimeout(t, 30*time.Second), url); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	ch, err := conn.Channel()
+	if err == nil {
+		err = ch.Confirm(false)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &broker{t: t, url: url, top: top, ch: ch}
+}
+
+func removeTopology(t *testing.T, url string, top *rabbitmq.Topology) {
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		t.Logf("cleaning up: %v", err)
+		return
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		return
+	}
+	for _, q := range top.Queues {
+		ch.QueueDelete(q, false, false, false)
+	}
+	ch.ExchangeDelete(top.Exchange, false, false)
+}
+
+// publish publishes ev as the OpenSIPS script does (JSON form, routing key
+// the R-URI) and waits for the broker's confirm.
+func (b *broker) publish(e opensipstest.Event) {
+	b.t.Helper()
+	ev := opensips.Event{Req: imc.Request{From: e.From, To: e.To, RURI: e.RURI, CallID: e.CallID, ContentType: e.CType, Body: e.Body},
+		FromTag: e.FromTag, CSeq: e.CSeq, SrcIP: e.SrcIP, SrcPort: e.SrcPort, Proto: e.Proto}
+	dc, err := b.ch.PublishWithDeferredConfirm(b.top.Exchange, e.RURI, true, false,
+		amqp.Publishing{ContentType: rabbitmq.ContentTypeJSON, Body: rabbitmq.AppendJSON(nil, &ev)})
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	if ok, err := dc.WaitContext(ctxTimeout(b.t, 10*time.Second)); !ok || err != nil {
+		b.t.Fatalf("publish not confirmed: %v", err)
+	}
+}
+
+// ready is the number of messages waiting in the test's queues.
+func (b *broker) ready() int {
+	b.t.Helper()
+	n := 0
+	for _, q := range b.top.Queues {
+		st, err := b.ch.QueueDeclarePassive(q, true, false, false, false, nil)
+		if err != nil {
+			b.t.Fatal(err)
+		}
+		n += st.Messages
+	}
+	return n
+}
+
+// config is testConfig in RabbitMQ mode on the test's queues, with the
+// database file in dir (shared by the daemons of one test).
+func (b *broker) config(t *testing.T, f *opensipstest.Server, dir string) config.Config {
+	cfg := testConfig(t, f, t.TempDir())
+	cfg.DBURL = "sqlite://" + filepath.Join(dir, "imcd.db")
+	cfg.CreateTables = true
+	cfg.Subscribe = false
+	cfg.EventSource = config.SourceRabbitMQ
+	cfg.RabbitMQ.URL = b.url
+	cfg.RabbitMQ.Exchange = b.top.Exchange
+	cfg.RabbitMQ.QueuePrefix = strings.TrimSuffix(b.top.Queues[0], ".0")
+	cfg.RabbitMQ.Shards = len(b.top.Queues)
+	cfg.RabbitMQ.StandbyDelay = 100 * time.Millisecond
+	return cfg
+}
+
+// publishAndWait publishes one MESSAGE and waits for n deliveries.
+func (b *broker) send(f *opensipstest.Server, from, ruri, body string, n int) []string {
+	b.t.Helper()
+	f.Reset()
+	b.publish(opensipstest.NewEvent(from, ruri, body))
+	ds, err := f.WaitDeliveries(ctxTimeout(b.t, 10*time.Second), n)
+	if err != nil {
+		b.t.Fatalf("%q: waiting for %d deliveries: %v (got %v)", body, n, err, lines(f.Deliveries()))
+	}
+	return lines(ds)
+}
+
+// eventually waits until cond holds.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("still not %s after 20s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+const (
+	created = alice + ": *** room was created"
+	chatX   = "sip:chat-x@example.com"
+)
+
+// TestRabbitMQConversation: events consumed from the broker are applied,
+// answered through t_uac_dlg and acknowledged; commands commit with their
+// key, the chat line's key goes through the marks writer.
+func TestRabbitMQConversation(t *testing.T) {
+	b := newBroker(t, 1)
+	f := opensipstest.New(t, opensipstest.Options{})
+	d := openDaemon(t, f, b.config(t, f, t.TempDir()))
+	if a := d.Addrs().Events; a != "" {
+		t.Errorf("events address %q in RabbitMQ mode", a)
+	}
+	same(t, "create", b.send(f, alice, manager, "#create chat-1", 1), created)
+	same(t, "join", b.send(f, bob, room1, "#join", 2),
+		alice+": *** <"+bob+"> has joined the room", bob+": *** <"+bob+"> has joined the room")
+	same(t, "chat", b.send(f, bob, room1, "hello", 1), alice+": <bob@example.com>: hello")
+	quiet(t, f, 1)
+	acked := `opensips_imc_rabbitmq_settled_total{outcome="acked",queue="` + b.top.Queues[0] + `"}`
+	eventually(t, "every message acknowledged", func() bool { return b.ready() == 0 && metric(t, d, acked) == 3 })
+	if got := metric(t, d, `opensips_imc_rabbitmq_event_keys_total{result="fresh"}`); got != 1 {
+		t.Errorf("%v keys stored by the marks writer, want 1 (the chat line)", got)
+	}
+}
+
+// TestRabbitMQAppliedOnce: events applied by one instance and delivered
+// again to another (as after a crash before the acknowledgement) change
+// nothing and send nothing: the database has their keys.
+func TestRabbitMQAppliedOnce(t *testing.T) {
+	b := newBroker(t, 1)
+	f := opensipstest.New(t, opensipstest.Options{})
+	dir := t.TempDir()
+	d := openDaemon(t, f, b.config(t, f, dir))
+	b.send(f, alice, manager, "#create chat-1", 1)
+	exit := opensipstest.NewEvent(bob, room1, "#join")
+	f.Reset()
+	b.publish(exit)
+	f.WaitDeliveries(ctxTimeout(t, 10*time.Second), 2)
+	line := opensipstest.NewEvent(bob, room1, "said once")
+	f.Reset()
+	b.publish(line)
+	f.WaitDeliveries(ctxTimeout(t, 10*time.Second), 1)
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	d2 := openDaemon(t, f, b.config(t, f, dir))
+	f.Reset()
+	b.publish(exit)
+	b.publish(line)
+	eventually(t, "both copies acknowledged", func() bool {
+		return metric(t, d2, `opensips_imc_commands_total{command="duplicate",result="refused"}`) == 2 && b.ready() == 0
+	})
+	quiet(t, f, 0)
+	same(t, "after the copies", b.send(f, bob, room1, "#list", 1), bob+": Members:\n*"+alice+"\n"+bob)
+}
+
+// TestRabbitMQFreshRooms: a standby that takes a queue over serves its
+// rooms as the database holds them, not as it loaded them at start.
+func TestRabbitMQFreshRooms(t *testing.T) {
+	b := newBroker(t, 1)
+	f := opensipstest.New(t, opensipstest.Options{})
+	dir := t.TempDir()
+	first := openDaemon(t, f, b.config(t, f, dir))
+	standby := openDaemon(t, f, b.config(t, f, dir)) // loads no room; registered second, so it waits
+	b.send(f, alice, manager, "#create chat-1", 1)
+	b.send(f, bob, room1, "#join", 2)
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	same(t, "chat at the standby", b.send(f, alice, room1, "still here?", 1), bob+": <alice@example.com>: still here?")
+	if got := metric(t, standby, `opensips_imc_rabbitmq_room_rereads_total{result="ok"}`); got != 1 {
+		t.Errorf("%v rooms re-read, want 1", got)
+	}
+	same(t, "join at the standby", b.send(f, carol, room1, "#join", 3), alice+": *** <"+carol+"> has joined the room",
+		bob+": *** <"+carol+"> has joined the room", carol+": *** <"+carol+"> has joined the room")
+}
+
+// TestRabbitMQReroute: with several queues, a manager's "#create chat-x"
+// is re-published keyed by the room and applied in the room's queue.
+func TestRabbitMQReroute(t *testing.T) {
+	b := newBroker(t, 4)
+	f := opensipstest.New(t, opensipstest.Options{})
+	d := openDaemon(t, f, b.config(t, f, t.TempDir()))
+	same(t, "create", b.send(f, alice, manager, "#create chat-x", 1), created)
+	rerouted := 0.0
+	for _, q := range b.top.Queues {
+		rerouted += metric(t, d, `opensips_imc_rabbitmq_settled_total{outcome="rerouted",queue="`+q+`"}`)
+	}
+	if rerouted != 1 {
+		t.Errorf("%v events re-published, want 1", rerouted)
+	}
+	same(t, "join", b.send(f, bob, chatX, "#join", 2),
+		alice+": *** <"+bob+"> has joined the room", bob+": *** <"+bob+"> has joined the room")
+}
+
+// TestRabbitMQNotReady: without a broker /readyz says why, and imcd keeps
+// trying.
+func TestRabbitMQNotReady(t *testing.T) {
+	f := opensipstest.New(t, opensipstest.Options{})
+	cfg := testConfig(t, f, t.TempDir())
+	cfg.Subscribe = false
+	cfg.EventSource = config.SourceRabbitMQ
+	cfg.RabbitMQ.URL = "amqp://guest:guest@127.0.0.1:1/"
+	d := New(cfg, testLogger(t))
+	if err := d.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	code, body := get(t, d, "/readyz")
+	if code != 503 || !strings.Contains(body, "not connected to the broker") {
+		t.Fatalf("/readyz: %d %s", code, body)
+	}
+}

@@ -1,0 +1,169 @@
+package main
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/imcd-sip/imcd/internal/testdb"
+	"github.com/imcd-sip/imcd/pkg/opensips"
+	"github.com/imcd-sip/imcd/pkg/opensipstest"
+)
+
+// storm returns n events over rooms rooms and users users, the same for
+// every run: mostly #join, #exit and chat lines, some #create and #destroy.
+// Rooms stay under max_rooms_per_user, so that no instance's view of other
+// rooms matters.
+func storm(n, rooms, users int) []opensips.Event {
+	rnd := rand.New(rand.NewPCG(15, 15))
+	out := make([]opensips.Event, n)
+	for i := range out {
+		k := rnd.IntN(rooms)
+		room := fmt.Sprintf("sip:chat-s%d@127.0.0.1", k)
+		user := fmt.Sprintf("sip:u%d@127.0.0.1", rnd.IntN(users))
+		var body string
+		switch p := rnd.IntN(100); {
+		case p < 5:
+			body = fmt.Sprintf("#create chat-s%d", k)
+		case p < 8:
+			body = "#destroy"
+		case p < 45:
+			body = "#join"
+		case p < 65:
+			body = "#exit"
+		default:
+			body = fmt.Sprintf("line %d of the storm", i)
+		}
+		ev := toEvent(opensipstest.NewEvent(user, room, body))
+		ev.Req.CallID = fmt.Sprintf("storm-%d@127.0.0.1", i)
+		out[i] = ev
+	}
+	return out
+}
+
+// rabbitDB is MariaDB tables of the test's own, as imcd configuration
+// lines.
+func rabbitDB(t *testing.T) (url string, tables testdb.Tables, lines []string) {
+	url = testdb.Need(t, testdb.MySQL)
+	tables = testdb.NewTables(t, testdb.MySQL, "imc_events")
+	return url, tables, []string{"db_url = " + url, "rooms_table = " + tables.Rooms, "members_table = " + tables.Members,
+		"events_table = " + tables.Extra[0], "create_tables = yes"}
+}
+
+// delivered is how many messages p took from the broker.
+func delivered(t *testing.T, p *proc) float64 {
+	var n float64
+	for _, q := range []string{"true", "false"} {
+		_, body := p.get("/metrics")
+		for line := range strings.Lines(body) {
+			if strings.HasPrefix(line, "opensips_imc_rabbitmq_deliveries_total{") && strings.Contains(line, `redelivered="`+q+`"`) {
+				var v float64
+				fmt.Sscanf(line[strings.LastIndexByte(line, ' ')+1:], "%g", &v)
+				n += v
+			}
+		}
+	}
+	return n
+}
+
+// TestFailoverStorm: three imcd consume one queue, one active and two
+// standing by. During a storm of commands and chat lines across rooms the
+// active one is killed (SIGKILL), and then its successor. Nothing the
+// broker acknowledged is lost: the tables end equal to the model applying
+// every published event in order. No notice is sent twice, and per room
+// and recipient they arrive in order. Each failover's time, from SIGKILL to
+// the successor's first t_uac_dlg, is reported.
+func TestFailoverStorm(t *testing.T) {
+	url := rabbitURL(t)
+	dbURL, tables, dbLines := rabbitDB(t)
+	r := newRabbit(t, url, 1, true)
+	f := opensipstest.New(t, opensipstest.Options{})
+	events := storm(3000, 16, 12)
+	m := newModel()
+	for _, ev := range events {
+		m.apply(ev)
+	}
+	var procs []*proc
+	for range 3 { // one after the other: the first registered is the active one
+		procs = append(procs, startIMCD(t, f, procOpts{extra: r.lines(dbLines...)}))
+	}
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	start := time.Now()
+	go func() {
+		defer wg.Done()
+		for i, ev := range events {
+			if err := r.publish(ev); err != nil {
+				t.Errorf("publishing event %d: %v", i, err)
+				return
+			}
+			if i%4 == 0 {
+				time.Sleep(time.Millisecond) // a storm, not a backlog: about 2,000 events/s
+			}
+		}
+	}()
+
+	alive := map[*proc]bool{procs[0]: true, procs[1]: true, procs[2]: true}
+	for _, at := range []int{m.total / 4, m.total / 2} {
+		if !waitFor(60*time.Second, func() bool { return len(f.Deliveries()) >= at }) {
+			t.Fatalf("only %d of %d notices after 60s", len(f.Deliveries()), m.total)
+		}
+		var active *proc
+		for p := range alive {
+			if delivered(t, p) > 0 && (active == nil || delivered(t, p) > delivered(t, active)) {
+				active = p
+			}
+		}
+		calls := f.CallsTo("t_uac_dlg")
+		from := calls[len(calls)-1].From
+		killed := time.Now()
+		active.Kill()
+		delete(alive, active)
+		var took time.Duration
+		if !waitFor(30*time.Second, func() bool {
+			for _, c := range f.CallsTo("t_uac_dlg") {
+				if c.Received.After(killed) && c.From != from {
+					took = c.Received.Sub(killed)
+					return true
+				}
+			}
+			return false
+		}) {
+			t.Fatal("no instance took over within 30s")
+		}
+		t.Logf("failover after %d of %d notices: %v from SIGKILL to the successor's first t_uac_dlg", at, m.total, took.Round(time.Millisecond))
+		if took > 5*time.Second {
+			t.Errorf("failover took %v, over 5s", took)
+		}
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	var tablesErr error
+	if !waitFor(120*time.Second, func() bool { tablesErr = m.checkTables(dbURL, tables); return tablesErr == nil && r.ready() == 0 }) {
+		t.Fatalf("not applied within 120s (%d messages still queued): %v", r.ready(), tablesErr)
+	}
+	t.Logf("%d events applied in %v with two failovers", len(events), time.Since(start).Round(time.Millisecond))
+	for p := range alive {
+		t.Logf("survivor: %v deliveries redelivered, %v events found applied before (duplicates), %v rooms re-read",
+			p.metric(t, `opensips_imc_rabbitmq_deliveries_total{queue="`+r.top.Queues[0]+`",redelivered="true"}`),
+			p.metric(t, `opensips_imc_commands_total{command="duplicate",result="refused"}`),
+			p.metric(t, `opensips_imc_rabbitmq_room_rereads_total{result="ok"}`))
+		if code := p.stop(); code != 0 {
+			t.Errorf("exit code %d", code)
+		}
+	}
+	if n := r.ready(); n != 0 {
+		t.Errorf("%d messages left in the queue after the survivor stopped: not all applied and acknowledged", n)
+	}
+	if err := m.checkTables(dbURL, tables); err != nil {
+		t.Error(err)
+	}
+	missing := m.checkNotices(t, f.Deliveries())
+	t.Logf("%d of %d notices sent; %d missing (queued in a killed instance's MI client)", len(f.Deliveries()), m.total, missing)
+}

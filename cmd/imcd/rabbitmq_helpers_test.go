@@ -152,6 +152,28 @@ func (r *rabbit) publish(ev opensips.Event) error {
 	return r.publishRaw(ev.Req.RURI, amqp.Publishing{ContentType: rabbitmq.ContentTypeJSON, Body: rabbitmq.AppendJSON(nil, &ev)})
 }
 
+// publishAll publishes events as publish does, without waiting for each
+// confirm before the next publish: a backlog builds at once.
+func (r *rabbit) publishAll(events []opensips.Event) error {
+	var dcs []*amqp.DeferredConfirmation
+	for _, ev := range events {
+		dc, err := r.channel().PublishWithDeferredConfirm(r.top.Exchange, ev.Req.RURI, true, false,
+			amqp.Publishing{ContentType: rabbitmq.ContentTypeJSON, Body: rabbitmq.AppendJSON(nil, &ev)})
+		if err != nil {
+			return err
+		}
+		dcs = append(dcs, dc)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for _, dc := range dcs {
+		if ok, err := dc.WaitContext(ctx); err != nil || !ok {
+			return fmt.Errorf("publish not confirmed (%v)", err)
+		}
+	}
+	return nil
+}
+
 // publishRaw publishes one message and waits for the broker's confirm.
 func (r *rabbit) publishRaw(key string, msg amqp.Publishing) error {
 	dc, err := r.channel().PublishWithDeferredConfirm(r.top.Exchange, key, true, false, msg)

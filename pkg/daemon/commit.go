@@ -203,6 +203,9 @@ func (s *shard) tell(job *commitJob, reply func(imc.Input) imc.Result, err error
 // settle answers the job's origin and the duplicates that waited for it;
 // an event applied is recorded so that later copies are only acknowledged.
 func (s *shard) settle(job *commitJob, err error) {
+	if job.broker != nil {
+		s.keepUnsent(job, err) // once.go: notices of a write in doubt, for its redelivery
+	}
 	if job.dedup != 0 {
 		waiters := s.inProgress[job.dedup]
 		delete(s.inProgress, job.dedup)

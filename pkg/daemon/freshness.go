@@ -47,13 +47,19 @@ type shardBroker struct {
 	// their verdicts back (nil when off: never ready).
 	marking int
 	marked  chan []*commitJob
+	// unsent holds, by event key, the notices of events whose key may
+	// have been stored though the write failed (a commit in doubt, a mark
+	// the database may have taken): if the event comes back and its key
+	// is found stored, they are sent then (once.go).
+	unsent map[string][]imc.Notice
 }
 
 func newShardBroker(on bool) shardBroker {
 	if !on {
 		return shardBroker{}
 	}
-	return shardBroker{on: true, served: make(map[string]servedUnder), marked: make(chan []*commitJob, maxMarks)}
+	return shardBroker{on: true, served: make(map[string]servedUnder), marked: make(chan []*commitJob, maxMarks),
+		unsent: make(map[string][]imc.Notice)}
 }
 
 // refresh is a re-read of a room before it is served.

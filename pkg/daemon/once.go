@@ -33,6 +33,8 @@ const (
 	markBatch = 256
 	// purgeEvery is how often keys older than events_window are deleted.
 	purgeEvery = time.Minute
+	// maxUnsent bounds the notices one shard keeps for writes in doubt.
+	maxUnsent = 4096
 )
 
 // mark stores t's key before res's notices go out: the room takes a line
@@ -75,7 +77,8 @@ func (s *shard) marked(job *commitJob) {
 		s.settle(job, job.err)
 	case job.dup:
 		s.d.metrics.Command(metrics.CommandDuplicate, imc.Refused.String())
-		s.logger.Debug("event applied before (here or by another instance): acknowledged, nothing sent", logkey.CallID, job.in.Req.CallID)
+		s.logger.Debug("event applied before (here or by another instance): acknowledged", logkey.CallID, job.in.Req.CallID)
+		s.sendUnsent(job)
 		s.settle(job, nil)
 	default:
 		s.d.metrics.Command(job.res.Command, job.res.Outcome.String())
@@ -181,10 +184,43 @@ func (s *shard) appliedElsewhere(job *commitJob) {
 		for k := range job.truth {
 			delete(s.doubtful, k)
 		}
-		s.logger.Debug("a redelivered command was applied before (here or by another instance): acknowledged, nothing sent",
+		s.logger.Debug("a redelivered command was applied before (here or by another instance): acknowledged",
 			logkey.Room, job.room, logkey.Command, job.res.Command)
 	}
+	s.sendUnsent(job)
 	s.settle(job, nil)
+}
+
+// keepUnsent keeps the notices of a brokered event whose key may be stored
+// though its write failed: a commit in doubt, or a mark that reached a
+// database that then stopped answering. The event comes back (the queue
+// rewinds); if its key is then found stored, the write had landed and
+// these notices, never sent, go out at that point of the room's order
+// (sendUnsent). An event that is applied or marked afresh drops them.
+func (s *shard) keepUnsent(job *commitJob, err error) {
+	key := job.broker.key
+	switch {
+	case err == nil:
+		if !job.dup {
+			delete(s.rmq.unsent, key)
+		}
+	case errors.Is(err, store.ErrInDoubt) || job.owner != nil && isUnavailable(err):
+		if len(job.res.Notices) > 0 && len(s.rmq.unsent) < maxUnsent {
+			s.rmq.unsent[key] = job.res.Notices
+		}
+	}
+}
+
+// sendUnsent sends the notices kept for a write in doubt of job's event,
+// now that its key is found stored.
+func (s *shard) sendUnsent(job *commitJob) {
+	ns, ok := s.rmq.unsent[job.broker.key]
+	if !ok {
+		return
+	}
+	delete(s.rmq.unsent, job.broker.key)
+	s.logger.Info("an event written in doubt is found applied: its notices go out now", logkey.Room, job.room, logkey.Command, job.res.Command)
+	s.send(ns)
 }
 
 // purge deletes keys older than events_window, every purgeEvery.

@@ -45,6 +45,10 @@ func (b *bench) scenario(ctx context.Context, name string) *table {
 		t, err = b.commands(ctx)
 	case "scale":
 		t, err = b.scale(ctx)
+	case "rabbitmq":
+		t, err = b.rabbitmqThroughput(ctx)
+	case "rabbitmq-latency":
+		t, err = b.rabbitmqLatency(ctx)
 	}
 	if err != nil {
 		t.note("FAILED: %v", err)

@@ -12,6 +12,10 @@
 //     MariaDB/MySQL;
 //   - scale: start-up load of 10k and 100k rooms of 10 members, peak RSS and
 //     imc_list_rooms latency.
+//   - rabbitmq: events/s from a RabbitMQ backlog into one imcd and into three
+//     sharded imcd (event_source = rabbitmq);
+//   - rabbitmq-latency: a chat line's latency in RabbitMQ mode next to
+//     event_stream's, on the same rooms and database.
 //
 // Usage:
 //
@@ -19,7 +23,9 @@
 //
 // The MariaDB/MySQL rows use IMCD_TEST_MYSQL_URL (default
 // mysql://imcd:imcd@127.0.0.1:3306/imcd_test): tables with a unique suffix,
-// dropped afterwards. See docs/benchmarks.md for what each figure means.
+// dropped afterwards. The RabbitMQ rows use IMCD_TEST_RABBITMQ_URL (default
+// amqp://guest:guest@127.0.0.1:5672/): an exchange and queues of their own,
+// deleted afterwards; without a broker their tables say so. See docs/benchmarks.md for what each figure means.
 package main
 
 import (
@@ -61,9 +67,12 @@ type options struct {
 	keep        bool
 	extra       []string
 	env         []string
+	rabbitURL   string
+	rmqEngines  []string
+	rmqEvents   int
 }
 
-var allScenarios = []string{"fanout", "latency", "commands", "scale"}
+var allScenarios = []string{"fanout", "latency", "commands", "scale", "rabbitmq", "rabbitmq-latency"}
 
 func main() {
 	code, err := run(os.Args[1:], os.Stdout, os.Stderr)
@@ -131,7 +140,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("imcbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o options
-	var scenarios, transports, sizes, rates, cmdEngines, cmdConc, scaleRooms, scaleEngines string
+	var scenarios, transports, sizes, rates, cmdEngines, cmdConc, scaleRooms, scaleEngines, rmqEngines string
 	fs.StringVar(&o.imcd, "imcd", "bin/imcd", "the imcd binary to measure")
 	fs.StringVar(&scenarios, "scenarios", strings.Join(allScenarios, ","), "scenario groups to run, in order")
 	fs.StringVar(&transports, "transports", "stream,datagram", "event transports (fanout, latency)")
@@ -148,6 +157,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.window, "window", 4096, "imcd's delivery_window")
 	fs.IntVar(&o.hashSize, "hash-size", 4, "imcd's hash_size (2^n shards)")
 	fs.StringVar(&o.mysqlURL, "mysql", envOr("IMCD_TEST_MYSQL_URL", defaultMySQLURL), "MariaDB/MySQL db_url for the mysql rows (tables with a unique suffix, dropped afterwards)")
+	fs.StringVar(&o.rabbitURL, "rabbitmq", envOr("IMCD_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/"), "RabbitMQ broker of the rabbitmq rows (an exchange and queues of their own, deleted afterwards)")
+	fs.StringVar(&rmqEngines, "rabbitmq-db", "mysql", "databases of the rabbitmq rows (three instances share one only on mysql)")
+	fs.IntVar(&o.rmqEvents, "rabbitmq-events", 60000, "events of the backlog each rabbitmq throughput row consumes")
 	fs.StringVar(&o.markdown, "markdown", "", "also write the tables as Markdown to this file")
 	fs.BoolVar(&o.quick, "quick", false, "a short smoke run: 1 s runs, fewer sizes, 10k rooms only")
 	fs.BoolVar(&o.verbose, "v", false, "copy imcd's log to stderr")
@@ -183,6 +195,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 			"rates":           func() { rates = "1000" },
 			"scale":           func() { scaleRooms = "10000" },
 			"cmd-concurrency": func() { cmdConc = "1,8" },
+			"rabbitmq-events": func() { o.rmqEvents = 5000 },
 		}
 		for name, f := range quick {
 			if !set[name] {
@@ -202,8 +215,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 			return o, fmt.Errorf("-transports: unknown %q (want stream, datagram)", t)
 		}
 	}
-	o.cmdEngines, o.scaleEngine = splitList(cmdEngines), splitList(scaleEngines)
-	for _, e := range append(append([]string{}, o.cmdEngines...), o.scaleEngine...) {
+	o.cmdEngines, o.scaleEngine, o.rmqEngines = splitList(cmdEngines), splitList(scaleEngines), splitList(rmqEngines)
+	for _, e := range append(append(append([]string{}, o.cmdEngines...), o.scaleEngine...), o.rmqEngines...) {
 		if e != "sqlite" && e != "mysql" {
 			return o, fmt.Errorf("unknown database %q (want sqlite, mysql)", e)
 		}
@@ -221,8 +234,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if o.scaleRooms, err = intList("scale", scaleRooms, 0); err != nil {
 		return o, err
 	}
-	if o.duration <= 0 || o.warmup < 0 || o.window < 1 || o.hashSize < 0 || o.hashSize > 10 {
-		return o, errors.New("-duration, -warmup, -window or -hash-size out of range")
+	if o.duration <= 0 || o.warmup < 0 || o.window < 1 || o.hashSize < 0 || o.hashSize > 10 || o.rmqEvents < 1 {
+		return o, errors.New("-duration, -warmup, -window, -hash-size or -rabbitmq-events out of range")
 	}
 	if abs, err := filepath.Abs(o.imcd); err == nil {
 		o.imcd = abs

@@ -30,7 +30,7 @@ func TestSmoke(t *testing.T) {
 	}
 	md := filepath.Join(dir, "out.md")
 	var stdout, stderr strings.Builder
-	code, err := run([]string{"-imcd", bin, "-quick", "-duration", "500ms", "-warmup", "100ms", "-sizes", "10",
+	code, err := run([]string{"-imcd", bin, "-quick", "-scenarios", "fanout,latency,commands,scale", "-duration", "500ms", "-warmup", "100ms", "-sizes", "10",
 		"-transports", "stream,datagram", "-rates", "500", "-cmd-db", "sqlite", "-cmd-concurrency", "2",
 		"-scale", "100", "-scale-db", "sqlite", "-markdown", md}, &stdout, &stderr)
 	if code != 0 || err != nil {

@@ -74,7 +74,7 @@ func dbLabel(engine string) string {
 
 type drainResult struct {
 	rate, cores, cpuPerEvent, writes, perWrite, other float64
-	writeMean                                           time.Duration
+	writeMean                                         time.Duration
 }
 
 // rabbitmqDrain runs one throughput row: n instances, n queues.

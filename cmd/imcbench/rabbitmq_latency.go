@@ -18,6 +18,7 @@ func (b *bench) rabbitmqLatency(ctx context.Context) (*table, error) {
 	t := &table{title: "RabbitMQ: latency of a chat line, event sent → t_uac_dlg received, 10-member rooms (9 deliveries per event)",
 		columns: []string{"event source", "database", "offered events/s", "sent events/s", "first p50 ms", "first p99 ms",
 			"first p99.9 ms", "last p99 ms", "key write mean ms", "keys per write", "imcd CPU (cores)", "incomplete"}}
+	t.note("The 'cold' row is the first event of each of the 1,000 rooms after imcd started consuming: each waits for its room to be re-read from the database (a new consumer session, as after a failover); re-reads asked for while the shard's committer is busy go out together.")
 	t.note("Open loop as in the latency table, %v per row, one imcd. 'rabbitmq': the generator publishes each event to the broker (the script's JSON form; confirms collected at the end) and imcd consumes it, stores its key in the events table (batched with the other keys waiting) and only then relays it. 'stream': the same events over event_stream to an imcd on the same rooms and database (chat never waits for the database there).", b.opt.duration)
 	if err := checkBroker(b.opt.rabbitURL); err != nil {
 		t.note("skipped: no RabbitMQ at %s: %v", redactAMQP(b.opt.rabbitURL), err)
@@ -50,11 +51,20 @@ func (b *bench) rabbitmqLatency(ctx context.Context) (*table, error) {
 			rs.close(ctx)
 			return t, err
 		}
-		for _, rate := range b.opt.rates {
+		// The first event of each room waits for the room to be re-read
+		// (a new consumer session): a row of its own, then the steady
+		// state.
+		cold := true
+		for _, rate := range append([]int{b.opt.rates[0]}, b.opt.rates...) {
 			if ctx.Err() != nil {
 				break
 			}
-			r, err := b.rabbitLatencyRun(ctx, rs, set, rate)
+			n := int(float64(rate) * b.opt.duration.Seconds())
+			label := "rabbitmq"
+			if cold {
+				n, label = set.nRooms, "rabbitmq, cold (1st event of each room)"
+			}
+			r, err := b.rabbitLatencyRun(ctx, rs, set, rate, n)
 			if err != nil {
 				rs.close(ctx)
 				return t, err
@@ -62,8 +72,9 @@ func (b *bench) rabbitmqLatency(ctx context.Context) (*table, error) {
 			f50, f99, f999, _ := quantiles(r.first)
 			_, l99, _, _ := quantiles(r.last)
 			b.logf("rabbitmq latency %s %d ev/s: first p50 %s p99 %s ms", engine, rate, ms(f50), ms(f99))
-			t.add("rabbitmq", dbLabel(engine), num(float64(rate)), num(r.sentRate), ms(f50), ms(f99), ms(f999), ms(l99),
+			t.add(label, dbLabel(engine), num(float64(rate)), num(r.sentRate), ms(f50), ms(f99), ms(f999), ms(l99),
 				ms(r.writeMean), fixed(r.perWrite, 1), fixed(r.imcdCores, 2), num(float64(r.incomplete)))
+			cold = false
 		}
 		rs.close(ctx)
 	}
@@ -76,16 +87,15 @@ type rabbitLatency struct {
 	perWrite  float64
 }
 
-// rabbitLatencyRun publishes rate events/s for the run's duration, each
-// timed, then waits (at most 10 s) for their fan-outs.
-func (b *bench) rabbitLatencyRun(ctx context.Context, e *rabbitEnv, set roomSet, rate int) (rabbitLatency, error) {
+// rabbitLatencyRun publishes n events at rate events/s, each timed, then
+// waits (at most 10 s) for their fan-outs.
+func (b *bench) rabbitLatencyRun(ctx context.Context, e *rabbitEnv, set roomSet, rate, n int) (rabbitLatency, error) {
 	var r rabbitLatency
 	pub, err := dialPublisher(b.opt.rabbitURL, e.top.Exchange)
 	if err != nil {
 		return r, err
 	}
 	defer pub.close()
-	n := int(float64(rate) * b.opt.duration.Seconds())
 	fan := set.size - 1
 	rec := newRecorder(n, false)
 	run := b.nextRun()

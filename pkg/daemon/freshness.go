@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/imcd-sip/imcd/pkg/imc"
@@ -47,6 +48,9 @@ type shardBroker struct {
 	// their verdicts back (nil when off: never ready).
 	marking int
 	marked  chan []*commitJob
+	// open is the last re-read sent to the committer, which may still
+	// take more rooms.
+	open *refresh
 	// unsent holds, by event key, the notices of events whose key may
 	// have been stored though the write failed (a commit in doubt, a mark
 	// the database may have taken): if the event comes back and its key
@@ -62,10 +66,41 @@ func newShardBroker(on bool) shardBroker {
 		unsent: make(map[string][]imc.Notice)}
 }
 
-// refresh is a re-read of a room before it is served.
+// refresh is a re-read of rooms before they are served: the rooms a shard
+// asks for while the committer has not taken the re-read yet join it, so
+// that an instance taking over a queue reads the rooms of a burst of events
+// in a few queries rather than one each.
 type refresh struct {
-	rooms  []imc.URI
-	origin servedUnder // zero for an operator action
+	mu      sync.Mutex // between the shard (add) and the committer (take)
+	taken   bool
+	rooms   []imc.URI
+	keys    []string
+	origins []servedUnder // zero for an operator action
+}
+
+// maxRefresh bounds the rooms of one re-read.
+const maxRefresh = 500
+
+// add adds a room unless the committer took the re-read already.
+func (r *refresh) add(room string, o servedUnder) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.taken || len(r.keys) >= maxRefresh {
+		return false
+	}
+	user, host, _ := strings.Cut(room, "@")
+	r.rooms = append(r.rooms, imc.URI{User: user, Host: host})
+	r.keys = append(r.keys, room)
+	r.origins = append(r.origins, o)
+	return true
+}
+
+// take closes the re-read to new rooms and returns them.
+func (r *refresh) take() []imc.URI {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.taken = true
+	return r.rooms
 }
 
 // brokerFirst runs before a brokered event is applied: an event of a
@@ -92,31 +127,35 @@ func (s *shard) refreshAdmin(t *task, room string) bool {
 	return s.refresh(t, room, servedUnder{})
 }
 
-// refresh parks t in a new line of room and sends a re-read of the room to
-// the committer; refreshed releases the line.
+// refresh parks t in a new line of room and has the committer re-read the
+// room, in the re-read it has not taken yet or a new one; refreshed
+// releases the line.
 func (s *shard) refresh(t *task, room string, o servedUnder) bool {
 	now := time.Now()
-	if !s.d.db.up() || s.jobs >= maxCommits {
-		err := fmt.Errorf("%w: the database is not answering", ErrNotSaved)
-		if s.d.db.up() {
-			err = fmt.Errorf("%w (%d commits in flight in shard %d)", ErrBusy, s.jobs, s.id)
-		}
-		s.refuse(t, err)
+	if !s.d.db.up() {
+		s.refuse(t, fmt.Errorf("%w: the database is not answering", ErrNotSaved))
 		return true
 	}
-	user, host, _ := strings.Cut(room, "@")
-	s.jobs++
+	if r := s.rmq.open; r == nil || !r.add(room, o) {
+		if s.jobs >= maxCommits {
+			s.refuse(t, fmt.Errorf("%w (%d commits in flight in shard %d)", ErrBusy, s.jobs, s.id))
+			return true
+		}
+		r = &refresh{}
+		r.add(room, o)
+		s.rmq.open = r
+		s.jobs++
+		s.commits <- &commitJob{queued: now, refresh: r} // never blocks: at most maxCommits jobs exist
+	}
 	s.lines[room] = newLine("")
 	s.wait(s.lines[room], t, now)
-	s.commits <- &commitJob{room: room, queued: now, // never blocks: at most maxCommits jobs exist
-		refresh: &refresh{rooms: []imc.URI{{User: user, Host: host}}, origin: o}}
 	return true
 }
 
 // reread is the committer's side of a refresh.
 func (s *shard) reread(st store.Store, job *commitJob) {
 	start := time.Now()
-	job.truth, job.reread = st.LoadRooms(context.Background(), job.refresh.rooms)
+	job.truth, job.reread = st.LoadRooms(context.Background(), job.refresh.take())
 	s.d.metrics.DB("reread", time.Since(start))
 }
 
@@ -124,31 +163,41 @@ func (s *shard) reread(st store.Store, job *commitJob) {
 // room's line moves on; when the database could not be read, what waits
 // fails (events come back from the broker).
 func (s *shard) refreshed(job *commitJob) {
+	r := job.refresh
+	if s.rmq.open == r {
+		s.rmq.open = nil
+	}
 	if job.reread != nil {
-		s.d.broker.metrics.Reread(metrics.RereadError)
-		s.logger.Warn("cannot re-read a room before serving it: its waiting requests fail (events are redelivered)",
-			logkey.Room, job.room, logkey.Err, job.reread)
-		l := s.lines[job.room]
-		delete(s.lines, job.room)
-		if l == nil {
-			return
-		}
-		s.waiting -= len(l.tasks)
-		err := fmt.Errorf("%w: re-reading room %s: %w", ErrNotSaved, job.room, job.reread)
-		for i := range l.tasks {
-			s.refuse(&l.tasks[i], err)
+		s.d.broker.metrics.Reread(metrics.RereadError, len(r.keys))
+		s.logger.Warn("cannot re-read rooms before serving them: their waiting requests fail (events are redelivered)",
+			logkey.Rooms, len(r.keys), logkey.Err, job.reread)
+		err := fmt.Errorf("%w: re-reading rooms: %w", ErrNotSaved, job.reread)
+		for _, room := range r.keys {
+			l := s.lines[room]
+			delete(s.lines, room)
+			if l == nil {
+				continue
+			}
+			s.waiting -= len(l.tasks)
+			for i := range l.tasks {
+				s.refuse(&l.tasks[i], err)
+			}
 		}
 		return
 	}
-	s.d.broker.metrics.Reread(metrics.RereadOK)
+	s.d.broker.metrics.Reread(metrics.RereadOK, len(r.keys))
 	s.replace(job.truth)
 	for k := range job.truth {
 		delete(s.doubtful, k)
 	}
-	if job.refresh.origin != (servedUnder{}) {
-		s.rmq.served[job.room] = job.refresh.origin
+	for i, room := range r.keys {
+		if r.origins[i] != (servedUnder{}) {
+			s.rmq.served[room] = r.origins[i]
+		}
 	}
-	s.release(job.room)
+	for _, room := range r.keys {
+		s.release(room)
+	}
 }
 
 // forget makes the next event of room re-read it (after the database

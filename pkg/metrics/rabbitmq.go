@@ -93,8 +93,8 @@ func (r *RabbitMQ) Connected(up bool) { r.connected.Set(b2f(up)) }
 // Consuming sets a queue's consumer gauge.
 func (r *RabbitMQ) Consuming(queue string, up bool) { r.consuming.WithLabelValues(queue).Set(b2f(up)) }
 
-// Reread counts one room re-read (RereadOK, RereadError).
-func (r *RabbitMQ) Reread(result string) { r.rereads.WithLabelValues(result).Inc() }
+// Reread counts n rooms re-read (RereadOK) or not (RereadError).
+func (r *RabbitMQ) Reread(result string, n int) { r.rereads.WithLabelValues(result).Add(float64(n)) }
 
 // Marked counts n event keys by result (MarkFresh, MarkDuplicate,
 // MarkError).

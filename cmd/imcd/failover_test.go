@@ -187,3 +187,74 @@ func stormFailover(t *testing.T, graceful bool) {
 		t.Errorf("%d notices missing after graceful stops", missing)
 	}
 }
+
+// TestShardedFailover: three queues behind a consistent-hash exchange, three
+// imcd each leading one and standing by for the other two. One instance is
+// killed during a storm; its queue goes to another, which serves rooms it
+// never served before from the database. Tables, order and duplicates are
+// checked as in TestFailoverStorm (each room's events are in one queue, so
+// the model applies them in publishing order).
+func TestShardedFailover(t *testing.T) {
+	url := rabbitURL(t)
+	dbURL, tables, dbLines := rabbitDB(t)
+	r := newRabbit(t, url, 3, true)
+	f := opensipstest.New(t, opensipstest.Options{})
+	events := storm(6000, 24, 12)
+	m := newModel()
+	for _, ev := range events {
+		m.apply(ev)
+	}
+	var procs []*proc
+	for i := range 3 {
+		var standby []string
+		for j := range 3 {
+			if j != i {
+				standby = append(standby, fmt.Sprint(j))
+			}
+		}
+		procs = append(procs, startIMCD(t, f, procOpts{extra: r.lines(append(dbLines, fmt.Sprintf("rabbitmq_queues = %d", i),
+			"rabbitmq_standby_queues = "+strings.Join(standby, ","), "rabbitmq_standby_delay = 1s")...)}))
+	}
+	time.Sleep(2 * time.Second) // every standby consumer registered
+	if err := r.publishAll(events[:3000]); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(60*time.Second, func() bool { return len(f.Deliveries()) >= m.total/4 }) {
+		t.Fatalf("only %d of %d notices after 60s", len(f.Deliveries()), m.total)
+	}
+	redelivered := func() float64 {
+		var n float64
+		for _, p := range procs[1:] {
+			for _, q := range r.top.Queues {
+				n += p.metric(t, `opensips_imc_rabbitmq_deliveries_total{queue="`+q+`",redelivered="true"}`)
+			}
+		}
+		return n
+	}
+	killed := time.Now()
+	procs[0].Kill()
+	if !waitFor(30*time.Second, func() bool { return redelivered() > 0 }) {
+		t.Fatal("nobody took the killed instance's queue over within 30s")
+	}
+	t.Logf("queue %s taken over %v after SIGKILL (first redelivery seen, polled every 100 ms)", r.top.Queues[0], time.Since(killed).Round(time.Millisecond))
+	if err := r.publishAll(events[3000:]); err != nil {
+		t.Fatal(err)
+	}
+	var tablesErr error
+	if !waitFor(120*time.Second, func() bool { tablesErr = m.checkTables(dbURL, tables); return tablesErr == nil && r.ready() == 0 }) {
+		t.Fatalf("not applied within 120s (%d messages still queued): %v", r.ready(), tablesErr)
+	}
+	for _, p := range procs[1:] {
+		if code := p.stop(); code != 0 {
+			t.Errorf("exit code %d", code)
+		}
+	}
+	if n := r.ready(); n != 0 {
+		t.Errorf("%d messages left in the queues after the survivors stopped", n)
+	}
+	if err := m.checkTables(dbURL, tables); err != nil {
+		t.Error(err)
+	}
+	missing := m.checkNotices(t, f.Deliveries())
+	t.Logf("%d of %d notices sent; %d missing (queued in the killed instance's MI client)", len(f.Deliveries()), m.total, missing)
+}

@@ -280,3 +280,53 @@ func TestRabbitMQNotReady(t *testing.T) {
 		t.Fatalf("/readyz: %d %s", code, body)
 	}
 }
+
+// TestRabbitMQAdminReadsTheRoom: an operator's action in RabbitMQ mode
+// reads its room from the database first, so an instance that never served
+// the room (another one created it) applies it to the room as it is.
+func TestRabbitMQAdminReadsTheRoom(t *testing.T) {
+	b := newBroker(t, 1)
+	f := opensipstest.New(t, opensipstest.Options{})
+	dir := t.TempDir()
+	openDaemon(t, f, b.config(t, f, dir))
+	other := openDaemon(t, f, b.config(t, f, dir)) // standing by: it never sees the room's events
+	b.send(f, alice, manager, "#create chat-1", 1)
+	f.Reset()
+	if got := miCall(t, other, `{"jsonrpc":"2.0","method":"imc:add_member","params":{"room":"`+room1+`","user":"`+bob+`"},"id":2}`); !strings.Contains(got, `"result"`) {
+		t.Fatalf("add_member at the standby: %s", got)
+	}
+	ds, err := f.WaitDeliveries(ctxTimeout(t, 5*time.Second), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same(t, "room told", lines(ds), alice+": *** <"+bob+"> has joined the room", bob+": *** <"+bob+"> has joined the room")
+}
+
+// TestRabbitMQPurge: keys older than events_window are deleted, and an
+// event whose key is gone is applied again.
+func TestRabbitMQPurge(t *testing.T) {
+	b := newBroker(t, 1)
+	f := opensipstest.New(t, opensipstest.Options{})
+	dir := t.TempDir()
+	d := openDaemon(t, f, b.config(t, f, dir))
+	b.send(f, alice, manager, "#create chat-1", 1)
+	b.send(f, bob, room1, "#join", 2)
+	line := opensipstest.NewEvent(bob, room1, "twice after the purge")
+	f.Reset()
+	b.publish(line)
+	f.WaitDeliveries(ctxTimeout(t, 10*time.Second), 1)
+	// Once the window has passed, every key is older than it.
+	d.broker.purgeOnce(context.Background(), time.Now().Add(d.cfg.RabbitMQ.EventsWindow+time.Minute))
+	if got := metric(t, d, "opensips_imc_rabbitmq_event_keys_purged_total"); got != 3 {
+		t.Errorf("%v keys purged, want 3", got)
+	}
+	d.Close()
+	openDaemon(t, f, b.config(t, f, dir)) // its duplicate filter is empty
+	f.Reset()
+	b.publish(line)
+	ds, err := f.WaitDeliveries(ctxTimeout(t, 10*time.Second), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same(t, "applied again", lines(ds), alice+": <bob@example.com>: twice after the purge")
+}

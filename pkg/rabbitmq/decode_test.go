@@ -214,3 +214,16 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestBrokerName(t *testing.T) {
+	f := func(url, want string) {
+		t.Helper()
+		if got := brokerName(url); got != want {
+			t.Errorf("brokerName(%q) = %q, want %q", url, got, want)
+		}
+	}
+	f("amqp://guest:secret@127.0.0.1:5672/", "amqp://127.0.0.1:5672")
+	f("amqp://u:p@rabbit.example.com/imcd", "amqp://rabbit.example.com:5672/imcd")
+	f("amqps://u:p@[::1]:5671/", "amqps://[::1]:5671")
+	f("http://x/", "(unparsable URL)")
+}

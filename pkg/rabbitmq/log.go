@@ -3,6 +3,8 @@ package rabbitmq
 import (
 	"io"
 	"log/slog"
+	"net"
+	"strconv"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
@@ -24,9 +26,12 @@ func brokerName(url string) string {
 	if err != nil {
 		return "(unparsable URL)"
 	}
-	u.Password = ""
-	u.Username = ""
-	return u.String()
+	// Not u.String(): without the credentials it writes "amqp://:@host".
+	name := u.Scheme + "://" + net.JoinHostPort(u.Host, strconv.Itoa(u.Port))
+	if u.Vhost != "/" {
+		name += "/" + u.Vhost
+	}
+	return name
 }
 
 // CheckURL reports whether url is an AMQP URL the Consumer and Publisher

@@ -6,10 +6,11 @@
 # that already has them. Needs root (or sudo) for the installs.
 set -euo pipefail
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-updated=
+updated= changed=
 apt_install() {
 	[ -n "$updated" ] || { as_root apt-get update -qq; updated=1; }
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+	changed=1
 }
 
 # --- MariaDB ---
@@ -19,6 +20,7 @@ if ! command -v mariadbd >/dev/null && [ ! -x /usr/sbin/mariadbd ]; then
 fi
 if ! mysqladmin --protocol=socket -uroot status >/dev/null 2>&1; then
 	echo "test-services: starting MariaDB" >&2
+	changed=1
 	as_root mkdir -p /run/mysqld && as_root chown mysql:mysql /run/mysqld 2>/dev/null || true
 	as_root start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql
 	for _ in $(seq 60); do mysqladmin --protocol=socket -uroot status >/dev/null 2>&1 && break; sleep 0.5; done
@@ -43,6 +45,7 @@ fi
 pgver=$(ls /etc/postgresql | sort -V | tail -1)
 if ! pg_isready -q -h 127.0.0.1 -p 5432; then
 	echo "test-services: starting PostgreSQL $pgver" >&2
+	changed=1
 	as_root pg_ctlcluster --skip-systemctl-redirect "$pgver" main start
 	for _ in $(seq 60); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.5; done
 fi
@@ -62,6 +65,7 @@ if ! command -v rabbitmq-server >/dev/null && [ ! -x /usr/sbin/rabbitmq-server ]
 fi
 if ! as_root rabbitmq-diagnostics -q ping >/dev/null 2>&1; then
 	echo "test-services: starting RabbitMQ" >&2
+	changed=1
 	as_root rabbitmq-server -detached
 	for _ in $(seq 120); do as_root rabbitmq-diagnostics -q ping >/dev/null 2>&1 && break; sleep 0.5; done
 	as_root rabbitmqctl -q await_startup >/dev/null
@@ -70,6 +74,8 @@ plugins="rabbitmq_consistent_hash_exchange rabbitmq_management"
 # shellcheck disable=SC2086 # two plugin names
 if ! as_root rabbitmq-plugins -q is_enabled $plugins >/dev/null 2>&1; then
 	echo "test-services: enabling $plugins" >&2
+	changed=1
 	as_root rabbitmq-plugins -q enable $plugins >/dev/null
 fi
-echo "test-services: MariaDB, PostgreSQL and RabbitMQ ready" >&2
+# Silent when there was nothing to do.
+[ -z "$changed" ] || echo "test-services: MariaDB, PostgreSQL and RabbitMQ ready" >&2

@@ -11,7 +11,10 @@
 // shard's goroutine and the lines behind commits), commit.go, doubt.go and
 // dbhealth.go (saving changes, commits in doubt, a database that stopped
 // answering), reload.go (imc:reload), view.go (what the engine sees),
-// shutdown.go.
+// shutdown.go; for RabbitMQ mode, rabbitmq.go (the consumer in place of the
+// event listener, and the mode's rules), once.go (events applied once: the
+// marks writer, the purge of old keys) and freshness.go (re-reading rooms
+// served under a new consumer session).
 //
 // Goroutines and what they own:
 //   - one per shard (2^hash_size): the shard's rooms (the only writer), its
@@ -22,6 +25,9 @@
 //     connection): decode only, then Submit to a shard;
 //   - the MI client's writer, reader and reaper: the t_uac_dlg window;
 //   - one that pings a database known down;
+//   - in RabbitMQ mode: the consumer's connection keeper and one worker per
+//     queue (decode only, then Submit), one marks writer (the keys of events
+//     without changes, stored in batches) and one purge of old keys;
 //   - the MI transports' and the metrics server's.
 //
 // No goroutine is started per event or per delivery.

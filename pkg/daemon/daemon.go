@@ -126,8 +126,9 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	cfg := d.cfg
 	d.engine = imc.NewEngine(imc.Config{StartChar: cfg.StartChar, MaxBody: cfg.MaxBody, CreateOnJoin: cfg.CreateOnJoin,
 		ManagerUser: cfg.ManagerUser, MaxRoomsListed: imc.DefaultConfig().MaxRoomsListed,
-		MaxMembers: cfg.MaxMembers, MaxOwnedRooms: cfg.MaxOwnedRooms})
-	d.limiter = &flood.Limiter{Rate: cfg.RateLimit, Burst: cfg.RateBurst}
+		MaxMembers: cfg.MaxMembers, MaxOwnedRooms: cfg.MaxOwnedRooms,
+		RoomPrefix: cfg.RoomPrefix, Domains: cfg.Domains, MemberDomains: cfg.MemberDomains})
+	d.limiter = &flood.Limiter{Rate: cfg.RateLimit, Burst: cfg.RateBurst, FanoutRate: cfg.FanoutLimit, FanoutBurst: cfg.FanoutBurst}
 	d.dedup = &flood.Dedup{Window: cfg.DedupWindow}
 	d.shards = make([]*shard, cfg.Shards())
 	for i := range d.shards {
@@ -209,6 +210,7 @@ func (d *Daemon) openStore(ctx context.Context) error {
 		d.shardFor(r.Key()).rooms.Put(r)
 	}
 	d.notice("rooms loaded", "rooms", len(rooms), "took", time.Since(start).Round(time.Millisecond))
+	d.logOutsidePolicy(rooms)
 	return nil
 }
 
@@ -267,10 +269,7 @@ func (d *Daemon) openMI(ctx context.Context) error {
 			return err
 		}
 	}
-	srv := &mi.Server{Registry: reg, Logger: d.logger.With(logkey.System, logkey.SystemMI)}
-	if d.cfg.MIPassthrough {
-		srv.Forward = d.opensips
-	}
+	srv := d.miServer(reg)
 	open := func(key, value string, t server) (net.Addr, error) {
 		if err := t.Open(ctx); err != nil {
 			return nil, fmt.Errorf("%s %s: %w", key, value, err)
@@ -286,17 +285,22 @@ func (d *Daemon) openMI(ctx context.Context) error {
 		d.addrs.MIDatagram = sockets.Bound(bound).String()
 	}
 	if d.cfg.MIHTTP != "" {
-		bound, err := open("mi_http", d.cfg.MIHTTP, &mi.HTTPTransport{Server: srv, Addr: d.cfg.MIHTTP, Path: d.cfg.MIHTTPPath})
+		bound, err := open("mi_http", d.cfg.MIHTTP, &mi.HTTPTransport{Server: srv, Addr: d.cfg.MIHTTP, Path: d.cfg.MIHTTPPath,
+			Hosts: d.cfg.MIHTTPHosts, Origins: d.cfg.MIHTTPOrigins})
 		if err != nil {
 			return err
 		}
 		d.addrs.MIHTTP = bound.String()
 	}
 	if d.cfg.MIFIFO != "" {
-		if _, err := open("mi_fifo", d.cfg.MIFIFO, &mi.FIFOTransport{Server: srv, Path: d.cfg.MIFIFO, ReplyDir: d.cfg.MIFIFOReplyDir}); err != nil {
+		fifo, err := d.fifoTransport(srv)
+		if err != nil {
 			return err
 		}
-		d.addrs.MIFIFO = d.cfg.MIFIFO
+		if _, err := open("mi_fifo", fifo.Path, fifo); err != nil {
+			return err
+		}
+		d.addrs.MIFIFO = fifo.Path
 	}
 	return nil
 }

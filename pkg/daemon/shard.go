@@ -133,6 +133,7 @@ func (s *shard) apply(res imc.Result, in *imc.Input) error {
 	}
 	s.d.metrics.Command(res.Command, res.Outcome.String())
 	s.send(res.Notices)
+	s.d.chargeFanout(in, len(res.Notices))
 	return nil
 }
 

@@ -33,15 +33,16 @@ type Config struct {
 	CreateTables bool
 
 	// Rooms.
-	HashSize      int // 2^HashSize shards
-	StartChar     byte
-	MaxBody       int
-	CreateOnJoin  bool
-	ManagerUser   string
-	OutboundProxy string
-	ShardQueue    int
-	MaxMembers    int
-	MaxOwnedRooms int
+	HashSize       int // 2^HashSize shards
+	StartChar      byte
+	MaxBody        int
+	CreateOnJoin   bool
+	ManagerUser    string
+	OutboundProxy  string
+	ShardQueue     int
+	CommandTimeout time.Duration
+	MaxMembers     int
+	MaxOwnedRooms  int
 
 	// Room and member policy.
 	RoomPrefix    string   // "" = any name
@@ -105,6 +106,7 @@ func Default() Config {
 		CreateOnJoin:    engine.CreateOnJoin,
 		ManagerUser:     engine.ManagerUser,
 		ShardQueue:      4096,
+		CommandTimeout:  3 * time.Second,
 		MaxMembers:      1000,
 		MaxOwnedRooms:   20,
 		RoomPrefix:      engine.RoomPrefix,

@@ -71,6 +71,7 @@ var sample = map[string]string{
 	"log_level":            "debug",
 	"log_format":           "json",
 	"shutdown_grace":       "3s",
+	"command_timeout":      "7s",
 }
 
 func TestEveryKeyFromFileAndFlag(t *testing.T) {

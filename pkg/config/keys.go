@@ -59,6 +59,8 @@ func Keys() []Key {
 			func(c *Config) *string { return &c.OutboundProxy }, sipURIOrEmpty),
 		integer("shard_queue", "requests that may wait for one shard before new ones are refused", 16, 1<<20,
 			func(c *Config) *int { return &c.ShardQueue }),
+		duration("command_timeout", "longest a command waits for the database (behind another command of its room, or for a database that stopped answering) before it is answered 'try again later' with nothing attempted; chat lines never wait for the database", 100*time.Millisecond,
+			func(c *Config) *time.Duration { return &c.CommandTimeout }),
 		integer("max_members", "members one room may have, pending invitees included; 0 = no limit", 0, 1<<20,
 			func(c *Config) *int { return &c.MaxMembers }),
 		integer("max_rooms_per_user", "rooms one user may own (create); 0 = no limit; operator commands are not limited", 0, 1<<20,

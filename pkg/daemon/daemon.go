@@ -41,16 +41,21 @@ type Daemon struct {
 	opensips   *opensips.MIClient
 	outbox     Outbox
 	subscriber *opensips.Subscriber
-	events     server
+	events     eventServer
+	db         *dbHealth
 	// miTransports serve imcd's own MI (datagram, HTTP, FIFO).
 	miTransports  []server
 	metricsServer *sockets.HTTPServer
 	addrs         Addrs
 
-	stopping  chan struct{}
-	shardsWG  sync.WaitGroup
-	closeOnce sync.Once
-	closeErr  error
+	// stopping closes when a stop begins (no new MI work); stopNow when
+	// the shutdown grace is over (shards answer what still waits and end).
+	stopping    chan struct{}
+	stopNow     chan struct{}
+	shardsWG    sync.WaitGroup
+	committerWG sync.WaitGroup
+	closeOnce   sync.Once
+	closeErr    error
 
 	// delivered is onDelivered as a func value made once: a method value
 	// taken per notice would allocate per delivery.
@@ -76,6 +81,13 @@ type server interface {
 	Close() error
 }
 
+// eventServer is an event listener: StopIntake stops taking events but
+// lets replies to those taken go out, until Close.
+type eventServer interface {
+	server
+	StopIntake()
+}
+
 // Addrs are the addresses a running daemon bound, with ports resolved (a
 // configuration may ask for port 0); "" for what is off.
 type Addrs struct {
@@ -94,7 +106,7 @@ type Addrs struct {
 
 // New returns a daemon for cfg; Open starts it.
 func New(cfg config.Config, logger *slog.Logger) *Daemon {
-	d := &Daemon{cfg: cfg, logger: logger, stopping: make(chan struct{})}
+	d := &Daemon{cfg: cfg, logger: logger, stopping: make(chan struct{}), stopNow: make(chan struct{})}
 	d.delivered = d.onDelivered
 	return d
 }
@@ -150,9 +162,12 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		return fmt.Errorf("opensips_mi %s: %w", cfg.OpenSIPSMI, err)
 	}
 	d.outbox = d.opensips
+	d.db = newDBHealth(d, d.store)
 	for _, s := range d.shards {
 		d.shardsWG.Add(1)
+		d.committerWG.Add(1)
 		go func() { defer d.shardsWG.Done(); s.run() }()
+		go func() { defer d.committerWG.Done(); s.commitLoop(d.store) }()
 	}
 	if err := d.openMI(ctx); err != nil {
 		return err
@@ -238,6 +253,7 @@ func (d *Daemon) ready() error {
 	if err := d.store.Ping(ctx); err != nil {
 		return fmt.Errorf("database: %w", err)
 	}
+	d.db.answered()
 	if d.subscriber != nil && !d.subscriber.Active() {
 		return errors.New("not subscribed to OpenSIPS events")
 	}
@@ -246,7 +262,7 @@ func (d *Daemon) ready() error {
 
 func (d *Daemon) openEvents(ctx context.Context) error {
 	a := d.cfg.EventAddress()
-	var srv server
+	var srv eventServer
 	if a.Network == sockets.TCP {
 		srv = &opensips.EventStreamServer{Addr: a.Addr, Sink: d, Observer: d.metrics, Logger: d.logger, EventName: d.cfg.EventName,
 			Allow: d.cfg.EventSources, MaxFrame: d.cfg.MaxEventSize}
@@ -264,7 +280,7 @@ func (d *Daemon) openEvents(ctx context.Context) error {
 
 func (d *Daemon) openMI(ctx context.Context) error {
 	reg := mi.NewRegistry()
-	for _, c := range mi.IMCCommands(globalView{d}, d) {
+	for _, c := range append(mi.IMCCommands(globalView{d}, d), mi.ReloadCommand(d)) {
 		if err := reg.Register(c); err != nil {
 			return err
 		}
@@ -333,43 +349,70 @@ func (d *Daemon) shutdown(grace time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	var errs []error
+	// No new work: OpenSIPS stops sending, nothing more is read. Event
+	// connections stay open so that what is applied below is acknowledged.
 	if d.subscriber != nil {
-		errs = append(errs, d.subscriber.Close())
+		errs = append(errs, d.subscriber.Shutdown(ctx))
 	}
 	if d.events != nil {
-		errs = append(errs, d.events.Close())
+		d.events.StopIntake()
 	}
 	for _, t := range d.miTransports {
-		errs = append(errs, t.Close())
+		if sh, ok := t.(interface{ Shutdown(context.Context) error }); ok {
+			errs = append(errs, sh.Shutdown(ctx))
+		} else {
+			errs = append(errs, t.Close())
+		}
 	}
 	close(d.stopping)
+	// What was taken is applied: the shards drain their queues and the
+	// commits in flight; past the deadline they answer what still waits.
 	for _, s := range d.shards {
 		select {
 		case s.queue <- task{kind: taskStop}:
 		case <-ctx.Done():
 		}
 	}
-	drained := make(chan struct{})
-	go func() { d.shardsWG.Wait(); close(drained) }()
-	select {
-	case <-drained:
-	case <-ctx.Done():
-		d.logger.Warn("shutdown grace period over with requests still queued")
+	if !waitCtx(ctx, &d.shardsWG) {
+		d.logger.Warn("shutdown grace period over with requests still queued: they are answered 'try again later'")
+		close(d.stopNow)
+		d.shardsWG.Wait() // each shard ends at once now
 	}
+	if !waitCtx(ctx, &d.committerWG) {
+		d.logger.Warn("shutdown grace period over with a commit in flight: the database decides its outcome")
+	}
+	// What was applied is announced: queued notices are sent within the
+	// same budget.
 	if d.opensips != nil {
 		if err := d.opensips.Drain(ctx); err != nil {
 			d.logger.Warn("shutdown grace period over with deliveries in flight", logkey.Err, err)
 		}
 		errs = append(errs, d.opensips.Close())
 	}
+	if d.events != nil {
+		errs = append(errs, d.events.Close())
+	}
+	d.db.close()
 	if d.metricsServer != nil {
-		errs = append(errs, d.metricsServer.Close())
+		errs = append(errs, d.metricsServer.Shutdown(ctx))
 	}
 	if d.store != nil {
 		errs = append(errs, d.store.Close())
 	}
 	d.notice("imcd stopped")
 	return errors.Join(errs...)
+}
+
+// waitCtx waits for wg, or for ctx to end first (false).
+func waitCtx(ctx context.Context, wg *sync.WaitGroup) bool {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // notice logs at OpenSIPS's NOTICE level, imcd's default: what an operator

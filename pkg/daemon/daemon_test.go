@@ -242,11 +242,5 @@ func TestReadiness(t *testing.T) {
 	if err := f.WaitSubscribed(ctxTimeout(t, 10*time.Second), cfg.EventName, d.Addrs().Events); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for code, _ := get(t, d, "/readyz"); code != 200; code, _ = get(t, d, "/readyz") {
-		if time.Now().After(deadline) {
-			t.Fatal("not ready after OpenSIPS came up")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitReady(t, d)
 }

@@ -10,4 +10,7 @@ var (
 	ErrNotSaved = errors.New("changes not saved (database unavailable)")
 	// ErrStopping: imcd is shutting down and takes no new work.
 	ErrStopping = errors.New("imcd is stopping")
+	// ErrTimeout: a command waited longer than command_timeout for the
+	// database; nothing of it was attempted.
+	ErrTimeout = errors.New("changes not saved (waited too long for the database)")
 )

@@ -69,7 +69,23 @@ func openDaemon(t *testing.T, f *opensipstest.Server, cfg config.Config) *Daemon
 			t.Fatal(err)
 		}
 	}
+	if cfg.MetricsListen != "" {
+		waitReady(t, d)
+	}
 	return d
+}
+
+// waitReady waits until /readyz answers 200: OpenSIPS has the subscription
+// before imcd has read its answer.
+func waitReady(t *testing.T, d *Daemon) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for code, body := get(t, d, "/readyz"); code != 200; code, body = get(t, d, "/readyz") {
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready: %d %s", code, body)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func ctxTimeout(t *testing.T, d time.Duration) context.Context {

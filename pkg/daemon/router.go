@@ -38,9 +38,12 @@ func routeKey(in *imc.Input) string {
 // mode reports back to OpenSIPS as an error. done is called once the event
 // is applied and committed (nil) or could not be.
 //
-// Before routing, the flood guards run: a retransmission raised twice is
-// acknowledged and dropped, and a sender over the rate limit is told once
-// and then dropped; neither reaches a shard.
+// Before routing, the flood guards run: a copy of an event applied already
+// (a retransmission raised twice) is acknowledged and dropped, and a sender
+// over the rate limit is told once and then dropped; neither reaches a
+// shard. A copy of an event still being applied goes to the shard, which
+// answers it with the first copy's outcome: the duplicate filter records
+// an event only once it is applied.
 func (d *Daemon) Submit(ev opensips.Event, done func(error)) error {
 	in, err := d.engine.Prepare(ev.Req)
 	if err != nil {
@@ -49,14 +52,15 @@ func (d *Daemon) Submit(ev opensips.Event, done func(error)) error {
 		return fmt.Errorf("%w: %w", opensips.ErrBadEvent, err)
 	}
 	now := time.Now()
-	if d.dedup.Seen(now, ev.Req.CallID, ev.CSeq, ev.FromTag) {
+	key := d.dedup.Key(ev.Req.CallID, ev.CSeq, ev.FromTag)
+	if d.dedup.Done(now, key) {
 		d.metrics.Command(metrics.CommandDuplicate, imc.Refused.String())
 		d.logger.Debug("duplicate event dropped", logkey.CallID, ev.Req.CallID)
 		done(nil)
 		return nil
 	}
-	var key [imc.KeyBufLen]byte
-	switch d.limiter.Allow(in.From.AppendKey(key[:0]), now) {
+	var buf [imc.KeyBufLen]byte
+	switch d.limiter.Allow(in.From.AppendKey(buf[:0]), now) {
 	case flood.FirstRefusal:
 		d.logger.Warn("sender over the rate limit: told once, dropping until it slows down", logkey.From, in.From.String(), logkey.CallID, ev.Req.CallID)
 		n := imc.Notice{From: in.RURI, To: in.From, Body: imc.TxtRateLimited, ContentType: "text/plain", InReplyTo: in.ReplyID()}
@@ -71,7 +75,7 @@ func (d *Daemon) Submit(ev opensips.Event, done func(error)) error {
 	}
 	s := d.shardFor(routeKey(&in))
 	select {
-	case s.queue <- task{kind: taskEvent, in: in, done: done}:
+	case s.queue <- task{kind: taskEvent, in: in, done: done, dedup: key}:
 		return nil
 	default:
 		return fmt.Errorf("%w (shard %d, %d queued)", ErrBusy, s.id, cap(s.queue))

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,7 +11,6 @@ import (
 	"github.com/imcd-sip/imcd/pkg/imc"
 	"github.com/imcd-sip/imcd/pkg/logkey"
 	"github.com/imcd-sip/imcd/pkg/metrics"
-	"github.com/imcd-sip/imcd/pkg/store"
 )
 
 type taskKind uint8
@@ -21,6 +19,7 @@ const (
 	taskEvent taskKind = iota + 1
 	taskInvitationFailed
 	taskAdmin
+	taskReload
 	taskStop
 )
 
@@ -29,20 +28,34 @@ const (
 // kinds hold their payload by pointer to keep every queue slot small (each
 // shard allocates shard_queue slots up front).
 type task struct {
-	kind taskKind
-	in   imc.Input
-	done func(error) // taskEvent: called once, after commit (or failure)
+	kind  taskKind
+	in    imc.Input
+	done  func(error) // taskEvent: called once, after commit (or failure)
+	dedup uint64      // taskEvent: the event's identity for the duplicate filter, 0 for none
 
 	inv    *imc.Invitation // taskInvitationFailed
 	status string
 
 	op    *imc.AdminOp // taskAdmin
 	reply chan error
+
+	reload *reloadPart // taskReload
+
+	// queued is when the task began to wait behind a commit (zero while it
+	// has not): a task waits at most command_timeout.
+	queued time.Time
 }
 
 // shard owns a subset of the rooms (by hash of the room key). Only its
 // goroutine writes rooms; it takes mu for writing only around Rooms.Apply so
 // that other shards and the MI can read a consistent set of immutable rooms.
+//
+// Commands never make the shard wait for the database: their changes go to
+// the shard's committer goroutine, and the shard goes on with other rooms,
+// and with chat lines in the same room, while the commit runs. A room with
+// a commit in flight keeps its later commands (and the later lines of the
+// command's sender) in a line of its own, so each room's changes are
+// committed, applied and announced in order.
 type shard struct {
 	d      *Daemon
 	id     int
@@ -51,23 +64,70 @@ type shard struct {
 	rooms  *imc.Rooms
 	view   shardView
 	logger *slog.Logger
+
+	// commits feeds the committer; committed brings its jobs back. Both
+	// hold every job that can exist at once (maxCommits), so neither side
+	// ever blocks on the other.
+	commits   chan *commitJob
+	committed chan *commitJob
+
+	// Owned by the shard goroutine.
+	lines      map[string]*line         // rooms with a commit in flight
+	waiting    int                      // tasks waiting in lines
+	inProgress map[uint64][]func(error) // events being committed: the done of copies that came meanwhile
+	doubtful   map[string]*doubt        // rooms whose rows are unknown after a commit in doubt
+	jobs       int                      // jobs at the committer (commits and re-reads)
+	stopping   bool
 }
+
+// maxCommits is the most jobs one shard has at its committer (commands
+// being saved, re-reads); a command beyond it is answered "try again
+// later".
+const maxCommits = 64
+
+// maxWaiting is the most tasks that wait behind commits in one shard; a
+// command beyond it is answered "try again later" at once.
+const maxWaiting = 1024
 
 func newShard(d *Daemon, id, queue int) *shard {
 	s := &shard{d: d, id: id, queue: make(chan task, queue), rooms: imc.NewRooms(),
-		logger: d.logger.With(logkey.System, logkey.SystemShard, logkey.Shard, id)}
+		logger:     d.logger.With(logkey.System, logkey.SystemShard, logkey.Shard, id),
+		commits:    make(chan *commitJob, maxCommits),
+		committed:  make(chan *commitJob, maxCommits),
+		lines:      make(map[string]*line),
+		inProgress: make(map[uint64][]func(error)),
+		doubtful:   make(map[string]*doubt),
+	}
 	s.view = shardView{d: d, self: s}
 	return s
 }
 
-// run handles tasks in order until a stop task: everything queued before the
-// stop is finished first, which is what makes a graceful stop drain.
+// run handles tasks in order until a stop task, then finishes what is in
+// flight: everything queued before the stop is handled first, which is
+// what makes a graceful stop drain.
 func (s *shard) run() {
-	for t := range s.queue {
-		if t.kind == taskStop {
+	tick := time.NewTicker(sweepEvery)
+	defer tick.Stop()
+	defer close(s.commits) // the committer ends when the shard does
+	for {
+		if s.stopping && s.jobs == 0 {
 			return
 		}
-		s.handle(&t)
+		select {
+		case t := <-s.queue:
+			if t.kind == taskStop {
+				s.stopping = true
+				continue
+			}
+			s.handle(&t)
+		case job := <-s.committed:
+			s.finish(job)
+		case now := <-tick.C:
+			s.sweep(now)
+		case <-s.d.stopNow:
+			s.abandon()
+			return
+		}
 	}
 }
 
@@ -78,7 +138,7 @@ func (s *shard) handle(t *task) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.d.metrics.Panic(metrics.ComponentShard)
-			s.logger.Error("panic while handling a request", logkey.Panic, fmt.Sprint(r), logkey.CallID, t.in.Req.CallID, "stack", string(debug.Stack()))
+			s.logger.Error("panic while handling a request", logkey.Panic, fmt.Sprint(r), logkey.CallID, t.in.Req.CallID, logkey.Stack, string(debug.Stack()))
 			if !answered {
 				s.answer(t, errPanic)
 			}
@@ -86,18 +146,18 @@ func (s *shard) handle(t *task) {
 	}()
 	switch t.kind {
 	case taskEvent:
-		err := s.handleEvent(t.in)
-		answered = true
-		s.answer(t, err)
+		answered = s.handleEvent(t)
 	case taskInvitationFailed:
-		s.apply(s.d.engine.InvitationFailed(s.view, *t.inv, t.status), nil)
+		s.handleInvitationFailed(t)
 	case taskAdmin:
-		err := s.handleAdmin(*t.op)
+		answered = s.handleAdmin(t)
+	case taskReload:
+		s.handleReload(t.reload)
 		answered = true
-		s.answer(t, err)
 	}
 }
 
+// answer tells the origin of t how it ended.
 func (s *shard) answer(t *task, err error) {
 	switch {
 	case t.done != nil:
@@ -107,53 +167,117 @@ func (s *shard) answer(t *task, err error) {
 	}
 }
 
-// handleEvent applies one MESSAGE: rules, commit, memory, notices. The
-// returned error is what a reliable-mode event_stream peer is told.
-func (s *shard) handleEvent(in imc.Input) error {
-	return s.apply(s.d.engine.Handle(s.view, in), &in)
+// handleEvent applies one MESSAGE: rules, then either the notices at once
+// (nothing to save) or a commit whose end sends them. It reports whether t
+// was answered or handed on (to a line or a commit), so that a panic after
+// that point does not answer it twice.
+func (s *shard) handleEvent(t *task) bool {
+	now := time.Now()
+	if t.dedup != 0 {
+		if s.d.dedup.Done(now, t.dedup) {
+			s.duplicate(t)
+			t.done(nil)
+			return true
+		}
+		if waiters, ok := s.inProgress[t.dedup]; ok {
+			// The first copy is being saved: this one is answered with it.
+			s.duplicate(t)
+			s.inProgress[t.dedup] = append(waiters, t.done)
+			return true
+		}
+	}
+	key := t.in.RoomKey()
+	if l := s.lines[key]; l != nil && !(t.in.Command() == "chat" && !l.hasSender(t.in.From)) {
+		return s.wait(l, t, now)
+	}
+	res := s.d.engine.Handle(s.view, t.in)
+	if len(res.Changes) == 0 {
+		s.d.metrics.Command(res.Command, res.Outcome.String())
+		s.send(res.Notices)
+		s.d.chargeFanout(&t.in, len(res.Notices))
+		s.d.dedup.Record(now, t.dedup)
+		t.done(nil)
+		return true
+	}
+	s.commit(&commitJob{room: key, res: res, in: &t.in, done: t.done, dedup: t.dedup, sender: t.in.From.Key()})
+	return true
 }
 
-// apply commits res's changes, applies them to memory and sends the notices.
-// When the commit fails, memory is untouched and the sender of in (if any)
-// gets the engine's "cannot save" reply instead of res's notices.
-func (s *shard) apply(res imc.Result, in *imc.Input) error {
-	if err := s.commit(res.Changes); err != nil {
+// duplicate counts and logs a copy of an event seen already.
+func (s *shard) duplicate(t *task) {
+	s.d.metrics.Command(metrics.CommandDuplicate, imc.Refused.String())
+	s.logger.Debug("duplicate event: answered with the first copy", logkey.CallID, t.in.Req.CallID)
+}
+
+// wait puts t in line l; when the shard cannot hold more, a command is
+// answered "try again later" at once.
+func (s *shard) wait(l *line, t *task, now time.Time) bool {
+	if s.waiting >= maxWaiting || len(l.tasks) >= maxWaiting/4 {
+		s.refuse(t, fmt.Errorf("%w (room %s has %d requests waiting for the database)", ErrBusy, t.in.RoomKey(), len(l.tasks)))
+		return true
+	}
+	t.queued = now
+	l.push(*t)
+	s.waiting++
+	return true
+}
+
+// refuse answers t without running it: the sender of an event is told to
+// try again later, an operator gets err.
+func (s *shard) refuse(t *task, err error) {
+	switch t.kind {
+	case taskEvent:
+		res := s.d.engine.Unavailable(t.in)
 		s.d.metrics.Command(res.Command, metrics.ResultDBError)
-		attrs := []any{logkey.Command, res.Command, logkey.Err, err}
-		reply, msg := s.d.engine.Unavailable, "cannot commit a command's changes; nothing was applied"
-		if errors.Is(err, store.ErrConflict) {
-			reply, msg = s.d.engine.Conflict, "the database refused a command's changes as conflicting with stored rows (not known to imcd: skipped at load, or written by someone else); nothing was applied"
-		}
-		if in != nil {
-			attrs = append(attrs, logkey.CallID, in.Req.CallID, logkey.From, in.From.String())
-			s.send(reply(*in).Notices)
-		}
-		s.logger.Error(msg, attrs...)
-		return err
+		s.send(res.Notices)
+		t.done(err)
+	case taskAdmin:
+		s.d.metrics.Command(metrics.CommandAdmin, metrics.ResultDBError)
+		t.reply <- err
+	case taskInvitationFailed:
+		s.logger.Warn("a failed invitation stays pending: the database did not take its withdrawal in time",
+			logkey.Room, t.inv.Room.String(), logkey.User, t.inv.Invitee.String(), logkey.Err, err)
 	}
-	s.d.metrics.Command(res.Command, res.Outcome.String())
-	s.send(res.Notices)
-	s.d.chargeFanout(in, len(res.Notices))
-	return nil
 }
 
-func (s *shard) commit(changes []imc.Change) error {
-	if len(changes) == 0 {
-		return nil
+// handleInvitationFailed withdraws an invitation whose MESSAGE failed.
+func (s *shard) handleInvitationFailed(t *task) {
+	key := t.inv.Room.Key()
+	if l := s.lines[key]; l != nil {
+		s.wait(l, t, time.Now())
+		return
 	}
-	start := time.Now()
-	err := s.d.store.Apply(context.Background(), changes)
-	s.d.metrics.DB("apply", time.Since(start))
+	res := s.d.engine.InvitationFailed(s.view, *t.inv, t.status)
+	if len(res.Changes) == 0 {
+		return
+	}
+	s.commit(&commitJob{room: key, res: res})
+}
+
+// handleAdmin runs an operator action; the MI caller is answered once it
+// is committed and its notices are queued for delivery.
+func (s *shard) handleAdmin(t *task) bool {
+	key := t.op.Room.Key()
+	if l := s.lines[key]; l != nil {
+		return s.wait(l, t, time.Now())
+	}
+	res, err := s.d.engine.Admin(s.view, *t.op)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrNotSaved, err)
+		s.d.metrics.Command(metrics.CommandAdmin, imc.Refused.String())
+		t.reply <- err
+		return true
 	}
-	s.mu.Lock()
-	s.rooms.Apply(changes)
-	s.mu.Unlock()
-	return nil
+	if len(res.Changes) == 0 {
+		s.d.metrics.Command(res.Command, res.Outcome.String())
+		s.send(res.Notices)
+		t.reply <- nil
+		return true
+	}
+	s.commit(&commitJob{room: key, res: res, reply: t.reply})
+	return true
 }
 
-// send hands notices to the MI client in order; the client keeps that order
+// send hands notices to the outbox in order; the outbox keeps that order
 // on the wire, which is how per-room order survives delivery.
 func (s *shard) send(notices []imc.Notice) {
 	for i := range notices {
@@ -167,25 +291,10 @@ func (s *shard) send(notices []imc.Notice) {
 			s.d.sendFailed(err)
 			if n.Invitation != nil {
 				// The invitation never left: withdraw it now, in order.
-				s.apply(s.d.engine.InvitationFailed(s.view, *n.Invitation, "not sent: "+err.Error()), nil)
+				s.handleInvitationFailed(&task{kind: taskInvitationFailed, inv: n.Invitation, status: "not sent: " + err.Error()})
 			}
 		}
 	}
-}
-
-func (s *shard) handleAdmin(op imc.AdminOp) error {
-	res, err := s.d.engine.Admin(s.view, op)
-	if err != nil {
-		s.d.metrics.Command(metrics.CommandAdmin, imc.Refused.String())
-		return err
-	}
-	if err := s.commit(res.Changes); err != nil {
-		s.d.metrics.Command(res.Command, metrics.ResultDBError)
-		return err
-	}
-	s.d.metrics.Command(res.Command, res.Outcome.String())
-	s.send(res.Notices)
-	return nil
 }
 
 // errPanic is what the peer of a request that panicked is told.

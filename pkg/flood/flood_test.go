@@ -130,11 +130,15 @@ func TestFanoutDebtRemembered(t *testing.T) {
 
 func TestDedup(t *testing.T) {
 	d := &Dedup{Window: 10 * time.Second}
+	// f checks whether key is a duplicate at "at", and records it (as the
+	// daemon does once the event is applied).
 	f := func(at time.Duration, key string, want bool) {
 		t.Helper()
-		if got := d.Seen(t0.Add(at), key); got != want {
+		k := d.Key(key)
+		if got := d.Done(t0.Add(at), k); got != want {
 			t.Fatalf("at %s %q: %v, want %v", at, key, got, want)
 		}
+		d.Record(t0.Add(at), k)
 	}
 	f(0, "a 1", false)
 	f(time.Second, "a 1", true)
@@ -146,6 +150,19 @@ func TestDedup(t *testing.T) {
 	f(15*time.Second, "b", false)
 	f(40*time.Second, "a 1", false) // long gone
 	f(41*time.Second, "b", false)
+
+	// Nothing counts as seen before it is recorded: an event refused (busy)
+	// and sent again is applied.
+	k := d.Key("c", "1", "tag")
+	if d.Done(t0.Add(50*time.Second), k) || d.Done(t0.Add(51*time.Second), k) {
+		t.Fatal("an event never recorded counted as a duplicate")
+	}
+	if d.Key("c", "1", "tag") != k || d.Key("c", "1", "tah") == k || d.Key("c1", "", "tag") == k {
+		t.Fatal("keys are not a function of the parts")
+	}
+	if (&Dedup{}).Key("c") != 0 {
+		t.Fatal("a disabled filter made a key")
+	}
 }
 
 func BenchmarkLimiterAllow(b *testing.B) {
@@ -173,10 +190,13 @@ func BenchmarkLimiterCharge(b *testing.B) {
 	}
 }
 
-func BenchmarkDedupSeen(b *testing.B) {
+func BenchmarkDedup(b *testing.B) {
 	d := &Dedup{Window: time.Hour}
 	b.ReportAllocs()
 	for b.Loop() {
-		d.Seen(t0, "a71df86e33a753ba@lab", "1", "5a979869")
+		k := d.Key("a71df86e33a753ba@lab", "1", "5a979869")
+		if !d.Done(t0, k) {
+			d.Record(t0, k)
+		}
 	}
 }

@@ -1,5 +1,7 @@
 package imc
 
+import "strings"
+
 // InvitationFailed: delivery of inv's invitation ended with a failure SIP
 // status (e.g. "404 Not Found", "408 Request Timeout"). If the invitee is
 // still a pending member of the room, the Result removes them and tells the
@@ -32,6 +34,15 @@ func (e *Engine) InvitationFailed(v View, inv Invitation, status string) Result 
 // Refused; Command is the command's name. It comes from the room the
 // request concerns, else from the URI it was sent to.
 func (e *Engine) Unavailable(in Input) Result { return notSaved(in, txtUnavailable) }
+
+// InDoubt is the reply when the database stopped answering while the
+// changes of in were being committed and could not be asked afterwards
+// whether they landed: the sender is told the truth, that it is unknown,
+// and how to find out. Otherwise as Unavailable. (With the start
+// character configured, "#list" is written with it.)
+func (e *Engine) InDoubt(in Input) Result {
+	return notSaved(in, strings.ReplaceAll(txtInDoubt, "#", e.sc))
+}
 
 // Conflict is the reply when the database refused the changes of in because
 // they contradict what it holds (a row imcd does not know of, such as one it

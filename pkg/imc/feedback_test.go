@@ -2,6 +2,7 @@ package imc
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -137,4 +138,18 @@ func TestConflict(t *testing.T) {
 	checkResult(t, res)
 	eq(t, "conflict", render(res), []string{"refused",
 		"chat-9@h>zed@h re: The room service could not save this change: it conflicts with data already stored. The operator has been told"})
+}
+
+func TestInDoubt(t *testing.T) {
+	e := NewEngine(Config{StartChar: '!', ManagerUser: "chat-manager"})
+	in := prepare(t, e, "sip:bob@example.com", "sip:chat-1@example.com", "!join")
+	res := e.InDoubt(in)
+	if len(res.Changes) != 0 || res.Outcome != Refused || res.Command != "join" || len(res.Notices) != 1 {
+		t.Fatalf("result %+v", res)
+	}
+	n := res.Notices[0]
+	if n.To.String() != "sip:bob@example.com" || n.From.String() != "sip:chat-1@example.com" || n.InReplyTo == "" ||
+		!strings.Contains(n.Body, "could not confirm") || !strings.Contains(n.Body, "!list") {
+		t.Fatalf("notice %+v", n)
+	}
 }

@@ -197,6 +197,9 @@ func (rs *Rooms) Len() int { return len(rs.m) }
 // Put adds or replaces a room.
 func (rs *Rooms) Put(r *Room) { rs.m[r.Key()] = r }
 
+// Delete removes the room with the given key, if there is one.
+func (rs *Rooms) Delete(key string) { delete(rs.m, key) }
+
 // Apply applies changes in order. Each touched room is replaced by a new
 // *Room, so a *Room obtained earlier keeps its contents. Changes that do not
 // fit the current state (a member of a missing room, a duplicate room) are

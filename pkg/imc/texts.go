@@ -102,6 +102,8 @@ func txtRole(u URI, r Role) string { return "*** <" + u.String() + "> is now " +
 
 const txtUnavailable = "The room service cannot save changes right now; please try again later"
 
+const txtInDoubt = "The room service could not confirm this change: the database stopped answering while saving it. Check with #list, and send it again if it is not there"
+
 const txtConflict = "The room service could not save this change: it conflicts with data already stored. The operator has been told"
 
 // memberList is the #list reply, as the native module writes it: the owner

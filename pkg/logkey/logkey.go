@@ -51,6 +51,17 @@ const (
 	Elapsed = "elapsed"
 	Change  = "change"
 
+	// Delivery.
+	Endpoint = "endpoint"
+	InFlight = "in_flight"
+	DownFor  = "down_for"
+	Member   = "member"
+	Kept     = "kept"
+	Dropped  = "dropped"
+	Rate     = "rate"
+	OldRate  = "old_rate"
+	AwayFor  = "away_for"
+
 	// The addresses imcd bound, in its "imcd started" record.
 	Events     = "events"
 	OpenSIPSMI = "opensips_mi"
@@ -69,4 +80,5 @@ const (
 	SystemEvents     = "events"
 	SystemMIClient   = "mi-client"
 	SystemSubscriber = "subscriber"
+	SystemDelivery   = "delivery"
 )

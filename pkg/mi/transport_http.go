@@ -98,6 +98,9 @@ func (t *HTTPTransport) Serve() error { return t.http.Serve() }
 // period, and closes the listener. It is idempotent.
 func (t *HTTPTransport) Close() error { return t.http.Close() }
 
+// Shutdown is Close with the caller's deadline for requests in progress.
+func (t *HTTPTransport) Shutdown(ctx context.Context) error { return t.http.Shutdown(ctx) }
+
 // ServeHTTP answers one MI request; the daemon may also mount the transport
 // on another server.
 func (t *HTTPTransport) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -122,6 +122,10 @@ func (s *EventDatagramServer) LocalAddr() net.Addr {
 	return s.conn.LocalAddr()
 }
 
+// StopIntake stops taking events, for a graceful stop. Datagram events get
+// no replies, so it is Close.
+func (s *EventDatagramServer) StopIntake() { _ = s.Close() }
+
 // Close closes the socket, waits for the read loop and removes the unix
 // socket file. It is safe to call more than once.
 func (s *EventDatagramServer) Close() error {

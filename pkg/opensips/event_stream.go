@@ -48,12 +48,13 @@ type EventStreamServer struct {
 	// long; DefaultReplyTimeout when 0. On timeout the connection is closed.
 	WriteTimeout time.Duration
 
-	initOnce sync.Once
-	in       intake
-	ln       net.Listener
-	mu       sync.Mutex
-	conns    map[*streamConn]struct{}
-	life     sockets.Lifecycle
+	initOnce      sync.Once
+	in            intake
+	ln            net.Listener
+	mu            sync.Mutex
+	conns         map[*streamConn]struct{}
+	intakeStopped atomic.Bool
+	life          sockets.Lifecycle
 }
 
 func (s *EventStreamServer) init() {
@@ -111,7 +112,7 @@ func (s *EventStreamServer) Serve() error {
 	for {
 		c, err := s.ln.Accept()
 		if err != nil {
-			if s.life.Closing() {
+			if s.life.Closing() || s.intakeStopped.Load() {
 				return nil
 			}
 			if isClosedErr(err) {
@@ -162,6 +163,24 @@ func (s *EventStreamServer) Close() error {
 	})
 }
 
+// StopIntake stops taking events, for a graceful stop: no new connection
+// is accepted and nothing more is read, but the open connections stay open
+// so that reliable-mode replies to the events taken already can still be
+// written. Close closes them.
+func (s *EventStreamServer) StopIntake() {
+	s.init()
+	if !s.intakeStopped.CompareAndSwap(false, true) {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_ = sockets.CloseQuietly(s.ln)
+	now := time.Now()
+	for c := range s.conns {
+		_ = c.conn.SetReadDeadline(now) // the read loop ends; the connection stays
+	}
+}
+
 // track registers a connection and starts its goroutine; false once closed.
 func (s *EventStreamServer) track(c *streamConn) bool {
 	s.mu.Lock()
@@ -175,6 +194,10 @@ func (s *EventStreamServer) track(c *streamConn) bool {
 
 func (s *EventStreamServer) serveConn(c *streamConn) {
 	defer func() {
+		if s.intakeStopped.Load() {
+			// Kept open for the replies still to come; Close closes it.
+			return
+		}
 		s.mu.Lock()
 		delete(s.conns, c)
 		s.mu.Unlock()
@@ -188,6 +211,8 @@ func (s *EventStreamServer) serveConn(c *streamConn) {
 		frame, err := sp.Next()
 		if err != nil {
 			switch {
+			case s.intakeStopped.Load():
+				log.Debug("event_stream intake stopped; the connection stays open for replies")
 			case errors.Is(err, ErrFrameTooBig):
 				s.in.refused(ResultTooBig, err, "", c.remote)
 				log.Warn("closing event_stream connection: event over max_frame", logkey.Size, s.MaxFrame)

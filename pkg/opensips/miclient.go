@@ -93,6 +93,7 @@ type MIClient struct {
 	nextID      atomic.Uint64
 	outstanding atomic.Int64
 	bufs        sync.Pool
+	sendPool    sync.Pool // *pending of Send
 
 	unreachLog rateLimit
 	timeoutLog rateLimit
@@ -112,6 +113,10 @@ type pending struct {
 	slot     bool           // holds a Window slot
 	done     func(Outcome)  // Deliver
 	reply    chan callReply // Call
+	// Send: onSent is called with tag; the pending comes from and
+	// returns to sendPool.
+	onSent func(tag uint64, o Outcome)
+	tag    uint64
 }
 
 type callReply struct {
@@ -175,6 +180,7 @@ func (c *MIClient) Open(ctx context.Context) error {
 	c.timeoutLog.interval = 10 * time.Second
 	c.replyLog.interval = 10 * time.Second
 	c.bufs.New = func() any { b := make([]byte, 0, 1024); return &b }
+	c.sendPool.New = func() any { return new(pending) }
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
@@ -420,6 +426,10 @@ func (c *MIClient) complete(p *pending, o Outcome) {
 	}
 	c.obs.DeliveryDone(o.Class(), d)
 	c.outstanding.Add(-1)
+	if p.onSent != nil {
+		c.endSend(p, o)
+		return
+	}
 	if p.done != nil {
 		p.done(o)
 	}

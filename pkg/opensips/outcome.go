@@ -54,6 +54,44 @@ func (o Outcome) Class() string {
 	return ClassError
 }
 
+// MemberUnreachable reports whether the outcome says the recipient cannot be
+// reached now, as opposed to a refusal of this one message: the MESSAGE
+// ended 404 Not Found (not registered), 408 Request Timeout (registered but
+// not answering: fr_timeout expired), 410 Gone, 480 Temporarily
+// Unavailable or 604 Does Not Exist Anywhere, or OpenSIPS refused the
+// request because the destination did not resolve or could not be sent to
+// (JSON-RPC 476 "Unresolvable destination", 477 "Send failed").
+func (o Outcome) MemberUnreachable() bool {
+	if o.Err != nil {
+		var je *jsonrpc.Error
+		return errors.As(o.Err, &je) && (je.Code == 476 || je.Code == 477)
+	}
+	switch o.Status {
+	case 404, 408, 410, 480, 604:
+		return true
+	}
+	return false
+}
+
+// Overloaded reports whether OpenSIPS refused the request for want of its
+// own resources: a JSON-RPC 500 error, which tm's t_uac_dlg returns when it
+// cannot build the transaction (out of shared memory, "Server error
+// occurred (…/MI/UAC)", "MI/UAC failed"). The message itself was fine and may
+// be sent again later, more slowly.
+func (o Outcome) Overloaded() bool {
+	var je *jsonrpc.Error
+	return o.Err != nil && errors.As(o.Err, &je) && je.Code == 500
+}
+
+// Lost reports whether OpenSIPS never answered (ClassTimeout): the request
+// or its reply was lost, and whether the MESSAGE left is unknown.
+func (o Outcome) Lost() bool { return o.Err != nil && errors.Is(o.Err, ErrTimeout) }
+
+// NotSent reports whether the request never reached OpenSIPS
+// (ClassUnreachable: the datagram could not be written, or nothing listens
+// on the MI socket), so it is safe to send again.
+func (o Outcome) NotSent() bool { return o.Err != nil && errors.Is(o.Err, ErrUnreachable) }
+
 // String returns the status line, or the error text without one.
 func (o Outcome) String() string {
 	if o.Err != nil {

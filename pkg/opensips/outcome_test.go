@@ -2,6 +2,7 @@ package opensips
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -105,4 +106,68 @@ func TestOutcomeClass(t *testing.T) {
 	if !strings.Contains(Outcome{Status: 404, Reason: "404 Not Found"}.String(), "404") {
 		t.Fatal("String")
 	}
+}
+
+// TestOutcomePredicates classifies the captured replies (and the client's
+// own outcomes) the way a delivery scheduler acts on them.
+func TestOutcomePredicates(t *testing.T) {
+	var p fastjson.Parser
+	const (
+		unreachable = "unreachable"
+		overloaded  = "overloaded"
+		lost        = "lost"
+		notSent     = "not-sent"
+		other       = "other"
+	)
+	kind := func(o Outcome) string {
+		n, k := 0, other
+		for _, c := range []struct {
+			ok   bool
+			name string
+		}{{o.MemberUnreachable(), unreachable}, {o.Overloaded(), overloaded}, {o.Lost(), lost}, {o.NotSent(), notSent}} {
+			if c.ok {
+				n, k = n+1, c.name
+			}
+		}
+		if n > 1 {
+			t.Fatalf("%+v: %d predicates hold", o, n)
+		}
+		return k
+	}
+	f := func(name, want string) {
+		t.Helper()
+		m, err := jsonrpc.Decode(&p, readWire(t, "t_uac_dlg/"+name))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got := kind(outcomeOf(&m)); got != want {
+			t.Fatalf("%s: %s, want %s", name, got, want)
+		}
+	}
+	f("ok_200.response.json", other)
+	f("404.response.json", unreachable)
+	f("via_proxy_unregistered_404.response.json", unreachable)
+	f("480.response.json", unreachable)
+	f("408_no_answer.response.json", unreachable)
+	f("port_closed.response.json", unreachable)
+	f("unresolvable_host.response.json", unreachable)
+	f("err_bad_headers.response.json", other)
+	f("err_missing_from.response.json", other)
+
+	g := func(o Outcome, want string) {
+		t.Helper()
+		if got := kind(o); got != want {
+			t.Fatalf("%+v: %s, want %s", o, got, want)
+		}
+	}
+	g(Outcome{Status: 486, Reason: "486 Busy Here"}, other)
+	g(Outcome{Status: 603}, other)
+	g(Outcome{Status: 410}, unreachable)
+	g(Outcome{Status: 604}, unreachable)
+	g(Outcome{Err: &jsonrpc.Error{Code: 477, Message: "Send failed (477/MI/UAC)"}}, unreachable)
+	g(Outcome{Err: &jsonrpc.Error{Code: 500, Message: "Server error occurred (1/MI/UAC)"}}, overloaded)
+	g(Outcome{Err: fmt.Errorf("%w in 10s", ErrTimeout)}, lost)
+	g(Outcome{Err: fmt.Errorf("%w: connection refused", ErrUnreachable)}, notSent)
+	g(Outcome{Err: ErrClosed}, other)
+	g(Outcome{Err: ErrBadReply}, other)
 }

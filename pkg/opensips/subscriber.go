@@ -111,6 +111,14 @@ func (s *Subscriber) Active() bool { return s.active.Load() }
 // (expire 0), waiting at most DefaultCallTimeout and a second. Safe to call
 // more than once.
 func (s *Subscriber) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultCallTimeout+time.Second)
+	defer cancel()
+	return s.Shutdown(ctx)
+}
+
+// Shutdown is Close within the caller's deadline (the daemon's one shutdown
+// budget).
+func (s *Subscriber) Shutdown(ctx context.Context) error {
 	var err error
 	s.closeOnce.Do(func() {
 		if !s.opened {
@@ -122,8 +130,6 @@ func (s *Subscriber) Close() error {
 		if !s.everOK.Load() {
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), DefaultCallTimeout+time.Second)
-		defer cancel()
 		if err = s.subscribe(ctx, 0); err != nil {
 			s.log.Warn("unsubscribe failed", logkey.Err, err)
 			return

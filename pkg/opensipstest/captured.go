@@ -16,11 +16,13 @@ const WhichAll = `["statistics:get","statistics:list","statistics:reset","statis
 
 // whichParams answers "which" with a command: its accepted param sets. Only
 // imc_list_members was captured ([["room"]]); the others follow the
-// commands' documented params.
+// commands' recipes in OpenSIPS's source.
 var whichParams = map[string]string{
 	"imc_list_members": `[["room"]]`, "imc:list_members": `[["room"]]`,
 	"imc_list_rooms": `[[]]`, "imc:list_rooms": `[[]]`,
 	"t_uac_dlg":       `[["method","ruri","headers"],["method","ruri","headers","next_hop"],["method","ruri","headers","next_hop","socket"],["method","ruri","headers","next_hop","socket","body"]]`,
 	"event_subscribe": `[["event","socket"],["event","socket","expire"]]`,
 	"which":           `[[],["command"]]`,
+	"ul_show_contact": `[["table_name","aor"]]`, "usrloc:show_contact": `[["table_name","aor"]]`,
+	"ul_dump": `[[],["brief"]]`, "usrloc:dump": `[[],["brief"]]`,
 }

@@ -2,7 +2,6 @@ package opensipstest
 
 import (
 	"errors"
-	"net"
 	"net/netip"
 	"time"
 
@@ -24,26 +23,10 @@ type request struct {
 	raw    []byte
 }
 
-// readMI serves one MI socket until it is closed. gen is the generation
-// the socket belongs to: replies to its requests are dropped once the
-// server restarted.
-func (s *Server) readMI(mi *net.UDPConn, gen int) {
-	buf := make([]byte, 65536)
-	var p, q fastjson.Parser
-	for {
-		n, from, err := mi.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
-		}
-		s.serveRequest(&p, &q, gen, from, append([]byte(nil), buf[:n]...))
-	}
-}
-
-func (s *Server) serveRequest(p, q *fastjson.Parser, gen int, from netip.AddrPort, raw []byte) {
-	call := Call{Raw: raw, From: from.String(), Received: time.Now()}
+// serveRequest serves one request taken from the receive buffer.
+func (s *Server) serveRequest(p, q *fastjson.Parser, it miItem) {
+	gen, from, raw := it.gen, it.from, it.raw
+	call := Call{Raw: raw, From: from.String(), Received: it.received, Served: time.Now()}
 	if reply, silent := s.replayed(raw); silent || reply != nil {
 		call.Method = methodOf(p, raw)
 		s.rec.addCall(call)
@@ -109,6 +92,10 @@ func (s *Server) serveRequest(p, q *fastjson.Parser, gen int, from netip.AddrPor
 		s.eventsList(r)
 	case "which", "core:which":
 		s.which(r)
+	case "ul_show_contact", "usrloc:show_contact":
+		s.ulShowContact(r)
+	case "ul_dump", "usrloc:dump":
+		s.ulDump(r)
 	default:
 		s.replyError(r, jsonrpc.ErrMethodNotFound)
 	}

@@ -55,6 +55,13 @@ func NewEvent(from, ruri, body string) Event {
 // event_stream reliable-mode request: "id" first and the event name in
 // eventParam.
 func (e *Event) AppendJSON(dst []byte, name string, id int64, eventParam string) []byte {
+	return appendEvent(dst, name, id, eventParam, e.appendParams)
+}
+
+// appendEvent appends one event notification as OpenSIPS's event_datagram
+// and event_stream write it, whatever the event: params appends the
+// members of the params object.
+func appendEvent(dst []byte, name string, id int64, eventParam string, params func([]byte) []byte) []byte {
 	if id > 0 {
 		dst = append(dst, `{"id":`...)
 		dst = strconv.AppendInt(dst, id, 10)
@@ -70,6 +77,12 @@ func (e *Event) AppendJSON(dst []byte, name string, id int64, eventParam string)
 		dst = appendCString(dst, name)
 		dst = append(dst, ',')
 	}
+	dst = params(dst)
+	return append(dst, "}}"...)
+}
+
+// appendParams appends e's params in script order.
+func (e *Event) appendParams(dst []byte) []byte {
 	str := func(k, v string) {
 		dst = append(dst, '"')
 		dst = append(dst, k...)
@@ -97,7 +110,7 @@ func (e *Event) AppendJSON(dst []byte, name string, id int64, eventParam string)
 	str("ctype", e.CType)
 	dst = append(dst, ',')
 	str("body", e.Body)
-	return append(dst, "}}"...)
+	return dst
 }
 
 func appendCString(dst []byte, s string) []byte {
@@ -115,15 +128,21 @@ func appendCString(dst []byte, s string) []byte {
 // reply (up to ReliableTimeout) and returns them; they are also recorded
 // (Replies). The error joins the failures of every subscriber.
 func (s *Server) Raise(ev Event) ([]Reply, error) {
+	return s.raise(s.opts.EventName, ev.appendParams)
+}
+
+// raise sends one event to every live subscriber of name, the way Raise
+// documents.
+func (s *Server) raise(name string, params func([]byte) []byte) ([]Reply, error) {
 	var (
 		replies []Reply
 		errs    []error
 	)
-	for _, sub := range s.Subscriptions(s.opts.EventName) {
+	for _, sub := range s.Subscriptions(name) {
 		scheme, addr, _ := strings.Cut(sub.Socket, ":")
 		switch scheme {
 		case "udp", "unix":
-			b := ev.AppendJSON(nil, s.opts.EventName, 0, "")
+			b := appendEvent(nil, name, 0, "", params)
 			if len(b) > MaxDatagramEvent {
 				errs = append(errs, fmt.Errorf("%s: %w (%d bytes)", sub.Socket, ErrMessageTooLong, len(b)))
 				continue
@@ -133,13 +152,13 @@ func (s *Server) Raise(ev Event) ([]Reply, error) {
 			}
 		case "tcp":
 			if !s.opts.Reliable {
-				if err := s.sendStream(sub.Socket, ev.AppendJSON(nil, s.opts.EventName, 0, "")); err != nil {
+				if err := s.sendStream(sub.Socket, appendEvent(nil, name, 0, "", params)); err != nil {
 					errs = append(errs, err)
 				}
 				continue
 			}
 			id := rand.Int64N(1<<31-1) + 1
-			rp := s.sendReliable(sub.Socket, id, ev.AppendJSON(nil, s.opts.EventName, id, s.opts.EventParam))
+			rp := s.sendReliable(sub.Socket, id, appendEvent(nil, name, id, s.opts.EventParam, params))
 			s.rec.addReply(rp)
 			replies = append(replies, rp)
 			if rp.Err != nil {

@@ -10,12 +10,14 @@ import (
 
 // Call is one MI request the fake received, whatever became of it.
 type Call struct {
-	Method   string // "" when there was none (a crash)
-	ID       string // the raw JSON id, "" for a notification
-	Raw      []byte
-	From     string // the sender's address
-	Received time.Time
-	Crash    bool // the real mi_datagram would have crashed on it
+	Method string // "" when there was none (a crash)
+	ID     string // the raw JSON id, "" for a notification
+	Raw    []byte
+	From   string // the sender's address
+	// Received is when the fake read the request from its socket, Served
+	// when its MI process took it from the receive buffer.
+	Received, Served time.Time
+	Crash            bool // the real mi_datagram would have crashed on it
 }
 
 // HeaderField is one header of a t_uac_dlg headers param.
@@ -45,6 +47,12 @@ type Delivery struct {
 	HasBody                bool
 	Received               time.Time
 	Raw                    []byte
+	// Status is the final status the fake gives the transaction ("200 OK",
+	// "404 Not Found", "408 Request Timeout", ...), and Unregistered says
+	// that the 404 came from the proxy because the AOR had no live
+	// contact (RequireRegistration): the MESSAGE reached nobody.
+	Status       string
+	Unregistered bool
 }
 
 // Header returns the value of the first header named name (case-insensitive).
@@ -177,9 +185,13 @@ func (s *Server) Crashes() int {
 	return s.rec.crashes
 }
 
-// Reset forgets the recorded calls, deliveries, replies and crashes. Rules
-// and subscriptions are kept.
+// Reset forgets the recorded calls, deliveries, replies and crashes, and
+// restarts the MI counters (Received, Dropped, Served, Refused, and
+// PeakOutstanding from the transactions now in progress). Rules,
+// subscriptions, registrations and transactions in progress are kept.
 func (s *Server) Reset() {
+	s.miq.resetCounts()
+	s.tx.resetCounts()
 	s.rec.mu.Lock()
 	defer s.rec.mu.Unlock()
 	s.rec.calls, s.rec.deliveries, s.rec.replies, s.rec.crashes = nil, nil, nil, 0

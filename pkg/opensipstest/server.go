@@ -14,39 +14,6 @@ import (
 	"github.com/imcd-sip/imcd/pkg/jsonrpc"
 )
 
-// Options configure a fake OpenSIPS. The zero value is usable.
-type Options struct {
-	// MIAddr is the mi_datagram UDP address, "127.0.0.1:0" when "".
-	MIAddr string
-	// FrTimeout is tm's fr_timeout: how long a t_uac_dlg to a URI set with
-	// SetNoAnswer waits before its "408 Request Timeout"; 300 ms when 0 (the
-	// captures used 4 s).
-	FrTimeout time.Duration
-	// ReplyDelay is how long a t_uac_dlg "transaction" takes before its
-	// final reply, unless SetDelay says otherwise for the URI; 0 answers
-	// at once (still asynchronously).
-	ReplyDelay time.Duration
-	// DefaultStatus is the final status of a delivery no rule matches,
-	// "200 OK" when "".
-	DefaultStatus string
-	// EventName is the event Raise sends, "E_IMC_MESSAGE" when "".
-	EventName string
-	// Events are published in addition to the captured events_list (which
-	// includes E_IMC_MESSAGE); event_subscribe refuses other names.
-	Events []string
-	// Reliable sends event_stream events as requests with an id and waits
-	// for the subscriber's reply (event_stream reliable_mode=1).
-	Reliable bool
-	// ReliableTimeout is how long Raise waits for that reply; 1 s when 0
-	// (event_stream's timeout default).
-	ReliableTimeout time.Duration
-	// EventParam is the param naming the event in reliable mode,
-	// "opensips_event" when "" (event_stream's event_param).
-	EventParam string
-	// Logger receives the fake's debug logs; nil discards.
-	Logger *slog.Logger
-}
-
 // Server is a running fake OpenSIPS.
 type Server struct {
 	opts Options
@@ -69,6 +36,11 @@ type Server struct {
 	txSeq     uint64
 	replay    map[string][]byte // ReplayCaptured: request bytes -> reply bytes
 	silent    bool              // SetSilent: record, never answer
+
+	miq  *miQueue      // the MI socket's receive buffer
+	tx   *txTable      // t_uac_dlg transactions in progress
+	ul   location      // usrloc's table
+	quit chan struct{} // closed by Close: stops the fixed goroutines
 
 	wg sync.WaitGroup
 }
@@ -104,8 +76,12 @@ func Start(opts Options) (*Server, error) {
 		rules:     make(map[string]rule),
 		handlers:  make(map[string]Handler),
 		evconns:   make(map[string]*eventConn),
+		miq:       newMIQueue(opts.MIRecvBuffer, opts.MIRecvBufferBytes),
+		tx:        newTxTable(),
+		quit:      make(chan struct{}),
 	}
 	s.rec.init()
+	s.ul.init()
 	ap, err := netip.ParseAddrPort(opts.MIAddr)
 	if err != nil {
 		return nil, fmt.Errorf("opensipstest: MIAddr %q: %w", opts.MIAddr, err)
@@ -125,6 +101,22 @@ func Start(opts Options) (*Server, error) {
 	s.mu.Lock()
 	s.serveMI(mi)
 	s.mu.Unlock()
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		s.serveMIQueue()
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.runTransactions()
+	}()
+	if opts.UsrlocTimer > 0 {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.runUsrlocTimer(opts.UsrlocTimer)
+		}()
+	}
 	return s, nil
 }
 
@@ -135,8 +127,8 @@ func (s *Server) MIAddr() string { return s.miAddr.String() }
 // it, "udp:127.0.0.1:port".
 func (s *Server) MISocket() string { return "udp:" + s.miAddr.String() }
 
-// serveMI starts the read loop of mi. Called with s.mu held or before s is
-// shared.
+// serveMI starts the read loop of mi, which fills the receive buffer that
+// serveMIQueue drains. Called with s.mu held or before s is shared.
 func (s *Server) serveMI(mi *net.UDPConn) {
 	_ = mi.SetReadBuffer(4 << 20)
 	s.mi = mi
@@ -152,8 +144,9 @@ func (s *Server) serveMI(mi *net.UDPConn) {
 }
 
 // Down closes the MI socket and every event connection, as if OpenSIPS
-// stopped: MI requests then meet a closed port. Subscriptions are kept until
-// Up (use Restart to lose them).
+// stopped: MI requests then meet a closed port, queued requests and
+// transactions in progress are lost. Subscriptions and registrations are
+// kept until Up (use Restart to lose them).
 func (s *Server) Down() {
 	s.mu.Lock()
 	if s.down || s.closed {
@@ -168,9 +161,12 @@ func (s *Server) Down() {
 	s.mu.Unlock()
 	mi.Close()
 	<-done
+	s.miq.clear()
+	s.tx.reset()
 	for _, c := range conns {
 		c.close()
 	}
+	s.rec.notify()
 }
 
 // Up binds the MI address again after Down.
@@ -201,14 +197,18 @@ func (s *Server) Up() error {
 }
 
 // Restart simulates an OpenSIPS restart: the MI socket is closed and bound
-// again on the same port, every event connection is closed, pending
-// t_uac_dlg replies are never sent, and every subscription is forgotten
-// (OpenSIPS keeps them in memory only). Rules and records are kept.
+// again on the same port (what waited in its receive buffer is lost), every
+// event connection is closed, transactions in progress vanish and their
+// replies are never sent, every subscription is forgotten (OpenSIPS keeps
+// them in memory only), and so is the location table (usrloc in
+// single-instance-no-db mode). Rules and records are kept; no usrloc event
+// is raised for the lost registrations.
 func (s *Server) Restart() error {
 	s.Down()
 	s.mu.Lock()
 	s.subs = nil
 	s.mu.Unlock()
+	s.ul.clear()
 	s.rec.notify()
 	return s.Up()
 }
@@ -227,6 +227,7 @@ func (s *Server) Close() error {
 	s.evconns = map[string]*eventConn{}
 	s.mu.Unlock()
 	mi.Close()
+	close(s.quit)
 	s.evUDP.Close()
 	for _, c := range conns {
 		c.close()

@@ -43,11 +43,11 @@ func start(t *testing.T, opts Options) *Server {
 
 // client is a bare MI client: one UDP socket, like opensips-cli's.
 type client struct {
-	t *testing.T
+	t testing.TB
 	c net.Conn
 }
 
-func newClient(t *testing.T, s *Server) *client {
+func newClient(t testing.TB, s *Server) *client {
 	c, err := net.Dial("udp", s.MIAddr())
 	if err != nil {
 		t.Fatal(err)

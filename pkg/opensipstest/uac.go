@@ -1,10 +1,6 @@
 package opensipstest
 
 import (
-	"encoding/hex"
-	"math/rand/v2"
-
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -25,6 +21,13 @@ type rule struct {
 // SetStatus makes deliveries to uri end with status ("404 Not Found",
 // "480 Temporarily Unavailable", ...). uri is matched on user@host,
 // case-insensitively, ignoring scheme, port and params.
+//
+// A rule (SetStatus, SetNoAnswer, SetDelay) describes the UA behind the
+// AOR, so with Options.RequireRegistration it only comes into play while
+// the AOR has a live contact: set before the registration it waits for it,
+// and it outlives an unregistration (the AOR gets the proxy's 404 at once
+// meanwhile, never a 408 or a delay). SetError is tm's own synchronous
+// refusal and applies whether the AOR is registered or not.
 func (s *Server) SetStatus(uri, status string) {
 	s.updateRule(uri, func(r *rule) { *r = rule{status: status, delay: r.delay} })
 }
@@ -221,34 +224,39 @@ func (s *Server) uacDlg(r *request) {
 		s.replyError(r, rl.err)
 		return
 	}
-	s.rec.addDelivery(d)
-	if r.id == nil {
-		return // executed, but a notification gets no reply
+	txGen, ok := s.tx.begin(s.opts.MaxTransactions)
+	if !ok {
+		s.replyError(r, miError(RefusedCode, RefusedMessage))
+		return
 	}
 
 	status, delay := s.opts.DefaultStatus, s.opts.ReplyDelay
-	if hasRule {
-		if rl.status != "" {
+	var result []byte
+	switch {
+	case s.opts.RequireRegistration && !s.ul.registered(ruri.user, ruri.host, time.Now()):
+		// The proxy's own lookup fails and it answers at once: the far
+		// end, and so its rule, never comes into it.
+		status, delay, d.Unregistered = "404 Not Found", 0, true
+		result = appendStatusMessage(result, status, proxyNotFoundMessage(&d, seq))
+	case hasRule && rl.noAnswer:
+		status, delay = "408 Request Timeout", s.opts.FrTimeout
+		result = []byte(`{"Status":"408 Request Timeout"}`)
+	default:
+		if hasRule && rl.status != "" {
 			status = rl.status
 		}
-		if rl.delay >= 0 {
+		if hasRule && rl.delay >= 0 {
 			delay = rl.delay
 		}
+		result = appendStatusMessage(result, status, replyMessage(&d, seq))
 	}
-	var result []byte
-	if hasRule && rl.noAnswer {
-		delay = s.opts.FrTimeout
-		result = []byte(`{"Status":"408 Request Timeout"}`)
-	} else {
-		result = append(result, `{"Status":`...)
-		result = jsonrpc.AppendString(result, status)
-		result = append(result, `,"Message":`...)
-		result = jsonrpc.AppendString(result, replyMessage(&d, seq))
-		result = append(result, '}')
+	d.Status = status
+	s.rec.addDelivery(d)
+	tx := &transaction{at: time.Now().Add(delay), gen: txGen, miGen: r.gen, to: r.from}
+	if r.id != nil { // a notification is executed but gets no reply
+		tx.reply = jsonrpc.AppendResult(nil, r.id, result)
 	}
-	reply := jsonrpc.AppendResult(nil, r.id, result)
-	gen, from2 := r.gen, r.from
-	time.AfterFunc(delay, func() { s.sendMI(gen, from2, reply) })
+	s.tx.schedule(tx)
 }
 
 // parseHeaders splits a CRLF-separated header block; every line must be
@@ -296,38 +304,4 @@ func nameAddr(v string) (uri, tag string) {
 		}
 	}
 	return uri, tag
-}
-
-// replyMessage builds the Message of a final reply the way OpenSIPS reports
-// it: the reply's headers from the first one, as in ok_200.response.json.
-func replyMessage(d *Delivery, seq uint64) string {
-	to, _ := d.Header("To")
-	from, _ := d.Header("From")
-	cseq, ok := d.Header("CSeq")
-	if !ok {
-		cseq = "10 MESSAGE"
-	}
-	callID, ok := d.Header("Call-ID")
-	if !ok {
-		callID = "2dba7ab300f3" + strconv.FormatUint(0xf139+seq, 16) + "-" + strconv.Itoa(os.Getpid()) + "@127.0.0.1"
-	}
-	var rnd [4]byte
-	for i := range rnd {
-		rnd[i] = byte(rand.Uint32())
-	}
-	var b strings.Builder
-	b.WriteString("Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK")
-	b.WriteString(hex.EncodeToString(rnd[:2]))
-	b.WriteString(".")
-	b.WriteString(hex.EncodeToString(rnd[2:]))
-	b.WriteString(".0\r\nTo: ")
-	b.WriteString(to)
-	b.WriteString(";tag=uas5090\r\nFrom: ")
-	b.WriteString(from)
-	b.WriteString("\r\nCSeq: ")
-	b.WriteString(cseq)
-	b.WriteString("\r\nCall-ID: ")
-	b.WriteString(callID)
-	b.WriteString("\r\nContent-Length: 0\r\n\r\n")
-	return b.String()
 }

@@ -101,16 +101,22 @@ func (s *HTTPServer) Serve() error {
 // Close stops accepting, lets requests in progress finish for
 // ShutdownGrace, then closes what is left. It is idempotent.
 func (s *HTTPServer) Close() error {
+	grace := s.ShutdownGrace
+	if grace <= 0 {
+		grace = DefaultShutdownGrace
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	return s.Shutdown(ctx)
+}
+
+// Shutdown is Close with the caller's deadline for the requests in
+// progress (the daemon's one shutdown budget) instead of ShutdownGrace.
+func (s *HTTPServer) Shutdown(ctx context.Context) error {
 	return s.life.Close(func() error {
 		if s.srv == nil {
 			return nil
 		}
-		grace := s.ShutdownGrace
-		if grace <= 0 {
-			grace = DefaultShutdownGrace
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), grace)
-		defer cancel()
 		if err := s.srv.Shutdown(ctx); err != nil {
 			_ = s.srv.Close()
 		}

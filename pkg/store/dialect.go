@@ -47,6 +47,9 @@ type dialect struct {
 	foldEq func(col string) string
 	// txOptions are the options of Apply's transactions.
 	txOptions *sql.TxOptions
+	// snapshot are the options of a transaction that reads several tables
+	// as of one moment (LoadRooms).
+	snapshot *sql.TxOptions
 	// classify says what a driver error means.
 	classify func(err error) errKind
 	// createVersion, createRooms and createMembers are the DDL of

@@ -33,7 +33,7 @@ const (
 func (db *DB) Load(ctx context.Context) ([]*imc.Room, error) {
 	start := time.Now()
 	l := newLoader(db.log)
-	if err := db.scan(ctx, db.q.loadRooms, nil, 3, l.room); err != nil {
+	if err := db.scan(ctx, db.db, db.q.loadRooms, nil, 3, l.room); err != nil {
 		return nil, fmt.Errorf("store: load %q: %w", db.cfg.RoomsTable, err)
 	}
 	l.indexColumns()
@@ -59,7 +59,7 @@ func (db *DB) loadMembers(ctx context.Context, l *loader) ([]*memberPart, error)
 	}
 	if bounds == nil {
 		p := l.newPart()
-		return []*memberPart{p}, db.scan(ctx, db.q.loadMembers, nil, 4, p.member)
+		return []*memberPart{p}, db.scan(ctx, db.db, db.q.loadMembers, nil, 4, p.member)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -71,7 +71,7 @@ func (db *DB) loadMembers(ctx context.Context, l *loader) ([]*memberPart, error)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if errs[i] = db.scan(ctx, db.q.loadMembersRange, []any{bounds[i], bounds[i+1]}, 4, parts[i].member); errs[i] != nil {
+			if errs[i] = db.scan(ctx, db.db, db.q.loadMembersRange, []any{bounds[i], bounds[i+1]}, 4, parts[i].member); errs[i] != nil {
 				cancel()
 			}
 		}()
@@ -106,10 +106,15 @@ func (db *DB) memberRanges(ctx context.Context) ([]int64, error) {
 	return bounds, nil
 }
 
+// queryer is a pool or a transaction.
+type queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
 // scan streams the rows of q, handing each row's columns to fn as bytes
 // that are only valid during the call (no allocation per column).
-func (db *DB) scan(ctx context.Context, q string, args []any, ncol int, fn func(cols []sql.RawBytes)) error {
-	rows, err := db.db.QueryContext(ctx, q, args...)
+func (db *DB) scan(ctx context.Context, on queryer, q string, args []any, ncol int, fn func(cols []sql.RawBytes)) error {
+	rows, err := on.QueryContext(ctx, q, args...)
 	if err != nil {
 		return db.wrap(err)
 	}

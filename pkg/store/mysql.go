@@ -33,6 +33,7 @@ func mysqlDialect() *dialect {
 		// under REPEATABLE READ that would lock every row scanned and block
 		// other rooms' commands.
 		txOptions: &sql.TxOptions{Isolation: sql.LevelReadCommitted},
+		snapshot:  &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true},
 		classify:  classifyMySQL,
 		// The same definitions as OpenSIPS's scripts/mysql/*-create.sql, on
 		// InnoDB (transactions) as OpenSIPS's current scripts.

@@ -24,6 +24,7 @@ func postgresDialect() *dialect {
 		open:     openPostgres,
 		table:    func(n string) string { return n },
 		foldEq:   func(col string) string { return "lower(" + col + ") = lower(?)" },
+		snapshot: &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true},
 		classify: classifyPostgres,
 		// The same definitions as OpenSIPS's scripts/postgres/*-create.sql.
 		// Constraint names carry the table name because PostgreSQL wants

@@ -19,6 +19,10 @@ type Store interface {
 	// Load reads every room and member. Odd rows are logged (with the row)
 	// and skipped.
 	Load(ctx context.Context) ([]*imc.Room, error)
+	// LoadRooms reads the current rows of the given rooms, handled as Load
+	// handles them; a room the tables lack maps to nil. The daemon calls it
+	// after ErrInDoubt, and may call Load again for a reload.
+	LoadRooms(ctx context.Context, rooms []imc.URI) (map[string]*imc.Room, error)
 	// Apply commits one command's changes in one transaction, in order.
 	Apply(ctx context.Context, changes []imc.Change) error
 	// Ping reports whether the database is reachable (for /readyz).

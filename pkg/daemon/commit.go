@@ -1,0 +1,263 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/imcd-sip/imcd/pkg/imc"
+	"github.com/imcd-sip/imcd/pkg/logkey"
+	"github.com/imcd-sip/imcd/pkg/metrics"
+	"github.com/imcd-sip/imcd/pkg/store"
+)
+
+// commitJob is one change set on its way to the database and back: the
+// shard fills the first part, the committer the second.
+type commitJob struct {
+	room   string     // the room key the changes concern
+	res    imc.Result // changes to commit, notices to send once committed
+	in     *imc.Input // the MESSAGE it answers, nil for operator actions and feedback
+	done   func(error)
+	reply  chan error // an operator action's answer
+	dedup  uint64
+	sender string // the key of in's sender, "" without one
+	queued time.Time
+	doubt  *doubt // a re-read of doubtful rooms instead of a commit
+
+	// Set by the committer.
+	err     error
+	skipped bool                 // not attempted: the database was known down, or the job waited too long
+	truth   map[string]*imc.Room // after a commit in doubt: the rooms as the database holds them
+	reread  error                // why truth could not be read
+	took    time.Duration
+}
+
+// commit starts committing job's changes: the room takes a line (so later
+// commands wait), and the job goes to the committer. When the database is
+// known to be down, or the shard has too many commits in flight, the
+// command is answered "try again later" at once instead.
+func (s *shard) commit(job *commitJob) {
+	if d, ok := s.doubtful[job.room]; ok {
+		s.notSaved(job, fmt.Errorf("%w: the rows of room %s are unknown since a commit in doubt (%v)", ErrNotSaved, job.room, d.err))
+		return
+	}
+	if !s.d.db.up() {
+		s.notSaved(job, fmt.Errorf("%w: the database is not answering", ErrNotSaved))
+		return
+	}
+	if s.jobs >= maxCommits {
+		s.notSaved(job, fmt.Errorf("%w (%d commits in flight in shard %d)", ErrBusy, s.jobs, s.id))
+		return
+	}
+	s.jobs++
+	s.lines[job.room] = newLine(job.sender)
+	if job.dedup != 0 {
+		s.inProgress[job.dedup] = nil
+	}
+	job.queued = time.Now()
+	s.commits <- job // never blocks: at most maxCommits jobs exist
+}
+
+// commitLoop is the shard's committer: it runs the change sets in the
+// order they come, each bounded by the store's timeout, and learns the
+// truth after a commit in doubt. A job that waited longer than
+// command_timeout, or finds the database known down, is not attempted.
+func (s *shard) commitLoop(st store.Store) {
+	for job := range s.commits {
+		switch {
+		case job.doubt != nil:
+			job.truth, job.reread = st.LoadRooms(context.Background(), job.doubt.rooms)
+		case time.Since(job.queued) > s.d.cfg.CommandTimeout:
+			job.skipped, job.err = true, fmt.Errorf("%w: waited %v for the database", ErrTimeout, s.d.cfg.CommandTimeout)
+		case !s.d.db.up():
+			job.skipped, job.err = true, fmt.Errorf("%w: the database is not answering", ErrNotSaved)
+		default:
+			start := time.Now()
+			job.err = st.Apply(context.Background(), job.res.Changes)
+			job.took = time.Since(start)
+			s.d.metrics.DB("apply", job.took)
+			if errors.Is(job.err, store.ErrInDoubt) {
+				job.truth, job.reread = st.LoadRooms(context.Background(), affected(job.res.Changes))
+			}
+			if errors.Is(job.err, store.ErrUnavailable) {
+				s.d.db.failed(job.err)
+			}
+		}
+		s.committed <- job // never blocks: at most maxCommits jobs exist
+	}
+}
+
+// finish takes a job back from the committer: memory follows the
+// database, the people concerned are told the truth, and the room's line
+// moves on.
+func (s *shard) finish(job *commitJob) {
+	s.jobs--
+	if job.doubt != nil {
+		s.settleDoubt(job)
+		return
+	}
+	defer s.release(job.room)
+	switch {
+	case job.err == nil:
+		s.applied(job)
+	case errors.Is(job.err, store.ErrInDoubt):
+		s.inDoubt(job)
+	case errors.Is(job.err, store.ErrConflict):
+		s.conflict(job)
+	default:
+		s.notSaved(job, fmt.Errorf("%w: %w", ErrNotSaved, job.err))
+	}
+}
+
+// applied: the changes are in the database; memory follows and the notices
+// go out.
+func (s *shard) applied(job *commitJob) {
+	s.mu.Lock()
+	s.rooms.Apply(job.res.Changes)
+	s.mu.Unlock()
+	s.d.metrics.Command(job.res.Command, job.res.Outcome.String())
+	s.send(job.res.Notices)
+	s.d.chargeFanout(job.in, len(job.res.Notices))
+	s.settle(job, nil)
+}
+
+// inDoubt: the connection died during COMMIT. With the rooms re-read,
+// memory becomes what the database holds, and the change counts as done
+// exactly when the database shows it. Without them, the rooms are doubtful
+// (no command is taken for them until a re-read succeeds) and the sender is
+// told the outcome is unknown.
+func (s *shard) inDoubt(job *commitJob) {
+	if job.reread != nil {
+		s.markDoubtful(job, job.reread)
+		s.logger.Error("a commit is in doubt and the rooms could not be re-read: commands for them are refused until they can be",
+			logkey.Room, job.room, logkey.Command, job.res.Command, logkey.Err, job.err, "reread_err", job.reread)
+		s.d.metrics.Command(job.res.Command, metrics.ResultDBError)
+		s.tell(job, s.d.engine.InDoubt, fmt.Errorf("%w: commit outcome unknown: %w", ErrNotSaved, job.err))
+		return
+	}
+	landed := s.matches(job.res.Changes, job.truth)
+	s.replace(job.truth)
+	if landed {
+		s.logger.Warn("a commit was in doubt and the database shows it landed", logkey.Room, job.room, logkey.Command, job.res.Command)
+		s.d.metrics.Command(job.res.Command, job.res.Outcome.String())
+		s.send(job.res.Notices)
+		s.settle(job, nil)
+		return
+	}
+	s.logger.Warn("a commit was in doubt and the database shows it did not land; memory now follows the database",
+		logkey.Room, job.room, logkey.Command, job.res.Command)
+	s.d.metrics.Command(job.res.Command, metrics.ResultDBError)
+	s.tell(job, s.d.engine.Unavailable, fmt.Errorf("%w: %w", ErrNotSaved, job.err))
+}
+
+// conflict: the database refused the changes as contradicting its rows.
+func (s *shard) conflict(job *commitJob) {
+	s.logger.Error("the database refused a command's changes as conflicting with stored rows (not known to imcd: skipped at load, or written by someone else); nothing was applied",
+		logkey.Room, job.room, logkey.Command, job.res.Command, logkey.Err, job.err)
+	s.d.metrics.Command(job.res.Command, metrics.ResultDBError)
+	s.tell(job, s.d.engine.Conflict, fmt.Errorf("%w: %w", ErrNotSaved, job.err))
+}
+
+// notSaved: nothing was committed; memory is untouched and the sender is
+// told to try again later.
+func (s *shard) notSaved(job *commitJob, err error) {
+	if !job.skipped && job.err != nil {
+		s.logger.Error("cannot commit a command's changes; nothing was applied", logkey.Room, job.room,
+			logkey.Command, job.res.Command, logkey.Err, err)
+	}
+	s.d.metrics.Command(job.res.Command, metrics.ResultDBError)
+	s.tell(job, s.d.engine.Unavailable, err)
+}
+
+// tell sends the sender of job's MESSAGE the reply made by reply, and
+// answers the job with err.
+func (s *shard) tell(job *commitJob, reply func(imc.Input) imc.Result, err error) {
+	if job.in != nil {
+		s.send(reply(*job.in).Notices)
+	}
+	s.settle(job, err)
+}
+
+// settle answers the job's origin and the duplicates that waited for it;
+// an event applied is recorded so that later copies are only acknowledged.
+func (s *shard) settle(job *commitJob, err error) {
+	if job.dedup != 0 {
+		waiters := s.inProgress[job.dedup]
+		delete(s.inProgress, job.dedup)
+		if err == nil {
+			s.d.dedup.Record(time.Now(), job.dedup)
+		}
+		for _, w := range waiters {
+			w(err)
+		}
+	}
+	switch {
+	case job.done != nil:
+		job.done(err)
+	case job.reply != nil:
+		job.reply <- err
+	}
+}
+
+// affected lists the rooms a change set touches.
+func affected(changes []imc.Change) []imc.URI {
+	var rooms []imc.URI
+	seen := make(map[string]bool, 1)
+	for _, c := range changes {
+		if k := c.Room.Key(); !seen[k] {
+			seen[k] = true
+			rooms = append(rooms, c.Room)
+		}
+	}
+	return rooms
+}
+
+// matches reports whether the database's rooms equal memory with changes
+// applied: whether a commit in doubt landed.
+func (s *shard) matches(changes []imc.Change, truth map[string]*imc.Room) bool {
+	want := imc.NewRooms()
+	for k := range truth {
+		if r := s.rooms.Room(k); r != nil {
+			want.Put(r)
+		}
+	}
+	want.Apply(changes)
+	for k, r := range truth {
+		if !sameRoom(want.Room(k), r) {
+			return false
+		}
+	}
+	return true
+}
+
+// replace puts the database's rooms in memory (nil: the room is gone).
+func (s *shard) replace(truth map[string]*imc.Room) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, r := range truth {
+		if r == nil {
+			s.rooms.Delete(k)
+		} else {
+			s.rooms.Put(r)
+		}
+	}
+}
+
+// sameRoom compares two rooms as the database stores them: URI, flag, and
+// the members with their flags (order aside).
+func sameRoom(a, b *imc.Room) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	if a.Key() != b.Key() || a.Flags != b.Flags || len(a.Members()) != len(b.Members()) {
+		return false
+	}
+	for _, m := range a.Members() {
+		o, ok := b.Member(m.URI)
+		if !ok || o.Flags&imc.MemberStored != m.Flags&imc.MemberStored {
+			return false
+		}
+	}
+	return true
+}

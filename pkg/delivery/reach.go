@@ -1,0 +1,201 @@
+package delivery
+
+import (
+	"time"
+
+	"github.com/imcd-sip/imcd/pkg/imc"
+	"github.com/imcd-sip/imcd/pkg/logkey"
+)
+
+// Reachability. A member whose MESSAGE ends unreachable (404, 408, 480, an
+// unresolvable address) stops getting requests: their notices stay in
+// their flows, "kept", at most MemberQueue of them and none older than
+// MemberQueueAge (the oldest go first, counted per room). The oldest kept
+// notice is tried again as a probe after UnreachableRetry, then after
+// doubling waits up to UnreachableRetryMax. A delivered probe, any other
+// SIP answer, or Reachable (a registration, the member's own MESSAGE) makes
+// the member reachable again, and their flows rejoin the rings: what was
+// kept leaves in order, paced like everything else, behind the "you missed
+// N" notice of each room that dropped some.
+
+// setUnreachable stops sending to member mi.
+func (e *engine) setUnreachable(mi int32, now time.Time, o outcome) {
+	m := &e.members.v[mi]
+	m.reachable, m.since, m.ghosted = false, now, false
+	m.backoff = e.s.retry
+	m.nextProbe = now.Add(m.backoff)
+	m.unreachPos = int32(len(e.unreach))
+	e.unreach = append(e.unreach, mi)
+	for fi := m.flows; fi != nilIdx; fi = e.flows.v[fi].mnext {
+		for ii := e.flows.v[fi].head; ii != nilIdx; ii = e.items.v[ii].next {
+			e.items.v[ii].held = true
+		}
+	}
+	e.trim(mi, now)
+	e.refreshMember(mi)
+	e.log.Info("member unreachable: keeping their notices", logkey.Member, m.uri.String(), logkey.Status, o.String(),
+		logkey.Kept, m.queued, logkey.InFlight, m.inflight)
+}
+
+// setReachable resumes sending to member mi.
+func (e *engine) setReachable(mi int32, now time.Time, why string) {
+	m := &e.members.v[mi]
+	if m.reachable {
+		return
+	}
+	m.reachable, m.reachableAt = true, now
+	m.probeQueued = false
+	if p := m.unreachPos; p >= 0 {
+		last := e.unreach[len(e.unreach)-1]
+		e.unreach[p] = last
+		e.members.v[last].unreachPos = p
+		e.unreach = e.unreach[:len(e.unreach)-1]
+		m.unreachPos = -1
+	}
+	dropped := 0
+	for fi := m.flows; fi != nilIdx; fi = e.flows.v[fi].mnext {
+		f := &e.flows.v[fi]
+		dropped += int(f.dropped)
+		if !e.s.missed {
+			f.dropped = 0 // nobody to tell: counted and logged only
+		}
+	}
+	e.refreshMember(mi)
+	e.log.Info("member reachable again: sending what was kept", logkey.Member, m.uri.String(), logkey.Reason, why,
+		logkey.AwayFor, now.Sub(m.since).Round(time.Second).String(), logkey.Kept, m.queued, logkey.Dropped, dropped)
+}
+
+// reachable handles an outside sign that member u is back.
+func (e *engine) reachable(u imc.URI, now time.Time) {
+	e.key = u.AppendKey(e.key[:0])
+	if mi, ok := e.memberIdx[string(e.key)]; ok {
+		e.setReachable(mi, now, "registered or sent a message")
+	}
+}
+
+// trim drops an unreachable member's oldest kept notices beyond MemberQueue.
+func (e *engine) trim(mi int32, now time.Time) {
+	for int(e.members.v[mi].queued) > e.s.memberQueue {
+		fi := nilIdx
+		var seq uint64
+		for f := e.members.v[mi].flows; f != nilIdx; f = e.flows.v[f].mnext {
+			if ii := e.firstReal(f); ii != nilIdx && (fi == nilIdx || e.items.v[ii].seq < seq) {
+				fi, seq = f, e.items.v[ii].seq
+			}
+		}
+		if fi == nilIdx {
+			return
+		}
+		e.drop(fi, now)
+	}
+}
+
+// firstReal returns the first queued notice of flow fi that is not a
+// placeholder.
+func (e *engine) firstReal(fi int32) int32 {
+	ii := e.flows.v[fi].head
+	if ii != nilIdx && e.items.v[ii].missed {
+		ii = e.items.v[ii].next
+	}
+	return ii
+}
+
+// drop ends the oldest real notice of flow fi as Dropped and counts it for
+// the member's "you missed N" notice.
+func (e *engine) drop(fi int32, now time.Time) {
+	f := &e.flows.v[fi]
+	ii := f.head
+	prev := nilIdx
+	if e.items.v[ii].missed {
+		prev, ii = ii, e.items.v[ii].next
+	}
+	next := e.items.v[ii].next
+	if prev == nilIdx {
+		f.head = next
+	} else {
+		e.items.v[prev].next = next
+	}
+	if f.tail == ii {
+		f.tail = prev
+	}
+	f.n--
+	f.dropped++
+	e.members.v[f.member].queued--
+	seq := e.items.v[ii].seq
+	e.final(ii, Dropped, outcome{}, now)
+	e.ensurePlaceholder(fi, now)
+	if f := &e.flows.v[fi]; f.missed != nilIdx && e.items.v[f.missed].seq > seq {
+		e.items.v[f.missed].seq = seq
+	}
+}
+
+// ensurePlaceholder puts a "you missed N" placeholder at the head of flow fi
+// when it counts drops and has none queued or in flight. The notice is
+// built only when the placeholder is written, with the count of that
+// moment.
+func (e *engine) ensurePlaceholder(fi int32, now time.Time) {
+	f := &e.flows.v[fi]
+	if !e.s.missed || f.dropped == 0 || f.missed != nilIdx || f.missedOut {
+		return
+	}
+	var seq uint64
+	if f.head != nilIdx {
+		seq = e.items.v[f.head].seq
+	} else {
+		e.seq++
+		seq = e.seq
+	}
+	to := e.members.v[f.member].uri
+	ii := e.items.alloc()
+	it := &e.items.v[ii]
+	*it = item{n: imc.Notice{From: f.room, To: to}, at: now, seq: seq, next: f.head, flow: fi, gen: it.gen,
+		state: stQueued, missed: true, held: !e.members.v[f.member].reachable}
+	f = &e.flows.v[fi]
+	f.head = ii
+	if f.tail == nilIdx {
+		f.tail = ii
+	}
+	f.n++
+	f.missed = ii
+	e.live++
+	e.refreshFlow(fi)
+}
+
+// releasePlaceholder frees a placeholder that is not in any queue.
+func (e *engine) releasePlaceholder(ii int32) {
+	gen := e.items.v[ii].gen + 1
+	e.items.release(ii)
+	e.items.v[ii].gen = gen
+	e.live--
+}
+
+// maybeProbe queues member mi's probe when it is due.
+func (e *engine) maybeProbe(mi int32, now time.Time) {
+	m := &e.members.v[mi]
+	if m.reachable || m.probing || m.probeQueued || now.Before(m.nextProbe) || e.oldestFlow(mi) == nilIdx {
+		return
+	}
+	m.probeQueued = true
+	e.probes = append(e.probes, mi)
+}
+
+// sweep ages out kept notices, queues due probes and reports ghosts.
+func (e *engine) sweep(now time.Time) {
+	for _, mi := range e.unreach {
+		m := &e.members.v[mi]
+		for fi := m.flows; fi != nilIdx; fi = e.flows.v[fi].mnext {
+			for {
+				ii := e.firstReal(fi)
+				if ii == nilIdx || now.Sub(e.items.v[ii].at) < e.s.memberQueueAge {
+					break
+				}
+				e.drop(fi, now)
+			}
+		}
+		e.maybeProbe(mi, now)
+		if e.s.ghostAfter > 0 && !m.ghosted && now.Sub(m.since) >= e.s.ghostAfter {
+			m.ghosted = true
+			e.ghosts = append(e.ghosts, ghost{member: m.uri, since: m.since})
+		}
+	}
+}

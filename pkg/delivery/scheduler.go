@@ -1,0 +1,379 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/imcd-sip/imcd/pkg/imc"
+	"github.com/imcd-sip/imcd/pkg/logkey"
+	"github.com/imcd-sip/imcd/pkg/opensips"
+)
+
+// Defaults of the Scheduler's fields (docs/delivery.md gives their config
+// keys and how to size them).
+const (
+	DefaultRateMax             = 10000.0 // requests/s per endpoint
+	DefaultRateMin             = 20.0
+	DefaultBurst               = 32
+	DefaultAdjustEvery         = 100 * time.Millisecond
+	DefaultLateAfter           = 50 * time.Millisecond
+	DefaultOutstanding         = 32768 // transactions alive per OpenSIPS: ~256 MB of its shm
+	DefaultWaitTime            = 5 * time.Second
+	DefaultMemberInflight      = 4
+	DefaultMemberQueue         = 100
+	DefaultMemberQueueAge      = 10 * time.Minute
+	DefaultQueueLimit          = 65536
+	DefaultRoomLimit           = 8192
+	DefaultUnreachableRetry    = 30 * time.Second
+	DefaultUnreachableRetryMax = 10 * time.Minute
+	DefaultLostRetries         = 2
+)
+
+// maxPicks bounds the requests chosen under one hold of the lock.
+const maxPicks = 64
+
+// Batch is what Submit admits or refuses as a whole: typically the notices
+// of one request (a chat line's fan-out, a command's replies).
+type Batch struct {
+	// Notices are copied; the slice may be reused once Submit returns.
+	Notices []imc.Notice
+	// Urgent puts every notice ahead of bulk fan-out. A notice with an
+	// InReplyTo (a direct reply to a sender) is urgent anyway.
+	Urgent bool
+	// Done, if not nil, receives each notice's Result.
+	Done Done
+}
+
+// Scheduler paces notices into one or more OpenSIPS (see the package
+// comment). Set the fields, Open, Submit, then Drain and Close. Zero fields
+// take the Default* values.
+type Scheduler struct {
+	// Endpoints are the OpenSIPS nodes to send through; at least one.
+	Endpoints []Endpoint
+	// Logger is the parent logger; nil discards.
+	Logger *slog.Logger
+	// Observer is told results and gauges; nil means NopObserver.
+	Observer Observer
+	// Clock is the time source; nil means SystemClock.
+	Clock Clock
+
+	// RateMax and RateMin bound each endpoint's pacing rate (requests per
+	// second); it starts at RateStart (RateMax/5) and grows by RateStep
+	// (RateMax/100) per AdjustEvery while OpenSIPS keeps up.
+	RateMax, RateMin, RateStart, RateStep float64
+	// Burst is the most requests written back to back to one endpoint.
+	Burst int
+	// AdjustEvery is the AIMD interval.
+	AdjustEvery time.Duration
+	// LateAfter is how much later than a member's usual reply time even the
+	// promptest 2xx of an interval must come for OpenSIPS to count as
+	// congested.
+	LateAfter time.Duration
+	// Outstanding caps the transactions imcd keeps alive in each OpenSIPS:
+	// awaiting their final reply, plus those tm keeps for WaitTime after it
+	// (its wt_timer; a negative WaitTime counts only the former).
+	Outstanding int
+	WaitTime    time.Duration
+	// MemberInflight is the most notices in flight to one member.
+	MemberInflight int
+	// MemberQueue and MemberQueueAge bound what is kept for an unreachable
+	// member (count over all rooms, age of each notice); beyond, the oldest
+	// are dropped and counted.
+	MemberQueue    int
+	MemberQueueAge time.Duration
+	// QueueLimit bounds the notices held in all (waiting, kept, in flight);
+	// RoomLimit the bulk notices of one room. Submit refuses a batch that
+	// would exceed either.
+	QueueLimit, RoomLimit int
+	// UnreachableRetry is the wait before the first probe of an unreachable
+	// member; it doubles up to UnreachableRetryMax.
+	UnreachableRetry, UnreachableRetryMax time.Duration
+	// LostRetries is how many times a request OpenSIPS never answered is
+	// written again; < 0 means never.
+	LostRetries int
+	// GhostAfter, when > 0, makes OnGhost report members unreachable for
+	// that long.
+	GhostAfter time.Duration
+	// MissedNotice, if set, builds the notice telling member how many of
+	// room's notices they missed while unreachable; it is sent before what
+	// was kept. It runs on the scheduler's goroutine and must not block.
+	MissedNotice func(room, member imc.URI, missed int) imc.Notice
+	// OnGhost, if set, is called once per unreachable episode of a member
+	// that lasts GhostAfter, on the scheduler's goroutine.
+	OnGhost func(member imc.URI, since time.Time)
+
+	log    *slog.Logger
+	obs    Observer
+	clock  Clock
+	onSent func(tag uint64, o opensips.Outcome)
+
+	mu     sync.Mutex
+	e      *engine
+	opened bool
+	closed bool
+
+	wake      chan struct{}
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	lossLog   rateLimit
+
+	// Owned by the loop.
+	picks  []pick
+	reps   []report
+	ghosts []ghost
+	stats  Stats
+}
+
+// Open checks the configuration and starts the scheduler's goroutine.
+func (s *Scheduler) Open(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.opened || s.closed {
+		return ErrClosed
+	}
+	if len(s.Endpoints) == 0 {
+		return ErrNoEndpoint
+	}
+	for i, ep := range s.Endpoints {
+		if ep.Sender == nil {
+			return fmt.Errorf("%w: endpoint %d has no Sender", ErrNoEndpoint, i)
+		}
+	}
+	if s.log = s.Logger; s.log == nil {
+		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	s.log = s.log.With(logkey.System, logkey.SystemDelivery)
+	if s.obs = s.Observer; s.obs == nil {
+		s.obs = NopObserver{}
+	}
+	if s.clock = s.Clock; s.clock == nil {
+		s.clock = SystemClock{}
+	}
+	st := s.settings()
+	s.e = newEngine(st, s.Endpoints, s.log, s.clock.Now())
+	s.onSent = s.sent
+	s.wake = make(chan struct{}, 1)
+	s.stop = make(chan struct{})
+	s.picks = make([]pick, 0, maxPicks)
+	s.lossLog.interval = 10 * time.Second
+	s.wg.Add(1)
+	go s.run()
+	s.opened = true
+	s.log.Info("delivery scheduler ready", "endpoints", len(s.Endpoints), "rate_max", st.rateMax,
+		"outstanding", st.outstanding, "member_inflight", st.memberInflight, "member_queue", st.memberQueue)
+	return nil
+}
+
+func (s *Scheduler) settings() settings {
+	st := settings{
+		rateMax: s.RateMax, rateMin: s.RateMin, rateStart: s.RateStart, rateStep: s.RateStep,
+		burst: s.Burst, adjustEvery: s.AdjustEvery, lateAfter: s.LateAfter,
+		outstanding: s.Outstanding, waitTime: s.WaitTime, memberInflight: s.MemberInflight,
+		memberQueue: s.MemberQueue, memberQueueAge: s.MemberQueueAge,
+		queueLimit: s.QueueLimit, roomLimit: s.RoomLimit,
+		retry: s.UnreachableRetry, retryMax: s.UnreachableRetryMax,
+		lostRetries: s.LostRetries, ghostAfter: s.GhostAfter, missed: s.MissedNotice != nil,
+	}
+	def := func(v *float64, d float64) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defInt := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&st.rateMax, DefaultRateMax)
+	def(&st.rateMin, min(DefaultRateMin, st.rateMax))
+	def(&st.rateStart, st.rateMax/5)
+	def(&st.rateStep, st.rateMax/100)
+	st.rateStart = max(st.rateMin, min(st.rateMax, st.rateStart))
+	defInt(&st.burst, DefaultBurst)
+	defDur(&st.adjustEvery, DefaultAdjustEvery)
+	defDur(&st.lateAfter, DefaultLateAfter)
+	defInt(&st.outstanding, DefaultOutstanding)
+	if st.waitTime == 0 {
+		st.waitTime = DefaultWaitTime
+	}
+	defInt(&st.memberInflight, DefaultMemberInflight)
+	defInt(&st.memberQueue, DefaultMemberQueue)
+	defDur(&st.memberQueueAge, DefaultMemberQueueAge)
+	defInt(&st.queueLimit, DefaultQueueLimit)
+	defInt(&st.roomLimit, DefaultRoomLimit)
+	defDur(&st.retry, DefaultUnreachableRetry)
+	defDur(&st.retryMax, max(DefaultUnreachableRetryMax, st.retry))
+	if st.lostRetries == 0 {
+		st.lostRetries = DefaultLostRetries
+	}
+	st.lostRetries = max(st.lostRetries, 0)
+	return st
+}
+
+// Submit admits the batch whole and returns at once, or refuses it whole
+// with an error wrapping ErrBusy (counted by Observer.Shed), or ErrClosed.
+// Done then receives one Result per notice, on the scheduler's goroutine.
+func (s *Scheduler) Submit(b Batch) error {
+	s.mu.Lock()
+	if !s.opened {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	err := s.e.admit(b, s.clock.Now())
+	s.mu.Unlock()
+	if err != nil {
+		if errors.Is(err, ErrBusy) {
+			s.obs.Shed(len(b.Notices))
+		}
+		return err
+	}
+	s.signal()
+	return nil
+}
+
+// Reachable says that member is back (a usrloc registration for their AOR,
+// or a MESSAGE they sent): what was kept for them is sent, in order. It
+// does nothing for a member not known to be unreachable.
+func (s *Scheduler) Reachable(member imc.URI) {
+	s.mu.Lock()
+	if s.opened && !s.closed {
+		s.e.reachable(member, s.clock.Now())
+	}
+	s.mu.Unlock()
+	s.signal()
+}
+
+// Remove drops whatever waits for member in room (Dropped results), for a
+// member who left or was removed. A member with nothing left anywhere is
+// forgotten, reachability included.
+func (s *Scheduler) Remove(room, member imc.URI) {
+	s.mu.Lock()
+	if s.opened && !s.closed {
+		s.e.remove(room, member, s.clock.Now())
+	}
+	s.mu.Unlock()
+	s.signal()
+}
+
+// MemberStatus describes the given members of room (for the MI command
+// imc:member_status).
+func (s *Scheduler) MemberStatus(room imc.URI, members []imc.URI) []MemberStatus {
+	out := make([]MemberStatus, len(members))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, m := range members {
+		if s.e == nil {
+			out[i] = MemberStatus{Member: m, Reachable: true}
+			continue
+		}
+		out[i] = s.e.memberStatus(room, m)
+	}
+	return out
+}
+
+// Unreachable lists the members unreachable for at least d (ghosts, for a
+// removal policy); Kept and Dropped count all their rooms.
+func (s *Scheduler) Unreachable(d time.Duration) []MemberStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.e == nil {
+		return nil
+	}
+	return s.e.unreachableFor(d, s.clock.Now())
+}
+
+// Stats returns a snapshot of the gauges.
+func (s *Scheduler) Stats() Stats {
+	var st Stats
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.e != nil {
+		s.e.stats(s.clock.Now(), &st)
+	}
+	return st
+}
+
+// Drain waits until nothing is waiting or in flight for reachable members,
+// or ctx ends. Notices kept for unreachable members do not hold it up: Close
+// aborts them.
+func (s *Scheduler) Drain(ctx context.Context) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		s.mu.Lock()
+		pending := 0
+		if s.e != nil {
+			var st Stats
+			s.e.stats(s.clock.Now(), &st)
+			pending = st.Queued + st.InFlight
+		}
+		s.mu.Unlock()
+		if pending == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("delivery: %d notices still pending: %w", pending, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// Close stops the scheduler: every notice still waiting, kept or in flight
+// ends Aborted (their Done is called before Close returns); outcomes that
+// arrive later are ignored. Safe to call more than once.
+func (s *Scheduler) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		wasOpen := s.opened
+		s.closed = true
+		s.opened = false
+		s.mu.Unlock()
+		if !wasOpen {
+			return
+		}
+		close(s.stop)
+		s.wg.Wait()
+		s.mu.Lock()
+		s.e.abortAll(s.clock.Now())
+		reps := s.e.reports
+		s.e.reports = nil
+		s.mu.Unlock()
+		s.deliver(reps)
+	})
+	return nil
+}
+
+// sent is the Senders' completion callback.
+func (s *Scheduler) sent(tag uint64, o opensips.Outcome) {
+	s.mu.Lock()
+	s.e.complete(tag, o, s.clock.Now())
+	s.mu.Unlock()
+	if o.Lost() {
+		if ok, suppressed := s.lossLog.allow(time.Now()); ok {
+			s.log.Warn("OpenSIPS did not answer t_uac_dlg requests: slowing down, retrying", logkey.Status, o.String(), logkey.Suppressed, suppressed)
+		}
+	}
+	s.signal()
+}
+
+func (s *Scheduler) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}

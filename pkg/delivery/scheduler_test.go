@@ -1,0 +1,202 @@
+package delivery_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/imcd-sip/imcd/pkg/delivery"
+	"github.com/imcd-sip/imcd/pkg/imc"
+	"github.com/imcd-sip/imcd/pkg/opensips"
+)
+
+func TestSchedulerLifecycle(t *testing.T) {
+	ctx := context.Background()
+	if err := (&delivery.Scheduler{}).Open(ctx); !errors.Is(err, delivery.ErrNoEndpoint) {
+		t.Fatalf("no endpoint: %v", err)
+	}
+	if err := (&delivery.Scheduler{Endpoints: []delivery.Endpoint{{Name: "x"}}}).Open(ctx); !errors.Is(err, delivery.ErrNoEndpoint) {
+		t.Fatalf("endpoint without Sender: %v", err)
+	}
+	silent := newFakeSender(func(n *imc.Notice) (opensips.Outcome, bool) { return ok200, n.To.User == "ok" })
+	s := &delivery.Scheduler{Endpoints: []delivery.Endpoint{{Name: "mi", Sender: silent}}}
+	res := newResults()
+	if err := s.Submit(delivery.Batch{Notices: notices("room", []string{"a"}, "x")}); !errors.Is(err, delivery.ErrClosed) {
+		t.Fatalf("Submit before Open: %v", err)
+	}
+	open(t, s)
+	if err := s.Open(ctx); !errors.Is(err, delivery.ErrClosed) {
+		t.Fatalf("second Open: %v", err)
+	}
+	if err := s.Submit(delivery.Batch{Notices: notices("room", []string{"a", "b", "ok"}, "x"), Done: res.done}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "three requests", func() bool { return silent.count() == 3 })
+	waitFor(t, "one result", func() bool { return res.total() == 1 })
+	if err := s.Drain(ctxTimeout(t, 50*time.Millisecond)); err == nil {
+		t.Fatal("Drain returned with two requests in flight")
+	}
+	s.Close()
+	s.Close()
+	if res.count(delivery.Aborted) != 2 || res.count(delivery.Delivered) != 1 {
+		t.Fatalf("after Close: %+v", res.all)
+	}
+	// Late outcomes are ignored.
+	silent.answer(func(imc.Notice) bool { return true }, ok200)
+	if res.total() != 3 {
+		t.Fatalf("%d results after late outcomes", res.total())
+	}
+	if err := s.Submit(delivery.Batch{Notices: notices("room", []string{"a"}, "x")}); !errors.Is(err, delivery.ErrClosed) {
+		t.Fatalf("Submit after Close: %v", err)
+	}
+}
+
+func ctxTimeout(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// TestSchedulerResults: every notice's Done is called once, on the loop;
+// the Observer counts results, sheds and gauges; a panicking Done does not
+// stop the scheduler.
+func TestSchedulerResults(t *testing.T) {
+	snd := newFakeSender(func(n *imc.Notice) (opensips.Outcome, bool) {
+		if n.To.User == "away" {
+			return st408, true
+		}
+		return ok200, true
+	})
+	obs := newObserver()
+	s := open(t, &delivery.Scheduler{Endpoints: []delivery.Endpoint{{Sender: snd}}, Observer: obs, QueueLimit: 50})
+	res := newResults()
+	panicky := func(n imc.Notice, r delivery.Result) {
+		res.done(n, r)
+		if n.Body == "boom" {
+			panic("done exploded")
+		}
+	}
+	for _, body := range []string{"one", "boom", "two"} {
+		if err := s.Submit(delivery.Batch{Notices: notices("room", []string{"a", "b", "away"}, body), Done: panicky}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "six delivered", func() bool { return res.count(delivery.Delivered) == 6 })
+	for _, u := range []string{"a", "b"} {
+		if got := snd.sentTo(u); !slices.Equal(got, []string{"one", "boom", "two"}) || len(res.delivered(u)) != 3 {
+			t.Fatalf("%s: written %v, delivered %v", u, got, res.delivered(u))
+		}
+	}
+	st := s.MemberStatus(uri("room"), []imc.URI{uri("a"), uri("away")})
+	if !st[0].Reachable || st[1].Reachable || st[1].Kept != 3 {
+		t.Fatalf("member status %+v", st)
+	}
+	err := s.Submit(delivery.Batch{Notices: notices("room2", users("m", 60), "big")})
+	if !errors.Is(err, delivery.ErrBusy) {
+		t.Fatalf("batch over QueueLimit: %v", err)
+	}
+	waitFor(t, "gauges", func() bool {
+		obs.mu.Lock()
+		defer obs.mu.Unlock()
+		return obs.gauges > 0 && obs.last.Kept == 3
+	})
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	if obs.shed != 60 || obs.finished["delivered"] != 6 || obs.last.Unreachable != 1 || len(obs.last.Endpoints) != 1 ||
+		obs.last.Endpoints[0].Rate <= 0 || !obs.last.Endpoints[0].Up {
+		t.Fatalf("observer %+v", obs)
+	}
+}
+
+// TestSchedulerFakeClock: the probe of an unreachable member comes after
+// UnreachableRetry of the scheduler's clock, without sleeping through it;
+// OnGhost and Reachable work the same way.
+func TestSchedulerFakeClock(t *testing.T) {
+	clock := newFakeClock()
+	var back atomic.Bool
+	snd := newFakeSender(func(n *imc.Notice) (opensips.Outcome, bool) {
+		if n.To.User == "d" && !back.Load() {
+			return st408, true
+		}
+		return ok200, true
+	})
+	ghosts := make(chan imc.URI, 4)
+	s := open(t, &delivery.Scheduler{
+		Endpoints: []delivery.Endpoint{{Sender: snd}}, Clock: clock,
+		UnreachableRetry: time.Minute, GhostAfter: 5 * time.Minute,
+		OnGhost: func(m imc.URI, since time.Time) { ghosts <- m },
+		MissedNotice: func(room, member imc.URI, n int) imc.Notice {
+			return imc.Notice{From: room, To: member, Body: "missed", ContentType: "text/plain"}
+		},
+	})
+	if err := s.Submit(delivery.Batch{Notices: notices("room", []string{"d"}, "kept")}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the first request", func() bool { return snd.count() == 1 })
+	waitFor(t, "unreachable", func() bool { return !s.MemberStatus(uri("room"), []imc.URI{uri("d")})[0].Reachable })
+	for range 59 {
+		clock.Advance(time.Second)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if snd.count() != 1 {
+		t.Fatalf("probe before UnreachableRetry: %v", snd.sentTo("d"))
+	}
+	clock.Advance(2 * time.Second)
+	waitFor(t, "the probe", func() bool { return snd.count() == 2 })
+	for range 5 {
+		clock.Advance(time.Minute)
+	}
+	select {
+	case m := <-ghosts:
+		if m != uri("d") {
+			t.Fatalf("ghost %v", m)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no ghost reported")
+	}
+	if gs := s.Unreachable(5 * time.Minute); len(gs) != 1 || gs[0].Member != uri("d") {
+		t.Fatalf("Unreachable %+v", gs)
+	}
+	back.Store(true)
+	s.Reachable(uri("d"))
+	waitFor(t, "the kept notice", func() bool { return slices.Contains(snd.sentTo("d")[2:], "kept") })
+	if st := s.Stats(); st.Unreachable != 0 || st.Kept != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestSchedulerCap: with nothing answered, exactly Outstanding requests are
+// written; answers let more through, and the number held in OpenSIPS never
+// exceeds the cap.
+func TestSchedulerCap(t *testing.T) {
+	snd := newFakeSender(func(*imc.Notice) (opensips.Outcome, bool) { return opensips.Outcome{}, false })
+	res := newResults()
+	s := open(t, &delivery.Scheduler{Endpoints: []delivery.Endpoint{{Sender: snd}}, Outstanding: 25, WaitTime: -1})
+	for i := range 10 {
+		if err := s.Submit(delivery.Batch{Notices: notices("room", users("m", 10), fmt.Sprint(i)), Done: res.done}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "25 requests", func() bool { return snd.count() == 25 })
+	time.Sleep(50 * time.Millisecond)
+	if n := snd.count(); n != 25 {
+		t.Fatalf("%d requests written, cap 25", n)
+	}
+	for res.count(delivery.Delivered) < 100 {
+		snd.mu.Lock()
+		held := len(snd.held)
+		snd.mu.Unlock()
+		if held > 25 {
+			t.Fatalf("%d requests in flight, cap 25", held)
+		}
+		snd.answer(func(imc.Notice) bool { return true }, ok200)
+		time.Sleep(time.Millisecond)
+	}
+	if st := s.Stats(); st.InFlight != 0 || st.Endpoints[0].Limit != 25 {
+		t.Fatalf("stats %+v", st)
+	}
+}

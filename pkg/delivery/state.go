@@ -1,0 +1,195 @@
+package delivery
+
+import (
+	"time"
+
+	"github.com/imcd-sip/imcd/pkg/imc"
+)
+
+// evictIdle forgets flows, groups and members that have been empty for
+// idleAfter. Empty ones are kept that long so that a room's next line finds
+// them (creating one allocates its key).
+func (e *engine) evictIdle(now time.Time) {
+	for _, fi := range e.flowIdx {
+		f := &e.flows.v[fi]
+		if f.head == nilIdx && f.out == 0 && f.dropped == 0 && !f.missedOut && now.Sub(f.used) >= idleAfter {
+			e.freeFlow(fi)
+		}
+	}
+	for key, gi := range e.groupIdx {
+		if g := &e.groups.v[gi]; g.flows == 0 && now.Sub(g.used) >= idleAfter {
+			delete(e.groupIdx, key)
+			e.groups.release(gi)
+		}
+	}
+	for _, mi := range e.memberIdx {
+		if m := &e.members.v[mi]; m.reachable && m.flows == nilIdx && m.inflight == 0 && now.Sub(m.used) >= idleAfter {
+			e.freeMember(mi)
+		}
+	}
+}
+
+// freeFlow forgets an empty flow with nothing in flight.
+func (e *engine) freeFlow(fi int32) {
+	f := &e.flows.v[fi]
+	if f.inRing {
+		e.ringRemove(fi)
+	}
+	m := &e.members.v[f.member]
+	if m.flows == fi {
+		m.flows = f.mnext
+	} else {
+		for p := m.flows; p != nilIdx; p = e.flows.v[p].mnext {
+			if e.flows.v[p].mnext == fi {
+				e.flows.v[p].mnext = f.mnext
+				break
+			}
+		}
+	}
+	e.groups.v[f.group].flows--
+	delete(e.flowIdx, f.key)
+	e.flows.release(fi)
+}
+
+// freeMember forgets a member whose flows are all gone.
+func (e *engine) freeMember(mi int32) {
+	m := &e.members.v[mi]
+	if !m.reachable {
+		e.setReachableQuiet(mi)
+	}
+	delete(e.memberIdx, m.key)
+	e.members.release(mi)
+}
+
+// setReachableQuiet takes a member off the unreachable list without the
+// consequences of its return (it is being forgotten).
+func (e *engine) setReachableQuiet(mi int32) {
+	m := &e.members.v[mi]
+	m.reachable = true
+	if p := m.unreachPos; p >= 0 {
+		last := e.unreach[len(e.unreach)-1]
+		e.unreach[p] = last
+		e.members.v[last].unreachPos = p
+		e.unreach = e.unreach[:len(e.unreach)-1]
+		m.unreachPos = -1
+	}
+}
+
+// remove drops what waits for member in room (both classes), and forgets
+// the member altogether when nothing else waits for them.
+func (e *engine) remove(room, u imc.URI, now time.Time) {
+	e.key = u.AppendKey(e.key[:0])
+	mi, ok := e.memberIdx[string(e.key)]
+	if !ok {
+		return
+	}
+	for cls := range nClasses {
+		e.key = append(e.key[:0], byte('0'+cls))
+		e.key = room.AppendKey(e.key)
+		e.key = append(e.key, 0)
+		e.key = append(e.key, e.members.v[mi].key...)
+		fi, ok := e.flowIdx[string(e.key)]
+		if !ok {
+			continue
+		}
+		for e.flows.v[fi].head != nilIdx {
+			ii := e.dequeue(fi)
+			if e.items.v[ii].missed {
+				e.releasePlaceholder(ii)
+				continue
+			}
+			e.final(ii, Dropped, outcome{}, now)
+		}
+		e.flows.v[fi].dropped = 0
+		e.refreshFlow(fi)
+	}
+	m := &e.members.v[mi]
+	if m.queued > 0 || m.inflight > 0 {
+		return
+	}
+	for fi := m.flows; fi != nilIdx; {
+		next := e.flows.v[fi].mnext
+		e.freeFlow(fi)
+		fi = next
+	}
+	e.freeMember(mi)
+}
+
+// abortAll ends every notice as Aborted (Close).
+func (e *engine) abortAll(now time.Time) {
+	for ii := range e.items.v {
+		it := &e.items.v[ii]
+		switch {
+		case it.state == stFree:
+		case it.missed:
+			e.releasePlaceholder(int32(ii))
+		default:
+			e.final(int32(ii), Aborted, outcome{}, now)
+		}
+	}
+	// Outcomes that still come are ignored (their items are gone).
+	e.inflight = 0
+	for i := range e.eps {
+		e.eps[i].inflight = 0
+	}
+	e.closed = true
+}
+
+// stats fills s; s.Endpoints is reused.
+func (e *engine) stats(now time.Time, s *Stats) {
+	kept := 0
+	for _, mi := range e.unreach {
+		kept += int(e.members.v[mi].queued)
+	}
+	s.Queued, s.Kept, s.InFlight, s.Unreachable = e.live-e.inflight-kept, kept, e.inflight, len(e.unreach)
+	s.Endpoints = s.Endpoints[:0]
+	for i := range e.eps {
+		ep := &e.eps[i]
+		s.Endpoints = append(s.Endpoints, EndpointStats{Name: ep.name, Up: ep.up, Rate: ep.pacer.rate,
+			InFlight: ep.inflight, InWait: ep.wait.count(now), Limit: e.s.outstanding})
+	}
+}
+
+// memberStatus describes member u as seen from room.
+func (e *engine) memberStatus(room, u imc.URI) MemberStatus {
+	st := MemberStatus{Member: u, Reachable: true}
+	e.key = u.AppendKey(e.key[:0])
+	mi, ok := e.memberIdx[string(e.key)]
+	if !ok {
+		return st
+	}
+	m := &e.members.v[mi]
+	st.InFlight = int(m.inflight)
+	if !m.reachable {
+		st.Reachable, st.Since, st.NextProbe = false, m.since, m.nextProbe
+	}
+	for fi := m.flows; fi != nilIdx; fi = e.flows.v[fi].mnext {
+		f := &e.flows.v[fi]
+		if !f.room.Equal(room) {
+			continue
+		}
+		st.Kept += int(f.n)
+		if f.missed != nilIdx {
+			st.Kept--
+		}
+		st.Dropped += int(f.dropped)
+	}
+	return st
+}
+
+// unreachableFor lists the members unreachable for at least d.
+func (e *engine) unreachableFor(d time.Duration, now time.Time) []MemberStatus {
+	var out []MemberStatus
+	for _, mi := range e.unreach {
+		m := &e.members.v[mi]
+		if now.Sub(m.since) < d {
+			continue
+		}
+		st := MemberStatus{Member: m.uri, Since: m.since, NextProbe: m.nextProbe, Kept: int(m.queued), InFlight: int(m.inflight)}
+		for fi := m.flows; fi != nilIdx; fi = e.flows.v[fi].mnext {
+			st.Dropped += int(e.flows.v[fi].dropped)
+		}
+		out = append(out, st)
+	}
+	return out
+}

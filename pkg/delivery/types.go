@@ -1,0 +1,165 @@
+package delivery
+
+import (
+	"time"
+
+	"github.com/imcd-sip/imcd/pkg/imc"
+	"github.com/imcd-sip/imcd/pkg/opensips"
+)
+
+// Sender writes one notice as one t_uac_dlg request to one OpenSIPS, now:
+// *opensips.MIClient is one. When Send returns nil, done must be called
+// exactly once with tag and the outcome, from any goroutine, possibly before
+// Send returns; when it returns an error, done must not be called.
+type Sender interface {
+	Send(n *imc.Notice, tag uint64, done func(tag uint64, o opensips.Outcome)) error
+}
+
+// Endpoint is one OpenSIPS node the scheduler may send through. All
+// endpoints are equivalent: any of them can deliver any notice.
+type Endpoint struct {
+	// Name identifies the endpoint in logs and Stats ("udp:10.0.0.1:8080").
+	Name string
+	// Sender writes the requests.
+	Sender Sender
+}
+
+// Kind is how a notice ended.
+type Kind uint8
+
+// Kinds of Result. Every notice Submit admitted ends in exactly one.
+const (
+	// Delivered: the MESSAGE got a 2xx.
+	Delivered Kind = iota + 1
+	// Failed: it got a final status that does not say the member is away
+	// (403, 486, 500, …), OpenSIPS refused the request (a JSON-RPC error),
+	// or it could not be sent at all after several tries.
+	Failed
+	// Dropped: it was kept for an unreachable member and fell out of their
+	// bounded queue (too many kept, or kept too long), or Remove dropped it.
+	// The member is told how many they missed when they come back.
+	Dropped
+	// Lost: OpenSIPS never answered the request, after the retries.
+	// Whether the member got it is unknown.
+	Lost
+	// Aborted: it was still waiting, kept or in flight at Close.
+	Aborted
+)
+
+// String returns the metrics label: "delivered", "failed", "dropped",
+// "lost", "aborted".
+func (k Kind) String() string {
+	switch k {
+	case Delivered:
+		return "delivered"
+	case Failed:
+		return "failed"
+	case Dropped:
+		return "dropped"
+	case Lost:
+		return "lost"
+	case Aborted:
+		return "aborted"
+	}
+	return "unknown"
+}
+
+// Result is the end of one notice.
+type Result struct {
+	Kind Kind
+	// Outcome is the last MI outcome of the notice; zero when it was never
+	// answered by OpenSIPS (Dropped or Aborted before it was sent).
+	Outcome opensips.Outcome
+	// Held reports that the notice waited while its member was
+	// unreachable ("held, then delivered" when Kind is Delivered).
+	Held bool
+	// Missed is set on the notice the scheduler made itself to tell a
+	// member how many notices they missed (see Scheduler.MissedNotice).
+	Missed bool
+	// Attempts is the number of t_uac_dlg requests written for the notice.
+	Attempts int
+	// Waited is the time from Submit to this result.
+	Waited time.Duration
+}
+
+// Done receives the end of one notice. It is called on the scheduler's
+// goroutine: keep it short and do not block; it may call Submit.
+type Done func(n imc.Notice, r Result)
+
+// Observer is told what happens, for metrics. Its methods are called on the
+// scheduler's goroutine (Shed on the caller's) and must be cheap.
+type Observer interface {
+	// Finished counts one notice's result (by r.Kind, r.Outcome.Class(),
+	// r.Held).
+	Finished(r Result)
+	// Shed counts the notices of a batch Submit refused with ErrBusy.
+	Shed(notices int)
+	// Gauges reports the current state about once a second; s is valid only
+	// during the call.
+	Gauges(s *Stats)
+}
+
+// NopObserver is an Observer that does nothing.
+type NopObserver struct{}
+
+// Finished does nothing.
+func (NopObserver) Finished(Result) {}
+
+// Shed does nothing.
+func (NopObserver) Shed(int) {}
+
+// Gauges does nothing.
+func (NopObserver) Gauges(*Stats) {}
+
+var _ Observer = NopObserver{}
+
+// Stats is a snapshot of the scheduler.
+type Stats struct {
+	// Queued notices wait for their turn (their member is reachable).
+	Queued int
+	// Kept notices wait for an unreachable member.
+	Kept int
+	// InFlight notices were written and await OpenSIPS's final reply.
+	InFlight int
+	// Unreachable is the number of members marked unreachable.
+	Unreachable int
+	// Endpoints describe each OpenSIPS endpoint, in configuration order.
+	Endpoints []EndpointStats
+}
+
+// EndpointStats describes one endpoint.
+type EndpointStats struct {
+	Name string
+	// Up is false while the endpoint's requests go unanswered; it then
+	// only gets a probe now and then.
+	Up bool
+	// Rate is the current pacing rate, in requests per second.
+	Rate float64
+	// InFlight requests await their final reply.
+	InFlight int
+	// InWait estimates the transactions OpenSIPS still keeps after their
+	// final reply (tm's wt_timer).
+	InWait int
+	// Limit is the cap on InFlight+InWait.
+	Limit int
+}
+
+// MemberStatus is the delivery state of one member, as seen from one room.
+type MemberStatus struct {
+	Member imc.URI
+	// Reachable is false from a MESSAGE that ended unreachable until the
+	// member is reachable again.
+	Reachable bool
+	// Since is when the member became unreachable (zero when reachable).
+	Since time.Time
+	// NextProbe is when the oldest kept notice will be tried again (zero
+	// when reachable).
+	NextProbe time.Time
+	// Kept counts this room's notices waiting for the member.
+	Kept int
+	// Dropped counts this room's notices dropped since the member was last
+	// told what they missed.
+	Dropped int
+	// InFlight counts the member's notices in OpenSIPS, all rooms.
+	InFlight int
+}

@@ -1,0 +1,213 @@
+package opensips_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/imcd-sip/imcd/pkg/imc"
+	"github.com/imcd-sip/imcd/pkg/opensips"
+	"github.com/imcd-sip/imcd/pkg/opensipstest"
+)
+
+// sendLog records Send completions by tag and fails on a second one.
+type sendLog struct {
+	t    testing.TB
+	mu   sync.Mutex
+	outs map[uint64]opensips.Outcome
+}
+
+func newSendLog(t testing.TB) *sendLog { return &sendLog{t: t, outs: map[uint64]opensips.Outcome{}} }
+
+func (l *sendLog) done(tag uint64, o opensips.Outcome) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, dup := l.outs[tag]; dup {
+		l.t.Errorf("tag %d completed twice", tag)
+	}
+	l.outs[tag] = o
+}
+
+func (l *sendLog) wait(t testing.TB, n int) map[uint64]opensips.Outcome {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("%d Send outcomes", n), func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return len(l.outs) >= n
+	})
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make(map[uint64]opensips.Outcome, len(l.outs))
+	for k, v := range l.outs {
+		out[k] = v
+	}
+	return out
+}
+
+// TestSendStatuses sends without queue or window and gets every outcome
+// back under its tag.
+func TestSendStatuses(t *testing.T) {
+	fake := startFake(t, opensipstest.Options{FrTimeout: 100 * time.Millisecond})
+	fake.SetStatus("sip:nf@127.0.0.1", "404 Not Found")
+	fake.SetNoAnswer("sip:silent@127.0.0.1")
+	fake.SetError("sip:gone@127.0.0.1", 476, "Unresolvable destination (476/MI/UAC)")
+	obs := newObserver()
+	c := openClient(t, fake.MISocket(), func(c *opensips.MIClient) { c.Observer = obs; c.Window = 1 })
+	log := newSendLog(t)
+	users := []string{"ok", "nf", "silent", "gone"}
+	for i, u := range users {
+		mustf(t, c.Send(newNotice(u, "to "+u), uint64(100+i), log.done), "send %s", u)
+	}
+	// Window is 1 and Deliver would hold the rest: Send does not.
+	waitFor(t, "all four requests at the fake", func() bool { return len(fake.Deliveries()) >= 3 })
+	outs := log.wait(t, 4)
+	f := func(tag uint64, class string, unreachable bool) {
+		t.Helper()
+		o := outs[tag]
+		if o.Class() != class || o.MemberUnreachable() != unreachable {
+			t.Fatalf("tag %d: %+v class %s", tag, o, o.Class())
+		}
+	}
+	f(100, "2xx", false)
+	f(101, "4xx", true)
+	f(102, "4xx", true)
+	f(103, "error", true)
+	if c.Pending() != 0 || obs.delivery("2xx") != 1 || obs.delivery("4xx") != 2 {
+		t.Fatalf("pending %d, counts %v", c.Pending(), obs)
+	}
+	ds := fake.Deliveries()
+	if len(ds) != 3 || ds[0].FromTag == ds[1].FromTag {
+		t.Fatalf("deliveries %+v", ds)
+	}
+}
+
+func TestSendRefusals(t *testing.T) {
+	fake := startFake(t, opensipstest.Options{})
+	never := func(tag uint64, o opensips.Outcome) { t.Errorf("done called for a refused Send: %d %+v", tag, o) }
+	c := &opensips.MIClient{Addr: fake.MISocket()}
+	if err := c.Send(newNotice("bob", "x"), 1, never); !errors.Is(err, opensips.ErrClosed) {
+		t.Fatalf("before Open: %v", err)
+	}
+	c = openClient(t, fake.MISocket(), nil)
+	bad := &imc.Notice{From: room, To: member("bob"), Body: "x", ContentType: "text/plain\r\nX: y"}
+	if err := c.Send(bad, 2, never); !errors.Is(err, opensips.ErrUnsafeHeader) {
+		t.Fatalf("unsafe: %v", err)
+	}
+	c.Close()
+	if err := c.Send(newNotice("bob", "x"), 3, never); !errors.Is(err, opensips.ErrClosed) {
+		t.Fatalf("after Close: %v", err)
+	}
+	if c.Pending() != 0 {
+		t.Fatalf("pending %d", c.Pending())
+	}
+}
+
+func TestSendLostUnreachableAborted(t *testing.T) {
+	t.Run("no reply is lost", func(t *testing.T) {
+		addr, received := silentMI(t)
+		c := openClient(t, addr, func(c *opensips.MIClient) { c.Timeout = 150 * time.Millisecond })
+		log := newSendLog(t)
+		start := time.Now()
+		mustf(t, c.Send(newNotice("bob", "x"), 7, log.done), "send")
+		o := log.wait(t, 1)[7]
+		if !o.Lost() || o.Class() != "timeout" || time.Since(start) < 150*time.Millisecond || received() != 1 {
+			t.Fatalf("%+v after %v, received %d", o, time.Since(start), received())
+		}
+	})
+	t.Run("nothing listening", func(t *testing.T) {
+		c := openClient(t, closedPort(t), func(c *opensips.MIClient) { c.Timeout = 10 * time.Second })
+		log := newSendLog(t)
+		refused := 0
+		for i := range 10 {
+			err := c.Send(newNotice("bob", "x"), uint64(i), log.done)
+			if err != nil {
+				if !errors.Is(err, opensips.ErrUnreachable) {
+					t.Fatal(err)
+				}
+				refused++
+			}
+		}
+		outs := log.wait(t, 10-refused)
+		for tag, o := range outs {
+			if !o.NotSent() {
+				t.Fatalf("tag %d: %+v", tag, o)
+			}
+		}
+		waitFor(t, "nothing pending", func() bool { return c.Pending() == 0 })
+	})
+	t.Run("close aborts", func(t *testing.T) {
+		fake := startFake(t, opensipstest.Options{FrTimeout: 10 * time.Second})
+		fake.SetNoAnswer("sip:silent@127.0.0.1")
+		c := openClient(t, fake.MISocket(), nil)
+		log := newSendLog(t)
+		mustf(t, c.Send(newNotice("silent", "x"), 9, log.done), "send")
+		waitFor(t, "at the fake", func() bool { return len(fake.Deliveries()) == 1 })
+		c.Close()
+		if o := log.wait(t, 1)[9]; o.Class() != "aborted" {
+			t.Fatalf("%+v", o)
+		}
+	})
+}
+
+// leanMI answers every t_uac_dlg with 200 OK and allocates nothing per
+// request, so that a benchmark measures the client.
+func leanMI(tb testing.TB) string {
+	tb.Helper()
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	mustf(tb, err, "listen")
+	_ = pc.SetReadBuffer(4 << 20)
+	go func() {
+		buf := make([]byte, 65536)
+		out := make([]byte, 0, 128)
+		key := []byte(`"id":`)
+		for {
+			n, from, err := pc.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			i := bytes.LastIndex(buf[:n], key)
+			if i < 0 {
+				continue
+			}
+			id := buf[i+len(key) : n-1]
+			out = append(out[:0], `{"jsonrpc":"2.0","result":{"Status":"200 OK"},"id":`...)
+			out = append(out, id...)
+			out = append(out, '}')
+			_, _ = pc.WriteToUDPAddrPort(out, from)
+		}
+	}()
+	tb.Cleanup(func() { pc.Close() })
+	return pc.LocalAddr().String()
+}
+
+// BenchmarkSend measures one Send and its reply through a lean responder,
+// at most 256 outstanding.
+func BenchmarkSend(b *testing.B) {
+	c := openClient(b, leanMI(b), nil)
+	n := newNotice("bob", "<alice@127.0.0.1>: hello everybody in chat-1")
+	slots := make(chan struct{}, 256)
+	var failed sync.Once
+	done := func(tag uint64, o opensips.Outcome) {
+		if !o.Delivered() {
+			failed.Do(func() { b.Errorf("tag %d: %+v", tag, o) })
+		}
+		<-slots
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		slots <- struct{}{}
+		if err := c.Send(n, uint64(i), done); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for range cap(slots) {
+		slots <- struct{}{}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+}

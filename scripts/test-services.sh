@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Makes sure the databases the tests use are installed, running and set up:
+# Makes sure the services the tests use are installed, running and set up:
 # MariaDB and PostgreSQL on loopback, each with a database imcd_test owned by
-# user imcd (password imcd). Idempotent; safe to run on a machine that already
-# has them. Needs root (or sudo) for the installs.
+# user imcd (password imcd), and RabbitMQ (guest/guest on 127.0.0.1:5672) with
+# the plugins pkg/rabbitmq's tests use. Idempotent; safe to run on a machine
+# that already has them. Needs root (or sudo) for the installs.
 set -euo pipefail
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 updated=
@@ -50,4 +51,25 @@ pgsql -c "SELECT 1 FROM pg_roles WHERE rolname='imcd'" | grep -q 1 ||
 	pgsql -c "CREATE ROLE imcd LOGIN PASSWORD 'imcd' CREATEDB"
 pgsql -c "SELECT 1 FROM pg_database WHERE datname='imcd_test'" | grep -q 1 ||
 	pgsql -c "CREATE DATABASE imcd_test OWNER imcd"
-echo "test-services: MariaDB and PostgreSQL ready" >&2
+
+# --- RabbitMQ ---
+# pkg/rabbitmq's tests: quorum queues, the consistent-hash exchange of the
+# sharded topology, and the HTTP API that scripts/rabbitmq-setup.sh drives
+# (management plugin).
+if ! command -v rabbitmq-server >/dev/null && [ ! -x /usr/sbin/rabbitmq-server ]; then
+	echo "test-services: installing RabbitMQ" >&2
+	apt_install rabbitmq-server
+fi
+if ! as_root rabbitmq-diagnostics -q ping >/dev/null 2>&1; then
+	echo "test-services: starting RabbitMQ" >&2
+	as_root rabbitmq-server -detached
+	for _ in $(seq 120); do as_root rabbitmq-diagnostics -q ping >/dev/null 2>&1 && break; sleep 0.5; done
+	as_root rabbitmqctl -q await_startup >/dev/null
+fi
+plugins="rabbitmq_consistent_hash_exchange rabbitmq_management"
+# shellcheck disable=SC2086 # two plugin names
+if ! as_root rabbitmq-plugins -q is_enabled $plugins >/dev/null 2>&1; then
+	echo "test-services: enabling $plugins" >&2
+	as_root rabbitmq-plugins -q enable $plugins >/dev/null
+fi
+echo "test-services: MariaDB, PostgreSQL and RabbitMQ ready" >&2

@@ -2,13 +2,27 @@
 // OpenSIPS link (event intake, subscription, t_uac_dlg delivery), imcd's own
 // MI server and the metrics endpoint. Open starts them in dependency order;
 // Close stops intake first, drains the shards and in-flight deliveries within
-// the grace period, and closes the database last.
+// one grace period, and closes the database last.
+//
+// Files: daemon.go (the Daemon, Open), database.go (the store),
+// events.go (event intake and subscription), outbox.go (delivery and its
+// feedback), admin.go (imcd's MI and the metrics server), router.go
+// (Submit: flood guards, routing to a shard), shard.go and line.go (a
+// shard's goroutine and the lines behind commits), commit.go, doubt.go and
+// dbhealth.go (saving changes, commits in doubt, a database that stopped
+// answering), reload.go (imc:reload), view.go (what the engine sees),
+// security.go (the fan-out charge, stored rooms outside the room policy,
+// the MI pass-through policy and the FIFO), shutdown.go.
 //
 // Goroutines and what they own:
-//   - one per shard (2^hash_size): the shard's rooms (the only writer);
+//   - one per shard (2^hash_size): the shard's rooms (the only writer), its
+//     lines, its doubtful rooms;
+//   - one committer per shard: the store calls for that shard's commands,
+//     one at a time, each bounded by the store's timeout;
 //   - the event listener's (one per listener, one per event_stream
 //     connection): decode only, then Submit to a shard;
 //   - the MI client's writer, reader and reaper: the t_uac_dlg window;
+//   - one that pings a database known down;
 //   - the MI transports' and the metrics server's.
 //
 // No goroutine is started per event or per delivery.

@@ -101,28 +101,3 @@ func (d *Daemon) Admin(ctx context.Context, op imc.AdminOp) error {
 		return ctx.Err()
 	}
 }
-
-type deliveryOutcome = opensips.Outcome
-
-// onDelivered is the callback of every notice that is not an invitation;
-// the MI client already counts the outcome.
-func (d *Daemon) onDelivered(deliveryOutcome) {}
-
-// onInvitationDelivered feeds a failed invitation back to the room's shard,
-// which withdraws it and tells the inviter. Only a definite failure counts:
-// a SIP failure status, a refusal by OpenSIPS, or a request that never left.
-// A timeout or a shutdown leaves the outcome unknown (the invitee may well
-// have it), so the invitation stays pending. It runs on the MI client's
-// reader goroutine, so it must not block.
-func (d *Daemon) onInvitationDelivered(inv imc.Invitation, o deliveryOutcome) {
-	switch o.Class() {
-	case opensips.Class2xx, opensips.ClassTimeout, opensips.ClassAborted:
-		return
-	}
-	s := d.shardFor(inv.Room.Key())
-	select {
-	case s.queue <- task{kind: taskInvitationFailed, inv: &inv, status: o.Reason}:
-	default:
-		d.logger.Warn("shard queue full: failed invitation stays pending", logkey.Room, inv.Room.String(), logkey.User, inv.Invitee.String(), logkey.Status, o.Reason)
-	}
-}

@@ -62,6 +62,19 @@ const (
 	OldRate  = "old_rate"
 	AwayFor  = "away_for"
 
+	// RabbitMQ.
+	Queue       = "queue"
+	Queues      = "queues"
+	Standby     = "standby"
+	Prefetch    = "prefetch"
+	Pending     = "pending"
+	Session     = "session"
+	Broker      = "broker"
+	Backoff     = "backoff"
+	Returned    = "returned"
+	Redelivered = "redelivered"
+	RoutingKey  = "routing_key"
+
 	// The addresses imcd bound, in its "imcd started" record.
 	Events     = "events"
 	OpenSIPSMI = "opensips_mi"
@@ -81,4 +94,6 @@ const (
 	SystemMIClient   = "mi-client"
 	SystemSubscriber = "subscriber"
 	SystemDelivery   = "delivery"
+	SystemRabbitMQ   = "rabbitmq"
+	SystemPublisher  = "rabbitmq-publisher"
 )

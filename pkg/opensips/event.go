@@ -15,7 +15,8 @@ const DefaultEventName = "E_IMC_MESSAGE"
 // Event is one decoded E_IMC_MESSAGE: the MESSAGE as the OpenSIPS script
 // reported it (see scripts/opensips/ and docs/opensips.md for each param).
 type Event struct {
-	// Transport is TransportStream or TransportDatagram.
+	// Transport is TransportStream, TransportDatagram or, for a brokered
+	// event, the broker's name ("rabbitmq").
 	Transport string
 	// Req holds from, ruri (to when ruri is absent), to, body, ctype and
 	// callid. Its strings are copies: they do not point into a parser.
@@ -26,6 +27,26 @@ type Event struct {
 	FromTag, CSeq, SrcIP, Proto string
 	// SrcPort is src_port, 0 when absent.
 	SrcPort int
+	// Origin says which broker queue and consumer session delivered the
+	// event; zero for event_stream and event_datagram.
+	Origin Origin
+}
+
+// Origin is where a brokered event came from (filled by pkg/rabbitmq). An
+// instance that starts consuming a queue may be handed rooms that another
+// instance changed meanwhile, so a room's cached state is trusted only for
+// events of the (Queue, Session) it was last read under: the daemon re-reads
+// a room from the database when an event for it arrives under another
+// Queue or Session than before, or Redelivered.
+type Origin struct {
+	// Queue is the queue the event was consumed from.
+	Queue string
+	// Session changes (never 0) each time this process starts consuming
+	// Queue: at start, after a reconnect, after a rewind.
+	Session uint64
+	// Redelivered is the broker's flag: this or another consumer may have
+	// applied the event before (the applied-once check decides).
+	Redelivered bool
 }
 
 // Event params, by the names the shipped script gives them.

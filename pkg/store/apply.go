@@ -20,7 +20,11 @@ import (
 // any SQL runs, so no engine gets the chance to truncate them. A failure of
 // the connection before the commit is retried once on a fresh connection
 // (the server has rolled the transaction back); a failure during the commit
-// is not, since the commit may have happened.
+// is not, since the commit may have happened: the error then wraps
+// ErrInDoubt, and LoadRooms reads what the tables hold.
+//
+// With Config.History, destroying a room also deletes its history, topic
+// and marks, and removing a member their mark, in the same transaction.
 func (db *DB) Apply(ctx context.Context, changes []imc.Change) error {
 	if len(changes) == 0 {
 		return nil
@@ -32,42 +36,54 @@ func (db *DB) Apply(ctx context.Context, changes []imc.Change) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, db.cfg.ApplyTimeout)
 	defer cancel()
+	err := db.retrying(ctx, func(ctx context.Context) error { return db.applyTx(ctx, changes) })
+	if err != nil {
+		return db.applyError(err)
+	}
+	return nil
+}
+
+// retrying runs fn, and once more on a fresh connection when it failed for
+// want of the connection or the server (or a lock wait, a deadlock): the
+// server has rolled the first attempt back. An error of COMMIT
+// (*commitError) is not retried, since the commit may have happened;
+// callers whose work is safe to do twice leave their commit errors bare.
+func (db *DB) retrying(ctx context.Context, fn func(context.Context) error) error {
 	var err error
 	for attempt := 0; attempt < 2; attempt++ {
-		var committing bool
-		committing, err = db.applyOnce(ctx, changes)
-		if err == nil {
+		if err = fn(ctx); err == nil {
 			return nil
 		}
 		k := db.kind(err)
 		if k == kindUnavailable {
 			db.dropIdle()
 		}
-		if committing || (k != kindUnavailable && k != kindBusy) || ctx.Err() != nil {
+		var ce *commitError
+		if errors.As(err, &ce) || (k != kindUnavailable && k != kindBusy) || ctx.Err() != nil {
 			break
 		}
-		db.log.Debug("retrying a change set on a fresh connection", logkey.Err, err)
+		db.log.Debug("retrying on a fresh connection", logkey.Err, err)
 	}
-	return db.applyError(err)
+	return err
 }
 
-// applyOnce runs one transaction. committing reports that the error came
-// from COMMIT itself, whose outcome is then unknown.
-func (db *DB) applyOnce(ctx context.Context, changes []imc.Change) (committing bool, err error) {
+// applyTx runs changes in one transaction. An error of COMMIT itself,
+// whose outcome is then unknown, is a *commitError.
+func (db *DB) applyTx(ctx context.Context, changes []imc.Change) error {
 	tx, err := db.db.BeginTxx(ctx, db.d.txOptions)
 	if err != nil {
-		return false, fmt.Errorf("begin: %w", err)
+		return fmt.Errorf("begin: %w", err)
 	}
 	for i := range changes {
 		if err := db.exec(ctx, tx, &changes[i]); err != nil {
 			_ = tx.Rollback()
-			return false, err
+			return err
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return true, &commitError{err}
+		return &commitError{err}
 	}
-	return false, nil
+	return nil
 }
 
 // commitError marks an error of COMMIT.
@@ -132,6 +148,9 @@ func (db *DB) exec(ctx context.Context, tx *sqlx.Tx, c *imc.Change) error {
 			// command need not fail.
 			db.log.Warn("member to remove was not in the table", logkey.Change, c.String())
 		}
+	}
+	if err == nil && db.cfg.History {
+		err = db.forgetHistory(ctx, tx, c)
 	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", c, err)

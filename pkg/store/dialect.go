@@ -57,6 +57,23 @@ type dialect struct {
 	createVersion string
 	createRooms   func(table string) []string
 	createMembers func(table string) []string
+	// createHistory, createTopics, createMarks and createEvents are the
+	// DDL of imcd's own tables (sql/<engine>/imcd-*-create.sql).
+	createHistory func(table string) []string
+	createTopics  func(table string) []string
+	createMarks   func(table string) []string
+	createEvents  func(table string) []string
+	// insertIgnore starts an INSERT that skips rows whose unique key is
+	// taken; ignoreSuffix(cols) ends it (cols: the unique key's columns).
+	insertIgnore string
+	ignoreSuffix func(cols string) string
+	// upsertSuffix ends an INSERT so that a row whose key (cols) is taken
+	// gets the new values of set instead.
+	upsertSuffix func(key string, set ...string) string
+	// deleteSome deletes at most "?" rows (the last argument) of table
+	// matching where, the first ones in order; id is a column that
+	// identifies a row.
+	deleteSome func(table, id, where, order string) string
 	// insertVersion inserts (table_name, table_version) unless a row for the
 	// name exists; arguments: name, version, name.
 	insertVersion string
@@ -126,3 +143,6 @@ func buildQueries(d *dialect, rooms, members string) queries {
 	}
 	return q
 }
+
+// rebind turns the '?' placeholders of q into d's.
+func rebind(d *dialect, q string) string { return sqlx.Rebind(d.bind, q) }

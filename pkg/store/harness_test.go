@@ -143,25 +143,29 @@ type testDB struct {
 	logs *logBuffer
 }
 
-// tableNames returns fresh table names for one test.
-func tableNames() (rooms, members string) {
-	s := randomSuffix()
-	return "imc_rooms_t" + s, "imc_members_t" + s
-}
-
 // testConfig returns a configuration for engine with fresh tables (and for
-// SQLite a fresh file), whose tables are dropped when the test ends.
+// SQLite a fresh file), whose tables are dropped when the test ends. The
+// history and events tables are named too, for tests that enable them.
 func testConfig(t testing.TB, engine string) Config {
 	t.Helper()
-	rooms, members := tableNames()
+	s := randomSuffix()
 	url := engineURL(engine)
 	if engine == dburl.SQLite {
 		url = "sqlite://" + filepath.Join(t.TempDir(), "imc.db")
 	}
-	cfg := Config{URL: url, RoomsTable: rooms, MembersTable: members, ApplyTimeout: 5 * time.Second}
+	cfg := Config{URL: url, RoomsTable: "imc_rooms_t" + s, MembersTable: "imc_members_t" + s,
+		HistoryTable: "imc_history_t" + s, TopicsTable: "imc_topics_t" + s, MarksTable: "imc_marks_t" + s,
+		EventsTable: "imc_events_t" + s, ApplyTimeout: 5 * time.Second}
 	if engine != dburl.SQLite {
 		t.Cleanup(func() { dropTables(t, cfg) })
 	}
+	return cfg
+}
+
+// historyConfig is testConfig with the history and events tables on.
+func historyConfig(t testing.TB, engine string) Config {
+	cfg := testConfig(t, engine)
+	cfg.History, cfg.Events = true, true
 	return cfg
 }
 
@@ -173,13 +177,18 @@ func dropTables(t testing.TB, cfg Config) {
 	}
 	defer db.Close()
 	ctx := context.Background()
-	for _, tb := range []string{cfg.MembersTable, cfg.RoomsTable} {
-		if _, err := db.db.ExecContext(ctx, "DROP TABLE "+db.d.table(tb)); err != nil {
+	names := []any{}
+	for _, tb := range []string{cfg.MembersTable, cfg.RoomsTable, cfg.HistoryTable, cfg.TopicsTable, cfg.MarksTable, cfg.EventsTable} {
+		if tb == "" {
+			continue
+		}
+		names = append(names, tb)
+		if _, err := db.db.ExecContext(ctx, "DROP TABLE IF EXISTS "+db.d.table(tb)); err != nil {
 			t.Logf("drop %s: %v", tb, err)
 		}
 	}
-	q := db.db.Rebind("DELETE FROM " + db.d.table("version") + " WHERE table_name IN (?, ?)")
-	if _, err := db.db.ExecContext(ctx, q, cfg.RoomsTable, cfg.MembersTable); err != nil {
+	q := db.db.Rebind("DELETE FROM " + db.d.table("version") + " WHERE table_name IN (?" + strings.Repeat(", ?", len(names)-1) + ")")
+	if _, err := db.db.ExecContext(ctx, q, names...); err != nil {
 		t.Logf("delete version rows: %v", err)
 	}
 }
@@ -204,10 +213,14 @@ func openWith(t testing.TB, cfg Config) *testDB {
 	return &testDB{DB: db, cfg: cfg, logs: logs}
 }
 
-// exec runs SQL written with '?' placeholders on the store's own pool.
+// exec runs SQL written with '?' placeholders on the store's own pool;
+// {rooms}, {members}, {history}, {topics}, {marks} and {events} name the
+// test's tables.
 func (db *testDB) exec(t testing.TB, q string, args ...any) {
 	t.Helper()
-	q = strings.NewReplacer("{rooms}", db.d.table(db.cfg.RoomsTable), "{members}", db.d.table(db.cfg.MembersTable)).Replace(q)
+	q = strings.NewReplacer("{rooms}", db.d.table(db.cfg.RoomsTable), "{members}", db.d.table(db.cfg.MembersTable),
+		"{history}", db.d.table(db.cfg.HistoryTable), "{topics}", db.d.table(db.cfg.TopicsTable),
+		"{marks}", db.d.table(db.cfg.MarksTable), "{events}", db.d.table(db.cfg.EventsTable)).Replace(q)
 	if _, err := db.db.Exec(db.db.Rebind(q), args...); err != nil {
 		t.Fatalf("%s %v: %v", q, args, err)
 	}

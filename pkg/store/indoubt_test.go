@@ -199,15 +199,9 @@ func isCommit(pkt []byte) bool {
 		bytes.EqualFold(bytes.TrimSpace(pkt[5:]), []byte("COMMIT"))
 }
 
-// The connection dies during COMMIT of a create-room, delete-room,
-// add-member or remove-member change set, once before the COMMIT reaches
-// MariaDB and once after MariaDB has committed: Apply reports ErrInDoubt
-// both times (it cannot tell them apart), and LoadRooms then gives exactly
-// what the tables hold: the change set in full or not at all.
-func TestInDoubtLoadRooms(t *testing.T) {
-	needEngine(t, dburl.MySQL)
-	ctx := context.Background()
-	direct := openTest(t, dburl.MySQL)
+// proxied opens a store on direct's tables through a mysqlProxy.
+func proxied(t *testing.T, direct *testDB) (*mysqlProxy, *testDB) {
+	t.Helper()
 	u, _ := dburl.Parse(engineURL(dburl.MySQL))
 	if u.Socket != "" {
 		t.Skip("the test database is on a unix socket")
@@ -221,8 +215,19 @@ func TestInDoubtLoadRooms(t *testing.T) {
 	u.Host, u.Port = host, atoi(pport)
 	cfg := direct.cfg
 	cfg.URL = formatURL(u)
-	db := openWith(t, cfg)
+	return proxy, openWith(t, cfg)
+}
 
+// The connection dies during COMMIT of a create-room, delete-room,
+// add-member or remove-member change set, once before the COMMIT reaches
+// MariaDB and once after MariaDB has committed: Apply reports ErrInDoubt
+// both times (it cannot tell them apart), and LoadRooms then gives exactly
+// what the tables hold: the change set in full or not at all.
+func TestInDoubtLoadRooms(t *testing.T) {
+	needEngine(t, dburl.MySQL)
+	ctx := context.Background()
+	direct := openTest(t, dburl.MySQL)
+	proxy, db := proxied(t, direct)
 	owner, bob := uri(t, "sip:owner@h"), uri(t, "sip:bob@h")
 	type tc struct {
 		name         string
@@ -288,4 +293,44 @@ func TestInDoubtLoadRooms(t *testing.T) {
 	}
 	// The store goes on through the proxy, with nothing armed.
 	db.apply(t, createRoom(uri(t, "sip:after@h"), 0), addMember(uri(t, "sip:after@h"), owner, imc.MemberOwner))
+}
+
+// ApplyOnce resolves a COMMIT in doubt by itself: cut before the COMMIT
+// reached MariaDB, its retry applies the event; cut after MariaDB
+// committed, its retry finds the key under its own claim. Either way the
+// caller hears "applied", and the change set is in the tables once.
+func TestApplyOnceInDoubt(t *testing.T) {
+	needEngine(t, dburl.MySQL)
+	ctx := context.Background()
+	direct := openWith(t, historyConfig(t, dburl.MySQL))
+	proxy, db := proxied(t, direct)
+	owner := uri(t, "sip:owner@h")
+	for _, cut := range []commitCut{cutBeforeCommit, cutAfterCommit} {
+		room := imc.URI{User: "once-" + strconv.Itoa(int(cut)), Host: "h"}
+		key := EventKey("call-"+room.User, "1", "tag")
+		changes := []imc.Change{createRoom(room, 0), addMember(room, owner, imc.MemberOwner)}
+		proxy.arm(cut)
+		applied, err := db.ApplyOnce(ctx, key, changes)
+		if !applied || err != nil {
+			t.Errorf("%s: ApplyOnce = %v, %v; want applied", cut, applied, err)
+		}
+		select {
+		case got := <-proxy.cuts:
+			if got != cut {
+				t.Fatalf("proxy made %s, want %s", got, cut)
+			}
+		default:
+			t.Fatalf("%s: no cut at COMMIT", cut)
+		}
+		got, err := direct.LoadRooms(ctx, []imc.URI{room})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g, w := dumpMap(got), "sip:"+room.AOR()+" flag=0: *owner@h\nabsent: \n"; g != w {
+			t.Errorf("%s: tables hold:\n%s\nwant:\n%s", cut, g, w)
+		}
+		if applied, err := direct.ApplyOnce(ctx, key, changes); applied || err != nil {
+			t.Errorf("%s: the same event again = %v, %v", cut, applied, err)
+		}
+	}
 }

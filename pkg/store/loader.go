@@ -146,21 +146,23 @@ func (l *loader) indexColumns() {
 
 // memberPart is the members of one id range, read by one goroutine.
 type memberPart struct {
-	l       *loader
-	misses  map[string]*roomEntry // room columns not spelled as the room row; nil: no such room
-	domains map[string]string
-	pending [][]pending
-	skipped int
+	l        *loader
+	chunkCap int                   // capacity of a new chunk: pendingChunk, less for few rows
+	misses   map[string]*roomEntry // room columns not spelled as the room row; nil: no such room
+	domains  map[string]string
+	pending  [][]pending
+	skipped  int
 }
 
 func (l *loader) newPart() *memberPart {
-	return &memberPart{l: l, misses: make(map[string]*roomEntry), domains: make(map[string]string)}
+	return &memberPart{l: l, chunkCap: pendingChunk, misses: make(map[string]*roomEntry), domains: make(map[string]string)}
 }
 
 func (p *memberPart) add(m pending) {
 	n := len(p.pending)
 	if n == 0 || len(p.pending[n-1]) == pendingChunk {
-		p.pending = append(p.pending, make([]pending, 0, pendingChunk))
+		// A chunk started smaller grows by append up to pendingChunk.
+		p.pending = append(p.pending, make([]pending, 0, p.chunkCap))
 		n++
 	}
 	p.pending[n-1] = append(p.pending[n-1], m)

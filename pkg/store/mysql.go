@@ -62,6 +62,64 @@ func mysqlDialect() *dialect {
 				"    INDEX room_idx (room)\n" +
 				") ENGINE=InnoDB"}
 		},
+		// imcd's own tables (sql/mysql/imcd-*-create.sql).
+		createHistory: func(t string) []string {
+			return []string{"CREATE TABLE IF NOT EXISTS `" + t + "` (\n" +
+				"    id BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY NOT NULL,\n" +
+				"    room VARCHAR(64) NOT NULL,\n" +
+				"    seq BIGINT NOT NULL,\n" +
+				"    kind SMALLINT DEFAULT 0 NOT NULL,\n" +
+				"    sender VARCHAR(255) NOT NULL,\n" +
+				"    time_ms BIGINT NOT NULL,\n" +
+				"    content_type VARCHAR(255) NOT NULL,\n" +
+				"    body MEDIUMBLOB NOT NULL,\n" +
+				"    CONSTRAINT room_seq_idx UNIQUE (room, seq),\n" +
+				"    INDEX time_idx (time_ms)\n" +
+				") ENGINE=InnoDB"}
+		},
+		createTopics: func(t string) []string {
+			return []string{"CREATE TABLE IF NOT EXISTS `" + t + "` (\n" +
+				"    room VARCHAR(64) PRIMARY KEY NOT NULL,\n" +
+				"    topic MEDIUMBLOB NOT NULL,\n" +
+				"    set_by VARCHAR(255) NOT NULL,\n" +
+				"    time_ms BIGINT NOT NULL\n" +
+				") ENGINE=InnoDB"}
+		},
+		createMarks: func(t string) []string {
+			return []string{"CREATE TABLE IF NOT EXISTS `" + t + "` (\n" +
+				"    room VARCHAR(64) NOT NULL,\n" +
+				"    username VARCHAR(64) NOT NULL,\n" +
+				"    domain VARCHAR(64) NOT NULL,\n" +
+				"    seq BIGINT NOT NULL,\n" +
+				"    PRIMARY KEY (room, username, domain)\n" +
+				") ENGINE=InnoDB"}
+		},
+		createEvents: func(t string) []string {
+			return []string{"CREATE TABLE IF NOT EXISTS `" + t + "` (\n" +
+				"    event_key CHAR(32) PRIMARY KEY NOT NULL,\n" +
+				"    claim BIGINT NOT NULL,\n" +
+				"    time_ms BIGINT NOT NULL,\n" +
+				"    INDEX time_idx (time_ms)\n" +
+				") ENGINE=InnoDB"}
+		},
+		// IGNORE would also turn a too-long value or a bad character into
+		// a warning and store something else; the store checks every value
+		// before, so here it only skips taken keys.
+		insertIgnore: "INSERT IGNORE INTO ",
+		ignoreSuffix: func(string) string { return "" },
+		upsertSuffix: func(_ string, set ...string) string {
+			s := " ON DUPLICATE KEY UPDATE "
+			for i, c := range set {
+				if i > 0 {
+					s += ", "
+				}
+				s += c + " = VALUES(" + c + ")"
+			}
+			return s
+		},
+		deleteSome: func(table, _, where, order string) string {
+			return "DELETE FROM " + table + " WHERE " + where + " ORDER BY " + order + " LIMIT ?"
+		},
 		insertVersion: "INSERT INTO `version` (table_name, table_version) SELECT ?, ? FROM DUAL " +
 			"WHERE NOT EXISTS (SELECT 1 FROM `version` WHERE table_name = ?)",
 		roomIndexed: "SELECT COUNT(*) FROM information_schema.statistics " +

@@ -13,24 +13,44 @@ import (
 	"github.com/imcd-sip/imcd/pkg/store/dburl"
 )
 
-// tableSpec is one of the two imc tables as the schema code sees it.
+// tableSpec is one table as the schema code sees it.
 type tableSpec struct {
 	name    string
 	probe   string // selects every column imcd uses, no rows
 	version int
 	create  func(string) []string
+	script  string // the file in sql/<engine>/ that creates it
 }
 
+// Scripts in sql/<engine>/.
+const (
+	scriptIMC     = "imc-create.sql"
+	scriptHistory = "imcd-history-create.sql"
+	scriptEvents  = "imcd-events-create.sql"
+)
+
+// tables lists the tables the configuration uses: the two imc tables, and
+// imcd's own when enabled.
 func (db *DB) tables() []tableSpec {
-	return []tableSpec{
-		{db.cfg.RoomsTable, db.q.probeRooms, roomsVersion, db.d.createRooms},
-		{db.cfg.MembersTable, db.q.probeMembers, membersVersion, db.d.createMembers},
+	t := []tableSpec{
+		{db.cfg.RoomsTable, db.q.probeRooms, roomsVersion, db.d.createRooms, scriptIMC},
+		{db.cfg.MembersTable, db.q.probeMembers, membersVersion, db.d.createMembers, scriptIMC},
 	}
+	if db.cfg.History {
+		t = append(t,
+			tableSpec{db.cfg.HistoryTable, db.hq.probeHistory, historyVersion, db.d.createHistory, scriptHistory},
+			tableSpec{db.cfg.TopicsTable, db.hq.probeTopics, topicsVersion, db.d.createTopics, scriptHistory},
+			tableSpec{db.cfg.MarksTable, db.hq.probeMarks, marksVersion, db.d.createMarks, scriptHistory})
+	}
+	if db.cfg.Events {
+		t = append(t, tableSpec{db.cfg.EventsTable, db.eq.probe, eventsVersion, db.d.createEvents, scriptEvents})
+	}
+	return t
 }
 
-// checkSchema makes sure both tables exist with the columns imcd uses and,
-// where the version table has rows for them, that the versions are the ones
-// imcd reads and writes.
+// checkSchema makes sure every table the configuration uses exists with the
+// columns imcd uses and, where the version table has rows for them, that
+// the versions are the ones imcd reads and writes.
 func (db *DB) checkSchema(ctx context.Context) error {
 	for _, t := range db.tables() {
 		exists, err := db.tableExists(ctx, t)
@@ -38,8 +58,8 @@ func (db *DB) checkSchema(ctx context.Context) error {
 			return err
 		}
 		if !exists {
-			return fmt.Errorf("store: %w: table %q does not exist in %s; create it with create_tables = yes or sql/%s/imc-create.sql",
-				ErrNoTables, t.name, db.url, db.d.name)
+			return fmt.Errorf("store: %w: table %q does not exist in %s; create it with create_tables = yes or sql/%s/%s",
+				ErrNoTables, t.name, db.url, db.d.name, t.script)
 		}
 		if err := db.checkVersion(ctx, t); err != nil {
 			return err
@@ -104,8 +124,8 @@ func (db *DB) checkVersion(ctx context.Context, t tableSpec) error {
 	case err != nil:
 		return fmt.Errorf("store: read the version of %q: %w", t.name, db.wrap(err))
 	case v != t.version:
-		return fmt.Errorf("store: %w: the version table gives %q version %d; imcd reads and writes version %d (OpenSIPS's current imc schema)",
-			ErrVersion, t.name, v, t.version)
+		return fmt.Errorf("store: %w: the version table gives %q version %d; imcd reads and writes version %d (sql/%s/%s)",
+			ErrVersion, t.name, v, t.version, db.d.name, t.script)
 	}
 	return nil
 }
@@ -118,8 +138,13 @@ func (db *DB) warnNonTransactional(ctx context.Context) {
 		Name   string         `db:"name"`
 		Engine sql.NullString `db:"engine"`
 	}
-	q := "SELECT table_name AS name, engine FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name IN (?, ?)"
-	if err := db.db.SelectContext(ctx, &rows, q, db.cfg.RoomsTable, db.cfg.MembersTable); err != nil {
+	var names []any
+	for _, t := range db.tables() {
+		names = append(names, t.name)
+	}
+	q := "SELECT table_name AS name, engine FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name IN (?" +
+		strings.Repeat(", ?", len(names)-1) + ")"
+	if err := db.db.SelectContext(ctx, &rows, q, names...); err != nil {
 		db.log.Debug("cannot read the tables' engine", logkey.Err, err)
 		return
 	}
@@ -132,8 +157,9 @@ func (db *DB) warnNonTransactional(ctx context.Context) {
 }
 
 // CreateTables creates whatever is missing of the version table, the rooms
-// and members tables, and their version rows. It is idempotent and never
-// changes what exists. The definitions are those of sql/<engine>/imc-create.sql.
+// and members tables, imcd's own tables where enabled, and their version
+// rows. It is idempotent and never changes what exists. The definitions are
+// those of sql/<engine>/imc-create.sql and imcd-*-create.sql.
 func (db *DB) CreateTables(ctx context.Context) error {
 	if _, err := db.db.ExecContext(ctx, db.d.createVersion); err != nil {
 		// Another process may have created it at the same moment.

@@ -150,12 +150,14 @@ func TestSQLScripts(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer raw.Close()
-		script := filepath.Join("..", "..", "sql", engine, "imc-create.sql")
-		runScript(t, raw, script)
-		runScript(t, raw, script) // idempotent
+		for _, name := range []string{scriptIMC, scriptHistory, scriptEvents} {
+			script := filepath.Join("..", "..", "sql", engine, name)
+			runScript(t, raw, script)
+			runScript(t, raw, script) // idempotent
+		}
 
 		logs := &logBuffer{}
-		db, err := Open(context.Background(), Config{URL: url, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+		db, err := Open(context.Background(), Config{URL: url, History: true, Events: true, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 		if err != nil {
 			t.Fatalf("Open on the script's tables: %v", err)
 		}
@@ -171,24 +173,37 @@ func TestSQLScripts(t *testing.T) {
 			t.Errorf("Load = %s, %v", dump(rooms), err)
 		}
 
-		created, err := Open(context.Background(), Config{URL: url, RoomsTable: "imcx_rooms", MembersTable: "imcx_members", CreateTables: true})
+		if _, err := db.AppendHistory(context.Background(), []HistoryLine{{Room: room, Seq: 1, Sender: "sip:a@h", ContentType: "text/plain", Body: []byte("hi")}}); err != nil {
+			t.Errorf("AppendHistory on the script's tables: %v", err)
+		}
+		if applied, err := db.ApplyOnce(context.Background(), EventKey("c", "1", "t"), []imc.Change{deleteRoom(room)}); !applied || err != nil {
+			t.Errorf("ApplyOnce on the script's tables = %v, %v", applied, err)
+		}
+
+		created, err := Open(context.Background(), Config{URL: url, RoomsTable: "imcx_rooms", MembersTable: "imcx_members",
+			History: true, HistoryTable: "imcx_history", TopicsTable: "imcx_topics", MarksTable: "imcx_history_marks",
+			Events: true, EventsTable: "imcx_events", CreateTables: true})
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer created.Close()
-		for _, pair := range [][2]string{{"imc_rooms", "imcx_rooms"}, {"imc_members", "imcx_members"}} {
-			script, code := describe(t, raw, pair[0]), describe(t, raw, pair[1])
+		for _, name := range []string{"rooms", "members", "history", "topics", "history_marks", "events"} {
+			script, code := describe(t, raw, "imc_"+name), describe(t, raw, "imcx_"+name)
 			if script != code {
-				t.Errorf("%s from the script:\n%s\nfrom CreateTables:\n%s", pair[0], script, code)
+				t.Errorf("imc_%s from the script:\n%s\nfrom CreateTables:\n%s", name, script, code)
 			}
-			if !strings.Contains(script, "64") {
-				t.Errorf("%s: no 64-character columns in:\n%s", pair[0], script)
+			if !strings.Contains(script, "64") && name != "events" {
+				t.Errorf("imc_%s: no 64-character columns in:\n%s", name, script)
 			}
-		}
-		for _, name := range []string{"imc_rooms", "imc_members", "imcx_rooms", "imcx_members"} {
-			var v int
-			if err := raw.db.Get(&v, raw.db.Rebind("SELECT table_version FROM version WHERE table_name = ?"), name); err != nil || v != 2 {
-				t.Errorf("version of %s = %d, %v; want 2", name, v, err)
+			want := 1
+			if name == "rooms" || name == "members" {
+				want = 2
+			}
+			for _, tb := range []string{"imc_" + name, "imcx_" + name} {
+				var v int
+				if err := raw.db.Get(&v, raw.db.Rebind("SELECT table_version FROM version WHERE table_name = ?"), tb); err != nil || v != want {
+					t.Errorf("version of %s = %d, %v; want %d", tb, v, err, want)
+				}
 			}
 		}
 	})

@@ -31,7 +31,38 @@ type Store interface {
 	Close() error
 }
 
-var _ Store = (*DB)(nil)
+// HistoryStore keeps rooms' history, topics and catch-up marks
+// (Config.History). Implementations are safe for concurrent use.
+type HistoryStore interface {
+	AppendHistory(ctx context.Context, lines []HistoryLine) (written int, err error)
+	LastSeqs(ctx context.Context) (map[string]int64, error)
+	LastSeq(ctx context.Context, room imc.URI) (int64, error)
+	History(ctx context.Context, room imc.URI, afterSeq int64, limit int) ([]HistoryLine, error)
+	LastLines(ctx context.Context, room imc.URI, afterSeq int64, n int) ([]HistoryLine, error)
+	CountHistory(ctx context.Context, room imc.URI, afterSeq int64) (int64, error)
+	PurgeHistory(ctx context.Context, keepPerRoom int, olderThan time.Time, batch int) (int, error)
+	SetTopic(ctx context.Context, t Topic) error
+	Topics(ctx context.Context) (map[string]Topic, error)
+	SetMarks(ctx context.Context, marks []Mark) error
+	DeleteMarks(ctx context.Context, marks []Mark) error
+	Marks(ctx context.Context, room imc.URI) ([]Mark, error)
+	AllMarks(ctx context.Context) ([]Mark, error)
+}
+
+// EventLog applies broker events once across several imcd (Config.Events).
+// Implementations are safe for concurrent use.
+type EventLog interface {
+	ApplyOnce(ctx context.Context, key string, changes []imc.Change) (applied bool, err error)
+	MarkEvents(ctx context.Context, keys []string) (fresh []bool, err error)
+	HasEvent(ctx context.Context, key string) (bool, error)
+	PurgeEvents(ctx context.Context, olderThan time.Time, batch int) (int, error)
+}
+
+var (
+	_ Store        = (*DB)(nil)
+	_ HistoryStore = (*DB)(nil)
+	_ EventLog     = (*DB)(nil)
+)
 
 // Errors. Every error the package returns wraps at most one of these (plus
 // imc.ErrTooLong for over-long values), with the details in its message.
@@ -59,49 +90,29 @@ var (
 	// option or the scripts in sql/.
 	ErrNoTables = errors.New("table missing")
 	// ErrVersion: the version table gives a table another version than the
-	// one imcd reads and writes (2 for both imc tables).
+	// one imcd reads and writes (2 for both imc tables, 1 for the history,
+	// topics, marks and events tables).
 	ErrVersion = errors.New("unsupported table version")
-	// ErrInvalidChange: a change is malformed (unknown op, no room, no
-	// member); a bug in the caller. Nothing was committed.
+	// ErrInvalidChange: a change, history line, mark or event key is
+	// malformed (unknown op, no room, no member, a sender that is not
+	// printable ASCII, a key not made by EventKey); a bug in the caller.
+	// Nothing was written.
 	ErrInvalidChange = errors.New("invalid change")
+	// ErrNotEnabled: a history or events method was called on a store
+	// whose Config does not enable those tables.
+	ErrNotEnabled = errors.New("not enabled in the store's configuration")
 )
 
-// Table versions in OpenSIPS's version table for the schema imcd uses.
+// Table versions in OpenSIPS's version table for the schema imcd uses:
+// OpenSIPS's for the imc tables, imcd's own for the tables it adds.
 const (
 	roomsVersion   = 2
 	membersVersion = 2
+	historyVersion = 1
+	topicsVersion  = 1
+	marksVersion   = 1
+	eventsVersion  = 1
 )
-
-// Defaults for Config.
-const (
-	DefaultRoomsTable   = "imc_rooms"
-	DefaultMembersTable = "imc_members"
-	DefaultApplyTimeout = 2 * time.Second
-)
-
-// Config configures Open.
-type Config struct {
-	// URL is the db_url, in OpenSIPS's grammar (see package dburl). Empty is
-	// an error here: the daemon supplies its default SQLite path.
-	URL string
-	// RoomsTable is rooms_table; default "imc_rooms".
-	RoomsTable string
-	// MembersTable is members_table; default "imc_members".
-	MembersTable string
-	// Logger receives the store's logs, under system=store; nil discards.
-	Logger *slog.Logger
-	// ApplyTimeout bounds one Apply (and Ping), so that a dead database
-	// fails a command quickly instead of hanging it; default 2s.
-	ApplyTimeout time.Duration
-	// CreateTables makes Open create missing tables and version rows
-	// (CreateTables) instead of failing with ErrNoTables. Set it when the
-	// operator asked for it, and for the embedded SQLite default; never
-	// silently for a production database.
-	CreateTables bool
-	// MaxOpenConns caps the pool for MySQL and PostgreSQL; default 8.
-	// SQLite always uses one connection (one writer).
-	MaxOpenConns int
-}
 
 // DB is a Store on one SQL database.
 type DB struct {
@@ -110,7 +121,9 @@ type DB struct {
 	cfg     Config
 	log     *slog.Logger
 	q       queries
-	url     string // redacted, for messages
+	hq      historyQueries // when cfg.History
+	eq      eventQueries   // when cfg.Events
+	url     string         // redacted, for messages
 	maxIdle int
 
 	// parallelSpan is the id span from which Load reads members in
@@ -136,7 +149,8 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		db.db.Close()
 		return nil, err
 	}
-	db.log.Info("database opened", logkey.DBURL, db.url, "rooms_table", db.cfg.RoomsTable, "members_table", db.cfg.MembersTable)
+	db.log.Info("database opened", logkey.DBURL, db.url, "rooms_table", db.cfg.RoomsTable, "members_table", db.cfg.MembersTable,
+		"history", db.cfg.History, "events", db.cfg.Events)
 	return db, nil
 }
 
@@ -159,6 +173,12 @@ func connect(ctx context.Context, cfg Config) (*DB, error) {
 	db := &DB{db: sqlx.NewDb(sqldb, d.driver), d: d, cfg: cfg, log: log, url: u.String(), parallelSpan: parallelMinSpan}
 	db.configurePool()
 	db.q = buildQueries(d, cfg.RoomsTable, cfg.MembersTable)
+	if cfg.History {
+		db.hq = buildHistoryQueries(d, &cfg)
+	}
+	if cfg.Events {
+		db.eq = buildEventQueries(d, cfg.EventsTable)
+	}
 
 	pctx, cancel := context.WithTimeout(ctx, connectTimeout+cfg.ApplyTimeout)
 	err = db.db.PingContext(pctx)
@@ -168,51 +188,6 @@ func connect(ctx context.Context, cfg Config) (*DB, error) {
 		return nil, fmt.Errorf("store: connect to %s: %w", db.url, db.wrap(err))
 	}
 	return db, nil
-}
-
-func (cfg *Config) setDefaults() error {
-	if cfg.URL == "" {
-		return fmt.Errorf("store: %w", &dburl.Error{Reason: "empty"})
-	}
-	if cfg.RoomsTable == "" {
-		cfg.RoomsTable = DefaultRoomsTable
-	}
-	if cfg.MembersTable == "" {
-		cfg.MembersTable = DefaultMembersTable
-	}
-	for _, t := range []string{cfg.RoomsTable, cfg.MembersTable} {
-		if !validTableName(t) {
-			return fmt.Errorf("store: %w: table name %q: use 1 to 32 letters, digits and '_', not starting with a digit", ErrBadConfig, t)
-		}
-	}
-	if cfg.RoomsTable == cfg.MembersTable {
-		return fmt.Errorf("store: %w: rooms_table and members_table are both %q", ErrBadConfig, cfg.RoomsTable)
-	}
-	if cfg.ApplyTimeout <= 0 {
-		cfg.ApplyTimeout = DefaultApplyTimeout
-	}
-	if cfg.MaxOpenConns <= 0 {
-		cfg.MaxOpenConns = 8
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	return nil
-}
-
-// validTableName admits plain identifiers only, since table names are
-// pasted into SQL text. 32 is the width of version.table_name.
-func validTableName(s string) bool {
-	if s == "" || len(s) > 32 || s[0] >= '0' && s[0] <= '9' {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
-			return false
-		}
-	}
-	return true
 }
 
 func (db *DB) configurePool() {

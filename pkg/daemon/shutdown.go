@@ -1,0 +1,93 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/imcd-sip/imcd/pkg/logkey"
+)
+
+// Close stops the daemon gracefully: no new events or MI requests, queued
+// requests finished, deliveries in flight awaited, all within shutdown_grace;
+// then the database is closed. It is idempotent.
+func (d *Daemon) Close() error {
+	d.closeOnce.Do(func() { d.closeErr = d.shutdown(d.cfg.ShutdownGrace) })
+	return d.closeErr
+}
+
+// abort stops whatever Open managed to start, without waiting.
+func (d *Daemon) abort() {
+	d.closeOnce.Do(func() { d.closeErr = d.shutdown(0) })
+}
+
+func (d *Daemon) shutdown(grace time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	var errs []error
+	// No new work: OpenSIPS stops sending, nothing more is read. Event
+	// connections stay open so that what is applied below is acknowledged.
+	if d.subscriber != nil {
+		errs = append(errs, d.subscriber.Shutdown(ctx))
+	}
+	if d.events != nil {
+		d.events.StopIntake()
+	}
+	for _, t := range d.miTransports {
+		if sh, ok := t.(interface{ Shutdown(context.Context) error }); ok {
+			errs = append(errs, sh.Shutdown(ctx))
+		} else {
+			errs = append(errs, t.Close())
+		}
+	}
+	close(d.stopping)
+	// What was taken is applied: the shards drain their queues and the
+	// commits in flight; past the deadline they answer what still waits.
+	for _, s := range d.shards {
+		select {
+		case s.queue <- task{kind: taskStop}:
+		case <-ctx.Done():
+		}
+	}
+	if !waitCtx(ctx, &d.shardsWG) {
+		d.logger.Warn("shutdown grace period over with requests still queued: they are answered 'try again later'")
+		close(d.stopNow)
+		d.shardsWG.Wait() // each shard ends at once now
+	}
+	if !waitCtx(ctx, &d.committerWG) {
+		d.logger.Warn("shutdown grace period over with a commit in flight: the database decides its outcome")
+	}
+	// What was applied is announced: queued notices are sent within the
+	// same budget.
+	if d.opensips != nil {
+		if err := d.opensips.Drain(ctx); err != nil {
+			d.logger.Warn("shutdown grace period over with deliveries in flight", logkey.Err, err)
+		}
+		errs = append(errs, d.opensips.Close())
+	}
+	if d.events != nil {
+		errs = append(errs, d.events.Close())
+	}
+	d.db.close()
+	if d.metricsServer != nil {
+		errs = append(errs, d.metricsServer.Shutdown(ctx))
+	}
+	if d.store != nil {
+		errs = append(errs, d.store.Close())
+	}
+	d.notice("imcd stopped")
+	return errors.Join(errs...)
+}
+
+// waitCtx waits for wg, or for ctx to end first (false).
+func waitCtx(ctx context.Context, wg *sync.WaitGroup) bool {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

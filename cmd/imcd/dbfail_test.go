@@ -1,70 +1,35 @@
 package main
 
 import (
-	"database/sql"
 	"fmt"
-	"math/rand/v2"
-	"net/url"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	_ "github.com/go-sql-driver/mysql"
 
+	"github.com/imcd-sip/imcd/internal/dbproxy"
+	"github.com/imcd-sip/imcd/internal/testdb"
 	"github.com/imcd-sip/imcd/pkg/opensipstest"
 )
-
-// mysqlTarget returns host:port and credentials of the test MariaDB, or
-// skips (fails under IMCD_TEST_REQUIRE_DB=1) when it is not reachable.
-func mysqlTarget(t *testing.T) (hostport, user, pass, dbname string) {
-	t.Helper()
-	raw := os.Getenv("IMCD_TEST_MYSQL_URL")
-	if raw == "" {
-		raw = "mysql://imcd:imcd@127.0.0.1:3306/imcd_test"
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pass, _ = u.User.Password()
-	hostport, user, dbname = u.Host, u.User.Username(), strings.TrimPrefix(u.Path, "/")
-	db, err := sql.Open("mysql", fmt.Sprintf("%s:%s@tcp(%s)/%s", user, pass, hostport, dbname))
-	if err == nil {
-		err = db.Ping()
-		db.Close()
-	}
-	if err != nil {
-		if os.Getenv("IMCD_TEST_REQUIRE_DB") != "" {
-			t.Fatalf("MariaDB at %s: %v", hostport, err)
-		}
-		t.Skipf("MariaDB at %s not reachable: %v", hostport, err)
-	}
-	return hostport, user, pass, dbname
-}
 
 // TestDatabaseOutage: with MariaDB gone, commands are refused with a reply
 // saying so and OpenSIPS's reliable-mode request gets a JSON-RPC error;
 // chat in existing rooms keeps working; once the database is back the next
 // command succeeds, without restarting imcd.
 func TestDatabaseOutage(t *testing.T) {
-	hostport, user, pass, dbname := mysqlTarget(t)
-	proxy := startProxy(t, hostport)
-	suffix := fmt.Sprintf("e2e%d", rand.IntN(1e9))
-	rooms, members := "imc_rooms_"+suffix, "imc_members_"+suffix
-	t.Cleanup(func() {
-		db, err := sql.Open("mysql", fmt.Sprintf("%s:%s@tcp(%s)/%s", user, pass, hostport, dbname))
-		if err == nil {
-			db.Exec("DROP TABLE IF EXISTS " + rooms)
-			db.Exec("DROP TABLE IF EXISTS " + members)
-			db.Exec("DELETE FROM version WHERE table_name IN (?, ?)", rooms, members)
-			db.Close()
-		}
-	})
+	url := testdb.Need(t, testdb.MySQL)
+	tables := testdb.NewTables(t, testdb.MySQL)
+	proxy, err := dbproxy.Start(testdb.HostPort(url), dbproxy.Raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(proxy.Close)
+	rooms, members := tables.Rooms, tables.Members
 
 	f := opensipstest.New(t, opensipstest.Options{Reliable: true})
 	p := startIMCD(t, f, procOpts{extra: []string{
-		fmt.Sprintf("db_url = mysql://%s:%s@%s/%s", user, pass, proxy.Addr(), dbname),
+		"db_url = " + testdb.Through(url, proxy.Addr()),
 		"rooms_table = " + rooms, "members_table = " + members, "create_tables = yes",
 	}})
 	ok := func(ev opensipstest.Event) {

@@ -77,10 +77,12 @@ func (s *shard) commitLoop(st store.Store) {
 			job.err = st.Apply(context.Background(), job.res.Changes)
 			job.took = time.Since(start)
 			s.d.metrics.DB("apply", job.took)
-			if errors.Is(job.err, store.ErrInDoubt) {
+			inDoubt := errors.Is(job.err, store.ErrInDoubt)
+			if inDoubt {
 				job.truth, job.reread = st.LoadRooms(context.Background(), affected(job.res.Changes))
 			}
-			if errors.Is(job.err, store.ErrUnavailable) {
+			// A database that answered the re-read is not down.
+			if errors.Is(job.err, store.ErrUnavailable) && (!inDoubt || job.reread != nil) {
 				s.d.db.failed(job.err)
 			}
 		}

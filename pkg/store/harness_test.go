@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -15,87 +14,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imcd-sip/imcd/internal/testdb"
 	"github.com/imcd-sip/imcd/pkg/imc"
 	"github.com/imcd-sip/imcd/pkg/store/dburl"
 )
 
-// The databases the tests use. Each test makes tables of its own (random
-// suffix) and drops them, since other packages' tests share these servers.
-const (
-	defaultMySQLURL    = "mysql://imcd:imcd@127.0.0.1:3306/imcd_test"
-	defaultPostgresURL = "postgres://imcd:imcd@127.0.0.1:5432/imcd_test"
-)
+// The databases the tests use are internal/testdb's. Each test makes
+// tables of its own (random suffix) and drops them, since other packages'
+// tests share these servers.
 
-var (
-	reachOnce sync.Once
-	reachErr  map[string]error
-)
-
-func engineURL(name string) string {
-	switch name {
-	case dburl.MySQL:
-		if u := os.Getenv("IMCD_TEST_MYSQL_URL"); u != "" {
-			return u
-		}
-		return defaultMySQLURL
-	case dburl.Postgres:
-		if u := os.Getenv("IMCD_TEST_POSTGRES_URL"); u != "" {
-			return u
-		}
-		return defaultPostgresURL
-	}
-	return ""
-}
-
-// reachable pings the server databases once per test binary.
-func reachable(name string) error {
-	reachOnce.Do(func() {
-		reachErr = map[string]error{}
-		var wg sync.WaitGroup
-		var mu sync.Mutex
-		for _, n := range []string{dburl.MySQL, dburl.Postgres} {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				err := ping(engineURL(n))
-				mu.Lock()
-				reachErr[n] = err
-				mu.Unlock()
-			}()
-		}
-		wg.Wait()
-	})
-	return reachErr[name]
-}
-
-func ping(url string) error {
-	u, err := dburl.Parse(url)
-	if err != nil {
-		return err
-	}
-	d := dialectFor(u.Scheme)
-	db, err := d.open(u, slog.New(slog.DiscardHandler))
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return db.PingContext(ctx)
-}
+func engineURL(name string) string { return testdb.URL(name) }
 
 // needEngine skips (or, with IMCD_TEST_REQUIRE_DB=1, fails) when a server
 // database is not reachable.
 func needEngine(t testing.TB, name string) {
 	t.Helper()
-	if name == dburl.SQLite {
-		return
-	}
-	if err := reachable(name); err != nil {
-		if os.Getenv("IMCD_TEST_REQUIRE_DB") == "1" {
-			t.Fatalf("%s not reachable at %s: %v", name, dburl.Redacted(engineURL(name)), err)
-		}
-		t.Skipf("%s not reachable at %s (set IMCD_TEST_%s_URL): %v", name, dburl.Redacted(engineURL(name)), strings.ToUpper(name), err)
+	if name != dburl.SQLite {
+		testdb.Need(t, name)
 	}
 }
 

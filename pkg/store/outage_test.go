@@ -3,124 +3,28 @@ package store
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/imcd-sip/imcd/internal/dbproxy"
 	"github.com/imcd-sip/imcd/pkg/imc"
 	"github.com/imcd-sip/imcd/pkg/store/dburl"
 )
 
-// tcpProxy forwards TCP connections to a database. Cut closes every
-// connection and refuses new ones, as a database that went away; Restore
-// accepts again. The database server itself is never touched: other tests
-// use it at the same time.
-type tcpProxy struct {
-	target string
-	addr   string
-
-	mu    sync.Mutex
-	ln    net.Listener
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
-}
-
-func startProxy(t *testing.T, target string) *tcpProxy {
+// startProxy starts a database proxy for one test (see internal/dbproxy):
+// Cut makes the database go away, Restore brings it back, CutAtCommit (on
+// MySQL) cuts a connection at its COMMIT. The database server itself is
+// never touched: other tests use it at the same time.
+func startProxy(t *testing.T, target string, proto dbproxy.Protocol) *dbproxy.Proxy {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := dbproxy.Start(target, proto)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &tcpProxy{target: target, addr: ln.Addr().String(), conns: map[net.Conn]struct{}{}}
-	p.serve(ln)
-	t.Cleanup(func() { p.Cut(); p.wg.Wait() })
+	t.Cleanup(p.Close)
 	return p
-}
-
-func (p *tcpProxy) serve(ln net.Listener) {
-	p.mu.Lock()
-	p.ln = ln
-	p.mu.Unlock()
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.wg.Add(1)
-			go func() {
-				defer p.wg.Done()
-				p.pipe(c)
-			}()
-		}
-	}()
-}
-
-func (p *tcpProxy) track(c net.Conn) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln == nil {
-		c.Close()
-		return false
-	}
-	p.conns[c] = struct{}{}
-	return true
-}
-
-func (p *tcpProxy) pipe(client net.Conn) {
-	if !p.track(client) {
-		return
-	}
-	server, err := net.DialTimeout("tcp", p.target, 2*time.Second)
-	if err != nil || !p.track(server) {
-		client.Close()
-		return
-	}
-	done := make(chan struct{}, 2)
-	cp := func(dst, src net.Conn) {
-		io.Copy(dst, src)
-		dst.Close()
-		src.Close()
-		done <- struct{}{}
-	}
-	go cp(server, client)
-	go cp(client, server)
-	<-done
-	<-done
-}
-
-// Cut closes the listener and every open connection.
-func (p *tcpProxy) Cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
-	for c := range p.conns {
-		c.Close()
-		delete(p.conns, c)
-	}
-}
-
-// Restore listens again on the same address.
-func (p *tcpProxy) Restore(t *testing.T) {
-	t.Helper()
-	var ln net.Listener
-	var err error
-	for range 50 {
-		if ln, err = net.Listen("tcp", p.addr); err == nil {
-			p.serve(ln)
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("listen again on %s: %v", p.addr, err)
 }
 
 // The database goes away mid-run and comes back: Apply fails fast with
@@ -143,8 +47,8 @@ func TestOutage(t *testing.T) {
 			if port == 0 {
 				port = map[string]int{dburl.MySQL: 3306, dburl.Postgres: 5432}[engine]
 			}
-			proxy := startProxy(t, net.JoinHostPort(u.Host, strconv.Itoa(port)))
-			host, pport, _ := net.SplitHostPort(proxy.addr)
+			proxy := startProxy(t, net.JoinHostPort(u.Host, strconv.Itoa(port)), dbproxy.Raw)
+			host, pport, _ := net.SplitHostPort(proxy.Addr())
 			u.Host, u.Port = host, atoi(pport)
 			cfg := direct.cfg
 			cfg.URL = formatURL(u)
@@ -205,7 +109,7 @@ func TestOutage(t *testing.T) {
 			}
 
 			// 3. Back: the next command succeeds, on the same store.
-			proxy.Restore(t)
+			proxy.Restore()
 			if err := db.Apply(ctx, []imc.Change{addMember(room, bob, 0), updateRoom(locked, imc.RoomPrivate)}); err != nil {
 				t.Fatalf("first Apply after the database returned: %v", err)
 			}
@@ -221,7 +125,7 @@ func TestOutage(t *testing.T) {
 			if err := db.Apply(ctx, []imc.Change{removeMember(room, bob)}); !errors.Is(err, ErrUnavailable) {
 				t.Errorf("Apply in the second outage = %v", err)
 			}
-			proxy.Restore(t)
+			proxy.Restore()
 			if err := db.Apply(ctx, []imc.Change{removeMember(room, bob)}); err != nil {
 				t.Errorf("first Apply after the second outage: %v", err)
 			}

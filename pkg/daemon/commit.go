@@ -120,6 +120,7 @@ func (s *shard) applied(job *commitJob) {
 	s.mu.Unlock()
 	s.d.metrics.Command(job.res.Command, job.res.Outcome.String())
 	s.send(job.res.Notices)
+	s.d.chargeFanout(job.in, len(job.res.Notices))
 	s.settle(job, nil)
 }
 

@@ -106,8 +106,9 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	cfg := d.cfg
 	d.engine = imc.NewEngine(imc.Config{StartChar: cfg.StartChar, MaxBody: cfg.MaxBody, CreateOnJoin: cfg.CreateOnJoin,
 		ManagerUser: cfg.ManagerUser, MaxRoomsListed: imc.DefaultConfig().MaxRoomsListed,
-		MaxMembers: cfg.MaxMembers, MaxOwnedRooms: cfg.MaxOwnedRooms})
-	d.limiter = &flood.Limiter{Rate: cfg.RateLimit, Burst: cfg.RateBurst}
+		MaxMembers: cfg.MaxMembers, MaxOwnedRooms: cfg.MaxOwnedRooms,
+		RoomPrefix: cfg.RoomPrefix, Domains: cfg.Domains, MemberDomains: cfg.MemberDomains})
+	d.limiter = &flood.Limiter{Rate: cfg.RateLimit, Burst: cfg.RateBurst, FanoutRate: cfg.FanoutLimit, FanoutBurst: cfg.FanoutBurst}
 	d.dedup = &flood.Dedup{Window: cfg.DedupWindow}
 	d.shards = make([]*shard, cfg.Shards())
 	for i := range d.shards {

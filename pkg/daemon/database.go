@@ -53,5 +53,6 @@ func (d *Daemon) openStore(ctx context.Context) error {
 		d.shardFor(r.Key()).rooms.Put(r)
 	}
 	d.notice("rooms loaded", "rooms", len(rooms), "took", time.Since(start).Round(time.Millisecond))
+	d.logOutsidePolicy(rooms)
 	return nil
 }

@@ -11,7 +11,8 @@
 // shard's goroutine and the lines behind commits), commit.go, doubt.go and
 // dbhealth.go (saving changes, commits in doubt, a database that stopped
 // answering), reload.go (imc:reload), view.go (what the engine sees),
-// shutdown.go.
+// security.go (the fan-out charge, stored rooms outside the room policy,
+// the MI pass-through policy and the FIFO), shutdown.go.
 //
 // Goroutines and what they own:
 //   - one per shard (2^hash_size): the shard's rooms (the only writer), its

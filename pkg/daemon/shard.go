@@ -194,6 +194,7 @@ func (s *shard) handleEvent(t *task) bool {
 	if len(res.Changes) == 0 {
 		s.d.metrics.Command(res.Command, res.Outcome.String())
 		s.send(res.Notices)
+		s.d.chargeFanout(&t.in, len(res.Notices))
 		s.d.dedup.Record(now, t.dedup)
 		t.done(nil)
 		return true

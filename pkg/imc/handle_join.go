@@ -40,6 +40,9 @@ func (c *call) join() Result {
 // createRoom creates c.in.room with the sender as owner.
 func (c *call) createRoom(flags RoomFlags) Result {
 	room := c.in.room
+	if msg := c.e.newRoomRefusal(room, c.in.RURI.Host); msg != "" {
+		return c.refuse(msg)
+	}
 	switch {
 	case c.e.reserved(room):
 		return c.refuse(txtReserved(room))

@@ -7,6 +7,9 @@ func (c *call) invite() Result {
 	if msg != "" {
 		return c.refuse(msg)
 	}
+	if msg := c.e.memberRefusal(target, r.URI, "invited"); msg != "" {
+		return c.refuse(msg)
+	}
 	if m, ok := r.Member(target); ok {
 		if m.Invited() {
 			return c.refuse(txtIsInvited(m.URI, r.URI))
@@ -35,6 +38,9 @@ func (c *call) invite() Result {
 func (c *call) add() Result {
 	target, r, _, msg := c.managed()
 	if msg != "" {
+		return c.refuse(msg)
+	}
+	if msg := c.e.memberRefusal(target, r.URI, "added"); msg != "" {
 		return c.refuse(msg)
 	}
 	m, ok := r.Member(target)

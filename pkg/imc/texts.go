@@ -331,6 +331,34 @@ func txtTooManyRooms(max int) string {
 	return "You own " + strconv.Itoa(max) + " rooms already, the most allowed: destroy one first"
 }
 
-// TxtRateLimited is sent once when a sender goes over the rate limit; what
-// they send until the limit lets them through again is dropped.
+// The room and member policy (Config.RoomPrefix, Domains, MemberDomains).
+
+func txtRoomPrefix(sc string, room URI, prefix string) string {
+	return "Room " + room.String() + " not created: room names here start with '" + prefix +
+		"', as in '" + sc + "create " + prefix + "team'"
+}
+
+func txtRoomDomain(room URI, domains []string) string {
+	return "Room " + room.String() + " not created: rooms can only be created in " + orList(domains)
+}
+
+func txtMemberDomain(u, room URI, verb string, extra []string) string {
+	return u.String() + " cannot be " + verb + ": members of " + room.String() + " must be in " +
+		orList(append([]string{room.Host}, extra...))
+}
+
+// orList writes "a", "a or b", "a, b or c".
+func orList(items []string) string {
+	switch len(items) {
+	case 0:
+		return ""
+	case 1:
+		return items[0]
+	}
+	return strings.Join(items[:len(items)-1], ", ") + " or " + items[len(items)-1]
+}
+
+// TxtRateLimited is sent once when a sender goes over the rate limit or
+// the fan-out budget (the MESSAGEs its requests made imcd send); what they
+// send until the limit lets them through again is dropped.
 const TxtRateLimited = "You are sending messages too fast: what you send is dropped until you slow down"

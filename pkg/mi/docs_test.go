@@ -48,3 +48,20 @@ func TestDocsComplete(t *testing.T) {
 		}
 	}
 }
+
+// TestPassthroughDocumented fails when a command of DefaultPassthrough is
+// missing from the allowlist tables of docs/mi.md and docs/security.md,
+// which say why each one is there.
+func TestPassthroughDocumented(t *testing.T) {
+	for _, doc := range []string{"../../docs/mi.md", "../../docs/security.md"} {
+		b, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range DefaultPassthrough() {
+			if !regexp.MustCompile("(?m)^\\|.*`" + regexp.QuoteMeta(name) + "`.*\\|").Match(b) {
+				t.Errorf("%s: no table row names %s", doc, name)
+			}
+		}
+	}
+}

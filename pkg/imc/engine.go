@@ -48,6 +48,17 @@ type Config struct {
 	// may bring members from. Empty: the room's domain only. AnyDomain
 	// among them: any domain (the native module's behaviour).
 	MemberDomains []string
+
+	// History: the rooms keep their chat lines and topics (the caller
+	// stores Result.Record and Result.Topic and answers Result.History);
+	// #history and #topic work, and a new member gets the topic and the
+	// last HistoryOnJoin lines.
+	History bool
+	// HistoryDefault and HistoryMax are #history's count when none is
+	// given, and the most it gives.
+	HistoryDefault, HistoryMax int
+	// HistoryOnJoin is how many lines a new member gets; 0: none.
+	HistoryOnJoin int
 }
 
 // AnyDomain in Config.Domains or Config.MemberDomains lifts that limit.
@@ -59,6 +70,7 @@ const AnyDomain = "*"
 // sent to, members from the room's domain.
 func DefaultConfig() Config {
 	return Config{StartChar: '#', MaxBody: 1023, CreateOnJoin: true, ManagerUser: "chat-manager", MaxRoomsListed: 50,
+		HistoryDefault: 20, HistoryMax: 100, HistoryOnJoin: 10,
 		RoomPrefix: "chat-"}
 }
 

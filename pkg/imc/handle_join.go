@@ -87,7 +87,7 @@ func (c *call) joinExisting(r *Room) Result {
 	a := c.answer()
 	ns := a.tell(make([]Notice, 0, len(r.members)+1), r, body, active)
 	ns = append(ns, a.to(r.URI, joiner, body))
-	return c.ok(changes, ns)
+	return c.joinExtras(c.ok(changes, ns), r, joiner)
 }
 
 // acceptInvitation turns pending invitee m into an active member and tells
@@ -97,7 +97,7 @@ func (c *call) acceptInvitation(r *Room, m Member) Result {
 	ns := c.answer().tell(nil, r, txtJoined(m.URI), func(x Member) bool {
 		return x.Active() || x.URI.Equal(m.URI)
 	})
-	return c.ok(changes, ns)
+	return c.joinExtras(c.ok(changes, ns), r, m.URI)
 }
 
 // accept: a pending invitee joins.

@@ -66,7 +66,7 @@ func (c *call) add() Result {
 	a := c.answer()
 	ns := joinedNotices(a, r, target, ok)
 	ns = append(ns, a.to(r.URI, target, txtAddedYou(c.in.From)))
-	return c.ok([]Change{change}, ns)
+	return c.joinExtras(c.ok([]Change{change}, ns), r, target)
 }
 
 // joinedNotices tells the room and u that u has joined. pending says u is

@@ -49,6 +49,17 @@ type Config struct {
 	Domains       []string // empty = the domain a command was sent to; "*" = any
 	MemberDomains []string // besides the room's own; "*" = any
 
+	// History and topics.
+	History          string // HistoryAuto, HistoryOn or HistoryOff
+	HistoryTable     string
+	TopicsTable      string
+	MarksTable       string
+	HistoryLines     int
+	HistoryMax       int
+	HistoryOnJoin    int
+	HistoryKeepLines int // 0 = no count limit
+	HistoryMaxAge    time.Duration
+
 	// Flood control.
 	RateLimit    float64 // messages per second per sender; 0 disables
 	RateBurst    int
@@ -97,45 +108,54 @@ type Config struct {
 func Default() Config {
 	engine := imc.DefaultConfig()
 	return Config{
-		DataDir:         "var",
-		RoomsTable:      store.DefaultRoomsTable,
-		MembersTable:    store.DefaultMembersTable,
-		HashSize:        4,
-		StartChar:       engine.StartChar,
-		MaxBody:         engine.MaxBody,
-		CreateOnJoin:    engine.CreateOnJoin,
-		ManagerUser:     engine.ManagerUser,
-		ShardQueue:      4096,
-		CommandTimeout:  3 * time.Second,
-		MaxMembers:      1000,
-		MaxOwnedRooms:   20,
-		RoomPrefix:      engine.RoomPrefix,
-		RateLimit:       10,
-		RateBurst:       20,
-		FanoutLimit:     200,
-		FanoutBurst:     4000,
-		DedupWindow:     32 * time.Second,
-		MaxEventSize:    opensips.DefaultMaxFrame,
-		OpenSIPSMI:      "udp:127.0.0.1:8080",
-		EventName:       opensips.DefaultEventName,
-		EventListen:     "tcp:127.0.0.1:9998",
-		EventSources:    []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
-		Subscribe:       true,
-		SubscribeExpire: opensips.DefaultExpire,
-		SubscribeRenew:  opensips.DefaultRenew,
-		DeliveryWindow:  opensips.DefaultWindow,
-		DeliveryTimeout: opensips.DefaultMITimeout,
-		DeliveryQueue:   opensips.DefaultQueueSize,
-		MIDatagram:      "udp:" + mi.DefaultDatagramAddr,
-		MIHTTP:          mi.DefaultHTTPAddr,
-		MIHTTPPath:      mi.DefaultHTTPPath,
-		MIFIFO:          "imcd_fifo",
-		MIFIFOMode:      mi.DefaultFIFOMode,
-		MIPassthrough:   PassthroughAllowlist,
-		MetricsListen:   "127.0.0.1:9464",
-		LogLevel:        LevelNotice,
-		LogFormat:       "text",
-		ShutdownGrace:   10 * time.Second,
+		DataDir:          "var",
+		RoomsTable:       store.DefaultRoomsTable,
+		MembersTable:     store.DefaultMembersTable,
+		HashSize:         4,
+		StartChar:        engine.StartChar,
+		MaxBody:          engine.MaxBody,
+		CreateOnJoin:     engine.CreateOnJoin,
+		ManagerUser:      engine.ManagerUser,
+		ShardQueue:       4096,
+		CommandTimeout:   3 * time.Second,
+		MaxMembers:       1000,
+		MaxOwnedRooms:    20,
+		RoomPrefix:       engine.RoomPrefix,
+		History:          HistoryAuto,
+		HistoryTable:     store.DefaultHistoryTable,
+		TopicsTable:      store.DefaultTopicsTable,
+		MarksTable:       store.DefaultMarksTable,
+		HistoryLines:     engine.HistoryDefault,
+		HistoryMax:       engine.HistoryMax,
+		HistoryOnJoin:    engine.HistoryOnJoin,
+		HistoryKeepLines: store.DefaultHistoryKeepLines,
+		HistoryMaxAge:    store.DefaultHistoryMaxAge,
+		RateLimit:        10,
+		RateBurst:        20,
+		FanoutLimit:      200,
+		FanoutBurst:      4000,
+		DedupWindow:      32 * time.Second,
+		MaxEventSize:     opensips.DefaultMaxFrame,
+		OpenSIPSMI:       "udp:127.0.0.1:8080",
+		EventName:        opensips.DefaultEventName,
+		EventListen:      "tcp:127.0.0.1:9998",
+		EventSources:     []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
+		Subscribe:        true,
+		SubscribeExpire:  opensips.DefaultExpire,
+		SubscribeRenew:   opensips.DefaultRenew,
+		DeliveryWindow:   opensips.DefaultWindow,
+		DeliveryTimeout:  opensips.DefaultMITimeout,
+		DeliveryQueue:    opensips.DefaultQueueSize,
+		MIDatagram:       "udp:" + mi.DefaultDatagramAddr,
+		MIHTTP:           mi.DefaultHTTPAddr,
+		MIHTTPPath:       mi.DefaultHTTPPath,
+		MIFIFO:           "imcd_fifo",
+		MIFIFOMode:       mi.DefaultFIFOMode,
+		MIPassthrough:    PassthroughAllowlist,
+		MetricsListen:    "127.0.0.1:9464",
+		LogLevel:         LevelNotice,
+		LogFormat:        "text",
+		ShutdownGrace:    10 * time.Second,
 	}
 }
 
@@ -152,6 +172,13 @@ const (
 	// mi_passthrough of earlier imcd versions said "on": it now means
 	// PassthroughAllowlist, and the daemon says so when it starts.
 	PassthroughYes = "yes"
+)
+
+// Values of the history key.
+const (
+	HistoryAuto = "auto"
+	HistoryOn   = "on"
+	HistoryOff  = "off"
 )
 
 // ErrInvalid is wrapped by every configuration error.

@@ -72,6 +72,15 @@ var sample = map[string]string{
 	"log_format":           "json",
 	"shutdown_grace":       "3s",
 	"command_timeout":      "7s",
+	"history":              "off",
+	"history_table":        "h_lines",
+	"topics_table":         "h_topics",
+	"history_marks_table":  "h_marks",
+	"history_lines":        "5",
+	"history_max":          "50",
+	"history_on_join":      "0",
+	"history_keep_lines":   "200",
+	"history_max_age":      "24h0m0s",
 }
 
 func TestEveryKeyFromFileAndFlag(t *testing.T) {

@@ -74,6 +74,23 @@ func Keys() []Key {
 		list("member_domains", "comma-separated domains, besides the room's own, that #invite and #add may bring members from; empty = the room's domain only; * = any",
 			func(c *Config) *[]string { return &c.MemberDomains }, domainOrAny),
 
+		// History and topics.
+		str("history", "keep the rooms' chat lines and topics (#history, #topic, the last lines for a new member): auto = on when the history tables exist or imcd creates them (the embedded SQLite default, create_tables = yes), else off with a notice; on = required (start fails without the tables); off = nothing of the chat is stored (a privacy choice)",
+			func(c *Config) *string { return &c.History }, oneOf(HistoryAuto, HistoryOn, HistoryOff)),
+		str("history_table", "name of the table of the rooms' chat lines", func(c *Config) *string { return &c.HistoryTable }, identifier),
+		str("topics_table", "name of the table of the rooms' topics", func(c *Config) *string { return &c.TopicsTable }, identifier),
+		str("history_marks_table", "name of the table of each unreachable member's last delivered line, for catch-up", func(c *Config) *string { return &c.MarksTable }, identifier),
+		integer("history_lines", "lines #history gives when it names no number", 1, 10000,
+			func(c *Config) *int { return &c.HistoryLines }),
+		integer("history_max", "most lines #history gives", 1, 10000,
+			func(c *Config) *int { return &c.HistoryMax }),
+		integer("history_on_join", "lines a new member gets on #join, #accept or #add, after the topic; 0 = none", 0, 10000,
+			func(c *Config) *int { return &c.HistoryOnJoin }),
+		integer("history_keep_lines", "lines kept per room; older ones are purged in the background; 0 = no count limit", 0, 1<<30,
+			func(c *Config) *int { return &c.HistoryKeepLines }),
+		duration("history_max_age", "age after which a line is purged in the background; 0 = no age limit", 0,
+			func(c *Config) *time.Duration { return &c.HistoryMaxAge }),
+
 		// Flood control.
 		rate("rate_limit", "MESSAGEs per second one sender may send (token bucket, commands and chat alike); over it the sender is told once and the rest dropped; 0 = off",
 			func(c *Config) *float64 { return &c.RateLimit }),

@@ -77,6 +77,7 @@ type shard struct {
 	inProgress map[uint64][]func(error) // events being committed: the done of copies that came meanwhile
 	doubtful   map[string]*doubt        // rooms whose rows are unknown after a commit in doubt
 	jobs       int                      // jobs at the committer (commits and re-reads)
+	seqs       map[string]int64         // room key → the seq of its last history line
 	stopping   bool
 }
 
@@ -97,6 +98,7 @@ func newShard(d *Daemon, id, queue int) *shard {
 		lines:      make(map[string]*line),
 		inProgress: make(map[uint64][]func(error)),
 		doubtful:   make(map[string]*doubt),
+		seqs:       make(map[string]int64),
 	}
 	s.view = shardView{d: d, self: s}
 	return s
@@ -191,7 +193,10 @@ func (s *shard) handleEvent(t *task) bool {
 		return s.wait(l, t, now)
 	}
 	res := s.d.engine.Handle(s.view, t.in)
-	if len(res.Changes) == 0 {
+	if res.Record != nil {
+		s.record(res.Record, now)
+	}
+	if len(res.Changes) == 0 && res.Topic == nil && res.History == nil {
 		s.d.metrics.Command(res.Command, res.Outcome.String())
 		s.send(res.Notices)
 		s.d.chargeFanout(&t.in, len(res.Notices))

@@ -42,6 +42,12 @@ func TestDocsComplete(t *testing.T) {
 	}
 	admin, _ := recordingAdmin(nil)
 	s := newServer(t, state(t, stateEmpty), admin)
+	// The daemon registers these two besides IMCCommands.
+	for _, c := range []Command{ReloadCommand(nil), HistoryCommand(nil)} {
+		if err := s.Registry.Register(c); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, name := range append(s.Registry.Names(), whichName, coreWhichName) {
 		if !documented[name] {
 			t.Errorf("docs/mi.md does not document %q", name)

@@ -91,7 +91,17 @@ func NewEngine(cfg Config) *Engine {
 	sc := string([]byte{cfg.StartChar})
 	cfg.Domains = slices.Clone(cfg.Domains)
 	cfg.MemberDomains = slices.Clone(cfg.MemberDomains)
-	return &Engine{cfg: cfg, sc: sc, help: strings.ReplaceAll(nativeHelp+imcdHelp, "#", sc)}
+	help := nativeHelp + imcdHelp
+	if cfg.History {
+		help += historyHelp
+	}
+	if cfg.HistoryMax <= 0 {
+		cfg.HistoryMax = DefaultConfig().HistoryMax
+	}
+	if cfg.HistoryDefault <= 0 || cfg.HistoryDefault > cfg.HistoryMax {
+		cfg.HistoryDefault = min(DefaultConfig().HistoryDefault, cfg.HistoryMax)
+	}
+	return &Engine{cfg: cfg, sc: sc, help: strings.ReplaceAll(help, "#", sc)}
 }
 
 // Config returns the engine's configuration (its slices are shared: do not

@@ -25,6 +25,11 @@ func TestHistoryOff(t *testing.T) {
 	if strings.Contains(w.e.help, "#history") {
 		t.Error("#help lists #history with history off")
 	}
+	cfg := historyRules()
+	cfg.StartChar = '!'
+	if h := NewEngine(cfg).help; !strings.Contains(h, "!history [<n>]") || !strings.Contains(h, "!topic [<text>]") {
+		t.Errorf("#help with history on:\n%s", h)
+	}
 }
 
 // TestChatRecord: a relayed chat line, and one into a room of one, are

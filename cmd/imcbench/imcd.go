@@ -69,6 +69,7 @@ func configLines(o imcdOptions) []string {
 		"shutdown_grace = 5s",
 		"rate_limit = 1000000",
 		"rate_burst = 1048576",
+		"fanout_limit = 0",
 	}
 	if o.transport == "datagram" {
 		lines = append(lines, "event_listen = udp:127.0.0.1:0")

@@ -230,7 +230,9 @@ func TestSIGKILLKeepsWhatWasAcknowledged(t *testing.T) {
 	f := opensipstest.New(t, opensipstest.Options{Reliable: true})
 	dir := t.TempDir()
 	for round := 0; round < 3; round++ {
-		p := startIMCD(t, f, procOpts{dir: dir, extra: []string{"rate_limit = 0", "max_rooms_per_user = 0"}})
+		// Flood control and the room policy off: the storm is one user's
+		// thousands of rooms named kR-N.
+		p := startIMCD(t, f, procOpts{dir: dir, extra: []string{"rate_limit = 0", "fanout_limit = 0", "max_rooms_per_user = 0", `room_prefix = ""`}})
 		var acked []string
 		// Killed at a random moment once the storm is under way, from another
 		// goroutine, so that it may land in the middle of a commit.
@@ -297,7 +299,7 @@ func TestOverload(t *testing.T) {
 		secs = 3
 	}
 	f := opensipstest.New(t, opensipstest.Options{})
-	p := startIMCD(t, f, procOpts{transport: "datagram", extra: []string{"rate_limit = 0", "delivery_queue = 20000", "shard_queue = 1024"}})
+	p := startIMCD(t, f, procOpts{transport: "datagram", extra: []string{"rate_limit = 0", "fanout_limit = 0", "delivery_queue = 20000", "shard_queue = 1024"}})
 	r := room1
 	step(t, f, alice, r, r, "#create chat-1", want{to: alice, body: "*** room was created", reply: true})
 	for i := 0; i < 9; i++ {

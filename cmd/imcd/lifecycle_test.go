@@ -67,7 +67,9 @@ func TestMetricsMove(t *testing.T) {
 func TestSIGTERMKeepsWhatWasAcknowledged(t *testing.T) {
 	f := opensipstest.New(t, opensipstest.Options{Reliable: true})
 	dir := t.TempDir()
-	p := startIMCD(t, f, procOpts{dir: dir, extra: []string{"rate_limit = 0", "max_rooms_per_user = 0"}})
+	// Flood control and the room policy off: the storm is one user's
+	// thousand rooms named storm-N.
+	p := startIMCD(t, f, procOpts{dir: dir, extra: []string{"rate_limit = 0", "fanout_limit = 0", "max_rooms_per_user = 0", `room_prefix = ""`}})
 
 	acked := make(chan string, 1000)
 	done := make(chan struct{})

@@ -137,6 +137,7 @@ func (r *rabbit) lines(more ...string) []string {
 		"rabbitmq_queue_prefix = " + strings.TrimSuffix(r.top.Queues[0], ".0"),
 		fmt.Sprintf("rabbitmq_shards = %d", len(r.top.Queues)),
 		"rabbitmq_heartbeat = 1s",
+		"history = off", // the model keeps none
 	}, more...)
 }
 
@@ -213,12 +214,18 @@ type model struct {
 	total   int
 }
 
-func newModel() *model {
+// newModel is imcd's engine as the daemon builds it from its default
+// configuration (history off), changed by each of set.
+func newModel(set ...func(*config.Config)) *model {
 	cfg := config.Default()
+	for _, f := range set {
+		f(&cfg)
+	}
 	return &model{
 		engine: imc.NewEngine(imc.Config{StartChar: cfg.StartChar, MaxBody: cfg.MaxBody, CreateOnJoin: cfg.CreateOnJoin,
 			ManagerUser: cfg.ManagerUser, MaxRoomsListed: imc.DefaultConfig().MaxRoomsListed,
-			MaxMembers: cfg.MaxMembers, MaxOwnedRooms: cfg.MaxOwnedRooms}),
+			MaxMembers: cfg.MaxMembers, MaxOwnedRooms: cfg.MaxOwnedRooms,
+			RoomPrefix: cfg.RoomPrefix, Domains: cfg.Domains, MemberDomains: cfg.MemberDomains}),
 		rooms:   imc.NewRooms(),
 		notices: map[string][]string{},
 	}

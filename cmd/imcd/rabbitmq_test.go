@@ -12,6 +12,7 @@ import (
 	"github.com/valyala/fastjson"
 
 	"github.com/imcd-sip/imcd/internal/testdb"
+	"github.com/imcd-sip/imcd/pkg/config"
 	"github.com/imcd-sip/imcd/pkg/opensips"
 	"github.com/imcd-sip/imcd/pkg/opensipstest"
 	"github.com/imcd-sip/imcd/pkg/rabbitmq"
@@ -75,7 +76,8 @@ func loadCaptures(t *testing.T) map[string]captured {
 func TestRabbitMQBacklogAtStart(t *testing.T) {
 	r := newRabbit(t, rabbitURL(t), 1, true)
 	caps := loadCaptures(t)
-	m := newModel()
+	// The captures' hdr-* rooms are outside the default room_prefix.
+	m := newModel(func(c *config.Config) { c.RoomPrefix = "" })
 	publish := func(ev opensips.Event, c *captured) {
 		t.Helper()
 		m.apply(ev)
@@ -111,7 +113,7 @@ func TestRabbitMQBacklogAtStart(t *testing.T) {
 
 	f := opensipstest.New(t, opensipstest.Options{})
 	dir := t.TempDir()
-	startIMCD(t, f, procOpts{dir: dir, extra: r.lines()})
+	startIMCD(t, f, procOpts{dir: dir, extra: r.lines(`room_prefix = ""`)})
 	if !waitFor(20*time.Second, func() bool { return len(f.Deliveries()) >= m.total }) {
 		t.Fatalf("%d of %d notices after 20s", len(f.Deliveries()), m.total)
 	}

@@ -2,7 +2,10 @@ package config
 
 import (
 	"fmt"
+	"net/url"
 	"strings"
+
+	"github.com/imcd-sip/imcd/pkg/imc"
 
 	"github.com/imcd-sip/imcd/pkg/sockets"
 )
@@ -101,4 +104,54 @@ func oneOf(vals ...string) func(string) error {
 		}
 		return fmt.Errorf("must be one of %s, got %q", strings.Join(vals, ", "), v)
 	}
+}
+
+// roomPrefix accepts what may begin a SIP user part.
+func roomPrefix(v string) error {
+	if v == "" {
+		return nil
+	}
+	if _, err := imc.NewURI(v+"x", "example.com"); err != nil {
+		return fmt.Errorf("must be characters a SIP user part may hold, got %q", v)
+	}
+	return nil
+}
+
+// domain accepts a host name or IP address as SIP URIs carry them.
+func domain(v string) error {
+	if _, err := imc.NewURI("x", v); err != nil {
+		return fmt.Errorf("%q is not a domain", v)
+	}
+	return nil
+}
+
+func domainOrAny(v string) error {
+	if v == imc.AnyDomain {
+		return nil
+	}
+	return domain(v)
+}
+
+// origin accepts what a browser sends as Origin: scheme://host[:port], or
+// "null".
+func origin(v string) error {
+	if v == "null" {
+		return nil
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.User != nil {
+		return fmt.Errorf("%q is not a web origin like https://host or https://host:port", v)
+	}
+	return nil
+}
+
+// miCommand accepts an MI command name: letters, digits, '_', ':', '.', '-'.
+func miCommand(v string) error {
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == ':' || c == '.' || c == '-') {
+			return fmt.Errorf("%q is not an MI command name", v)
+		}
+	}
+	return nil
 }

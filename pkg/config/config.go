@@ -12,6 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/imcd-sip/imcd/pkg/imc"
@@ -42,9 +44,27 @@ type Config struct {
 	MaxMembers     int
 	MaxOwnedRooms  int
 
+	// Room and member policy.
+	RoomPrefix    string   // "" = any name
+	Domains       []string // empty = the domain a command was sent to; "*" = any
+	MemberDomains []string // besides the room's own; "*" = any
+
+	// History and topics.
+	History          string // HistoryAuto, HistoryOn or HistoryOff
+	HistoryTable     string
+	TopicsTable      string
+	MarksTable       string
+	HistoryLines     int
+	HistoryMax       int
+	HistoryOnJoin    int
+	HistoryKeepLines int // 0 = no count limit
+	HistoryMaxAge    time.Duration
+
 	// Flood control.
 	RateLimit    float64 // messages per second per sender; 0 disables
 	RateBurst    int
+	FanoutLimit  float64 // deliveries per second per sender; 0 disables
+	FanoutBurst  int
 	DedupWindow  time.Duration
 	MaxEventSize int
 
@@ -67,12 +87,17 @@ type Config struct {
 	RabbitMQ    RabbitMQ
 
 	// imcd's own MI.
-	MIDatagram     string // "udp:ip:port" or "unix:/path"; "" disables
-	MIHTTP         string // "ip:port"; "" disables
-	MIHTTPPath     string
-	MIFIFO         string // FIFO path; "" disables
-	MIFIFOReplyDir string
-	MIPassthrough  bool
+	MIDatagram         string // "udp:ip:port" or "unix:/path"; "" disables
+	MIHTTP             string // "ip:port"; "" disables
+	MIHTTPPath         string
+	MIHTTPHosts        []string
+	MIHTTPOrigins      []string
+	MIFIFO             string // FIFO path, relative to DataDir unless absolute; "" disables (see MIFIFOPath)
+	MIFIFOReplyDir     string
+	MIFIFOMode         os.FileMode
+	MIFIFOGroup        string
+	MIPassthrough      string // PassthroughAllowlist, PassthroughAll, PassthroughNo or PassthroughYes
+	MIPassthroughAllow []string
 
 	// Operations.
 	MetricsListen string // "" disables
@@ -88,45 +113,80 @@ type Config struct {
 func Default() Config {
 	engine := imc.DefaultConfig()
 	return Config{
-		DataDir:         "var",
-		RoomsTable:      store.DefaultRoomsTable,
-		MembersTable:    store.DefaultMembersTable,
-		HashSize:        4,
-		StartChar:       engine.StartChar,
-		MaxBody:         engine.MaxBody,
-		CreateOnJoin:    engine.CreateOnJoin,
-		ManagerUser:     engine.ManagerUser,
-		ShardQueue:      4096,
-		CommandTimeout:  3 * time.Second,
-		MaxMembers:      1000,
-		MaxOwnedRooms:   20,
-		RateLimit:       10,
-		RateBurst:       20,
-		DedupWindow:     32 * time.Second,
-		MaxEventSize:    opensips.DefaultMaxFrame,
-		OpenSIPSMI:      "udp:127.0.0.1:8080",
-		EventName:       opensips.DefaultEventName,
-		EventListen:     "tcp:127.0.0.1:9998",
-		EventSources:    []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
-		Subscribe:       true,
-		SubscribeExpire: opensips.DefaultExpire,
-		SubscribeRenew:  opensips.DefaultRenew,
-		DeliveryWindow:  opensips.DefaultWindow,
-		DeliveryTimeout: opensips.DefaultMITimeout,
-		DeliveryQueue:   opensips.DefaultQueueSize,
-		EventSource:     SourceOpenSIPS,
-		RabbitMQ:        defaultRabbitMQ(),
-		MIDatagram:      "udp:" + mi.DefaultDatagramAddr,
-		MIHTTP:          mi.DefaultHTTPAddr,
-		MIHTTPPath:      mi.DefaultHTTPPath,
-		MIFIFO:          "/tmp/imcd_fifo",
-		MIPassthrough:   true,
-		MetricsListen:   "127.0.0.1:9464",
-		LogLevel:        LevelNotice,
-		LogFormat:       "text",
-		ShutdownGrace:   10 * time.Second,
+		DataDir:          "var",
+		RoomsTable:       store.DefaultRoomsTable,
+		MembersTable:     store.DefaultMembersTable,
+		HashSize:         4,
+		StartChar:        engine.StartChar,
+		MaxBody:          engine.MaxBody,
+		CreateOnJoin:     engine.CreateOnJoin,
+		ManagerUser:      engine.ManagerUser,
+		ShardQueue:       4096,
+		CommandTimeout:   3 * time.Second,
+		MaxMembers:       1000,
+		MaxOwnedRooms:    20,
+		RoomPrefix:       engine.RoomPrefix,
+		History:          HistoryAuto,
+		HistoryTable:     store.DefaultHistoryTable,
+		TopicsTable:      store.DefaultTopicsTable,
+		MarksTable:       store.DefaultMarksTable,
+		HistoryLines:     engine.HistoryDefault,
+		HistoryMax:       engine.HistoryMax,
+		HistoryOnJoin:    engine.HistoryOnJoin,
+		HistoryKeepLines: store.DefaultHistoryKeepLines,
+		HistoryMaxAge:    store.DefaultHistoryMaxAge,
+		RateLimit:        10,
+		RateBurst:        20,
+		FanoutLimit:      200,
+		FanoutBurst:      4000,
+		DedupWindow:      32 * time.Second,
+		MaxEventSize:     opensips.DefaultMaxFrame,
+		OpenSIPSMI:       "udp:127.0.0.1:8080",
+		EventName:        opensips.DefaultEventName,
+		EventListen:      "tcp:127.0.0.1:9998",
+		EventSources:     []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
+		Subscribe:        true,
+		SubscribeExpire:  opensips.DefaultExpire,
+		SubscribeRenew:   opensips.DefaultRenew,
+		DeliveryWindow:   opensips.DefaultWindow,
+		DeliveryTimeout:  opensips.DefaultMITimeout,
+		DeliveryQueue:    opensips.DefaultQueueSize,
+		EventSource:      SourceOpenSIPS,
+		RabbitMQ:         defaultRabbitMQ(),
+		MIDatagram:       "udp:" + mi.DefaultDatagramAddr,
+		MIHTTP:           mi.DefaultHTTPAddr,
+		MIHTTPPath:       mi.DefaultHTTPPath,
+		MIFIFO:           "imcd_fifo",
+		MIFIFOMode:       mi.DefaultFIFOMode,
+		MIPassthrough:    PassthroughAllowlist,
+		MetricsListen:    "127.0.0.1:9464",
+		LogLevel:         LevelNotice,
+		LogFormat:        "text",
+		ShutdownGrace:    10 * time.Second,
 	}
 }
+
+// The values of mi_passthrough.
+const (
+	// PassthroughAllowlist forwards the read-only commands of
+	// mi.DefaultPassthrough and those of mi_passthrough_allow.
+	PassthroughAllowlist = "allowlist"
+	// PassthroughAll forwards every command imcd does not own.
+	PassthroughAll = "all"
+	// PassthroughNo forwards nothing.
+	PassthroughNo = "no"
+	// PassthroughYes is how a configuration written for the boolean
+	// mi_passthrough of earlier imcd versions said "on": it now means
+	// PassthroughAllowlist, and the daemon says so when it starts.
+	PassthroughYes = "yes"
+)
+
+// Values of the history key.
+const (
+	HistoryAuto = "auto"
+	HistoryOn   = "on"
+	HistoryOff  = "off"
+)
 
 // ErrInvalid is wrapped by every configuration error.
 var ErrInvalid = errors.New("invalid configuration")
@@ -160,6 +220,18 @@ func (c *Config) MIDatagramAddress() sockets.Address {
 	a, _ := sockets.Parse(c.MIDatagram)
 	return a
 }
+
+// MIFIFOPath returns the FIFO's path: MIFIFO, taken in DataDir when it is
+// relative; "" when the FIFO is off.
+func (c *Config) MIFIFOPath() string {
+	if c.MIFIFO == "" || filepath.IsAbs(c.MIFIFO) {
+		return c.MIFIFO
+	}
+	return filepath.Join(c.DataDir, c.MIFIFO)
+}
+
+// ForwardsMI reports whether any MI command is passed to OpenSIPS.
+func (c *Config) ForwardsMI() bool { return c.MIPassthrough != PassthroughNo }
 
 // Shards returns the number of room shards, 2^HashSize.
 func (c *Config) Shards() int { return 1 << c.HashSize }

@@ -22,46 +22,65 @@ func writeFile(t *testing.T, text string) string {
 
 // sample holds a valid, non-default value for every key.
 var sample = map[string]string{
-	"db_url":             "mysql://opensips:pw@127.0.0.1/opensips",
-	"data_dir":           "/var/lib/imcd",
-	"rooms_table":        "rooms2",
-	"members_table":      "members2",
-	"create_tables":      "true",
-	"hash_size":          "6",
-	"imc_cmd_start_char": "*",
-	"max_body":           "2000",
-	"create_on_join":     "false",
-	"manager_user":       "rooms",
-	"outbound_proxy":     "sip:127.0.0.1:5060;transport=tcp",
-	"shard_queue":        "100",
-	"max_members":        "50",
-	"max_rooms_per_user": "3",
-	"rate_limit":         "2.5",
-	"rate_burst":         "5",
-	"dedup_window":       "1m0s",
-	"max_event_size":     "65536",
-	"opensips_mi":        "unix:/run/opensips/mi.sock",
-	"event_name":         "E_ROOMS",
-	"event_listen":       "udp:127.0.0.1:7000",
-	"event_socket":       "udp:10.0.0.5:7000",
-	"event_sources":      "10.0.0.0/8,192.0.2.1/32",
-	"event_subscribe":    "false",
-	"event_expire":       "5m0s",
-	"event_renew":        "30s",
-	"delivery_window":    "64",
-	"delivery_timeout":   "40s",
-	"delivery_queue":     "1000",
-	"mi_datagram":        "unix:/run/imcd/mi.sock",
-	"mi_http":            "127.0.0.1:9000",
-	"mi_http_path":       "/json",
-	"mi_fifo":            "/run/imcd/fifo",
-	"mi_fifo_reply_dir":  "/run/imcd",
-	"mi_passthrough":     "false",
-	"metrics_listen":     "",
-	"log_level":          "debug",
-	"log_format":         "json",
-	"shutdown_grace":     "3s",
-	"command_timeout":    "7s",
+	"db_url":               "mysql://opensips:pw@127.0.0.1/opensips",
+	"data_dir":             "/var/lib/imcd",
+	"rooms_table":          "rooms2",
+	"members_table":        "members2",
+	"create_tables":        "true",
+	"hash_size":            "6",
+	"imc_cmd_start_char":   "*",
+	"max_body":             "2000",
+	"create_on_join":       "false",
+	"manager_user":         "rooms",
+	"outbound_proxy":       "sip:127.0.0.1:5060;transport=tcp",
+	"shard_queue":          "100",
+	"max_members":          "50",
+	"max_rooms_per_user":   "3",
+	"room_prefix":          "room-",
+	"domains":              "example.com,example.org",
+	"member_domains":       "*",
+	"rate_limit":           "2.5",
+	"rate_burst":           "5",
+	"fanout_limit":         "50",
+	"fanout_burst":         "500",
+	"dedup_window":         "1m0s",
+	"max_event_size":       "65536",
+	"opensips_mi":          "unix:/run/opensips/mi.sock",
+	"event_name":           "E_ROOMS",
+	"event_listen":         "udp:127.0.0.1:7000",
+	"event_socket":         "udp:10.0.0.5:7000",
+	"event_sources":        "10.0.0.0/8,192.0.2.1/32",
+	"event_subscribe":      "false",
+	"event_expire":         "5m0s",
+	"event_renew":          "30s",
+	"delivery_window":      "64",
+	"delivery_timeout":     "40s",
+	"delivery_queue":       "1000",
+	"mi_datagram":          "unix:/run/imcd/mi.sock",
+	"mi_http":              "127.0.0.1:9000",
+	"mi_http_path":         "/json",
+	"mi_http_hosts":        "imcd.internal,mi.example.com",
+	"mi_http_origins":      "https://admin.example.com",
+	"mi_fifo":              "/run/imcd/fifo",
+	"mi_fifo_reply_dir":    "/run/imcd",
+	"mi_fifo_mode":         "0660",
+	"mi_fifo_group":        "opensips",
+	"mi_passthrough":       "all",
+	"mi_passthrough_allow": "usrloc:dump,ul_dump",
+	"metrics_listen":       "",
+	"log_level":            "debug",
+	"log_format":           "json",
+	"shutdown_grace":       "3s",
+	"command_timeout":      "7s",
+	"history":              "off",
+	"history_table":        "h_lines",
+	"topics_table":         "h_topics",
+	"history_marks_table":  "h_marks",
+	"history_lines":        "5",
+	"history_max":          "50",
+	"history_on_join":      "0",
+	"history_keep_lines":   "200",
+	"history_max_age":      "24h0m0s",
 
 	"event_source":            "rabbitmq",
 	"rabbitmq_url":            "amqp://imcd:pw@10.0.0.9:5673/imcd",
@@ -169,6 +188,71 @@ func TestInvalidValues(t *testing.T) {
 	f("rate_limit = fast", "messages per second")
 	f("rate_limit = -1", "messages per second")
 	f("max_event_size = 10", "between 1024")
+	f("fanout_limit = -5", "messages per second")
+	f("fanout_burst = 0", "between 1")
+	f("room_prefix = a b", "characters a SIP user part may hold")
+	f("domains = example.com, bad domain", `"bad domain" is not a domain`)
+	f("member_domains = a>b", `"a>b" is not a domain`)
+	f("mi_http_hosts = *", `"*" is not a domain`)
+	f("mi_http_origins = evil.example", "not a web origin")
+	f("mi_http_origins = https://a.example/path", "not a web origin")
+	f("mi_fifo_mode = 0400", "read and write for the owner")
+	f("mi_fifo_mode = 999", "octal permissions")
+	f("mi_passthrough = maybe", "must be allowlist, all or no")
+	f("mi_passthrough_allow = core:kill; x", "not an MI command name")
+}
+
+// TestSecureDefaults: what a configuration that says nothing gets.
+func TestSecureDefaults(t *testing.T) {
+	cfg, _, err := Load([]string{"-data_dir", "/var/lib/imcd"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MIPassthrough != PassthroughAllowlist || !cfg.ForwardsMI() || len(cfg.MIPassthroughAllow) != 0 {
+		t.Errorf("mi_passthrough %q allow %q", cfg.MIPassthrough, cfg.MIPassthroughAllow)
+	}
+	if cfg.MIFIFOPath() != "/var/lib/imcd/imcd_fifo" || cfg.MIFIFOMode != 0o600 || cfg.MIFIFOGroup != "" {
+		t.Errorf("FIFO %q mode %v group %q", cfg.MIFIFOPath(), cfg.MIFIFOMode, cfg.MIFIFOGroup)
+	}
+	if cfg.RoomPrefix != "chat-" || len(cfg.Domains) != 0 || len(cfg.MemberDomains) != 0 {
+		t.Errorf("room_prefix %q domains %q member_domains %q", cfg.RoomPrefix, cfg.Domains, cfg.MemberDomains)
+	}
+	if len(cfg.MIHTTPHosts) != 0 || len(cfg.MIHTTPOrigins) != 0 || cfg.FanoutLimit <= 0 || cfg.FanoutBurst < cfg.MaxMembers {
+		t.Errorf("mi_http_hosts %q origins %q fanout %v/%d", cfg.MIHTTPHosts, cfg.MIHTTPOrigins, cfg.FanoutLimit, cfg.FanoutBurst)
+	}
+	f := func(fifo, want string) {
+		t.Helper()
+		c := Config{DataDir: "var", MIFIFO: fifo}
+		if got := c.MIFIFOPath(); got != want {
+			t.Errorf("MIFIFOPath(%q) = %q, want %q", fifo, got, want)
+		}
+	}
+	f("", "")
+	f("/run/imcd/imcd_fifo", "/run/imcd/imcd_fifo")
+	f("sub/fifo", "var/sub/fifo")
+}
+
+// TestPassthroughValues: the old boolean spellings still load; yes means
+// the allowlist now (the daemon says so at start), no means no.
+func TestPassthroughValues(t *testing.T) {
+	f := func(v, want string) {
+		t.Helper()
+		cfg, _, err := Load([]string{"-config", writeFile(t, "mi_passthrough = "+v+"\n")}, &bytes.Buffer{})
+		if err != nil || cfg.MIPassthrough != want {
+			t.Errorf("mi_passthrough = %s: %q, %v; want %q", v, cfg.MIPassthrough, err, want)
+		}
+	}
+	f("allowlist", PassthroughAllowlist)
+	f("ALL", PassthroughAll)
+	f("no", PassthroughNo)
+	f("false", PassthroughNo)
+	f("0", PassthroughNo)
+	f("yes", PassthroughYes)
+	f("true", PassthroughYes)
+	f("on", PassthroughYes)
+	if _, _, err := Load([]string{"-config", writeFile(t, "mi_passthrough = yes\nopensips_mi = \"\"\n")}, &bytes.Buffer{}); err == nil {
+		t.Error("mi_passthrough = yes without opensips_mi was accepted")
+	}
 }
 
 func TestInvalidFlag(t *testing.T) {

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -65,19 +66,40 @@ func Keys() []Key {
 		integer("max_rooms_per_user", "rooms one user may own (create); 0 = no limit; operator commands are not limited", 0, 1<<20,
 			func(c *Config) *int { return &c.MaxOwnedRooms }),
 
+		// Room and member policy.
+		str("room_prefix", "what the name of a new room must start with (case-sensitive), as OpenSIPS's route to imcd matches it (^sip:chat-); empty = any name",
+			func(c *Config) *string { return &c.RoomPrefix }, roomPrefix),
+		list("domains", "comma-separated domains new rooms may be in; empty = the domain the command was sent to (the request URI's host); * = any",
+			func(c *Config) *[]string { return &c.Domains }, domainOrAny),
+		list("member_domains", "comma-separated domains, besides the room's own, that #invite and #add may bring members from; empty = the room's domain only; * = any",
+			func(c *Config) *[]string { return &c.MemberDomains }, domainOrAny),
+
+		// History and topics.
+		str("history", "keep the rooms' chat lines and topics (#history, #topic, the last lines for a new member): auto = on when the history tables exist or imcd creates them (the embedded SQLite default, create_tables = yes), else off with a notice; on = required (start fails without the tables); off = nothing of the chat is stored (a privacy choice)",
+			func(c *Config) *string { return &c.History }, oneOf(HistoryAuto, HistoryOn, HistoryOff)),
+		str("history_table", "name of the table of the rooms' chat lines", func(c *Config) *string { return &c.HistoryTable }, identifier),
+		str("topics_table", "name of the table of the rooms' topics", func(c *Config) *string { return &c.TopicsTable }, identifier),
+		str("history_marks_table", "name of the table of each unreachable member's last delivered line, for catch-up", func(c *Config) *string { return &c.MarksTable }, identifier),
+		integer("history_lines", "lines #history gives when it names no number", 1, 10000,
+			func(c *Config) *int { return &c.HistoryLines }),
+		integer("history_max", "most lines #history gives", 1, 10000,
+			func(c *Config) *int { return &c.HistoryMax }),
+		integer("history_on_join", "lines a new member gets on #join, #accept or #add, after the topic; 0 = none", 0, 10000,
+			func(c *Config) *int { return &c.HistoryOnJoin }),
+		integer("history_keep_lines", "lines kept per room; older ones are purged in the background; 0 = no count limit", 0, 1<<30,
+			func(c *Config) *int { return &c.HistoryKeepLines }),
+		duration("history_max_age", "age after which a line is purged in the background; 0 = no age limit", 0,
+			func(c *Config) *time.Duration { return &c.HistoryMaxAge }),
+
 		// Flood control.
-		{Name: "rate_limit", Usage: "MESSAGEs per second one sender may send (token bucket, commands and chat alike); over it the sender is told once and the rest dropped; 0 = off",
-			get: func(c *Config) string { return strconv.FormatFloat(c.RateLimit, 'g', -1, 64) },
-			set: func(c *Config, v string) error {
-				f, err := strconv.ParseFloat(v, 64)
-				if err != nil || f < 0 || f > 1e6 {
-					return fmt.Errorf("must be a number of messages per second from 0 to 1000000, got %q", v)
-				}
-				c.RateLimit = f
-				return nil
-			}},
+		rate("rate_limit", "MESSAGEs per second one sender may send (token bucket, commands and chat alike); over it the sender is told once and the rest dropped; 0 = off",
+			func(c *Config) *float64 { return &c.RateLimit }),
 		integer("rate_burst", "MESSAGEs one sender may send at once before rate_limit applies", 1, 1<<20,
 			func(c *Config) *int { return &c.RateBurst }),
+		rate("fanout_limit", "MESSAGEs per second one sender's requests may make imcd send (a line into a room of 1,000 is 999); over it the sender is told once and dropped until the budget refills; 0 = off",
+			func(c *Config) *float64 { return &c.FanoutLimit }),
+		integer("fanout_burst", "MESSAGEs one sender's requests may make imcd send at once before fanout_limit applies", 1, 1<<24,
+			func(c *Config) *int { return &c.FanoutBurst }),
 		duration("dedup_window", "an event with the Call-ID, CSeq and From tag of one seen within this window is a retransmission and is applied once; 0 = off", 0,
 			func(c *Config) *time.Duration { return &c.DedupWindow }),
 		integer("max_event_size", "largest event_stream frame accepted, in bytes (an event_datagram is at most 65535 by nature); larger frames close the connection", 1024, 16<<20,
@@ -142,12 +164,45 @@ func Keys() []Key {
 		str("mi_http", "address of imcd's own MI over HTTP (ip:port); empty = off",
 			func(c *Config) *string { return &c.MIHTTP }, hostPortOrEmpty),
 		str("mi_http_path", "URL path of the MI over HTTP", func(c *Config) *string { return &c.MIHTTPPath }, path),
-		str("mi_fifo", "path of imcd's own MI FIFO (mi_fifo protocol); empty = off",
+		list("mi_http_hosts", "comma-separated host names an HTTP MI request's Host may give besides the address it came in on (and localhost); others are refused (DNS rebinding)",
+			func(c *Config) *[]string { return &c.MIHTTPHosts }, domain),
+		list("mi_http_origins", "comma-separated web origins (https://host[:port]) whose pages may call the HTTP MI; a request with any other Origin is refused",
+			func(c *Config) *[]string { return &c.MIHTTPOrigins }, origin),
+		str("mi_fifo", "path of imcd's own MI FIFO (mi_fifo protocol), taken in data_dir when relative; empty = off",
 			func(c *Config) *string { return &c.MIFIFO }, nil),
 		str("mi_fifo_reply_dir", "directory of the reply FIFOs; empty = the FIFO's directory",
 			func(c *Config) *string { return &c.MIFIFOReplyDir }, nil),
-		boolean("mi_passthrough", "MI commands imcd does not own are passed to OpenSIPS (opensips_mi) and answered verbatim",
-			func(c *Config) *bool { return &c.MIPassthrough }),
+		{Name: "mi_fifo_mode", Usage: "permissions of the MI FIFO, in octal; imcd's user needs read and write",
+			get: func(c *Config) string { return fmt.Sprintf("%04o", uint32(c.MIFIFOMode.Perm())) },
+			set: func(c *Config, v string) error {
+				m, err := strconv.ParseUint(v, 8, 32)
+				if err != nil || m > 0o777 || m&0o600 != 0o600 {
+					return fmt.Errorf("must be octal permissions from 0600 to 0777 with read and write for the owner, got %q", v)
+				}
+				c.MIFIFOMode = os.FileMode(m)
+				return nil
+			}},
+		str("mi_fifo_group", "group (name or number) the MI FIFO is given, for mi_fifo_mode 0660; empty = imcd's own",
+			func(c *Config) *string { return &c.MIFIFOGroup }, nil),
+		{Name: "mi_passthrough", Usage: "which MI commands imcd does not own are passed to OpenSIPS (opensips_mi): allowlist (read-only ones), all, or no; yes (the old boolean) is read as allowlist",
+			get: func(c *Config) string { return c.MIPassthrough },
+			set: func(c *Config, v string) error {
+				switch strings.ToLower(v) {
+				case PassthroughAllowlist:
+					c.MIPassthrough = PassthroughAllowlist
+				case PassthroughAll:
+					c.MIPassthrough = PassthroughAll
+				case "no", "off", "false", "0", "none":
+					c.MIPassthrough = PassthroughNo
+				case "yes", "on", "true", "1":
+					c.MIPassthrough = PassthroughYes
+				default:
+					return fmt.Errorf("must be allowlist, all or no, got %q", v)
+				}
+				return nil
+			}},
+		list("mi_passthrough_allow", "comma-separated OpenSIPS MI commands passed through besides the allowlist's",
+			func(c *Config) *[]string { return &c.MIPassthroughAllow }, miCommand),
 
 		// Operations.
 		str("metrics_listen", "address of the HTTP server for /metrics, /healthz and /readyz; empty = off",
@@ -166,6 +221,40 @@ func Keys() []Key {
 		duration("shutdown_grace", "how long a stop waits for queued requests and in-flight deliveries", 0,
 			func(c *Config) *time.Duration { return &c.ShutdownGrace }),
 	}...)
+}
+
+func rate(name, usage string, field func(*Config) *float64) Key {
+	return Key{Name: name, Usage: usage,
+		get: func(c *Config) string { return strconv.FormatFloat(*field(c), 'g', -1, 64) },
+		set: func(c *Config, v string) error {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil || f < 0 || f > 1e6 {
+				return fmt.Errorf("must be a number of messages per second from 0 to 1000000, got %q", v)
+			}
+			*field(c) = f
+			return nil
+		}}
+}
+
+// list is a comma-separated list; blanks around items and empty items are
+// dropped, and each item is checked.
+func list(name, usage string, field func(*Config) *[]string, check func(string) error) Key {
+	return Key{Name: name, Usage: usage,
+		get: func(c *Config) string { return strings.Join(*field(c), ",") },
+		set: func(c *Config, v string) error {
+			var items []string
+			for _, item := range strings.Split(v, ",") {
+				if item = strings.TrimSpace(item); item == "" {
+					continue
+				}
+				if err := check(item); err != nil {
+					return err
+				}
+				items = append(items, item)
+			}
+			*field(c) = items
+			return nil
+		}}
 }
 
 func str(name, usage string, field func(*Config) *string, check func(string) error) Key {

@@ -113,7 +113,7 @@ func (c *Config) Validate() error {
 	if c.SubscribeRenew >= c.SubscribeExpire {
 		return &KeyError{Key: "event_renew", Reason: fmt.Sprintf("must be shorter than event_expire (%s), got %s", c.SubscribeExpire, c.SubscribeRenew)}
 	}
-	if c.MIPassthrough && c.OpenSIPSMI == "" {
+	if c.ForwardsMI() && c.OpenSIPSMI == "" {
 		return &KeyError{Key: "mi_passthrough", Reason: "needs opensips_mi"}
 	}
 	if c.StartChar == 0 {

@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/imcd-sip/imcd/pkg/rabbitmq"
@@ -159,9 +158,9 @@ func rabbitmqKeys() []Key {
 		str("rabbitmq_queue_prefix", "queue names are PREFIX.0 … PREFIX.N-1",
 			func(c *Config) *string { return &c.RabbitMQ.QueuePrefix }, nonEmpty),
 		list("rabbitmq_queues", "comma-separated queues this instance consumes at once and leads (names, or shard numbers); empty = every queue",
-			func(c *Config) *[]string { return &c.RabbitMQ.Queues }),
+			func(c *Config) *[]string { return &c.RabbitMQ.Queues }, queueName),
 		list("rabbitmq_standby_queues", "comma-separated queues this instance stands by for, consumed rabbitmq_standby_delay after start so that the instances started together each lead their own; empty = none",
-			func(c *Config) *[]string { return &c.RabbitMQ.Standby }),
+			func(c *Config) *[]string { return &c.RabbitMQ.Standby }, queueName),
 		duration("rabbitmq_standby_delay", "how long after start the standby queues are consumed", 0,
 			func(c *Config) *time.Duration { return &c.RabbitMQ.StandbyDelay }),
 		integer("rabbitmq_prefetch", "unacknowledged deliveries of one queue in imcd at once: what a failover redelivers; below 64 acknowledgements limit throughput", 1, 65535,
@@ -183,19 +182,14 @@ func rabbitmqKeys() []Key {
 	}
 }
 
-func list(name, usage string, field func(*Config) *[]string) Key {
-	return Key{Name: name, Usage: usage,
-		get: func(c *Config) string { return strings.Join(*field(c), ",") },
-		set: func(c *Config, v string) error {
-			var out []string
-			for _, f := range strings.Split(v, ",") {
-				if f = strings.TrimSpace(f); f != "" {
-					out = append(out, f)
-				}
-			}
-			*field(c) = out
-			return nil
-		}}
+// queueName checks a queue name or shard number of rabbitmq_queues.
+func queueName(v string) error {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c <= ' ' || c >= 0x7f {
+			return fmt.Errorf("queue %q: printable ASCII without blanks only", v)
+		}
+	}
+	return nil
 }
 
 func amqpURL(v string) error {

@@ -14,15 +14,12 @@ import (
 // mi_passthrough says so, OpenSIPS's commands passed through.
 func (d *Daemon) openMI(ctx context.Context) error {
 	reg := mi.NewRegistry()
-	for _, c := range append(mi.IMCCommands(globalView{d}, d), mi.ReloadCommand(d)) {
+	for _, c := range append(mi.IMCCommands(globalView{d}, d), mi.ReloadCommand(d), mi.HistoryCommand(d)) {
 		if err := reg.Register(c); err != nil {
 			return err
 		}
 	}
-	srv := &mi.Server{Registry: reg, Logger: d.logger.With(logkey.System, logkey.SystemMI)}
-	if d.cfg.MIPassthrough {
-		srv.Forward = d.opensips
-	}
+	srv := d.miServer(reg)
 	open := func(key, value string, t server) (net.Addr, error) {
 		if err := t.Open(ctx); err != nil {
 			return nil, fmt.Errorf("%s %s: %w", key, value, err)
@@ -38,17 +35,22 @@ func (d *Daemon) openMI(ctx context.Context) error {
 		d.addrs.MIDatagram = sockets.Bound(bound).String()
 	}
 	if d.cfg.MIHTTP != "" {
-		bound, err := open("mi_http", d.cfg.MIHTTP, &mi.HTTPTransport{Server: srv, Addr: d.cfg.MIHTTP, Path: d.cfg.MIHTTPPath})
+		bound, err := open("mi_http", d.cfg.MIHTTP, &mi.HTTPTransport{Server: srv, Addr: d.cfg.MIHTTP, Path: d.cfg.MIHTTPPath,
+			Hosts: d.cfg.MIHTTPHosts, Origins: d.cfg.MIHTTPOrigins})
 		if err != nil {
 			return err
 		}
 		d.addrs.MIHTTP = bound.String()
 	}
 	if d.cfg.MIFIFO != "" {
-		if _, err := open("mi_fifo", d.cfg.MIFIFO, &mi.FIFOTransport{Server: srv, Path: d.cfg.MIFIFO, ReplyDir: d.cfg.MIFIFOReplyDir}); err != nil {
+		fifo, err := d.fifoTransport(srv)
+		if err != nil {
 			return err
 		}
-		d.addrs.MIFIFO = d.cfg.MIFIFO
+		if _, err := open("mi_fifo", fifo.Path, fifo); err != nil {
+			return err
+		}
+		d.addrs.MIFIFO = fifo.Path
 	}
 	return nil
 }

@@ -32,12 +32,17 @@ type commitJob struct {
 	owner   *shard
 
 	// Set by the committer.
+	upTo    int64 // a history query waits for the room's lines up to this seq to be written
 	err     error
 	skipped bool                 // not attempted: the database was known down, or the job waited too long
 	truth   map[string]*imc.Room // after a commit in doubt: the rooms as the database holds them
 	reread  error                // why truth could not be read
 	took    time.Duration
-	dup     bool // RabbitMQ mode: the event's key was stored already (once.go)
+	dup     bool             // RabbitMQ mode: the event's key was stored already (once.go)
+	topicAt time.Time        // when a topic change was stored
+	stored  []imc.StoredLine // what a history query read, oldest first
+	total   int64            // how many lines the query matched
+	histErr error            // why the history query failed (the job itself did not)
 }
 
 // commit starts committing job's changes: the room takes a line (so later
@@ -59,6 +64,9 @@ func (s *shard) commit(job *commitJob) {
 	}
 	s.jobs++
 	s.lines[job.room] = newLine(job.sender)
+	if q := job.res.History; q != nil {
+		job.upTo = s.seqs[q.Room.Key()]
+	}
 	if job.dedup != 0 {
 		s.inProgress[job.dedup] = nil
 	}
@@ -84,12 +92,18 @@ func (s *shard) commitLoop(st store.Store) {
 		default:
 			start := time.Now()
 			if job.broker != nil {
-				s.applyOnce(st, job) // once.go: with the event's key, in one transaction
-			} else {
+				s.applyOnce(st, job) // once.go: the changes (if any) with the event's key, in one transaction
+			} else if len(job.res.Changes) > 0 {
 				job.err = st.Apply(context.Background(), job.res.Changes)
+			}
+			if job.err == nil && job.broker == nil && job.res.Topic != nil {
+				job.err = s.storeTopic(job) // (applyOnce stores a brokered event's topic itself)
 			}
 			job.took = time.Since(start)
 			s.d.metrics.DB("apply", job.took)
+			if job.err == nil && !job.dup && job.res.History != nil {
+				s.readHistory(job)
+			}
 			inDoubt := errors.Is(job.err, store.ErrInDoubt)
 			if inDoubt {
 				job.truth, job.reread = st.LoadRooms(context.Background(), affected(job.res.Changes))
@@ -139,6 +153,8 @@ func (s *shard) applied(job *commitJob) {
 	s.mu.Unlock()
 	s.d.metrics.Command(job.res.Command, job.res.Outcome.String())
 	s.send(job.res.Notices)
+	s.historyApplied(job)
+	s.d.chargeFanout(job.in, len(job.res.Notices))
 	s.settle(job, nil)
 }
 
@@ -260,10 +276,14 @@ func (s *shard) replace(truth map[string]*imc.Room) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k, r := range truth {
+		old := s.rooms.Room(k)
 		if r == nil {
 			s.rooms.Delete(k)
-		} else {
-			s.rooms.Put(r)
+			continue
+		}
+		s.rooms.Put(r)
+		if old != nil && old.Topic().Text != "" { // the imc tables hold no topic
+			s.rooms.SetTopic(k, old.Topic())
 		}
 	}
 }

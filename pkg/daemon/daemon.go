@@ -26,6 +26,10 @@ type Daemon struct {
 	limiter *flood.Limiter
 	dedup   *flood.Dedup
 	store   store.Store
+	// hist is the store's history side, nil when the rooms keep no
+	// history; history writes their chat lines in the background.
+	hist    store.HistoryStore
+	history *historyWriter
 	shards  []*shard
 	metrics *metrics.Metrics
 
@@ -105,14 +109,12 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		}
 	}()
 	cfg := d.cfg
-	d.engine = imc.NewEngine(imc.Config{StartChar: cfg.StartChar, MaxBody: cfg.MaxBody, CreateOnJoin: cfg.CreateOnJoin,
-		ManagerUser: cfg.ManagerUser, MaxRoomsListed: imc.DefaultConfig().MaxRoomsListed,
-		MaxMembers: cfg.MaxMembers, MaxOwnedRooms: cfg.MaxOwnedRooms})
-	d.limiter = &flood.Limiter{Rate: cfg.RateLimit, Burst: cfg.RateBurst}
+	d.limiter = &flood.Limiter{Rate: cfg.RateLimit, Burst: cfg.RateBurst, FanoutRate: cfg.FanoutLimit, FanoutBurst: cfg.FanoutBurst}
 	if cfg.IsRabbitMQ() {
-		// A queue replays a backlog faster than it was sent: rate limits
-		// belong in OpenSIPS, before rabbitmq_publish (docs/scale-out.md).
-		d.limiter.Rate = 0
+		// A queue replays a backlog faster than it was sent: rate and
+		// fan-out limits belong in OpenSIPS, before rabbitmq_publish
+		// (docs/scale-out.md).
+		d.limiter.Rate, d.limiter.FanoutRate = 0, 0
 	}
 	d.dedup = &flood.Dedup{Window: cfg.DedupWindow}
 	d.shards = make([]*shard, cfg.Shards())
@@ -158,6 +160,17 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		logkey.Events, a.Events, logkey.OpenSIPSMI, cfg.OpenSIPSMI, logkey.MIDatagram, a.MIDatagram, logkey.MIHTTP, a.MIHTTP,
 		logkey.MIFIFO, a.MIFIFO, logkey.Metrics, a.Metrics)
 	return nil
+}
+
+// newEngine builds the room engine; whether the rooms keep history is known
+// once the store is open.
+func (d *Daemon) newEngine(history bool) *imc.Engine {
+	cfg := d.cfg
+	return imc.NewEngine(imc.Config{StartChar: cfg.StartChar, MaxBody: cfg.MaxBody, CreateOnJoin: cfg.CreateOnJoin,
+		ManagerUser: cfg.ManagerUser, MaxRoomsListed: imc.DefaultConfig().MaxRoomsListed,
+		MaxMembers: cfg.MaxMembers, MaxOwnedRooms: cfg.MaxOwnedRooms,
+		RoomPrefix: cfg.RoomPrefix, Domains: cfg.Domains, MemberDomains: cfg.MemberDomains,
+		History: history, HistoryDefault: cfg.HistoryLines, HistoryMax: cfg.HistoryMax, HistoryOnJoin: cfg.HistoryOnJoin})
 }
 
 // Addrs returns the addresses the daemon bound; valid once Open returned.

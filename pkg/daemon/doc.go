@@ -11,10 +11,12 @@
 // shard's goroutine and the lines behind commits), commit.go, doubt.go and
 // dbhealth.go (saving changes, commits in doubt, a database that stopped
 // answering), reload.go (imc:reload), view.go (what the engine sees),
-// shutdown.go; for RabbitMQ mode, rabbitmq.go (the consumer in place of the
-// event listener, and the mode's rules), once.go (events applied once: the
-// marks writer, the purge of old keys) and freshness.go (re-reading rooms
-// served under a new consumer session).
+// security.go (the fan-out charge, stored rooms outside the room policy,
+// the MI pass-through policy and the FIFO), shutdown.go; for RabbitMQ mode,
+// rabbitmq.go (the consumer in place of the event listener, and the mode's
+// rules), once.go (events applied once: the marks writer, the purge of old
+// keys) and freshness.go (re-reading rooms served under a new consumer
+// session).
 //
 // Goroutines and what they own:
 //   - one per shard (2^hash_size): the shard's rooms (the only writer), its

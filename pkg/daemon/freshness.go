@@ -76,6 +76,7 @@ type refresh struct {
 	rooms   []imc.URI
 	keys    []string
 	origins []servedUnder // zero for an operator action
+	seqs    []int64       // with history: the last line's seq of each room, as stored
 }
 
 // maxRefresh bounds the rooms of one re-read.
@@ -152,10 +153,23 @@ func (s *shard) refresh(t *task, room string, o servedUnder) bool {
 	return true
 }
 
-// reread is the committer's side of a refresh.
+// reread is the committer's side of a refresh. With history, the rooms'
+// last line numbers are read too: another instance may have written lines
+// since this one last numbered them.
 func (s *shard) reread(st store.Store, job *commitJob) {
 	start := time.Now()
-	job.truth, job.reread = st.LoadRooms(context.Background(), job.refresh.take())
+	r := job.refresh
+	job.truth, job.reread = st.LoadRooms(context.Background(), r.take())
+	if job.reread == nil && s.d.hist != nil {
+		r.seqs = make([]int64, len(r.keys))
+		for i, k := range r.keys {
+			if room := job.truth[k]; room != nil {
+				if r.seqs[i], job.reread = s.d.hist.LastSeq(context.Background(), room.URI); job.reread != nil {
+					break
+				}
+			}
+		}
+	}
 	s.d.metrics.DB("reread", time.Since(start))
 }
 
@@ -193,6 +207,9 @@ func (s *shard) refreshed(job *commitJob) {
 	for i, room := range r.keys {
 		if r.origins[i] != (servedUnder{}) {
 			s.rmq.served[room] = r.origins[i]
+		}
+		if r.seqs != nil {
+			s.seqs[room] = max(s.seqs[room], r.seqs[i])
 		}
 	}
 	for _, room := range r.keys {

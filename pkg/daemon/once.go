@@ -81,8 +81,12 @@ func (s *shard) marked(job *commitJob) {
 		s.sendUnsent(job)
 		s.settle(job, nil)
 	default:
+		if job.res.Record != nil {
+			s.record(job.res.Record, time.Now())
+		}
 		s.d.metrics.Command(job.res.Command, job.res.Outcome.String())
 		s.send(job.res.Notices)
+		s.d.chargeFanout(job.in, len(job.res.Notices))
 		s.settle(job, nil)
 	}
 }
@@ -158,11 +162,19 @@ func (b *brokerMode) store(batch []*commitJob, keys []string) {
 	b.metrics.Marked(metrics.MarkDuplicate, dups)
 }
 
-// applyOnce commits a brokered command's changes with its key, on the
-// committer. When the key was stored already (some instance applied the
+// applyOnce commits a brokered command's changes (none for a topic or a
+// history query) with its key, on the committer. When the key was stored already (some instance applied the
 // event), nothing changes, and the rooms are re-read: that instance may
 // have committed after this one last read them.
 func (s *shard) applyOnce(st store.Store, job *commitJob) {
+	if job.res.Topic != nil {
+		// First: the topic is no part of the key's transaction, and storing
+		// it again when the event comes back is harmless, whereas a topic
+		// lost after the key was stored would stay lost.
+		if job.err = s.storeTopic(job); job.err != nil {
+			return
+		}
+	}
 	applied, err := s.d.broker.events.ApplyOnce(context.Background(), job.broker.key, job.res.Changes)
 	job.err = err
 	if err == nil && !applied {

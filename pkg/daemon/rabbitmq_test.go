@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -137,6 +138,7 @@ func (b *broker) config(t *testing.T, f *opensipstest.Server, dir string) config
 	cfg.RabbitMQ.QueuePrefix = strings.TrimSuffix(b.top.Queues[0], ".0")
 	cfg.RabbitMQ.Shards = len(b.top.Queues)
 	cfg.RabbitMQ.StandbyDelay = 100 * time.Millisecond
+	cfg.History = config.HistoryOff
 	return cfg
 }
 
@@ -224,15 +226,19 @@ func TestRabbitMQAppliedOnce(t *testing.T) {
 }
 
 // TestRabbitMQFreshRooms: a standby that takes a queue over serves its
-// rooms as the database holds them, not as it loaded them at start.
+// rooms as the database holds them, not as it loaded them at start, and
+// goes on with their history where the other instance left it.
 func TestRabbitMQFreshRooms(t *testing.T) {
 	b := newBroker(t, 1)
 	f := opensipstest.New(t, opensipstest.Options{})
 	dir := t.TempDir()
-	first := openDaemon(t, f, b.config(t, f, dir))
-	standby := openDaemon(t, f, b.config(t, f, dir)) // loads no room; registered second, so it waits
+	cfg := b.config(t, f, dir)
+	cfg.History = config.HistoryOn
+	first := openDaemon(t, f, cfg)
+	standby := openDaemon(t, f, cfg) // loads no room; registered second, so it waits
 	b.send(f, alice, manager, "#create chat-1", 1)
 	b.send(f, bob, room1, "#join", 2)
+	b.send(f, alice, room1, "before the failover", 1)
 	if err := first.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -240,8 +246,12 @@ func TestRabbitMQFreshRooms(t *testing.T) {
 	if got := metric(t, standby, `opensips_imc_rabbitmq_room_rereads_total{result="ok"}`); got != 1 {
 		t.Errorf("%v rooms re-read, want 1", got)
 	}
-	same(t, "join at the standby", b.send(f, carol, room1, "#join", 3), alice+": *** <"+carol+"> has joined the room",
+	got := b.send(f, carol, room1, "#join", 4)
+	same(t, "join at the standby", got[:3], alice+": *** <"+carol+"> has joined the room",
 		bob+": *** <"+carol+"> has joined the room", carol+": *** <"+carol+"> has joined the room")
+	if replay := got[3]; !regexp.MustCompile(`(?s)^` + regexp.QuoteMeta(carol) + `: What was said before you joined:\n.*alice@example.com: before the failover\n.*alice@example.com: still here\?$`).MatchString(replay) {
+		t.Errorf("history replayed to carol: %q", replay)
+	}
 }
 
 // TestRabbitMQReroute: with several queues, a manager's "#create chat-x"

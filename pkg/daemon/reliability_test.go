@@ -34,6 +34,7 @@ func mariaDB(t *testing.T, f *opensipstest.Server) (config.Config, *dbproxy.Prox
 	cfg.RoomsTable, cfg.MembersTable = tables.Rooms, tables.Members
 	cfg.CreateTables = true
 	cfg.RateLimit = 0
+	cfg.History = config.HistoryOff // these tests are about the standard tables
 	return cfg, proxy, url
 }
 

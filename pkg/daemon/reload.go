@@ -98,6 +98,9 @@ func (s *shard) handleReload(p *reloadPart) {
 			continue
 		}
 		s.rooms.Put(r)
+		if old != nil && old.Topic().Text != "" { // the imc tables hold no topic
+			s.rooms.SetTopic(k, old.Topic())
+		}
 		delete(s.doubtful, k)
 	}
 	s.mu.Unlock()

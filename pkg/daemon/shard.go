@@ -82,6 +82,7 @@ type shard struct {
 	inProgress map[uint64][]func(error) // events being committed: the done of copies that came meanwhile
 	doubtful   map[string]*doubt        // rooms whose rows are unknown after a commit in doubt
 	jobs       int                      // jobs at the committer (commits and re-reads)
+	seqs       map[string]int64         // room key → the seq of its last history line
 	stopping   bool
 	rmq        shardBroker // RabbitMQ mode's state (freshness.go, once.go)
 }
@@ -103,6 +104,7 @@ func newShard(d *Daemon, id, queue int) *shard {
 		lines:      make(map[string]*line),
 		inProgress: make(map[uint64][]func(error)),
 		doubtful:   make(map[string]*doubt),
+		seqs:       make(map[string]int64),
 		rmq:        newShardBroker(d.cfg.IsRabbitMQ()),
 	}
 	s.view = shardView{d: d, self: s}
@@ -204,12 +206,16 @@ func (s *shard) handleEvent(t *task) bool {
 		return true
 	}
 	res := s.d.engine.Handle(s.view, t.in)
-	if t.broker != nil && len(res.Changes) == 0 {
-		return s.mark(t, key, res) // once.go: its key is stored before its notices go out
+	if t.broker != nil && len(res.Changes) == 0 && res.Topic == nil && res.History == nil {
+		return s.mark(t, key, res) // once.go: its key is stored before its notices go out (and its line recorded)
 	}
-	if len(res.Changes) == 0 {
+	if res.Record != nil {
+		s.record(res.Record, now)
+	}
+	if len(res.Changes) == 0 && res.Topic == nil && res.History == nil {
 		s.d.metrics.Command(res.Command, res.Outcome.String())
 		s.send(res.Notices)
+		s.d.chargeFanout(&t.in, len(res.Notices))
 		s.d.dedup.Record(now, t.dedup)
 		t.done(nil)
 		return true

@@ -71,6 +71,7 @@ func (d *Daemon) shutdown(grace time.Duration) error {
 	if d.events != nil {
 		errs = append(errs, d.events.Close())
 	}
+	d.history.close(ctx)
 	d.db.close()
 	if d.metricsServer != nil {
 		errs = append(errs, d.metricsServer.Shutdown(ctx))

@@ -1,6 +1,7 @@
 // Package flood protects the room engine from the two floods a SIP edge
-// sees: one sender posting faster than a person types (Limiter, a token
-// bucket per sender) and the same MESSAGE raised twice (Dedup, a window of
+// sees: one sender posting faster than a person types or making imcd send
+// more than a person could (Limiter, token buckets per sender for the
+// events and for the deliveries they cause) and the same MESSAGE raised twice (Dedup, a window of
 // recently seen Call-ID/CSeq pairs, for retransmissions that reached the
 // script twice).
 //

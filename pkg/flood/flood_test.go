@@ -57,6 +57,77 @@ func TestLimiterForgets(t *testing.T) {
 	}
 }
 
+// TestFanout: the deliveries an admitted event caused are charged after
+// the fact and may leave the sender in debt; the next events are refused,
+// the sender told once, until the debt is paid back.
+func TestFanout(t *testing.T) {
+	l := &Limiter{Rate: 100, Burst: 100, FanoutRate: 10, FanoutBurst: 20}
+	f := func(at time.Duration, key string, want Decision) {
+		t.Helper()
+		if got := l.Allow([]byte(key), t0.Add(at)); got != want {
+			t.Fatalf("at %s %s: %d, want %d", at, key, got, want)
+		}
+	}
+	charge := func(at time.Duration, key string, n int) { l.Charge([]byte(key), n, t0.Add(at)) }
+	f(0, "alice", Allowed)
+	charge(0, "alice", 19) // a line into a room of 20: one delivery of credit left
+	f(0, "alice", Allowed)
+	charge(0, "alice", 50) // a line into a room of 51: 49 in debt
+	f(0, "alice", FirstRefusal)
+	f(time.Second, "alice", Refused)
+	f(0, "bob", Allowed)                       // others are not affected
+	f(4*time.Second, "alice", Refused)         // -9 at 10/s
+	f(4900*time.Millisecond, "alice", Refused) // 0: not a whole delivery
+	f(5*time.Second, "alice", Allowed)         // 1
+	f(5*time.Second, "alice", Allowed)         // an event is free until charged
+	charge(5*time.Second, "alice", 1)          // 0
+	f(5*time.Second, "alice", FirstRefusal)    // told again: a new episode
+	f(time.Minute, "alice", Allowed)           // refilled, capped at the burst
+	charge(time.Minute, "alice", 20)
+	f(time.Minute, "alice", FirstRefusal)
+	// A sender unknown when charged (forgotten since its event was
+	// allowed) starts from a full bucket, in debt.
+	charge(time.Minute, "carol", 25)
+	f(time.Minute+500*time.Millisecond, "carol", FirstRefusal) // -5 + 5
+	f(time.Minute+600*time.Millisecond, "carol", Allowed)
+}
+
+// TestFanoutOnly: with Rate 0 events are not counted, deliveries are.
+func TestFanoutOnly(t *testing.T) {
+	l := &Limiter{FanoutRate: 1, FanoutBurst: 5}
+	for i := 0; i < 100; i++ {
+		if d := l.Allow([]byte("a"), t0); d != Allowed {
+			t.Fatalf("event %d refused without a charge", i)
+		}
+	}
+	l.Charge([]byte("a"), 5, t0)
+	if d := l.Allow([]byte("a"), t0); d != FirstRefusal {
+		t.Fatalf("after the burst: %d", d)
+	}
+	var off Limiter
+	off.Charge([]byte("a"), 1e6, t0)
+	if off.Allow([]byte("a"), t0) != Allowed || off.Len() != 0 {
+		t.Fatal("a zero Limiter counted a charge")
+	}
+}
+
+// TestFanoutDebtRemembered: a sender in debt is not forgotten by the sweep
+// before the debt is paid, even when that takes longer than a refill.
+func TestFanoutDebtRemembered(t *testing.T) {
+	l := &Limiter{Rate: 10, Burst: 10, FanoutRate: 10, FanoutBurst: 10}
+	l.Allow([]byte("big"), t0)
+	l.Charge([]byte("big"), 1000, t0) // 100 s to pay back
+	for i := 0; i < shards*16; i++ {  // sweep every shard at +50 s
+		l.Allow(fmt.Appendf(nil, "late%d", i), t0.Add(50*time.Second))
+	}
+	if d := l.Allow([]byte("big"), t0.Add(51*time.Second)); d != FirstRefusal {
+		t.Fatalf("debt forgotten: %d", d)
+	}
+	if d := l.Allow([]byte("big"), t0.Add(102*time.Second)); d != Allowed {
+		t.Fatalf("debt paid: %d", d)
+	}
+}
+
 func TestDedup(t *testing.T) {
 	d := &Dedup{Window: 10 * time.Second}
 	// f checks whether key is a duplicate at "at", and records it (as the
@@ -101,6 +172,20 @@ func BenchmarkLimiterAllow(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		l.Allow(key, t0.Add(time.Duration(i)))
+		i++
+	}
+}
+
+// BenchmarkLimiterCharge: the shard charges every handled event; it must
+// not allocate for a known sender.
+func BenchmarkLimiterCharge(b *testing.B) {
+	l := &Limiter{Rate: 1e9, Burst: 1e9, FanoutRate: 1e9, FanoutBurst: 1e9}
+	key := []byte("alice@example.com")
+	l.Allow(key, t0)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		l.Charge(key, 1000, t0.Add(time.Duration(i)))
 		i++
 	}
 }

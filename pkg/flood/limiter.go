@@ -8,11 +8,21 @@ import (
 
 const shards = 64
 
-// Limiter is a token bucket per key: Burst requests at once, then Rate per
-// second. The zero Rate disables it (every request allowed).
+// Limiter keeps two token buckets per key (sender). Events: Burst at once,
+// then Rate per second; each event Allow admits takes one. Fan-out: what
+// the admitted events made imcd send, FanoutBurst deliveries at once, then
+// FanoutRate per second; Charge takes them after the event was handled,
+// when the number is known, and may leave the bucket in debt: the sender's
+// next events are refused until it has refilled, so one line into a
+// 1,000-member room costs as much as 1,000 lines into a room of two.
+//
+// A zero Rate leaves events uncounted, a zero FanoutRate deliveries; with
+// both zero every request is allowed.
 type Limiter struct {
-	Rate  float64
-	Burst int
+	Rate        float64
+	Burst       int
+	FanoutRate  float64
+	FanoutBurst int
 
 	seed   maphash.Seed
 	once   sync.Once
@@ -26,7 +36,8 @@ type limiterShard struct {
 }
 
 type bucket struct {
-	tokens  float64
+	tokens  float64 // events
+	credit  float64 // deliveries; negative when in debt
 	last    time.Time
 	limited bool // refused since the last allowed request
 }
@@ -45,35 +56,20 @@ const (
 	Refused
 )
 
-// Allow takes one token from key's bucket at time now. key is only read:
-// looking a sender up allocates nothing; only a new sender's bucket does.
+// Allow admits one event from key at time now when both of its buckets
+// allow it: an event token left, and fan-out credit for at least one
+// delivery (no debt). It takes the event token. key is only read: looking
+// a sender up allocates nothing; only a new sender's bucket does.
 func (l *Limiter) Allow(key []byte, now time.Time) Decision {
-	if l.Rate <= 0 {
+	if !l.on() {
 		return Allowed
 	}
-	l.once.Do(func() { l.seed = maphash.MakeSeed() })
-	s := &l.shards[maphash.Bytes(l.seed, key)%shards]
-	s.mu.Lock()
+	s, b := l.bucket(key, now)
 	defer s.mu.Unlock()
-	if s.buckets == nil {
-		s.buckets = make(map[string]*bucket)
-		s.swept = now
-	}
-	s.sweep(now, l.idle())
-	b := s.buckets[string(key)]
-	if b == nil {
-		b = &bucket{tokens: float64(l.burst()), last: now}
-		s.buckets[string(key)] = b
-	}
-	if dt := now.Sub(b.last).Seconds(); dt > 0 {
-		b.tokens += dt * l.Rate
-		if max := float64(l.burst()); b.tokens > max {
-			b.tokens = max
+	if (l.Rate <= 0 || b.tokens >= 1) && (l.FanoutRate <= 0 || b.credit >= 1) {
+		if l.Rate > 0 {
+			b.tokens--
 		}
-	}
-	b.last = now
-	if b.tokens >= 1 {
-		b.tokens--
 		b.limited = false
 		return Allowed
 	}
@@ -84,6 +80,47 @@ func (l *Limiter) Allow(key []byte, now time.Time) Decision {
 	return FirstRefusal
 }
 
+// Charge takes deliveries from key's fan-out credit at time now, going into
+// debt if need be; the next Allow refuses until the debt is paid back at
+// FanoutRate. It never blocks on anything but the shard's lock and, like
+// Allow, allocates only for a sender it does not know (one forgotten since
+// its event was allowed).
+func (l *Limiter) Charge(key []byte, deliveries int, now time.Time) {
+	if l.FanoutRate <= 0 || deliveries <= 0 {
+		return
+	}
+	s, b := l.bucket(key, now)
+	b.credit -= float64(deliveries)
+	s.mu.Unlock()
+}
+
+// on reports whether the Limiter counts anything.
+func (l *Limiter) on() bool { return l.Rate > 0 || l.FanoutRate > 0 }
+
+// bucket returns key's bucket refilled up to now, creating it full, with
+// its shard locked: the caller unlocks.
+func (l *Limiter) bucket(key []byte, now time.Time) (*limiterShard, *bucket) {
+	l.once.Do(func() { l.seed = maphash.MakeSeed() })
+	s := &l.shards[maphash.Bytes(l.seed, key)%shards]
+	s.mu.Lock()
+	if s.buckets == nil {
+		s.buckets = make(map[string]*bucket)
+		s.swept = now
+	}
+	l.sweep(s, now)
+	b := s.buckets[string(key)]
+	if b == nil {
+		b = &bucket{tokens: float64(l.burst()), credit: float64(l.fanoutBurst()), last: now}
+		s.buckets[string(key)] = b
+	}
+	if dt := now.Sub(b.last).Seconds(); dt > 0 {
+		b.tokens = min(b.tokens+dt*l.Rate, float64(l.burst()))
+		b.credit = min(b.credit+dt*l.FanoutRate, float64(l.fanoutBurst()))
+		b.last = now
+	}
+	return s, b
+}
+
 func (l *Limiter) burst() int {
 	if l.Burst < 1 {
 		return 1
@@ -91,21 +128,38 @@ func (l *Limiter) burst() int {
 	return l.Burst
 }
 
-// idle is how long a bucket takes to fill up again: after that it is the
-// same as no bucket, and can be forgotten.
-func (l *Limiter) idle() time.Duration {
-	return time.Duration(float64(l.burst())/l.Rate*float64(time.Second)) + time.Second
+func (l *Limiter) fanoutBurst() int {
+	if l.FanoutBurst < 1 {
+		return 1
+	}
+	return l.FanoutBurst
 }
 
-// sweep drops full buckets, at most once per idle period, so memory follows
-// the number of senders active recently rather than ever.
-func (s *limiterShard) sweep(now time.Time, idle time.Duration) {
-	if now.Sub(s.swept) < idle {
+// idle is how long an unused bucket takes to fill up again from empty:
+// the sweeps run that often.
+func (l *Limiter) idle() time.Duration {
+	d := 0.0
+	if l.Rate > 0 {
+		d = float64(l.burst()) / l.Rate
+	}
+	if l.FanoutRate > 0 {
+		d = max(d, float64(l.fanoutBurst())/l.FanoutRate)
+	}
+	return time.Duration(d*float64(time.Second)) + time.Second
+}
+
+// sweep drops the buckets that are full again, at most once per idle
+// period, so memory follows the number of senders active recently rather
+// than ever. A full bucket is the same as no bucket; one still in debt is
+// kept until it is paid back.
+func (l *Limiter) sweep(s *limiterShard, now time.Time) {
+	if now.Sub(s.swept) < l.idle() {
 		return
 	}
 	s.swept = now
 	for k, b := range s.buckets {
-		if now.Sub(b.last) > idle {
+		dt := now.Sub(b.last).Seconds()
+		if b.tokens+dt*l.Rate >= float64(l.burst()) && b.credit+dt*l.FanoutRate >= float64(l.fanoutBurst()) {
 			delete(s.buckets, k)
 		}
 	}

@@ -52,9 +52,9 @@ type AdminOp struct {
 func (op AdminOp) RoomKey() string { return op.Room.Key() }
 
 // Admin applies an operator action from the MI with the operator's
-// authority. Errors wrap ErrNoSuchRoom, ErrRoomExists, ErrNotMember,
-// ErrAlreadyMember, ErrOwner, ErrTooLong or ErrBadArgument and say what was
-// wrong. Create requires op.User as owner (new room, owner member, owner
+// authority, within the room and member policy. Errors wrap ErrNoSuchRoom,
+// ErrRoomExists, ErrNotMember, ErrAlreadyMember, ErrOwner, ErrTooLong,
+// ErrPolicy or ErrBadArgument and say what was wrong. Create requires op.User as owner (new room, owner member, owner
 // told "*** room was created"); Destroy tells all members "The room has been
 // destroyed"; Add adds an active member (broadcast joined); Remove never the
 // owner (target told, room told "has been removed"); SetRole as #modify but
@@ -90,6 +90,11 @@ func (e *Engine) Admin(v View, op AdminOp) (Result, error) {
 		m, ok := r.Member(op.User)
 		if ok && m.Active() {
 			return res, fmt.Errorf("%s in room %s: %w", m.URI, r.URI, ErrAlreadyMember)
+		}
+		if !ok {
+			if err := e.adminMemberError(op.User, r.URI, "added"); err != nil {
+				return res, err
+			}
 		}
 		if ok {
 			res.Changes = []Change{{Op: OpUpdateMember, Room: r.URI, Member: m.URI, MemberFlags: m.Flags &^ MemberInvited}}
@@ -143,6 +148,12 @@ func (e *Engine) adminCreate(res Result, existing *Room, op AdminOp) (Result, er
 	}
 	if e.reserved(op.Room) {
 		return res, fmt.Errorf("%w: the name %s is reserved for the room manager", ErrBadArgument, op.Room.User)
+	}
+	if err := e.adminRoomError(op.Room); err != nil {
+		return res, err
+	}
+	if err := e.adminMemberError(op.User, op.Room, "the owner"); err != nil {
+		return res, err
 	}
 	if err := lengths(op.Room, op.User); err != nil {
 		return res, err

@@ -7,7 +7,7 @@ import (
 )
 
 func TestAdmin(t *testing.T) {
-	w := newWorld(t, DefaultConfig())
+	w := newWorld(t, nativeRules())
 	f := func(op AdminOp, want ...string) {
 		t.Helper()
 		res, err := w.e.Admin(w.rs, op)

@@ -1,6 +1,9 @@
 package imc
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // Config is the engine's configuration; field names follow the native
 // module's parameters where one exists.
@@ -27,13 +30,48 @@ type Config struct {
 	// that creates) beyond it is refused. Zero: no cap. Operator actions
 	// from the MI are not capped.
 	MaxOwnedRooms int
+
+	// RoomPrefix is what the user part of a new room must start with,
+	// compared case-sensitively as OpenSIPS's route to imcd compares it:
+	// "chat-" for the script's `$ru =~ "^sip:chat-"`. A room outside the
+	// route could never be reached by its members; it would only be good
+	// for sending MESSAGEs from an address of the sender's choosing.
+	// Empty: any name (the native module's behaviour).
+	RoomPrefix string
+	// Domains are the domains new rooms may be in. Empty: a SIP command
+	// may create rooms only in the domain it was sent to (its request
+	// URI's host), and an operator's imc:create_room in any domain.
+	// AnyDomain among them: any domain.
+	Domains []string
+	// MemberDomains are the domains, besides the room's own, that #invite
+	// and #add (and the operator's imc:add_member and imc:create_room)
+	// may bring members from. Empty: the room's domain only. AnyDomain
+	// among them: any domain (the native module's behaviour).
+	MemberDomains []string
+
+	// History: the rooms keep their chat lines and topics (the caller
+	// stores Result.Record and Result.Topic and answers Result.History);
+	// #history and #topic work, and a new member gets the topic and the
+	// last HistoryOnJoin lines.
+	History bool
+	// HistoryDefault and HistoryMax are #history's count when none is
+	// given, and the most it gives.
+	HistoryDefault, HistoryMax int
+	// HistoryOnJoin is how many lines a new member gets; 0: none.
+	HistoryOnJoin int
 }
+
+// AnyDomain in Config.Domains or Config.MemberDomains lifts that limit.
+const AnyDomain = "*"
 
 // DefaultConfig returns the defaults: '#', 1023-byte chat lines (the native
 // module refuses 1024 and more), create on join, manager "chat-manager",
-// 50 rooms listed.
+// 50 rooms listed, new rooms named "chat-…" in the domain the command was
+// sent to, members from the room's domain.
 func DefaultConfig() Config {
-	return Config{StartChar: '#', MaxBody: 1023, CreateOnJoin: true, ManagerUser: "chat-manager", MaxRoomsListed: 50}
+	return Config{StartChar: '#', MaxBody: 1023, CreateOnJoin: true, ManagerUser: "chat-manager", MaxRoomsListed: 50,
+		HistoryDefault: 20, HistoryMax: 100, HistoryOnJoin: 10,
+		RoomPrefix: "chat-"}
 }
 
 // Engine applies the IMC rules. It holds only configuration and texts
@@ -51,10 +89,23 @@ func NewEngine(cfg Config) *Engine {
 		cfg.StartChar = '#'
 	}
 	sc := string([]byte{cfg.StartChar})
-	return &Engine{cfg: cfg, sc: sc, help: strings.ReplaceAll(nativeHelp+imcdHelp, "#", sc)}
+	cfg.Domains = slices.Clone(cfg.Domains)
+	cfg.MemberDomains = slices.Clone(cfg.MemberDomains)
+	help := nativeHelp + imcdHelp
+	if cfg.History {
+		help += historyHelp
+	}
+	if cfg.HistoryMax <= 0 {
+		cfg.HistoryMax = DefaultConfig().HistoryMax
+	}
+	if cfg.HistoryDefault <= 0 || cfg.HistoryDefault > cfg.HistoryMax {
+		cfg.HistoryDefault = min(DefaultConfig().HistoryDefault, cfg.HistoryMax)
+	}
+	return &Engine{cfg: cfg, sc: sc, help: strings.ReplaceAll(help, "#", sc)}
 }
 
-// Config returns the engine's configuration.
+// Config returns the engine's configuration (its slices are shared: do not
+// modify them).
 func (e *Engine) Config() Config { return e.cfg }
 
 // Input is a Request with its addresses parsed and its command recognised;

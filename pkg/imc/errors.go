@@ -22,6 +22,10 @@ var (
 	// ErrBadArgument: an operator action is malformed (unknown kind or role,
 	// missing owner, empty text, reserved room name).
 	ErrBadArgument = errors.New("bad argument")
+	// ErrPolicy: an operator action creates a room or brings in a member
+	// that the room and member policy (Config.RoomPrefix, Domains,
+	// MemberDomains) does not allow.
+	ErrPolicy = errors.New("not allowed by the room policy")
 	// ErrBadRequest: the request's From or request URI is unusable, so no
 	// reply can be addressed; the caller logs and counts it.
 	ErrBadRequest = errors.New("bad request")

@@ -7,7 +7,7 @@ import (
 )
 
 func TestInvitationFailed(t *testing.T) {
-	w := newWorld(t, DefaultConfig())
+	w := newWorld(t, nativeRules())
 	res := w.handle("adam", "pub", "#invite zed")
 	inv := *res.Notices[0].Invitation
 	if want := (Invitation{Room: uri(t, "pub"), Invitee: uri(t, "zed"), Inviter: uri(t, "adam")}); inv != want {
@@ -47,7 +47,7 @@ func TestInvitationFailed(t *testing.T) {
 }
 
 func TestUnavailable(t *testing.T) {
-	e := NewEngine(DefaultConfig())
+	e := NewEngine(nativeRules())
 	f := func(to, body, want string) {
 		t.Helper()
 		in, err := e.Prepare(Request{From: "sip:zed@h", RURI: addr(to), Body: body, CallID: cid})
@@ -81,7 +81,7 @@ func indexByte(s string, c byte) int {
 }
 
 func TestPrepare(t *testing.T) {
-	e := NewEngine(DefaultConfig())
+	e := NewEngine(nativeRules())
 	f := func(from, ruri, body, key, command string) {
 		t.Helper()
 		in, err := e.Prepare(Request{From: from, RURI: ruri, Body: body})
@@ -129,7 +129,7 @@ func TestPrepare(t *testing.T) {
 }
 
 func TestConflict(t *testing.T) {
-	e := NewEngine(DefaultConfig())
+	e := NewEngine(nativeRules())
 	in, err := e.Prepare(Request{From: "sip:zed@h", RURI: addr("mgr"), Body: "#create chat-9", CallID: cid})
 	if err != nil {
 		t.Fatal(err)

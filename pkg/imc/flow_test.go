@@ -108,7 +108,7 @@ func (tb *table) same(rs *Rooms) string {
 // Rooms.Apply, checking after each step that the next Handle sees the state
 // the last one made, and that memory equals the table.
 func TestFlow(t *testing.T) {
-	w := newWorld(t, DefaultConfig())
+	w := newWorld(t, nativeRules())
 	w.rs = NewRooms()
 	tb := newTable(w.rs)
 	step := func(from, to, body, state string, want ...string) {
@@ -167,7 +167,7 @@ func prepare(t testing.TB, e *Engine, from, to, body string) Input {
 // TestHandleDoesNotMutate: Handle reads the view and changes nothing in it;
 // a *Room held across Apply keeps its contents.
 func TestHandleDoesNotMutate(t *testing.T) {
-	e := NewEngine(DefaultConfig())
+	e := NewEngine(nativeRules())
 	rs := fixture(t)
 	before := rs.Room("pub@h")
 	snapshot := members(rs, "pub")

@@ -80,9 +80,12 @@ func FuzzHandle(f *testing.F) {
 	f.Add("sip:alice@h", "sip:pub@h", "#invite zed", "")
 	f.Add("sip:mike@h", "sip:chat-manager@h", "#join priv", "text/plain")
 	f.Add("sip:ivy@h", "sip:priv@h", "##hello", "text/html;charset=utf-8")
+	f.Add("sip:adam@h", "sip:pub@h", "#topic lunch at noon", "")
+	f.Add("sip:mike@h", "sip:pub@h", "#history 3", "")
 	f.Fuzz(func(t *testing.T, from, ruri, body, ct string) {
 		cfg := DefaultConfig()
 		cfg.MaxBody = 64
+		cfg.History = true
 		e := NewEngine(cfg)
 		rs := fixture(t)
 		tb := newTable(rs)
@@ -98,8 +101,11 @@ func FuzzHandle(f *testing.F) {
 		}
 		for _, res := range []Result{e.Handle(rs, in), e.Unavailable(in)} {
 			checkResult(t, res)
-			if len(res.Notices) == 0 && (res.Command != "chat" || res.Outcome != OK) {
+			if len(res.Notices) == 0 && res.History == nil && (res.Command != "chat" || res.Outcome != OK) {
 				t.Fatalf("%q got no answer: %+v", body, res)
+			}
+			if q := res.History; q != nil && (q.Last < 1 || q.Room.IsZero() || q.To.IsZero()) {
+				t.Fatalf("%q: history query %+v", body, q)
 			}
 			if res.Outcome == Refused && (len(res.Notices) != 1 || len(res.Changes) != 0 || !res.Notices[0].To.Equal(in.From)) {
 				t.Fatalf("%q: a refusal is one reply to the sender: %v", body, render(res))

@@ -41,6 +41,10 @@ func (e *Engine) Handle(v View, in Input) Result {
 		return c.add()
 	case cmdModify:
 		return c.modify()
+	case cmdHistory:
+		return c.history()
+	case cmdTopic:
+		return c.topic()
 	}
 	return c.refuse(txtInvalid(e.sc, in.Req.Body[1:1+len(in.cmd.Name)]))
 }

@@ -38,17 +38,23 @@ func (c *call) chat() Result {
 			n++
 		}
 	}
+	var res Result
 	if n == 0 {
-		return c.ok(nil, nil)
-	}
-	body := chatLine(in.From, text)
-	ns := make([]Notice, 0, n)
-	for j, m := range r.members {
-		if j != i && m.Active() {
-			ns = append(ns, Notice{From: r.URI, To: m.URI, Body: body, ContentType: ct})
+		res = c.ok(nil, nil)
+	} else {
+		body := chatLine(in.From, text)
+		ns := make([]Notice, 0, n)
+		for j, m := range r.members {
+			if j != i && m.Active() {
+				ns = append(ns, Notice{From: r.URI, To: m.URI, Body: body, ContentType: ct})
+			}
 		}
+		res = c.ok(nil, ns)
 	}
-	return c.ok(nil, ns)
+	if c.e.cfg.History {
+		res.Record = &Line{Room: r.URI, Sender: in.From, ContentType: ct, Text: text}
+	}
+	return res
 }
 
 // chatLine is the native "<user@domain>: text", the sender's address as it

@@ -8,7 +8,7 @@ import (
 func TestChat(t *testing.T) {
 	f := func(from, to, ct, body string, want ...string) {
 		t.Helper()
-		w := newWorld(t, DefaultConfig())
+		w := newWorld(t, nativeRules())
 		w.ct = ct
 		eq(t, from+" "+to+" "+body, w.send(from, to, body), want)
 	}
@@ -58,14 +58,14 @@ func TestChat(t *testing.T) {
 	eq(t, "no limit", w.send("mike", "pub", strings.Repeat("y", 5000))[1:2], []string{"pub@h>alice@h: <mike@h>: " + strings.Repeat("y", 5000)})
 
 	// Alone in a room: nothing to send, nothing to refuse.
-	w = newWorld(t, DefaultConfig())
+	w = newWorld(t, nativeRules())
 	w.rs.Put(NewRoom(uri(t, "solo"), 0, []Member{{uri(t, "alice"), MemberOwner}, {uri(t, "ivy"), MemberInvited}}))
 	eq(t, "alone", w.send("alice", "solo", "anyone?"), []string{"ok"})
 }
 
 // TestManager covers requests to the manager URI.
 func TestManager(t *testing.T) {
-	w := newWorld(t, DefaultConfig())
+	w := newWorld(t, nativeRules())
 	f := func(from, to, body string, want ...string) {
 		t.Helper()
 		eq(t, from+" "+to+" "+body, w.send(from, to, body), want)
@@ -93,7 +93,7 @@ func TestManager(t *testing.T) {
 // TestInReplyTo: the Call-ID goes on the notices that reach the sender, and
 // only when it is safe to put in a header.
 func TestInReplyTo(t *testing.T) {
-	e := NewEngine(DefaultConfig())
+	e := NewEngine(nativeRules())
 	rs := fixture(t)
 	for id, want := range map[string]string{
 		"abc@host":                      "abc@host",

@@ -40,6 +40,9 @@ func (c *call) join() Result {
 // createRoom creates c.in.room with the sender as owner.
 func (c *call) createRoom(flags RoomFlags) Result {
 	room := c.in.room
+	if msg := c.e.newRoomRefusal(room, c.in.RURI.Host); msg != "" {
+		return c.refuse(msg)
+	}
 	switch {
 	case c.e.reserved(room):
 		return c.refuse(txtReserved(room))
@@ -84,7 +87,7 @@ func (c *call) joinExisting(r *Room) Result {
 	a := c.answer()
 	ns := a.tell(make([]Notice, 0, len(r.members)+1), r, body, active)
 	ns = append(ns, a.to(r.URI, joiner, body))
-	return c.ok(changes, ns)
+	return c.joinExtras(c.ok(changes, ns), r, joiner)
 }
 
 // acceptInvitation turns pending invitee m into an active member and tells
@@ -94,7 +97,7 @@ func (c *call) acceptInvitation(r *Room, m Member) Result {
 	ns := c.answer().tell(nil, r, txtJoined(m.URI), func(x Member) bool {
 		return x.Active() || x.URI.Equal(m.URI)
 	})
-	return c.ok(changes, ns)
+	return c.joinExtras(c.ok(changes, ns), r, m.URI)
 }
 
 // accept: a pending invitee joins.

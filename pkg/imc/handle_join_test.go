@@ -22,7 +22,7 @@ func joinedLines(room, u string, to ...string) []string {
 func TestCreate(t *testing.T) {
 	f := func(from, to, body string, want ...string) {
 		t.Helper()
-		w := newWorld(t, DefaultConfig())
+		w := newWorld(t, nativeRules())
 		eq(t, from+" "+to+" "+body, w.send(from, to, body), want)
 	}
 	// A new room, from anywhere, public or private.
@@ -68,7 +68,7 @@ func TestCreate(t *testing.T) {
 func TestJoin(t *testing.T) {
 	f := func(from, to, body string, want ...string) {
 		t.Helper()
-		w := newWorld(t, DefaultConfig())
+		w := newWorld(t, nativeRules())
 		eq(t, from+" "+to+" "+body, w.send(from, to, body), want)
 	}
 	joins := func(room, who string) []string {
@@ -115,7 +115,7 @@ func TestJoin(t *testing.T) {
 func TestAcceptDeny(t *testing.T) {
 	f := func(from, to, body string, want ...string) {
 		t.Helper()
-		w := newWorld(t, DefaultConfig())
+		w := newWorld(t, nativeRules())
 		eq(t, from+" "+to+" "+body, w.send(from, to, body), want)
 	}
 	for _, room := range []string{"pub", "priv"} {
@@ -141,7 +141,7 @@ func TestAcceptDeny(t *testing.T) {
 	f("ivy", "pub", "#deny a b", "refused", "pub@h>ivy@h re: Too many parameters: usage #deny [<room>]")
 
 	// Declining a room without an owner tells nobody else.
-	w := newWorld(t, DefaultConfig())
+	w := newWorld(t, nativeRules())
 	w.rs.Put(NewRoom(uri(t, "orphan"), 0, []Member{{uri(t, "mike"), 0}, {uri(t, "ivy"), MemberInvited}}))
 	eq(t, "ownerless deny", w.send("ivy", "orphan", "#deny"), []string{"ok", "remove-member sip:orphan@h sip:ivy@h flag=0",
 		"orphan@h>ivy@h re: You declined the invitation to sip:orphan@h"})
@@ -152,7 +152,7 @@ func TestAcceptDeny(t *testing.T) {
 func TestLengthLimits(t *testing.T) {
 	f := func(from, to, body string, want ...string) {
 		t.Helper()
-		w := newWorld(t, DefaultConfig())
+		w := newWorld(t, nativeRules())
 		eq(t, from+" "+to+" "+body, w.send(from, to, body), want)
 	}
 	fits := strings.Repeat("r", 64-len("sip:@h")) // sip:rrr…@h is exactly 64
@@ -176,7 +176,7 @@ func TestLengthLimits(t *testing.T) {
 
 	// A room too long for imc_members.room (loaded from a native database,
 	// whose imc_rooms columns are wide enough) cannot take new members.
-	w := newWorld(t, DefaultConfig())
+	w := newWorld(t, nativeRules())
 	name := strings.Repeat("n", 60)
 	w.rs.Put(NewRoom(uri(t, name), 0, []Member{{uri(t, "alice"), MemberOwner}}))
 	eq(t, "join long room", w.send("zed", name, "#join"), []string{"refused", name + "@h>zed@h re: The room address sip:" + name + "@h is longer than 64 characters"})

@@ -7,6 +7,9 @@ func (c *call) invite() Result {
 	if msg != "" {
 		return c.refuse(msg)
 	}
+	if msg := c.e.memberRefusal(target, r.URI, "invited"); msg != "" {
+		return c.refuse(msg)
+	}
 	if m, ok := r.Member(target); ok {
 		if m.Invited() {
 			return c.refuse(txtIsInvited(m.URI, r.URI))
@@ -37,6 +40,9 @@ func (c *call) add() Result {
 	if msg != "" {
 		return c.refuse(msg)
 	}
+	if msg := c.e.memberRefusal(target, r.URI, "added"); msg != "" {
+		return c.refuse(msg)
+	}
 	m, ok := r.Member(target)
 	if ok && m.Active() {
 		return c.refuse(txtIsMember(m.URI, r.URI))
@@ -60,7 +66,7 @@ func (c *call) add() Result {
 	a := c.answer()
 	ns := joinedNotices(a, r, target, ok)
 	ns = append(ns, a.to(r.URI, target, txtAddedYou(c.in.From)))
-	return c.ok([]Change{change}, ns)
+	return c.joinExtras(c.ok([]Change{change}, ns), r, target)
 }
 
 // joinedNotices tells the room and u that u has joined. pending says u is

@@ -5,7 +5,7 @@ import "testing"
 func TestInvite(t *testing.T) {
 	f := func(from, to, body string, want ...string) {
 		t.Helper()
-		w := newWorld(t, DefaultConfig())
+		w := newWorld(t, nativeRules())
 		eq(t, from+" "+to+" "+body, w.send(from, to, body), want)
 	}
 	for _, room := range []string{"pub", "priv"} {
@@ -55,7 +55,7 @@ func TestInvite(t *testing.T) {
 func TestRemove(t *testing.T) {
 	f := func(from, to, body string, want ...string) {
 		t.Helper()
-		w := newWorld(t, DefaultConfig())
+		w := newWorld(t, nativeRules())
 		eq(t, from+" "+to+" "+body, w.send(from, to, body), want)
 	}
 	for _, room := range []string{"pub", "priv"} {
@@ -90,7 +90,7 @@ func TestRemove(t *testing.T) {
 	f("alice", "pub", "#remove", "refused", "pub@h>alice@h re: Missing argument: usage #remove <user> [<room>]")
 	f("alice", "mgr", "#remove mike", "refused", "chat-manager@h>alice@h re: sip:chat-manager@h is the room manager, not a room: name the room, as in '#remove <user> <room>'")
 
-	w := newWorld(t, DefaultConfig())
+	w := newWorld(t, nativeRules())
 	w.rs.Put(NewRoom(uri(t, "two"), 0, []Member{{uri(t, "alice"), MemberOwner}, {uri(t, "adam"), MemberAdmin}, {uri(t, "ada"), MemberAdmin}}))
 	eq(t, "admin removes admin", w.send("adam", "two", "#remove ada"), []string{"refused", "two@h>adam@h re: Only the owner of sip:two@h can remove an admin"})
 }
@@ -98,7 +98,7 @@ func TestRemove(t *testing.T) {
 func TestAdd(t *testing.T) {
 	f := func(from, to, body string, want ...string) {
 		t.Helper()
-		w := newWorld(t, DefaultConfig())
+		w := newWorld(t, nativeRules())
 		eq(t, from+" "+to+" "+body, w.send(from, to, body), want)
 	}
 	for _, room := range []string{"pub", "priv"} {
@@ -136,7 +136,7 @@ func TestAdd(t *testing.T) {
 func TestModify(t *testing.T) {
 	f := func(from, to, body string, want ...string) {
 		t.Helper()
-		w := newWorld(t, DefaultConfig())
+		w := newWorld(t, nativeRules())
 		eq(t, from+" "+to+" "+body, w.send(from, to, body), want)
 	}
 	for _, room := range []string{"pub", "priv"} {
@@ -178,7 +178,7 @@ func TestModify(t *testing.T) {
 		"priv@h>alice@h re: *** <sip:mike@h> is now an admin", "priv@h>adam@h: *** <sip:mike@h> is now an admin", "priv@h>mike@h: *** <sip:mike@h> is now an admin")
 
 	// After a transfer the new owner comes first and holds the power.
-	w := newWorld(t, DefaultConfig())
+	w := newWorld(t, nativeRules())
 	w.send("alice", "pub", "#modify mike owner")
 	if got := members(w.rs, "pub"); got != "mike=1 alice=2 adam=2 ivy=4" {
 		t.Errorf("after transfer: %s", got)

@@ -8,7 +8,7 @@ import (
 func TestExit(t *testing.T) {
 	f := func(from, to, body string, want ...string) {
 		t.Helper()
-		w := newWorld(t, DefaultConfig())
+		w := newWorld(t, nativeRules())
 		eq(t, from+" "+to+" "+body, w.send(from, to, body), want)
 	}
 	for _, room := range []string{"pub", "priv"} {
@@ -45,7 +45,7 @@ func TestExit(t *testing.T) {
 func TestDestroy(t *testing.T) {
 	f := func(from, to, body string, want ...string) {
 		t.Helper()
-		w := newWorld(t, DefaultConfig())
+		w := newWorld(t, nativeRules())
 		eq(t, from+" "+to+" "+body, w.send(from, to, body), want)
 	}
 	for _, room := range []string{"pub", "priv"} {
@@ -69,7 +69,7 @@ func TestDestroy(t *testing.T) {
 
 	// A room without an owner (native database) cannot be destroyed over
 	// SIP, but joins and lists work.
-	w := newWorld(t, DefaultConfig())
+	w := newWorld(t, nativeRules())
 	w.rs.Put(NewRoom(uri(t, "orphan"), 0, []Member{{uri(t, "mike"), 0}, {uri(t, "adam"), MemberAdmin}}))
 	eq(t, "orphan destroy", w.send("mike", "orphan", "#destroy"), []string{"refused", "orphan@h>mike@h re: Only the owner of sip:orphan@h can use #destroy"})
 	eq(t, "orphan join", w.send("zed", "orphan", "#join"), []string{"ok", "add-member sip:orphan@h sip:zed@h flag=0",
@@ -85,7 +85,7 @@ func TestDestroy(t *testing.T) {
 func TestList(t *testing.T) {
 	f := func(from, to, body string, want ...string) {
 		t.Helper()
-		w := newWorld(t, DefaultConfig())
+		w := newWorld(t, nativeRules())
 		eq(t, from+" "+to+" "+body, w.send(from, to, body), want)
 	}
 	for _, room := range []string{"pub", "priv"} {
@@ -121,7 +121,7 @@ func TestHelp(t *testing.T) {
 	}
 	f := func(from, to, body string, want ...string) {
 		t.Helper()
-		w := newWorld(t, DefaultConfig())
+		w := newWorld(t, nativeRules())
 		eq(t, from+" "+to+" "+body, w.send(from, to, body), want)
 	}
 	help := nativeHelpText + imcdHelpText
@@ -138,7 +138,7 @@ func TestHelp(t *testing.T) {
 }
 
 func TestRooms(t *testing.T) {
-	w := newWorld(t, DefaultConfig())
+	w := newWorld(t, nativeRules())
 	w.rs.Put(NewRoom(uri(t, "other@elsewhere"), 0, []Member{{uri(t, "bob"), MemberOwner}}))
 	w.rs.Put(NewRoom(uri(t, "Zoo"), 0, []Member{{uri(t, "bob"), MemberOwner}, {uri(t, "mike"), MemberInvited}}))
 	w.rs.Put(NewRoom(uri(t, "secret"), RoomPrivate, []Member{{uri(t, "bob"), MemberOwner}}))
@@ -166,7 +166,7 @@ func TestRooms(t *testing.T) {
 func TestInvalidCommand(t *testing.T) {
 	f := func(from, to, body string, want ...string) {
 		t.Helper()
-		w := newWorld(t, DefaultConfig())
+		w := newWorld(t, nativeRules())
 		eq(t, from+" "+to+" "+body, w.send(from, to, body), want)
 	}
 	// Native: "invalid command 'foo' - send ''#help' for details".

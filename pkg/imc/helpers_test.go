@@ -202,3 +202,15 @@ func members(rs *Rooms, room string) string {
 	}
 	return strings.Join(parts, " ")
 }
+
+// nativeRules is DefaultConfig with the room and member policy off, as
+// the native module has none: these tests were written with its free room
+// names (pub, new, native-1) and members from any domain. policy_test.go
+// tests the policy.
+func nativeRules() Config {
+	cfg := DefaultConfig()
+	cfg.RoomPrefix = ""
+	cfg.Domains = []string{AnyDomain}
+	cfg.MemberDomains = []string{AnyDomain}
+	return cfg
+}

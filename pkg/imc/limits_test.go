@@ -5,7 +5,7 @@ import "testing"
 // TestMaxMembers: a full room takes no new member by any way in, while
 // members already in (a pending invitee accepting) are not affected.
 func TestMaxMembers(t *testing.T) {
-	cfg := DefaultConfig()
+	cfg := nativeRules()
 	cfg.MaxMembers = 4 // pub and priv hold alice, adam, mike and ivy (pending)
 	w := newWorld(t, cfg)
 	full := func(room string) string {
@@ -32,7 +32,7 @@ func TestMaxMembers(t *testing.T) {
 // TestMaxOwnedRooms: #create and a creating #join beyond the cap are
 // refused; joining existing rooms is not capped.
 func TestMaxOwnedRooms(t *testing.T) {
-	cfg := DefaultConfig()
+	cfg := nativeRules()
 	cfg.MaxOwnedRooms = 2
 	w := newWorld(t, cfg) // alice owns pub and priv
 	// The room does not exist, so the refusal comes from where it was sent.

@@ -61,4 +61,12 @@ type Result struct {
 	Outcome Outcome
 	Changes []Change
 	Notices []Notice
+	// Record is a chat line to keep in the room's history (when the
+	// engine's History is on).
+	Record *Line
+	// Topic is a new topic to store, like Changes: before the notices.
+	Topic *TopicChange
+	// History asks the caller to read stored lines and send them, after
+	// the notices (Engine.HistoryNotices).
+	History *HistoryQuery
 }

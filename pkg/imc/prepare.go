@@ -24,6 +24,8 @@ const (
 	cmdRooms
 	cmdAdd
 	cmdModify
+	cmdHistory
+	cmdTopic
 )
 
 // cmdSpec is the syntax of one command.
@@ -33,6 +35,10 @@ type cmdSpec struct {
 	min, max int    // parameter counts
 	roomArg  int    // index of the room parameter; -1: the command names no room
 }
+
+// roomIsRURI as a roomArg: the command concerns the room it was sent to
+// and takes no room argument.
+const roomIsRURI = MaxParams + 1
 
 // spec is a switch rather than a table so that the package holds no
 // mutable state.
@@ -66,6 +72,10 @@ func (k cmdKind) spec() cmdSpec {
 		return cmdSpec{"add", " <user> [<room>]", 1, 2, 1}
 	case cmdModify:
 		return cmdSpec{"modify", " <user> owner|admin|member [<room>]", 2, 3, 2}
+	case cmdHistory:
+		return cmdSpec{"history", " [<n>]", 0, MaxParams, roomIsRURI}
+	case cmdTopic:
+		return cmdSpec{"topic", " [<text>]", 0, MaxParams, roomIsRURI}
 	}
 	return cmdSpec{name: "invalid", max: MaxParams, roomArg: -1}
 }
@@ -99,6 +109,10 @@ func lookupCommand(name string) cmdKind {
 		return cmdAdd
 	case "modify":
 		return cmdModify
+	case "history":
+		return cmdHistory
+	case "topic", "subject":
+		return cmdTopic
 	}
 	return cmdInvalid
 }

@@ -53,6 +53,7 @@ type Room struct {
 
 	members []Member
 	index   map[string]int // Member.URI.Key() -> position in members
+	topic   Topic
 }
 
 // NewRoom builds a room. Members keep the given order except that an owner is
@@ -103,13 +104,16 @@ func (r *Room) remove(key string) {
 }
 
 func (r *Room) clone() *Room {
-	c := &Room{URI: r.URI, Flags: r.Flags, members: make([]Member, len(r.members), len(r.members)+1), index: make(map[string]int, len(r.index)+1)}
+	c := &Room{URI: r.URI, Flags: r.Flags, topic: r.topic, members: make([]Member, len(r.members), len(r.members)+1), index: make(map[string]int, len(r.index)+1)}
 	copy(c.members, r.members)
 	for k, v := range r.index {
 		c.index[k] = v
 	}
 	return c
 }
+
+// Topic returns the room's topic; the zero Topic when none is set.
+func (r *Room) Topic() Topic { return r.topic }
 
 // Key returns the room's identity, "name@domain" in lower case.
 func (r *Room) Key() string { return r.URI.Key() }
@@ -196,6 +200,16 @@ func (rs *Rooms) Len() int { return len(rs.m) }
 
 // Put adds or replaces a room.
 func (rs *Rooms) Put(r *Room) { rs.m[r.Key()] = r }
+
+// SetTopic replaces the topic of the room with the given key by a copy of
+// the room with t (rooms are immutable); no room, no change.
+func (rs *Rooms) SetTopic(key string, t Topic) {
+	if r := rs.m[key]; r != nil {
+		c := r.clone()
+		c.topic = t
+		rs.m[key] = c
+	}
+}
 
 // Delete removes the room with the given key, if there is one.
 func (rs *Rooms) Delete(key string) { delete(rs.m, key) }

@@ -43,6 +43,10 @@ const imcdHelp = "#create <room_name> private - create a room that others join o
 	"#reject, #leave, #members - the same as #deny, #exit, #list\r\n" +
 	"##<text> - send a message that starts with #\r\n"
 
+// historyHelp follows imcdHelp when the rooms keep history.
+const historyHelp = "#history [<n>] - the last n lines said in the room\r\n" +
+	"#topic [<text>] - show the room's topic, or set it (owner and admins; - clears it)\r\n"
+
 func txtJoined(u URI) string { return "*** <" + u.String() + "> has joined the room" }
 
 // txtLeft names the user part only, as the native module does.
@@ -331,6 +335,108 @@ func txtTooManyRooms(max int) string {
 	return "You own " + strconv.Itoa(max) + " rooms already, the most allowed: destroy one first"
 }
 
-// TxtRateLimited is sent once when a sender goes over the rate limit; what
-// they send until the limit lets them through again is dropped.
+// The room and member policy (Config.RoomPrefix, Domains, MemberDomains).
+
+func txtRoomPrefix(sc string, room URI, prefix string) string {
+	return "Room " + room.String() + " not created: room names here start with '" + prefix +
+		"', as in '" + sc + "create " + prefix + "team'"
+}
+
+func txtRoomDomain(room URI, domains []string) string {
+	return "Room " + room.String() + " not created: rooms can only be created in " + orList(domains)
+}
+
+func txtMemberDomain(u, room URI, verb string, extra []string) string {
+	return u.String() + " cannot be " + verb + ": members of " + room.String() + " must be in " +
+		orList(append([]string{room.Host}, extra...))
+}
+
+// orList writes "a", "a or b", "a, b or c".
+func orList(items []string) string {
+	switch len(items) {
+	case 0:
+		return ""
+	case 1:
+		return items[0]
+	}
+	return strings.Join(items[:len(items)-1], ", ") + " or " + items[len(items)-1]
+}
+
+// TxtRateLimited is sent once when a sender goes over the rate limit or
+// the fan-out budget (the MESSAGEs its requests made imcd send); what they
+// send until the limit lets them through again is dropped.
 const TxtRateLimited = "You are sending messages too fast: what you send is dropped until you slow down"
+
+// History and topics.
+
+const txtNoHistoryKept = "This server keeps no history of the rooms"
+
+const txtNoTopicsKept = "This server keeps no room topics"
+
+func txtRoomOnly(manager URI, usage string) string {
+	return manager.String() + " is the room manager, not a room: send '" + usage + "' to the room itself"
+}
+
+func txtHistoryUsage(usage string, max int) string {
+	return "Usage: " + usage + ", n from 1 to " + strconv.Itoa(max)
+}
+
+func txtNoHistory(room URI) string { return "Nothing has been said in " + room.String() + " yet" }
+
+func txtHistoryHead(room URI, n int, total int64) string {
+	if int64(n) >= total {
+		return "The " + plural(n, "line") + " said in " + room.String() + ":"
+	}
+	return "The last " + strconv.Itoa(n) + " of " + strconv.FormatInt(total, 10) + " lines said in " + room.String() + ":"
+}
+
+func txtHistoryOnJoin(n int, total int64) string {
+	if int64(n) >= total {
+		return "What was said before you joined:"
+	}
+	return "What was said before you joined (the last " + strconv.Itoa(n) + " of " + strconv.FormatInt(total, 10) + " lines):"
+}
+
+func txtCatchUp(room URI, total, skipped int64) string {
+	s := "While you were unreachable, " + plural64(total, "line") + " were said in " + room.String()
+	if skipped > 0 {
+		return s + "; the first " + strconv.FormatInt(skipped, 10) + " are left out:"
+	}
+	return s + ":"
+}
+
+func txtTopic(t Topic) string {
+	if t.Text == "" {
+		return "No topic is set"
+	}
+	s := "Topic: " + t.Text
+	if !t.SetBy.IsZero() {
+		s += " (set by " + t.SetBy.String()
+		if !t.At.IsZero() {
+			s += " on " + t.At.UTC().Format(historyTimeLayout) + " UTC"
+		}
+		s += ")"
+	}
+	return s
+}
+
+func txtTopicNotAllowed(room URI) string {
+	return "Only the owner and the admins of " + room.String() + " may set its topic"
+}
+
+func txtTopicTooLong(max int) string {
+	return "Topic not set: it is longer than " + strconv.Itoa(max) + " bytes"
+}
+
+func txtTopicSet(u URI, text string) string { return "*** <" + u.String() + "> set the topic: " + text }
+
+func txtTopicCleared(u URI) string { return "*** <" + u.String() + "> cleared the topic" }
+
+func plural(n int, word string) string { return plural64(int64(n), word) }
+
+func plural64(n int64, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return strconv.FormatInt(n, 10) + " " + word + "s"
+}

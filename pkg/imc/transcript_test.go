@@ -11,7 +11,7 @@ import (
 // copied from the capture; where imcd differs on purpose the step says why.
 // Lines read "room>user: body", hosts left out (all are 127.0.0.1).
 func TestNativeTranscript(t *testing.T) {
-	cfg := DefaultConfig()
+	cfg := nativeRules()
 	cfg.ManagerUser = "native-manager"
 	e := NewEngine(cfg)
 	rs := NewRooms()

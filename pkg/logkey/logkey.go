@@ -95,5 +95,6 @@ const (
 	SystemSubscriber = "subscriber"
 	SystemDelivery   = "delivery"
 	SystemRabbitMQ   = "rabbitmq"
+	SystemHistory    = "history"
 	SystemPublisher  = "rabbitmq-publisher"
 )

@@ -143,8 +143,8 @@ func (a adminCmds) run(ctx context.Context, op imc.AdminOp) ([]byte, error) {
 }
 
 // adminError maps the engine's refusals to the native module's codes: 404
-// for what does not exist, 400 for what is not allowed or malformed, with
-// the engine's explanation as data. Other errors (the store's, a timeout)
+// for what does not exist, 400 for what is not allowed or malformed, 403
+// for what the room policy forbids, with the engine's explanation as data. Other errors (the store's, a timeout)
 // stay as they are and become 500.
 func adminError(err error) error {
 	var code int
@@ -162,6 +162,8 @@ func adminError(err error) error {
 		code, msg = 400, "not allowed on the owner"
 	case errors.Is(err, imc.ErrTooLong):
 		code, msg = 400, "value too long"
+	case errors.Is(err, imc.ErrPolicy):
+		code, msg = 403, "not allowed by the room policy"
 	case errors.Is(err, imc.ErrBadArgument), errors.Is(err, imc.ErrBadURI):
 		code, msg = 400, "bad param"
 	default:

@@ -96,6 +96,8 @@ func TestAdminErrors(t *testing.T) {
 	f(wrap(imc.ErrAlreadyMember), `{"code":400,"message":"already a member","data":"sip:a@h in room sip:r@h: already a member"}`)
 	f(wrap(imc.ErrOwner), `{"code":400,"message":"not allowed on the owner","data":"sip:a@h in room sip:r@h: operation not allowed on the owner"}`)
 	f(wrap(imc.ErrTooLong), `{"code":400,"message":"value too long","data":"sip:a@h in room sip:r@h: value too long"}`)
+	f(fmt.Errorf("%w: Room sip:r@h not created", imc.ErrPolicy),
+		`{"code":403,"message":"not allowed by the room policy","data":"not allowed by the room policy: Room sip:r@h not created"}`)
 	f(wrap(imc.ErrBadArgument), `{"code":400,"message":"bad param","data":"sip:a@h in room sip:r@h: bad argument"}`)
 	f(errors.New("store: commit: database unavailable"), `{"code":500,"message":"store: commit: database unavailable"}`)
 	f(context.DeadlineExceeded, `{"code":500,"message":"context deadline exceeded"}`)

@@ -42,9 +42,32 @@ func TestDocsComplete(t *testing.T) {
 	}
 	admin, _ := recordingAdmin(nil)
 	s := newServer(t, state(t, stateEmpty), admin)
+	// The daemon registers these two besides IMCCommands.
+	for _, c := range []Command{ReloadCommand(nil), HistoryCommand(nil)} {
+		if err := s.Registry.Register(c); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, name := range append(s.Registry.Names(), whichName, coreWhichName) {
 		if !documented[name] {
 			t.Errorf("docs/mi.md does not document %q", name)
+		}
+	}
+}
+
+// TestPassthroughDocumented fails when a command of DefaultPassthrough is
+// missing from the allowlist tables of docs/mi.md and docs/security.md,
+// which say why each one is there.
+func TestPassthroughDocumented(t *testing.T) {
+	for _, doc := range []string{"../../docs/mi.md", "../../docs/security.md"} {
+		b, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range DefaultPassthrough() {
+			if !regexp.MustCompile("(?m)^\\|.*`" + regexp.QuoteMeta(name) + "`.*\\|").Match(b) {
+				t.Errorf("%s: no table row names %s", doc, name)
+			}
 		}
 	}
 }

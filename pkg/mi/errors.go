@@ -23,6 +23,9 @@ var (
 	// ErrNotFIFO: a path that must be a FIFO is something else (the command
 	// FIFO at Listen, a reply FIFO when answering).
 	ErrNotFIFO = errors.New("mi: not a FIFO")
+	// ErrFIFOOwner: the FIFO at the command FIFO's path belongs to another
+	// user, who could read the requests or answer in imcd's place.
+	ErrFIFOOwner = errors.New("mi: FIFO owned by another user")
 	// ErrReplyName: a FIFO request named a reply FIFO that is not a plain
 	// file name inside the reply directory.
 	ErrReplyName = errors.New("mi: reply FIFO name is not a plain file name")

@@ -13,13 +13,14 @@ import (
 
 // TestPassThroughCaptured replays every captured request for a command
 // imcd does not own (event_subscribe, subscribers_list, raise_event, ...)
-// through imcd to a fake OpenSIPS that answers the captured replies: the
-// request reaches OpenSIPS byte for byte and its reply, errors included,
-// comes back byte for byte.
+// through imcd with mi_passthrough = all to a fake OpenSIPS that answers
+// the captured replies: the request reaches OpenSIPS byte for byte and its
+// reply, errors included, comes back byte for byte.
 func TestPassThroughCaptured(t *testing.T) {
 	fake := startFake(t, false)
 	s := newServer(t, state(t, stateInitial), nil)
 	s.Forward = udpForwarder{fake.MIAddr()}
+	s.PassthroughAll = true
 	reqs, _ := filepath.Glob(filepath.Join(wire, "mi/datagram/*.request.json"))
 	n := 0
 	for _, path := range reqs {
@@ -70,6 +71,7 @@ func TestPassThroughNoAnswer(t *testing.T) {
 	fake := startFake(t, true)
 	s := newServer(t, state(t, stateInitial), nil)
 	s.Forward = udpForwarder{fake.MIAddr()}
+	s.PassthroughAll = true
 	s.Timeout = 200 * time.Millisecond
 	start := time.Now()
 	got := s.Handle(context.Background(), []byte(`{"jsonrpc":"2.0","method":"event_subscribe","params":{"event":"E_IMC_MESSAGE","socket":"udp:127.0.0.1:9999"},"id":"a-10"}`))
@@ -104,4 +106,62 @@ func TestPassThroughErrors(t *testing.T) {
 	f(nil, nil, `{"jsonrpc":"2.0","error":{"code":-32000,"message":"OpenSIPS did not answer","data":"empty reply"},"id":3}`)
 	// Whatever OpenSIPS says comes back as it is.
 	f([]byte(`400 Parse_error`), nil, `400 Parse_error`)
+}
+
+// TestPassThroughPolicy: by default only the read-only commands of
+// DefaultPassthrough reach OpenSIPS; anything else is answered by imcd with
+// an error naming the keys, and OpenSIPS never sees it.
+func TestPassThroughPolicy(t *testing.T) {
+	fake := startFake(t, false)
+	s := newServer(t, state(t, stateInitial), nil)
+	s.Forward = udpForwarder{fake.MIAddr()}
+	s.PassthroughAllow = []string{"usrloc:dump"}
+	refused := func(method string) {
+		t.Helper()
+		req := `{"jsonrpc":"2.0","method":"` + method + `","id":9}`
+		want := `{"jsonrpc":"2.0","error":{"code":403,"message":"Not forwarded to OpenSIPS","data":"` + method +
+			` is not one of the commands imcd passes to OpenSIPS (mi_passthrough = allowlist): set mi_passthrough = all, or add it to mi_passthrough_allow"},"id":9}`
+		sameBytes(t, method, s.Handle(context.Background(), []byte(req)), []byte(want))
+		// A notification gets no answer, and is not forwarded either.
+		if got := s.Handle(context.Background(), []byte(`{"jsonrpc":"2.0","method":"`+method+`"}`)); got != nil {
+			t.Errorf("%s notification answered: %s", method, got)
+		}
+	}
+	for _, m := range []string{"core:kill", "kill", "core:log_level", "log_level", "tm:uac_dlg", "t_uac_dlg",
+		"evi:raise", "raise_event", "evi:subscribe", "event_subscribe", "cache:store", "usrloc:show_contact", "no_such_cmd"} {
+		refused(m)
+	}
+	if got := received(fake); len(got) != 0 {
+		t.Fatalf("forwarded: %q", got)
+	}
+	for _, name := range []string{"subscribers_list", "events_list"} {
+		req := readWire(t, "mi/datagram/"+name+".request.json")
+		sameBytes(t, name, s.Handle(context.Background(), req), readWire(t, "mi/datagram/"+name+".response.json"))
+	}
+	for _, m := range append(DefaultPassthrough(), "usrloc:dump") {
+		before := len(fake.CallsTo(m))
+		s.Handle(context.Background(), []byte(`{"jsonrpc":"2.0","method":"`+m+`","id":1}`))
+		if len(fake.CallsTo(m)) != before+1 {
+			t.Errorf("%s was not forwarded", m)
+		}
+	}
+	// which about a refused command says so; about a forwarded one, OpenSIPS answers.
+	sameBytes(t, "which core:kill", s.Handle(context.Background(), []byte(`{"jsonrpc":"2.0","method":"which","params":{"command":"core:kill"},"id":2}`)),
+		[]byte(`{"jsonrpc":"2.0","error":{"code":403,"message":"Not forwarded to OpenSIPS","data":"core:kill is not one of the commands imcd passes to OpenSIPS (mi_passthrough = allowlist): set mi_passthrough = all, or add it to mi_passthrough_allow"},"id":2}`))
+	before := len(fake.CallsTo("which"))
+	s.Handle(context.Background(), []byte(`{"jsonrpc":"2.0","method":"which","params":{"command":"core:uptime"},"id":3}`))
+	if len(fake.CallsTo("which")) != before+1 {
+		t.Error("which about core:uptime was not forwarded")
+	}
+	if len(fake.CallsTo("core:kill")) != 0 {
+		t.Error("core:kill reached OpenSIPS")
+	}
+}
+
+// TestPassThroughOff: without Forward nothing is forwarded and an unknown
+// command is simply unknown.
+func TestPassThroughOff(t *testing.T) {
+	s := newServer(t, state(t, stateInitial), nil)
+	sameBytes(t, "core:uptime", s.Handle(context.Background(), []byte(`{"jsonrpc":"2.0","method":"core:uptime","id":1}`)),
+		[]byte(`{"jsonrpc":"2.0","error":{"code":-32601,"message":"Method not found"},"id":1}`))
 }

@@ -33,8 +33,11 @@ type Forwarder interface {
 }
 
 // Server answers MI requests: the Registry's commands, which and core:which
-// (merged with OpenSIPS's list when Forward is set), and, through Forward,
-// every other command. Without Forward an unknown method gets -32601.
+// (merged with what OpenSIPS lists and the Server would forward), and,
+// through Forward, the other commands the pass-through policy lets through
+// (DefaultPassthrough and PassthroughAllow, or all with PassthroughAll);
+// others get CodeNotForwarded. Without Forward an unknown method gets
+// -32601.
 // A request imcd cannot decode, a batch array, or one without a method is
 // answered with a JSON-RPC error and never forwarded: any of them crashes
 // OpenSIPS's mi_datagram.
@@ -43,8 +46,15 @@ type Forwarder interface {
 type Server struct {
 	// Registry holds imcd's own commands; nil means none.
 	Registry *Registry
-	// Forward, when set, receives every command imcd does not own.
+	// Forward, when set, receives the commands imcd does not own that the
+	// pass-through policy lets through.
 	Forward Forwarder
+	// PassthroughAll forwards every command imcd does not own
+	// (mi_passthrough = all) instead of DefaultPassthrough's.
+	PassthroughAll bool
+	// PassthroughAllow names commands forwarded besides DefaultPassthrough's
+	// (mi_passthrough_allow).
+	PassthroughAllow []string
 	// Logger receives the server's records (the daemon passes one with
 	// system=mi); nil discards them.
 	Logger *slog.Logger
@@ -57,6 +67,9 @@ type Server struct {
 	parsers fastjson.ParserPool
 	which   whichCache
 	panics  atomic.Uint64
+
+	allowOnce sync.Once
+	allowed   map[string]bool
 
 	logOnce sync.Once
 	log     *slog.Logger
@@ -147,8 +160,12 @@ func (s *Server) dispatch(ctx context.Context, method string, m *jsonrpc.Message
 		result, err = cmd.Handler(ctx, m.Params)
 		return result, false, err
 	}
-	if s.Forward != nil {
+	if s.forwards(method) {
 		return s.forward(ctx, method, m, req), true, nil
+	}
+	if s.Forward != nil {
+		s.logger().Info("MI command not forwarded to OpenSIPS (mi_passthrough)", logkey.Method, method)
+		return nil, false, errNotForwarded(method)
 	}
 	return nil, false, jsonrpc.ErrMethodNotFound
 }

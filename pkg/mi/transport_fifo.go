@@ -54,22 +54,31 @@ const (
 type FIFOTransport struct {
 	// Server answers the requests.
 	Server *Server
-	// Path is the FIFO's path; Listen creates it (or reuses a FIFO there).
+	// Path is the FIFO's path; Listen creates it (or reuses a FIFO of
+	// imcd's user there).
 	Path string
 	// ReplyDir holds the clients' reply FIFOs (Path's directory when empty).
 	// opensips-cli's fifo_reply_dir must name the same directory.
 	ReplyDir string
-	// Mode is the FIFO's permission bits (DefaultFIFOMode when 0).
+	// Mode is the FIFO's permission bits (DefaultFIFOMode when 0); opening
+	// it up to a group (0660) lets that group's users use the MI.
 	Mode os.FileMode
+	// Group is the group name or number the FIFO is given; "" leaves
+	// imcd's own. imcd's user must be a member unless it is root.
+	Group string
 
 	f       *os.File
 	created bool
 	life    sockets.Lifecycle
 }
 
-// Listen creates the FIFO (or reuses a FIFO left at Path), sets its mode,
-// and opens it for reading and writing. ctx is accepted for the servers'
-// common shape; creating a FIFO does not block.
+// Listen creates the FIFO (or reuses a FIFO left at Path by imcd's own
+// user), opens it for reading and writing, and sets its mode and group.
+// Anything else at Path is refused: a file that is no FIFO (ErrNotFIFO), a
+// FIFO that another user created (ErrFIFOOwner: whoever made it could read
+// the requests, or have imcd serve a FIFO of theirs). What was opened is
+// checked again, in case the path was replaced in between. ctx is accepted
+// for the servers' common shape; creating a FIFO does not block.
 func (t *FIFOTransport) Listen(ctx context.Context) (err error) {
 	if t.Path == "" {
 		return ErrNoPath
@@ -86,26 +95,32 @@ func (t *FIFOTransport) Listen(ctx context.Context) (err error) {
 	if mode == 0 {
 		mode = DefaultFIFOMode
 	}
+	gid, err := lookupGroup(t.Group)
+	if err != nil {
+		return err
+	}
 	fi, err := os.Lstat(t.Path)
 	switch {
-	case err == nil && fi.Mode()&fs.ModeNamedPipe == 0:
-		return fmt.Errorf("%w: %s", ErrNotFIFO, t.Path)
+	case err == nil:
+		if err := checkFIFO(t.Path, fi); err != nil {
+			return err
+		}
 	case errors.Is(err, fs.ErrNotExist):
 		if err := syscall.Mkfifo(t.Path, uint32(mode)); err != nil {
 			return &fs.PathError{Op: "mkfifo", Path: t.Path, Err: err}
 		}
 		t.created = true
-	case err != nil:
+	default:
 		return err
-	}
-	if err := os.Chmod(t.Path, mode); err != nil { // mkfifo's mode is masked by the umask
-		return errors.Join(err, t.removeCreated())
 	}
 	// O_RDWR: imcd is a writer too, so the FIFO never reports end of file
 	// when clients close it, and opening does not wait for a writer.
-	f, err := os.OpenFile(t.Path, os.O_RDWR, 0)
+	f, err := os.OpenFile(t.Path, os.O_RDWR|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return errors.Join(err, t.removeCreated())
+	}
+	if err := secureFIFO(f, mode, gid); err != nil {
+		return errors.Join(err, sockets.CloseQuietly(f), t.removeCreated())
 	}
 	t.f = f
 	return nil

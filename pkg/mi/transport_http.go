@@ -27,11 +27,19 @@ const badURLBody = "<html><body>Unable to parse URL!</body></html>"
 // request to Path is answered 200 with the JSON-RPC reply (errors included)
 // as application/json; another path gets mi_http's 400 page.
 //
+// Web pages may not use it (see checkBrowser): a request whose Host names
+// neither the address it came in on nor one of Hosts gets 421 (a page on a
+// rebinding domain), one with an Origin header not in Origins 403 (any
+// cross-site page), one whose Content-Type is not application/json 415 (a
+// browser sends a cross-site "simple" POST without asking first only with
+// text/plain or a form type). Each refusal has a JSON-RPC error body
+// saying why and which key would allow it. opensips-cli, python-opensips
+// and curl send a numeric Host, no Origin and application/json.
+//
 // Deliberate differences from mi_http: GET and other methods get 405 with an
 // empty body and Content-Length 0 (mi_http sends a chunked header and hangs);
-// the body is processed whatever its Content-Type (mi_http never answers a
-// text/plain one); a body over MaxRequest gets -32600; a notification gets
-// 204 No Content.
+// a wrong Content-Type gets 415 (mi_http never answers a text/plain one); a
+// body over MaxRequest gets -32600; a notification gets 204 No Content.
 type HTTPTransport struct {
 	// Server answers the requests.
 	Server *Server
@@ -40,6 +48,16 @@ type HTTPTransport struct {
 	Addr string
 	// Path is the URL path of the MI (DefaultHTTPPath when empty).
 	Path string
+	// Hosts are the host names a request's Host header may give besides
+	// the IP address the request came in on, and "localhost" when that is
+	// a loopback address (mi_http_hosts): a name under which imcd is
+	// reached through a proxy, say. The port is not compared.
+	Hosts []string
+	// Origins are the Origin header values allowed
+	// (mi_http_origins), such as "https://admin.example.com": a web
+	// application there may call the MI, and gets CORS headers. Any other
+	// Origin is refused; a request without one is not concerned.
+	Origins []string
 
 	http sockets.HTTPServer
 }
@@ -90,6 +108,10 @@ func (t *HTTPTransport) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if path == "" {
 		path = DefaultHTTPPath
 	}
+	if refusal := t.checkBrowser(w, r); refusal != nil {
+		refusal.write(w)
+		return
+	}
 	if r.URL.Path != path {
 		w.Header().Set("Content-Type", "text/html")
 		w.Header().Set("Content-Length", strconv.Itoa(len(badURLBody)))
@@ -97,10 +119,23 @@ func (t *HTTPTransport) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, badURLBody)
 		return
 	}
+	if r.Method == http.MethodOptions && r.Header.Get("Origin") != "" {
+		// A preflight from an allowed Origin (checkBrowser let it by).
+		w.Header().Set("Access-Control-Allow-Methods", http.MethodPost)
+		w.Header().Set("Access-Control-Allow-Headers", "Content-Type")
+		w.Header().Set("Access-Control-Max-Age", "600")
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		w.Header().Set("Content-Length", "0")
 		w.WriteHeader(http.StatusMethodNotAllowed)
+		return
+	}
+	if !isJSON(r.Header.Get("Content-Type")) {
+		httpRefusal{http.StatusUnsupportedMediaType,
+			"Content-Type must be application/json, not " + quoteHeader(r.Header.Get("Content-Type"))}.write(w)
 		return
 	}
 	limit := t.Server.maxRequest()

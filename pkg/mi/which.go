@@ -44,8 +44,9 @@ type whichCache struct {
 }
 
 // whichCmd answers which and core:which. Without params it lists every
-// command; with a command name it returns that command's param sets, or
-// passes the request to OpenSIPS when the command is not imcd's.
+// command imcd runs or forwards; with a command name it returns that
+// command's param sets, or passes the request to OpenSIPS when the command
+// is not imcd's and would be forwarded.
 func (s *Server) whichCmd(ctx context.Context, m *jsonrpc.Message, req []byte) (result []byte, forwarded bool, err error) {
 	args, err := StringParams(m.Params, whichParamSets())
 	if err != nil {
@@ -60,15 +61,19 @@ func (s *Server) whichCmd(ctx context.Context, m *jsonrpc.Message, req []byte) (
 		return appendParamSets(nil, cmd.Params), false, nil
 	case isWhich(name):
 		return appendParamSets(nil, whichParamSets()), false, nil
-	case s.Forward != nil:
+	case s.forwards(name):
 		return s.forward(ctx, string(m.Method), m, req), true, nil
+	case s.Forward != nil:
+		return nil, false, errNotForwarded(name)
 	}
 	return nil, false, &jsonrpc.Error{Code: 404, Message: "unknown MI command"}
 }
 
 // commandNames lists imcd's commands under every name, which and core:which,
-// merged with OpenSIPS's list when pass-through is on: OpenSIPS's names
-// first, in its order, then imcd's that it lacks.
+// merged with OpenSIPS's list when pass-through is on: OpenSIPS's names that
+// would be forwarded first, in its order, then imcd's that it lacks. A
+// command the policy keeps from OpenSIPS is not listed, so opensips-cli
+// does not offer it.
 func (s *Server) commandNames(ctx context.Context) []string {
 	own := append(s.Registry.Names(), coreWhichName, whichName)
 	if s.Forward == nil {
@@ -80,8 +85,11 @@ func (s *Server) commandNames(ctx context.Context) []string {
 	}
 	seen := make(map[string]bool, len(remote)+len(own))
 	names := make([]string, 0, len(remote)+len(own))
-	for _, list := range [][]string{remote, own} {
+	for i, list := range [][]string{remote, own} {
 		for _, n := range list {
+			if i == 0 && !s.forwards(n) && !isWhich(n) {
+				continue
+			}
 			if !seen[n] {
 				seen[n] = true
 				names = append(names, n)

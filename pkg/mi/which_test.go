@@ -52,13 +52,14 @@ func TestWhichCommand(t *testing.T) {
 		`{"jsonrpc":"2.0","error":{"code":-32602,"message":"Invalid params","data":"Too few or too many parameters"},"id":1}`)
 }
 
-// TestWhichMerged: with pass-through, which lists OpenSIPS's commands (in
-// its order) and then imcd's that OpenSIPS does not list, the 3.x names
-// among them; OpenSIPS is asked at most once per whichTTL.
+// TestWhichMerged: with pass-through of everything, which lists OpenSIPS's
+// commands (in its order) and then imcd's that OpenSIPS does not list, the
+// 3.x names among them; OpenSIPS is asked at most once per whichTTL.
 func TestWhichMerged(t *testing.T) {
 	fake := startFake(t, false)
 	s := newServer(t, state(t, stateInitial), nil)
 	s.Forward = udpForwarder{fake.MIAddr()}
+	s.PassthroughAll = true
 	opensips := resultNames(t, readWire(t, "mi/datagram/which_all.response.json"))
 	for i := range 3 {
 		req := `{"jsonrpc": "2.0", "id": "18587", "method": "which", "params": {}}`
@@ -78,6 +79,23 @@ func TestWhichMerged(t *testing.T) {
 	}
 	if n := len(fake.CallsTo("which")); n != 1 {
 		t.Errorf("which about imcd's own command was forwarded")
+	}
+}
+
+// TestWhichAllowlist: with the default pass-through, which lists only the
+// OpenSIPS commands imcd would forward (so opensips-cli offers nothing that
+// would be refused), then imcd's own.
+func TestWhichAllowlist(t *testing.T) {
+	fake := startFake(t, false)
+	s := newServer(t, state(t, stateInitial), nil)
+	s.Forward = udpForwarder{fake.MIAddr()}
+	s.PassthroughAllow = []string{"usrloc:dump", "not:listed"}
+	got := resultNames(t, s.Handle(context.Background(), []byte(`{"jsonrpc":"2.0","method":"which","id":1}`)))
+	want := []string{"statistics:get", "statistics:list", "core:uptime", "core:version", "core:which", "core:ps", "core:help",
+		"evi:list", "evi:subscribers", "usrloc:dump",
+		"imc:list_rooms", "imc_list_rooms", "imc:list_members", "imc_list_members", "which"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("which:\n got %q\nwant %q", got, want)
 	}
 }
 

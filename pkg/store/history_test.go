@@ -243,6 +243,17 @@ func TestHistoryFollowsRooms(t *testing.T) {
 		if n := db.count(t, "SELECT COUNT(*) FROM {history}") + db.count(t, "SELECT COUNT(*) FROM {marks}"); n != 4 {
 			t.Errorf("the other room's rows: %d, want 4", n)
 		}
+		// A line the daemon had queued before the destroy, written after
+		// it, is gone again once ForgetRoom runs.
+		if _, err := db.AppendHistory(ctx, []HistoryLine{line(room, 3, "late")}); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.ForgetRoom(ctx, room); err != nil {
+			t.Fatal(err)
+		}
+		if s := state(); s != "history 0, topics 0, marks 0" {
+			t.Errorf("after ForgetRoom: %s", s)
+		}
 		// Created again, the room numbers its lines from 1.
 		db.apply(t, createRoom(room, 0), addMember(room, bob, imc.MemberOwner))
 		if n, err := db.AppendHistory(ctx, []HistoryLine{line(room, 1, "fresh")}); err != nil || n != 1 {

@@ -41,6 +41,7 @@ type HistoryStore interface {
 	LastLines(ctx context.Context, room imc.URI, afterSeq int64, n int) ([]HistoryLine, error)
 	CountHistory(ctx context.Context, room imc.URI, afterSeq int64) (int64, error)
 	PurgeHistory(ctx context.Context, keepPerRoom int, olderThan time.Time, batch int) (int, error)
+	ForgetRoom(ctx context.Context, room imc.URI) error
 	SetTopic(ctx context.Context, t Topic) error
 	Topics(ctx context.Context) (map[string]Topic, error)
 	SetMarks(ctx context.Context, marks []Mark) error

@@ -58,6 +58,30 @@ func (db *DB) forgetHistory(ctx context.Context, tx *sqlx.Tx, c *imc.Change) err
 	return nil
 }
 
+// ForgetRoom deletes a room's history, topic and marks, as destroying the
+// room does in Apply's transaction. The daemon calls it once the lines it
+// had queued for the destroyed room are written, so that none is left to
+// be taken for the history of a later room of the same name.
+func (db *DB) ForgetRoom(ctx context.Context, room imc.URI) error {
+	if err := db.needHistory("forget room"); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, db.cfg.ApplyTimeout)
+	defer cancel()
+	err := db.retrying(ctx, func(ctx context.Context) error {
+		for _, q := range []string{db.hq.deleteRoom, db.hq.deleteTopic, db.hq.deleteMarks} {
+			if _, err := db.db.ExecContext(ctx, q, room.String()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: forget the history of %s: %w", room, db.wrap(err))
+	}
+	return nil
+}
+
 // SetTopic stores the room's topic, replacing the one before; an empty
 // Text deletes it. It runs within ApplyTimeout.
 func (db *DB) SetTopic(ctx context.Context, t Topic) error {

@@ -1,0 +1,338 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/imcd-sip/imcd/pkg/imc"
+	"github.com/imcd-sip/imcd/pkg/logkey"
+	"github.com/imcd-sip/imcd/pkg/mi"
+	"github.com/imcd-sip/imcd/pkg/store"
+)
+
+// History writer limits.
+const (
+	// historyQueue is how many lines may wait to be written; beyond it
+	// (the database away for long) lines are left out of the history,
+	// counted and logged, and chat goes on.
+	historyQueue = 1 << 16
+	// historyBatch is the most lines one write takes (one INSERT per
+	// store chunk).
+	historyBatch = 256
+	// historyRetry bounds the pause between two attempts at a batch.
+	historyRetry = 2 * time.Second
+	// historyPurgeEvery is how often old lines are purged.
+	historyPurgeEvery = 5 * time.Minute
+)
+
+// historyItem is one line to write, or, with forget set, the mark that
+// its room was destroyed: what was queued of it before is written first,
+// then deleted with the room's topic and marks.
+type historyItem struct {
+	line   store.HistoryLine
+	forget bool
+}
+
+// historyWriter writes the rooms' chat lines in the background, in
+// batches, so that chat never waits for the database: the shards queue
+// lines without blocking and one goroutine writes them in order. A batch
+// that fails is written again (the store skips lines already there), while
+// newer lines wait; when the queue is full, lines are left out of the
+// history rather than slowing chat. A second goroutine purges old lines.
+type historyWriter struct {
+	st   store.HistoryStore
+	log  *slog.Logger
+	keep int
+	age  time.Duration
+
+	queue   chan historyItem
+	dropped atomic.Int64
+	written atomic.Int64
+
+	mu      sync.Mutex
+	upTo    map[string]int64 // room key → highest seq written
+	advance chan struct{}    // closed and replaced after each batch
+
+	cancel context.CancelFunc
+	done   sync.WaitGroup
+}
+
+func newHistoryWriter(st store.HistoryStore, log *slog.Logger, keepLines int, maxAge time.Duration) *historyWriter {
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &historyWriter{st: st, log: log.With(logkey.System, logkey.SystemHistory), keep: keepLines, age: maxAge,
+		queue: make(chan historyItem, historyQueue), upTo: map[string]int64{}, advance: make(chan struct{}), cancel: cancel}
+	w.done.Add(2)
+	go func() { defer w.done.Done(); w.run(ctx) }()
+	go func() { defer w.done.Done(); w.purge(ctx) }()
+	return w
+}
+
+// add queues a line without blocking; a full queue leaves it out.
+func (w *historyWriter) add(l store.HistoryLine) {
+	select {
+	case w.queue <- historyItem{line: l}:
+	default:
+		if w.dropped.Add(1)%1000 == 1 {
+			w.log.Warn("history queue full (the database is slow or away): lines are left out of the history",
+				logkey.Room, l.Room.String(), logkey.Dropped, w.dropped.Load())
+		}
+	}
+}
+
+// forget queues the destruction of a room's history behind its lines.
+func (w *historyWriter) forget(room imc.URI) {
+	select {
+	case w.queue <- historyItem{line: store.HistoryLine{Room: room}, forget: true}:
+	default:
+		// Full: the destroy's own transaction deleted what was written;
+		// what is queued may survive it until the room's lines are purged.
+		w.log.Warn("history queue full: a destroyed room's last lines may outlive it until purged", logkey.Room, room.String())
+	}
+}
+
+// run writes queued lines in batches until ctx ends and the queue is
+// empty.
+func (w *historyWriter) run(ctx context.Context) {
+	batch := make([]store.HistoryLine, 0, historyBatch)
+	for {
+		var it historyItem
+		select {
+		case it = <-w.queue:
+		case <-ctx.Done():
+			return
+		}
+		// What is queued already joins the batch: under load batches fill
+		// up, when idle a line is written at once.
+		batch = batch[:0]
+		for more := true; more; {
+			if it.forget {
+				w.write(ctx, batch)
+				batch = batch[:0]
+				w.forgetRoom(ctx, it.line.Room)
+			} else {
+				batch = append(batch, it.line)
+			}
+			more = false
+			if len(batch) < historyBatch {
+				select {
+				case it = <-w.queue:
+					more = true
+				default:
+				}
+			}
+		}
+		w.write(ctx, batch)
+	}
+}
+
+// write stores one batch, again and again until it is stored or imcd
+// stops: the store skips lines already there, so a retry after an error
+// (a commit in doubt included) writes nothing twice.
+func (w *historyWriter) write(ctx context.Context, batch []store.HistoryLine) {
+	if len(batch) == 0 {
+		return
+	}
+	pause := 50 * time.Millisecond
+	for {
+		_, err := w.st.AppendHistory(context.WithoutCancel(ctx), batch)
+		if err == nil {
+			break
+		}
+		w.log.Warn("history lines not written yet; trying again", logkey.Err, err, "lines", len(batch))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, historyRetry)
+	}
+	w.written.Add(int64(len(batch)))
+	w.mu.Lock()
+	for i := range batch {
+		if k := batch[i].Room.Key(); batch[i].Seq > w.upTo[k] {
+			w.upTo[k] = batch[i].Seq
+		}
+	}
+	close(w.advance)
+	w.advance = make(chan struct{})
+	w.mu.Unlock()
+}
+
+func (w *historyWriter) forgetRoom(ctx context.Context, room imc.URI) {
+	if err := w.st.ForgetRoom(context.WithoutCancel(ctx), room); err != nil {
+		w.log.Warn("a destroyed room's history could not be deleted again; its lines go with the purge", logkey.Room, room.String(), logkey.Err, err)
+	}
+	w.mu.Lock()
+	delete(w.upTo, room.Key())
+	w.mu.Unlock()
+}
+
+// waitWritten waits until room's lines up to seq are written, or ctx
+// ends: a query then sees every line said before it.
+func (w *historyWriter) waitWritten(ctx context.Context, room string, seq int64) {
+	for {
+		w.mu.Lock()
+		done, advance := w.upTo[room] >= seq, w.advance
+		w.mu.Unlock()
+		if done {
+			return
+		}
+		select {
+		case <-advance:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// purge deletes lines beyond history_keep_lines or older than
+// history_max_age, every historyPurgeEvery, in small statements.
+func (w *historyWriter) purge(ctx context.Context) {
+	if w.keep <= 0 && w.age <= 0 {
+		return
+	}
+	t := time.NewTicker(historyPurgeEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			w.purgeNow(ctx, now)
+		}
+	}
+}
+
+func (w *historyWriter) purgeNow(ctx context.Context, now time.Time) {
+	var olderThan time.Time
+	if w.age > 0 {
+		olderThan = now.Add(-w.age)
+	}
+	n, err := w.st.PurgeHistory(ctx, w.keep, olderThan, 0)
+	if err != nil {
+		w.log.Warn("history purge failed; trying again later", logkey.Err, err)
+		return
+	}
+	if n > 0 {
+		w.log.Info("old history lines purged", "lines", n)
+	}
+}
+
+// close writes what is queued within ctx, then stops.
+func (w *historyWriter) close(ctx context.Context) {
+	if w == nil {
+		return
+	}
+	for len(w.queue) > 0 && ctx.Err() == nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+	w.cancel()
+	w.done.Wait()
+}
+
+// record numbers a chat line in its room and queues it for the history.
+func (s *shard) record(l *imc.Line, now time.Time) {
+	if s.d.history == nil {
+		return
+	}
+	key := l.Room.Key()
+	seq := s.seqs[key] + 1
+	s.seqs[key] = seq
+	s.d.history.add(store.HistoryLine{Room: l.Room, Seq: seq, Kind: store.HistoryChat, Sender: l.Sender.String(),
+		Time: now, ContentType: l.ContentType, Body: []byte(l.Text)})
+}
+
+// historyWait bounds how long a history query waits for the lines said
+// before it to be written.
+const historyWait = time.Second
+
+// readHistory answers a history query on the committer: it waits for the
+// lines said before the query to be written, then reads them.
+func (s *shard) readHistory(job *commitJob) {
+	q := job.res.History
+	ctx, cancel := context.WithTimeout(context.Background(), historyWait)
+	s.d.history.waitWritten(ctx, q.Room.Key(), job.upTo)
+	cancel()
+	after := q.After
+	lines, err := s.d.hist.LastLines(context.Background(), q.Room, after, q.Last)
+	if err != nil {
+		job.histErr = err
+		return
+	}
+	total := int64(len(lines))
+	if len(lines) == q.Last {
+		if total, err = s.d.hist.CountHistory(context.Background(), q.Room, after); err != nil {
+			job.histErr = err
+			return
+		}
+	}
+	job.stored, job.total = storedLines(lines), total
+}
+
+// storeTopic stores a topic change on the committer.
+func (s *shard) storeTopic(job *commitJob) error {
+	t := job.res.Topic
+	job.topicAt = time.Now()
+	return s.d.hist.SetTopic(context.Background(), store.Topic{Room: t.Room, Text: []byte(t.Text), SetBy: t.SetBy.String(), Time: job.topicAt})
+}
+
+// historyApplied follows a committed job in memory and on the wire: the
+// new topic, a destroyed room's numbering and history, then the history
+// lines the job read (after the job's own notices).
+func (s *shard) historyApplied(job *commitJob) {
+	if t := job.res.Topic; t != nil {
+		s.mu.Lock()
+		s.rooms.SetTopic(t.Room.Key(), imc.Topic{Text: t.Text, SetBy: t.SetBy, At: job.topicAt})
+		s.mu.Unlock()
+	}
+	for _, c := range job.res.Changes {
+		if c.Op == imc.OpDeleteRoom && s.d.history != nil {
+			delete(s.seqs, c.Room.Key())
+			s.d.history.forget(c.Room)
+		}
+	}
+	q := job.res.History
+	if q == nil {
+		return
+	}
+	if job.histErr != nil {
+		s.logger.Warn("history not read", logkey.Room, q.Room.String(), logkey.Err, job.histErr)
+		if q.Purpose == imc.HistoryAsked && job.in != nil {
+			s.send(s.d.engine.Unavailable(*job.in).Notices)
+		}
+		return
+	}
+	s.send(s.d.engine.HistoryNotices(*q, job.stored, job.total))
+}
+
+// History reads a room's last n lines for an operator (MI imc:history).
+func (d *Daemon) History(ctx context.Context, room imc.URI, n int) ([]imc.StoredLine, int64, error) {
+	if d.hist == nil {
+		return nil, 0, mi.ErrNoHistory
+	}
+	r := globalView{d}.Room(room.Key())
+	if r == nil {
+		return nil, 0, imc.ErrNoSuchRoom
+	}
+	lines, err := d.hist.LastLines(ctx, r.URI, 0, n)
+	if err != nil {
+		return nil, 0, err
+	}
+	total, err := d.hist.CountHistory(ctx, r.URI, 0)
+	if err != nil {
+		return nil, 0, err
+	}
+	return storedLines(lines), total, nil
+}
+
+// storedLines turns the store's lines into the engine's.
+func storedLines(lines []store.HistoryLine) []imc.StoredLine {
+	out := make([]imc.StoredLine, len(lines))
+	for i, l := range lines {
+		out[i] = imc.StoredLine{Seq: l.Seq, Sender: l.Sender, At: l.Time, ContentType: l.ContentType, Body: string(l.Body)}
+	}
+	return out
+}

@@ -73,6 +73,7 @@ type envOptions struct {
 	window    int    // delivery_window; options.window when 0
 	delay     time.Duration
 	sets      []roomSet
+	extra     []string // more imcd config lines, before the -set ones
 }
 
 // startEnv starts a sink, fills a database with the room sets and starts
@@ -115,7 +116,7 @@ func (b *bench) startEnv(ctx context.Context, eo envOptions) (e *env, fill time.
 	}
 	e.opts = imcdOptions{bin: b.opt.imcd, dir: e.dir, transport: eo.transport, dbURL: e.db.url,
 		rooms: rooms, members: members, sink: e.sink, window: eo.window, hashSize: b.opt.hashSize,
-		extra: b.opt.extra, env: b.opt.env, verbose: b.opt.verbose}
+		extra: append(eo.extra, b.opt.extra...), env: b.opt.env, verbose: b.opt.verbose}
 	e.imcd, err = startIMCD(e.opts)
 	return e, fill, err
 }

@@ -39,7 +39,7 @@ func (b *bench) rabbitmqThroughput(ctx context.Context) (*table, error) {
 	t := &table{title: "RabbitMQ: a backlog of chat lines consumed, 2-member rooms (1 t_uac_dlg per event)",
 		columns: []string{"imcd instances", "queues", "database", "events", "events/s", "imcd CPU (cores, all)",
 			"imcd CPU µs per event", "key writes", "keys per write", "key write mean ms", "other load (cores)"}}
-	t.note("Each row publishes %s chat lines (the OpenSIPS script's JSON form, publisher confirms) into 1,000 rooms of 2 members while no imcd runs, then starts the instances and times the sink from the first t_uac_dlg to the last: the pace of consuming, applying (each line's key stored in the events table before it is relayed) and delivering, not of publishing.", num(float64(b.opt.rmqEvents)))
+	t.note("Each row publishes %s chat lines (the OpenSIPS script's JSON form, publisher confirms) into 1,000 rooms of 2 members while no imcd runs, then starts the instances and times the sink from the first t_uac_dlg to the last: the pace of consuming, applying (each line's key stored in the events table before it is relayed) and delivering, not of publishing. History is off.", num(float64(b.opt.rmqEvents)))
 	t.note("Three instances: rabbitmq_queues = its own queue, rabbitmq_standby_queues = the other two; the consistent-hash exchange spreads the rooms over the queues. The instances start together; their start-up skew is inside the figure. Broker, database, imcd and imcbench share the machine's %d CPUs.", numCPU())
 	if err := checkBroker(b.opt.rabbitURL); err != nil {
 		t.note("skipped: no RabbitMQ at %s: %v", redactAMQP(b.opt.rabbitURL), err)
@@ -230,7 +230,7 @@ func (e *rabbitEnv) lines(b *bench, i, n int) []string {
 	prefix := strings.TrimSuffix(e.top.Queues[0], ".0")
 	lines := []string{"event_source = rabbitmq", "rabbitmq_url = " + b.opt.rabbitURL, "rabbitmq_exchange = " + e.top.Exchange,
 		"rabbitmq_queue_prefix = " + prefix, "rabbitmq_shards = " + strconv.Itoa(len(e.top.Queues)),
-		"events_table = " + e.events, "rabbitmq_queues = " + strconv.Itoa(i)}
+		"events_table = " + e.events, "rabbitmq_queues = " + strconv.Itoa(i), "history = off"}
 	var standby []string
 	for j := range n {
 		if j != i {

@@ -19,7 +19,7 @@ func (b *bench) rabbitmqLatency(ctx context.Context) (*table, error) {
 		columns: []string{"event source", "database", "offered events/s", "sent events/s", "first p50 ms", "first p99 ms",
 			"first p99.9 ms", "last p99 ms", "key write mean ms", "keys per write", "imcd CPU (cores)", "incomplete"}}
 	t.note("The 'cold' row is the first event of each of the 1,000 rooms after imcd started consuming: each waits for its room to be re-read from the database (a new consumer session, as after a failover); re-reads asked for while the shard's committer is busy go out together.")
-	t.note("Open loop as in the latency table, %v per row, one imcd. 'rabbitmq': the generator publishes each event to the broker (the script's JSON form; confirms collected at the end) and imcd consumes it, stores its key in the events table (batched with the other keys waiting) and only then relays it. 'stream': the same events over event_stream to an imcd on the same rooms and database (chat never waits for the database there).", b.opt.duration)
+	t.note("Open loop as in the latency table, %v per row, one imcd. 'rabbitmq': the generator publishes each event to the broker (the script's JSON form; confirms collected at the end) and imcd consumes it, stores its key in the events table (batched with the other keys waiting) and only then relays it. 'stream': the same events over event_stream to an imcd on the same rooms and database (chat never waits for the database there). History is off in both, so that only the event path differs.", b.opt.duration)
 	if err := checkBroker(b.opt.rabbitURL); err != nil {
 		t.note("skipped: no RabbitMQ at %s: %v", redactAMQP(b.opt.rabbitURL), err)
 		return t, nil
@@ -27,7 +27,7 @@ func (b *bench) rabbitmqLatency(ctx context.Context) (*table, error) {
 	set := roomSet{prefix: "rl", nRooms: 1000, size: latencyRoomSize, user: distinctUsers("rl")}
 	for _, engine := range b.opt.rmqEngines {
 		// event_stream first, on its own imcd.
-		e, _, err := b.startEnv(ctx, envOptions{engine: engine, delay: b.opt.replyDelay, sets: []roomSet{set}})
+		e, _, err := b.startEnv(ctx, envOptions{engine: engine, delay: b.opt.replyDelay, sets: []roomSet{set}, extra: []string{"history = off"}})
 		if err != nil {
 			return t, err
 		}

@@ -23,8 +23,9 @@ import (
 // instance, or the room moved to another queue) makes the shard re-read the
 // room through its committer (LoadRooms): the event waits in the room's
 // line, so the shard never blocks, and is applied once memory equals the
-// database. A redelivered event always comes under a new session, so the
-// origin rule covers the broker's redelivered flag too.
+// database. A redelivered event comes only under a session that has served
+// no room yet (a new one, or a standby's that was waiting), so the origin
+// rule covers the broker's redelivered flag too.
 //
 // Operator actions from the MI have no origin: in RabbitMQ mode each one
 // re-reads its room first, then is applied here and committed; the

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/imcd-sip/imcd/pkg/config"
+	"github.com/imcd-sip/imcd/pkg/logkey"
 	"github.com/imcd-sip/imcd/pkg/metrics"
 	"github.com/imcd-sip/imcd/pkg/opensips"
 	"github.com/imcd-sip/imcd/pkg/rabbitmq"
@@ -172,6 +173,8 @@ func (d *Daemon) openRabbitMQ(ctx context.Context) error {
 	if err := c.Open(ctx); err != nil {
 		return fmt.Errorf("rabbitmq: %w", err)
 	}
+	d.notice("events come from RabbitMQ", logkey.Broker, rabbitmq.Redacted(r.URL), logkey.Queues, active,
+		logkey.Standby, standby, "reroute", c.Reroute != nil, "declare", r.Declare)
 	return nil
 }
 

@@ -40,3 +40,7 @@ func CheckURL(url string) error {
 	_, err := amqp.ParseURI(url)
 	return err
 }
+
+// Redacted returns the broker of url without its credentials, for logs:
+// amqp://host:port[/vhost].
+func Redacted(url string) string { return brokerName(url) }

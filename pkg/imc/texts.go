@@ -334,3 +334,26 @@ func txtTooManyRooms(max int) string {
 // TxtRateLimited is sent once when a sender goes over the rate limit; what
 // they send until the limit lets them through again is dropped.
 const TxtRateLimited = "You are sending messages too fast: what you send is dropped until you slow down"
+
+// Delivery (pkg/delivery, through the daemon): a room too busy to take a
+// line, and what a member missed while unreachable.
+
+func txtBusy(room URI) string {
+	return "Room " + room.String() + " is busy: your message was not sent; please send it again in a moment"
+}
+
+func txtBusyApplied(sc, cmd string, room URI) string {
+	return "Room " + room.String() + " is busy: your " + sc + cmd + " was done, but not everybody could be told"
+}
+
+func txtBusyCommand(sc, cmd string) string {
+	return "The room service is busy: your " + sc + cmd + " could not be answered; please send it again in a moment"
+}
+
+func txtMissed(n int) string {
+	s := "s"
+	if n == 1 {
+		s = ""
+	}
+	return "*** you missed " + strconv.Itoa(n) + " message" + s + " in this room while you could not be reached"
+}

@@ -66,7 +66,7 @@ type env struct {
 type envOptions struct {
 	engine    string // "sqlite" (default) or "mysql"
 	transport string // "stream" (default) or "datagram"
-	window    int    // delivery_window; options.window when 0
+	rateMax   int    // delivery_rate_max; options.rateMax when 0
 	delay     time.Duration
 	sets      []roomSet
 }
@@ -80,8 +80,8 @@ func (b *bench) startEnv(ctx context.Context, eo envOptions) (e *env, fill time.
 	if eo.transport == "" {
 		eo.transport = "stream"
 	}
-	if eo.window == 0 {
-		eo.window = b.opt.window
+	if eo.rateMax == 0 {
+		eo.rateMax = b.opt.rateMax
 	}
 	b.dirs++
 	e = &env{dir: filepath.Join(b.tmp, fmt.Sprintf("%02d-%s-%s", b.dirs, eo.engine, eo.transport))}
@@ -110,7 +110,7 @@ func (b *bench) startEnv(ctx context.Context, eo envOptions) (e *env, fill time.
 		rooms, members = e.db.rooms, e.db.members
 	}
 	e.opts = imcdOptions{bin: b.opt.imcd, dir: e.dir, transport: eo.transport, dbURL: e.db.url,
-		rooms: rooms, members: members, sink: e.sink, window: eo.window, hashSize: b.opt.hashSize,
+		rooms: rooms, members: members, sink: e.sink, rateMax: eo.rateMax, hashSize: b.opt.hashSize,
 		extra: b.opt.extra, env: b.opt.env, verbose: b.opt.verbose}
 	e.imcd, err = startIMCD(e.opts)
 	return e, fill, err

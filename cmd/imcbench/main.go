@@ -52,7 +52,7 @@ type options struct {
 	warmup      time.Duration
 	replyDelay  time.Duration
 	fullReply   bool
-	window      int
+	rateMax     int
 	hashSize    int
 	mysqlURL    string
 	markdown    string
@@ -145,7 +145,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured time before each throughput run")
 	fs.DurationVar(&o.replyDelay, "reply-delay", 0, "how long the sink waits before answering a t_uac_dlg (0 = at once)")
 	fs.BoolVar(&o.fullReply, "full-reply", false, "answer t_uac_dlg with the 200's headers in \"Message\" as OpenSIPS does (default: the bare Status)")
-	fs.IntVar(&o.window, "window", 4096, "imcd's delivery_window")
+	fs.IntVar(&o.rateMax, "rate-max", 100000, "imcd's delivery_rate_max for the scenarios against imcbench's sink (which answers at once, unlike an OpenSIPS): high, so that imcd's own cost is measured; the delivery scenarios use imcd's defaults")
 	fs.IntVar(&o.hashSize, "hash-size", 4, "imcd's hash_size (2^n shards)")
 	fs.StringVar(&o.mysqlURL, "mysql", envOr("IMCD_TEST_MYSQL_URL", defaultMySQLURL), "MariaDB/MySQL db_url for the mysql rows (tables with a unique suffix, dropped afterwards)")
 	fs.StringVar(&o.markdown, "markdown", "", "also write the tables as Markdown to this file")
@@ -221,8 +221,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if o.scaleRooms, err = intList("scale", scaleRooms, 0); err != nil {
 		return o, err
 	}
-	if o.duration <= 0 || o.warmup < 0 || o.window < 1 || o.hashSize < 0 || o.hashSize > 10 {
-		return o, errors.New("-duration, -warmup, -window or -hash-size out of range")
+	if o.duration <= 0 || o.warmup < 0 || o.rateMax < 1 || o.hashSize < 0 || o.hashSize > 10 {
+		return o, errors.New("-duration, -warmup, -rate-max or -hash-size out of range")
 	}
 	if abs, err := filepath.Abs(o.imcd); err == nil {
 		o.imcd = abs

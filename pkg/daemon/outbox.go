@@ -9,6 +9,7 @@ import (
 	"github.com/imcd-sip/imcd/pkg/delivery"
 	"github.com/imcd-sip/imcd/pkg/imc"
 	"github.com/imcd-sip/imcd/pkg/logkey"
+	"github.com/imcd-sip/imcd/pkg/mi"
 	"github.com/imcd-sip/imcd/pkg/opensips"
 )
 
@@ -173,6 +174,18 @@ func (d *Daemon) onGhost(member imc.URI, since time.Time) {
 			s.logger.Warn("shard queue full: an unreachable member stays in this shard's rooms", logkey.Member, member.String())
 		}
 	}
+}
+
+// MemberStates reports what the scheduler knows of members of room, for
+// imc:member_status (mi.MemberStates).
+func (d *Daemon) MemberStates(room imc.URI, members []imc.URI) []mi.MemberState {
+	sts := d.sched.MemberStatus(room, members)
+	out := make([]mi.MemberState, len(sts))
+	for i, st := range sts {
+		out[i] = mi.MemberState{Reachable: st.Reachable, Since: st.Since, NextRetry: st.NextProbe,
+			Kept: st.Kept, Dropped: st.Dropped, InFlight: st.InFlight}
+	}
+	return out
 }
 
 // sendFailed logs notices that could not be sent, at most once a second:

@@ -13,7 +13,9 @@ import (
 // statesFunc is a MemberStates double.
 type statesFunc func(room imc.URI, members []imc.URI) []MemberState
 
-func (f statesFunc) MemberStates(room imc.URI, members []imc.URI) []MemberState { return f(room, members) }
+func (f statesFunc) MemberStates(room imc.URI, members []imc.URI) []MemberState {
+	return f(room, members)
+}
 
 var _ MemberStates = statesFunc(nil)
 

@@ -70,7 +70,7 @@ func TestBusyRoomTellsSender(t *testing.T) {
 	cfg.DeliveryRoomQueue = 6
 	d := openDaemon(t, f, cfg)
 	aliceAndBob(t, f)
-	f.SetDelay(bob, 500*time.Millisecond) // bob's lines pile up
+	f.SetDelay(bob, time.Second) // bob's lines pile up
 	const n = 30
 	raiseLines(t, f, alice, n)
 	eventually(t, "every line to bob or a busy notice to alice", func() bool {

@@ -29,7 +29,7 @@ type imcdOptions struct {
 	rooms     string // rooms_table
 	members   string // members_table
 	sink      *sink
-	rateMax   int      // delivery_rate_max
+	rateMax   int      // delivery_rate_max; imcd's default when <= 0
 	hashSize  int      // hash_size
 	extra     []string // more "key = value" lines, after imcbench's own
 	env       []string // more environment variables
@@ -62,12 +62,14 @@ func configLines(o imcdOptions) []string {
 		"event_subscribe = yes",
 		`mi_datagram = ""`,
 		`mi_fifo = ""`,
-		"delivery_rate_max = " + strconv.Itoa(o.rateMax),
 		"hash_size = " + strconv.Itoa(o.hashSize),
 		"log_level = notice",
 		"shutdown_grace = 5s",
 		"rate_limit = 1000000",
 		"rate_burst = 1048576",
+	}
+	if o.rateMax > 0 {
+		lines = append(lines, "delivery_rate_max = "+strconv.Itoa(o.rateMax))
 	}
 	if o.transport == "datagram" {
 		lines = append(lines, "event_listen = udp:127.0.0.1:0")

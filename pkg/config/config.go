@@ -70,6 +70,7 @@ type Config struct {
 	DeliveryRateMin     float64
 	DeliveryRateStep    float64 // 0 = DeliveryRateMax/100
 	DeliveryBurst       int
+	DeliveryLateAfter   time.Duration
 	DeliveryOutstanding int
 	OpenSIPSWaitTime    time.Duration // tm's wt_timer; 0 counts only transactions awaiting their reply
 	DeliveryLostRetries int           // 0 = never
@@ -133,6 +134,7 @@ func Default() Config {
 		DeliveryRateMax:     delivery.DefaultRateMax,
 		DeliveryRateMin:     delivery.DefaultRateMin,
 		DeliveryBurst:       delivery.DefaultBurst,
+		DeliveryLateAfter:   delivery.DefaultLateAfter,
 		DeliveryOutstanding: delivery.DefaultOutstanding,
 		OpenSIPSWaitTime:    delivery.DefaultWaitTime,
 		DeliveryLostRetries: delivery.DefaultLostRetries,

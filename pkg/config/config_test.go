@@ -57,6 +57,7 @@ var sample = map[string]string{
 	"delivery_rate_min":     "50",
 	"delivery_rate_step":    "25.5",
 	"delivery_burst":        "16",
+	"delivery_late_after":   "10ms",
 	"delivery_outstanding":  "8192",
 	"opensips_wt_timer":     "2s",
 	"delivery_lost_retries": "0",

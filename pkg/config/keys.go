@@ -146,6 +146,8 @@ func Keys() []Key {
 			func(c *Config) *float64 { return &c.DeliveryRateStep }),
 		integer("delivery_burst", "most t_uac_dlg requests written back to back to one OpenSIPS; keep it well below what its MI socket buffer holds (about 125 requests at the default 212 KB)", 1, 1<<16,
 			func(c *Config) *int { return &c.DeliveryBurst }),
+		duration("delivery_late_after", "how much later than each member's usual reply time even the promptest reply of a 100 ms interval must come for the write rate to be cut by a fifth (OpenSIPS's MI queue is growing); keep it below what OpenSIPS's MI socket buffer holds, in time (buffer requests / MI rate)", time.Millisecond,
+			func(c *Config) *time.Duration { return &c.DeliveryLateAfter }),
 		integer("delivery_outstanding", "transactions imcd may keep alive in each OpenSIPS (awaiting their final reply, or on wait for opensips_wt_timer after it): size it against OpenSIPS's shared memory (-m), about 8 KB each", 1, 1<<24,
 			func(c *Config) *int { return &c.DeliveryOutstanding }),
 		duration("opensips_wt_timer", "OpenSIPS tm's wt_timer: how long a completed transaction stays in its memory; 0 counts only the transactions awaiting their reply", 0,

@@ -49,7 +49,7 @@ func newScheduler(cfg config.Config, eps []delivery.Endpoint) *delivery.Schedule
 		MemberInflight: cfg.MemberInflight, MemberQueue: cfg.MemberQueue, MemberQueueAge: cfg.MemberQueueAge,
 		QueueLimit: cfg.DeliveryQueue, RoomLimit: cfg.DeliveryRoomQueue,
 		UnreachableRetry: cfg.UnreachableRetry, UnreachableRetryMax: cfg.UnreachableRetryMax,
-		LostRetries: cfg.DeliveryLostRetries, GhostAfter: cfg.GhostAfter,
+		LostRetries: cfg.DeliveryLostRetries, GhostAfter: cfg.GhostAfter, LateAfter: cfg.DeliveryLateAfter,
 	}
 	if s.WaitTime == 0 {
 		s.WaitTime = -1

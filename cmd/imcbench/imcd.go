@@ -69,7 +69,11 @@ func configLines(o imcdOptions) []string {
 		"rate_burst = 1048576",
 	}
 	if o.rateMax > 0 {
-		lines = append(lines, "delivery_rate_max = "+strconv.Itoa(o.rateMax))
+		// The lean sink is not an OpenSIPS: it answers at once and keeps
+		// no transaction afterwards, so imcd's pacing ceiling and its
+		// count of transactions on wait (opensips_wt_timer) would measure
+		// an OpenSIPS that is not there, not imcd's cost.
+		lines = append(lines, "delivery_rate_max = "+strconv.Itoa(o.rateMax), "opensips_wt_timer = 0")
 	}
 	if o.transport == "datagram" {
 		lines = append(lines, "event_listen = udp:127.0.0.1:0")

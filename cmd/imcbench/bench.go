@@ -45,6 +45,10 @@ func (b *bench) scenario(ctx context.Context, name string) *table {
 		t, err = b.commands(ctx)
 	case "scale":
 		t, err = b.scale(ctx)
+	case "dead":
+		t, err = b.deadRooms(ctx)
+	case "ladder":
+		t, err = b.ladder(ctx)
 	case "rabbitmq":
 		t, err = b.rabbitmqThroughput(ctx)
 	case "rabbitmq-latency":
@@ -70,8 +74,9 @@ type env struct {
 type envOptions struct {
 	engine    string // "sqlite" (default) or "mysql"
 	transport string // "stream" (default) or "datagram"
-	window    int    // delivery_window; options.window when 0
+	rateMax   int    // delivery_rate_max; options.rateMax when 0, imcd's default when < 0
 	delay     time.Duration
+	model     *opensipsModel // the sink plays an OpenSIPS under load
 	sets      []roomSet
 	extra     []string // more imcd config lines, before the -set ones
 }
@@ -85,8 +90,8 @@ func (b *bench) startEnv(ctx context.Context, eo envOptions) (e *env, fill time.
 	if eo.transport == "" {
 		eo.transport = "stream"
 	}
-	if eo.window == 0 {
-		eo.window = b.opt.window
+	if eo.rateMax == 0 {
+		eo.rateMax = b.opt.rateMax
 	}
 	b.dirs++
 	e = &env{dir: filepath.Join(b.tmp, fmt.Sprintf("%02d-%s-%s", b.dirs, eo.engine, eo.transport))}
@@ -99,7 +104,7 @@ func (b *bench) startEnv(ctx context.Context, eo envOptions) (e *env, fill time.
 			e = nil
 		}
 	}()
-	if e.sink, err = startSink(eo.delay, b.opt.fullReply, b.clk); err != nil {
+	if e.sink, err = startModelSink(eo.delay, b.opt.fullReply, b.clk, eo.model); err != nil {
 		return e, 0, err
 	}
 	if e.db, err = openBenchDB(ctx, eo.engine, e.dir, b.opt.mysqlURL); err != nil {
@@ -115,7 +120,7 @@ func (b *bench) startEnv(ctx context.Context, eo envOptions) (e *env, fill time.
 		rooms, members = e.db.rooms, e.db.members
 	}
 	e.opts = imcdOptions{bin: b.opt.imcd, dir: e.dir, transport: eo.transport, dbURL: e.db.url,
-		rooms: rooms, members: members, sink: e.sink, window: eo.window, hashSize: b.opt.hashSize,
+		rooms: rooms, members: members, sink: e.sink, rateMax: eo.rateMax, hashSize: b.opt.hashSize,
 		extra: append(eo.extra, b.opt.extra...), env: b.opt.env, verbose: b.opt.verbose}
 	e.imcd, err = startIMCD(e.opts)
 	return e, fill, err

@@ -71,7 +71,7 @@ func (b *bench) fanout(ctx context.Context) (*table, error) {
 type fanoutResult struct {
 	s0, s1  snapshot
 	lost    int64   // deliveries that never reached the sink
-	refused float64 // events refused busy, deliveries queue_full/timeout/unreachable
+	refused float64 // events refused busy, notices shed, lost or failed
 }
 
 func (r fanoutResult) secs() float64 { return r.s1.at.Sub(r.s0.at).Seconds() }

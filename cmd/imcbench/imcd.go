@@ -29,7 +29,7 @@ type imcdOptions struct {
 	rooms     string // rooms_table
 	members   string // members_table
 	sink      *sink
-	window    int      // delivery_window
+	rateMax   int      // delivery_rate_max; imcd's default when <= 0
 	hashSize  int      // hash_size
 	extra     []string // more "key = value" lines, after imcbench's own
 	env       []string // more environment variables
@@ -62,14 +62,19 @@ func configLines(o imcdOptions) []string {
 		"event_subscribe = yes",
 		`mi_datagram = ""`,
 		`mi_fifo = ""`,
-		"delivery_window = " + strconv.Itoa(o.window),
-		"delivery_timeout = 10s",
 		"hash_size = " + strconv.Itoa(o.hashSize),
 		"log_level = notice",
 		"shutdown_grace = 5s",
 		"rate_limit = 1000000",
 		"rate_burst = 1048576",
 		"fanout_limit = 0",
+	}
+	if o.rateMax > 0 {
+		// The lean sink is not an OpenSIPS: it answers at once and keeps
+		// no transaction afterwards, so imcd's pacing ceiling and its
+		// count of transactions on wait (opensips_wt_timer) would measure
+		// an OpenSIPS that is not there, not imcd's cost.
+		lines = append(lines, "delivery_rate_max = "+strconv.Itoa(o.rateMax), "opensips_wt_timer = 0")
 	}
 	if o.transport == "datagram" {
 		lines = append(lines, "event_listen = udp:127.0.0.1:0")
@@ -255,19 +260,20 @@ func containsLabel(labels, want string) bool {
 
 // imcd's metric names (pkg/metrics, namespace opensips_imc).
 const (
-	metricEvents     = "opensips_imc_events_total"
-	metricDeliveries = "opensips_imc_deliveries_total"
-	metricCommands   = "opensips_imc_commands_total"
-	metricDBLatency  = "opensips_imc_db_latency_seconds"
+	metricEvents    = "opensips_imc_events_total"
+	metricCommands  = "opensips_imc_commands_total"
+	metricDBLatency = "opensips_imc_db_latency_seconds"
+	metricResults   = "opensips_imc_delivery_results_total"
+	metricShed      = "opensips_imc_delivery_shed_total"
 )
 
-// refusals counts what imcd refused or could not send: events refused busy
-// and MESSAGEs that found the delivery queue full or got no reply.
+// refusals counts what imcd refused or could not send: events refused busy,
+// notices shed (the room was busy) and MESSAGEs lost or never sent.
 func refusals(text string) float64 {
 	return metricSum(text, metricEvents, `result="busy"`) +
-		metricSum(text, metricDeliveries, `status="queue_full"`) +
-		metricSum(text, metricDeliveries, `status="timeout"`) +
-		metricSum(text, metricDeliveries, `status="unreachable"`)
+		metricSum(text, metricShed) +
+		metricSum(text, metricResults, `kind="lost"`) +
+		metricSum(text, metricResults, `kind="failed"`)
 }
 
 // mi calls one MI command over imcd's mi_http and returns the reply body

@@ -53,7 +53,7 @@ func benchInProcess(b *testing.B, size int, transport string) {
 	if err := db.fill(ctx, set); err != nil {
 		b.Fatal(err)
 	}
-	d, events, metrics := openDaemon(b, imcdOptions{dir: dir, transport: transport, dbURL: db.url, sink: s, window: 4096, hashSize: 4})
+	d, events, metrics := openDaemon(b, imcdOptions{dir: dir, transport: transport, dbURL: db.url, sink: s, rateMax: 100000, hashSize: 4})
 	defer d.Close()
 	waitReady(b, metrics)
 

@@ -1,8 +1,8 @@
 // Command imcbench measures what imcd costs: it starts the real imcd binary
 // once per scenario with a generated config file, plays OpenSIPS on imcd's
 // real sockets (events in over event_stream or event_datagram, t_uac_dlg
-// answered by a lean mi_datagram sink) and prints one table per scenario
-// group:
+// answered by a lean mi_datagram sink, which for the delivery scenarios
+// models a loaded OpenSIPS) and prints one table per scenario group:
 //
 //   - fanout: chat fan-out throughput for rooms of 2, 10, 100 and 1,000
 //     members, with imcd's CPU per million deliveries;
@@ -11,7 +11,11 @@
 //   - commands: write-through #join/#exit rate and latency on SQLite and
 //     MariaDB/MySQL;
 //   - scale: start-up load of 10k and 100k rooms of 10 members, peak RSS and
-//     imc_list_rooms latency.
+//     imc_list_rooms latency;
+//   - dead: issue 11's room of 21 where 10 members never answer, at 100
+//     lines/s per room, against the sink playing a loaded OpenSIPS;
+//   - ladder: 10-member rooms at rising line rates against the same
+//     modelled OpenSIPS (bounded MI buffer, finite MI rate);
 //   - rabbitmq: events/s from a RabbitMQ backlog into one imcd and into three
 //     sharded imcd (event_source = rabbitmq);
 //   - rabbitmq-latency: a chat line's latency in RabbitMQ mode next to
@@ -45,34 +49,37 @@ import (
 
 // options are imcbench's flags.
 type options struct {
-	imcd        string
-	scenarios   []string
-	transports  []string
-	sizes       []int
-	rates       []int
-	cmdEngines  []string
-	cmdConc     []int
-	scaleRooms  []int
-	scaleEngine []string
-	duration    time.Duration
-	warmup      time.Duration
-	replyDelay  time.Duration
-	fullReply   bool
-	window      int
-	hashSize    int
-	mysqlURL    string
-	markdown    string
-	quick       bool
-	verbose     bool
-	keep        bool
-	extra       []string
-	env         []string
-	rabbitURL   string
-	rmqEngines  []string
-	rmqEvents   int
+	imcd         string
+	scenarios    []string
+	transports   []string
+	sizes        []int
+	rates        []int
+	cmdEngines   []string
+	cmdConc      []int
+	scaleRooms   []int
+	scaleEngine  []string
+	duration     time.Duration
+	warmup       time.Duration
+	replyDelay   time.Duration
+	fullReply    bool
+	rateMax      int
+	deadRooms    []int
+	deadDuration time.Duration
+	ladder       []int
+	hashSize     int
+	mysqlURL     string
+	markdown     string
+	quick        bool
+	verbose      bool
+	keep         bool
+	extra        []string
+	env          []string
+	rabbitURL    string
+	rmqEngines   []string
+	rmqEvents    int
 }
 
-var allScenarios = []string{"fanout", "latency", "commands", "scale", "rabbitmq", "rabbitmq-latency"}
+var allScenarios = []string{"fanout", "latency", "commands", "scale", "dead", "ladder", "rabbitmq", "rabbitmq-latency"}
 
 func main() {
 	code, err := run(os.Args[1:], os.Stdout, os.Stderr)
@@ -140,7 +147,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("imcbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o options
-	var scenarios, transports, sizes, rates, cmdEngines, cmdConc, scaleRooms, scaleEngines, rmqEngines string
+	var scenarios, transports, sizes, rates, cmdEngines, cmdConc, scaleRooms, scaleEngines, deadRooms, ladder, rmqEngines string
 	fs.StringVar(&o.imcd, "imcd", "bin/imcd", "the imcd binary to measure")
 	fs.StringVar(&scenarios, "scenarios", strings.Join(allScenarios, ","), "scenario groups to run, in order")
 	fs.StringVar(&transports, "transports", "stream,datagram", "event transports (fanout, latency)")
@@ -150,11 +157,14 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&cmdConc, "cmd-concurrency", "1,16", "commands in flight in the command runs")
 	fs.StringVar(&scaleRooms, "scale", "0,10000,100000", "room counts (10 members each) of the scale runs")
 	fs.StringVar(&scaleEngines, "scale-db", "mysql,sqlite", "databases of the scale runs")
+	fs.StringVar(&deadRooms, "dead-rooms", "1,4,7,10", "numbers of dead-member rooms (21 members, 10 never answer, 100 lines/s each) of the dead runs")
+	fs.DurationVar(&o.deadDuration, "dead-duration", 10*time.Second, "sending time of each dead run (longer than fr_timeout, 4 s, to show members marked unreachable)")
+	fs.StringVar(&ladder, "ladder", "250,500,700,850,1000,1250", "offered lines/s of the paced ladder (10-member rooms: 9 deliveries each)")
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "measured time of each throughput, latency and command run")
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured time before each throughput run")
 	fs.DurationVar(&o.replyDelay, "reply-delay", 0, "how long the sink waits before answering a t_uac_dlg (0 = at once)")
 	fs.BoolVar(&o.fullReply, "full-reply", false, "answer t_uac_dlg with the 200's headers in \"Message\" as OpenSIPS does (default: the bare Status)")
-	fs.IntVar(&o.window, "window", 4096, "imcd's delivery_window")
+	fs.IntVar(&o.rateMax, "rate-max", 100000, "imcd's delivery_rate_max for the scenarios against imcbench's sink (which answers at once, unlike an OpenSIPS): high, so that imcd's own cost is measured; the delivery scenarios use imcd's defaults")
 	fs.IntVar(&o.hashSize, "hash-size", 4, "imcd's hash_size (2^n shards)")
 	fs.StringVar(&o.mysqlURL, "mysql", envOr("IMCD_TEST_MYSQL_URL", defaultMySQLURL), "MariaDB/MySQL db_url for the mysql rows (tables with a unique suffix, dropped afterwards)")
 	fs.StringVar(&o.rabbitURL, "rabbitmq", envOr("IMCD_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/"), "RabbitMQ broker of the rabbitmq rows (an exchange and queues of their own, deleted afterwards)")
@@ -195,6 +205,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 			"rates":           func() { rates = "1000" },
 			"scale":           func() { scaleRooms = "10000" },
 			"cmd-concurrency": func() { cmdConc = "1,8" },
+			"dead-rooms":      func() { deadRooms = "1,4" },
+			"dead-duration":   func() { o.deadDuration = 6 * time.Second },
+			"ladder":          func() { ladder = "250,1000" },
 			"rabbitmq-events": func() { o.rmqEvents = 5000 },
 		}
 		for name, f := range quick {
@@ -234,8 +247,14 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if o.scaleRooms, err = intList("scale", scaleRooms, 0); err != nil {
 		return o, err
 	}
-	if o.duration <= 0 || o.warmup < 0 || o.window < 1 || o.hashSize < 0 || o.hashSize > 10 || o.rmqEvents < 1 {
-		return o, errors.New("-duration, -warmup, -window, -hash-size or -rabbitmq-events out of range")
+	if o.deadRooms, err = intList("dead-rooms", deadRooms, 1); err != nil {
+		return o, err
+	}
+	if o.ladder, err = intList("ladder", ladder, 1); err != nil {
+		return o, err
+	}
+	if o.duration <= 0 || o.deadDuration <= 0 || o.warmup < 0 || o.rateMax < 1 || o.hashSize < 0 || o.hashSize > 10 || o.rmqEvents < 1 {
+		return o, errors.New("-duration, -warmup, -rate-max, -hash-size or -rabbitmq-events out of range")
 	}
 	if abs, err := filepath.Abs(o.imcd); err == nil {
 		o.imcd = abs

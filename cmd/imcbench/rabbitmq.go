@@ -205,7 +205,7 @@ func (b *bench) rabbitEnv(ctx context.Context, engine string, queues int, sets .
 		rooms, members = e.db.rooms, e.db.members
 	}
 	e.opts = imcdOptions{bin: b.opt.imcd, transport: "stream", dbURL: e.db.url, rooms: rooms, members: members, sink: e.sink,
-		window: b.opt.window, hashSize: b.opt.hashSize, env: b.opt.env, verbose: b.opt.verbose}
+		rateMax: b.opt.rateMax, hashSize: b.opt.hashSize, env: b.opt.env, verbose: b.opt.verbose}
 	return e, nil
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"net"
 	"net/netip"
@@ -39,6 +40,8 @@ type sink struct {
 	clk   clock
 
 	delivered  atomic.Int64 // t_uac_dlg requests received
+	dead       atomic.Int64 // of which to members who never answer (model)
+	dropped    atomic.Int64 // requests the modelled receive buffer dropped
 	subscribes atomic.Int64
 	unknown    atomic.Int64 // other requests, answered "Method not found"
 	rec        atomic.Pointer[recorder]
@@ -49,6 +52,12 @@ type sink struct {
 
 	delayed chan delayedReply
 	wg      sync.WaitGroup
+
+	// model, when set, makes the sink an OpenSIPS under load (sinkmodel.go).
+	model    *opensipsModel
+	queue    chan queuedRequest // the modelled MI receive buffer
+	timeouts chan delayedReply  // 408s to members who never answer, in due order
+	deadURI  []byte             // `"ruri":"sip:<model.deadPrefix>`
 }
 
 type delayedReply struct {
@@ -61,6 +70,11 @@ type delayedReply struct {
 // after delay, with a bare 200 OK status or, when full, with the Message
 // OpenSIPS adds (the 200's headers, about 250 bytes).
 func startSink(delay time.Duration, full bool, clk clock) (*sink, error) {
+	return startModelSink(delay, full, clk, nil)
+}
+
+// startModelSink is startSink with an OpenSIPS model (nil: none).
+func startModelSink(delay time.Duration, full bool, clk clock, m *opensipsModel) (*sink, error) {
 	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		return nil, err
@@ -68,6 +82,9 @@ func startSink(delay time.Duration, full bool, clk clock) (*sink, error) {
 	_ = conn.SetReadBuffer(sinkBuffer)
 	_ = conn.SetWriteBuffer(sinkBuffer)
 	s := &sink{conn: conn, delay: delay, full: full, clk: clk}
+	if m != nil {
+		s.startModel(m)
+	}
 	if delay > 0 {
 		s.delayed = make(chan delayedReply, 1<<20)
 		s.wg.Add(1)
@@ -93,6 +110,10 @@ func (s *sink) close() {
 	if s.delayed != nil {
 		close(s.delayed)
 	}
+	if s.queue != nil {
+		close(s.queue)
+		close(s.timeouts)
+	}
 	s.wg.Wait()
 }
 
@@ -110,33 +131,70 @@ func (s *sink) readLoop() {
 			continue
 		}
 		b := buf[:n]
-		if !isUAC(b) {
-			out = s.answerOther(out[:0], &p, b)
-			if len(out) > 0 {
-				_, _ = s.conn.WriteToUDPAddrPort(out, from)
-			}
-			continue
-		}
-		s.delivered.Add(1)
-		if rec := s.rec.Load(); rec != nil {
-			if seq, ok := eventSeq(b, s.run.Load()); ok {
-				rec.note(seq, s.clk.now())
-			}
-		}
-		id, ok := trailingID(b)
-		if !ok {
-			continue // imcd always sends a numeric id; nothing to answer
-		}
-		if s.delay > 0 {
+		if s.queue != nil {
+			// The modelled OpenSIPS: what its socket's buffer takes is
+			// served later, at its pace; what it has no room for is lost.
 			select {
-			case s.delayed <- delayedReply{due: s.clk.now() + int64(s.delay), id: id, to: from}:
-			default: // a million answers pending: let imcd time this one out
+			case s.queue <- queuedRequest{b: append([]byte(nil), b...), from: from}:
+				s.arrived(b)
+			default:
+				s.dropped.Add(1)
 			}
 			continue
 		}
-		out = s.appendAnswer(out[:0], id)
-		_, _ = s.conn.WriteToUDPAddrPort(out, from)
+		s.arrived(b)
+		out = s.serve(out[:0], &p, b, from)
 	}
+}
+
+// arrived counts a request that reached OpenSIPS's MI socket and, for a
+// t_uac_dlg to a member who answers, notes it in the recorder.
+func (s *sink) arrived(b []byte) {
+	if !isUAC(b) {
+		return
+	}
+	s.delivered.Add(1)
+	if s.deadURI != nil && bytes.Contains(b, s.deadURI) {
+		s.dead.Add(1)
+		return
+	}
+	if rec := s.rec.Load(); rec != nil {
+		if seq, ok := eventSeq(b, s.run.Load()); ok {
+			rec.note(seq, s.clk.now())
+		}
+	}
+}
+
+// serve answers one request (out is scratch) and returns the scratch.
+func (s *sink) serve(out []byte, p *fastjson.Parser, b []byte, from netip.AddrPort) []byte {
+	if !isUAC(b) {
+		out = s.answerOther(out[:0], p, b)
+		if len(out) > 0 {
+			_, _ = s.conn.WriteToUDPAddrPort(out, from)
+		}
+		return out
+	}
+	id, ok := trailingID(b)
+	if !ok {
+		return out // imcd always sends a numeric id; nothing to answer
+	}
+	if s.deadURI != nil && bytes.Contains(b, s.deadURI) {
+		select {
+		case s.timeouts <- delayedReply{due: s.clk.now() + int64(s.model.frTimeout), id: id, to: from}:
+		default:
+		}
+		return out
+	}
+	if s.delay > 0 {
+		select {
+		case s.delayed <- delayedReply{due: s.clk.now() + int64(s.delay), id: id, to: from}:
+		default: // a million answers pending: let imcd time this one out
+		}
+		return out
+	}
+	out = s.appendAnswer(out[:0], id)
+	_, _ = s.conn.WriteToUDPAddrPort(out, from)
+	return out
 }
 
 func (s *sink) appendAnswer(dst []byte, id uint64) []byte {
@@ -233,6 +291,15 @@ func (r *recorder) complete(n, want int) int {
 		}
 	}
 	return c
+}
+
+// total returns the deliveries noted for the first n events.
+func (r *recorder) total(n int) int {
+	t := 0
+	for i := range min(n, len(r.count)) {
+		t += int(r.count[i].Load())
+	}
+	return t
 }
 
 // latencies returns event → first and event → last delivery of the first n

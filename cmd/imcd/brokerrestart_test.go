@@ -62,9 +62,7 @@ func TestBrokerRestartMidStorm(t *testing.T) {
 	if !waitFor(120*time.Second, func() bool { tablesErr = m.checkTables(dbURL, tables); return tablesErr == nil && r.ready() == 0 }) {
 		t.Fatalf("not applied within 120s (%d messages still queued): %v", r.ready(), tablesErr)
 	}
-	if !waitFor(10*time.Second, func() bool { return len(f.Deliveries()) >= m.total }) {
-		t.Errorf("%d of %d notices sent", len(f.Deliveries()), m.total)
-	}
+	settle(f, 20*time.Second) // the notices: checked below
 	var dups float64
 	for _, p := range []*proc{a, b} {
 		dups += p.metric(t, `opensips_imc_commands_total{command="duplicate",result="refused"}`)
@@ -78,8 +76,10 @@ func TestBrokerRestartMidStorm(t *testing.T) {
 	if err := m.checkTables(dbURL, tables); err != nil {
 		t.Error(err)
 	}
-	if missing := m.checkNotices(t, f.Deliveries()); missing != 0 {
-		t.Errorf("%d notices never sent", missing)
+	missing, unexcused := m.checkNotices(t, f.Deliveries())
+	t.Logf("%d notices not sent, %d of them still queued for a member who then left the room", missing, missing-unexcused)
+	if unexcused != 0 {
+		t.Errorf("%d notices never sent (of %d missing)", unexcused, missing)
 	}
 	t.Logf("%d events, %d notices; %v redelivered events found applied before", len(events), m.total, dups)
 }

@@ -54,12 +54,14 @@ func conversation(t *testing.T, f *opensipstest.Server, p *proc) {
 	step(t, f, carol, r, r, "#accept",
 		want{to: alice, body: joined(carol)}, want{to: bob, body: joined(carol)}, want{to: carol, body: joined(carol), reply: true})
 
-	// An invitation that cannot be delivered is withdrawn and the inviter told.
-	f.SetStatus(dave, "404 Not Found")
+	// An invitation refused by the invitee's side is withdrawn and the
+	// inviter told. (One for an invitee who cannot be reached, 404 or 408,
+	// is kept for them instead: TestUnreachableInvitee.)
+	f.SetStatus(dave, "403 Forbidden")
 	step(t, f, alice, r, r, "#invite sip:dave@127.0.0.1",
 		want{to: dave, body: "INVITE from: alice@127.0.0.1 to " + r + " (Type: '#accept' or '#deny')"},
 		want{to: alice, body: "*** invitation sent to <" + dave + ">", reply: true},
-		want{to: alice, body: "*** the invitation to <" + dave + "> could not be delivered (404 Not Found) and was withdrawn"})
+		want{to: alice, body: "*** the invitation to <" + dave + "> could not be delivered (403 Forbidden) and was withdrawn"})
 	step(t, f, dave, r, r, "#accept",
 		want{to: dave, body: "You have no pending invitation to " + r, reply: true})
 

@@ -119,7 +119,7 @@ func TestRabbitMQBacklogAtStart(t *testing.T) {
 	}
 	time.Sleep(100 * time.Millisecond) // anything extra would show up now
 	ds := f.Deliveries()
-	if missing := m.checkNotices(t, ds); missing != 0 || len(ds) != m.total {
+	if missing, _ := m.checkNotices(t, ds); missing != 0 || len(ds) != m.total {
 		t.Errorf("%d notices, want %d (%d missing)", len(ds), m.total, missing)
 	}
 	// The bodies went through byte for byte: Latin-1, control bytes, CRLF.

@@ -58,6 +58,35 @@ func miAddr(v string) error {
 	return err
 }
 
+// miAddrList checks a comma-separated list of one or more mi_datagram
+// addresses.
+func miAddrList(v string) error {
+	n := 0
+	for _, f := range strings.Split(v, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		if err := miAddr(f); err != nil {
+			return err
+		}
+		n++
+	}
+	if n == 0 {
+		return fmt.Errorf("must name at least one socket: udp:host:port or unix:/path")
+	}
+	return nil
+}
+
+// hostOrEmpty checks a SIP domain: no scheme, user, port or spaces.
+func hostOrEmpty(v string) error {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c <= ' ' || c == 0x7f || strings.IndexByte("@:;,<>\"/", c) >= 0 {
+			return fmt.Errorf("must be a domain such as example.com, got %q", v)
+		}
+	}
+	return nil
+}
+
 func miAddrOrEmpty(v string) error {
 	if v == "" {
 		return nil

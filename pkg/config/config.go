@@ -14,8 +14,10 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
+	"github.com/imcd-sip/imcd/pkg/delivery"
 	"github.com/imcd-sip/imcd/pkg/imc"
 	"github.com/imcd-sip/imcd/pkg/mi"
 	"github.com/imcd-sip/imcd/pkg/opensips"
@@ -69,7 +71,7 @@ type Config struct {
 	MaxEventSize int
 
 	// OpenSIPS.
-	OpenSIPSMI      string // mi_datagram address of OpenSIPS: "udp:host:port" or "unix:/path"
+	OpenSIPSMI      string // mi_datagram addresses of OpenSIPS, comma-separated: "udp:host:port" or "unix:/path"
 	EventName       string
 	EventListen     string // "tcp:ip:port" (event_stream), "udp:ip:port" or "unix:/path" (event_datagram)
 	EventSocket     string // what OpenSIPS is told to send to; "" = EventListen
@@ -77,9 +79,28 @@ type Config struct {
 	Subscribe       bool
 	SubscribeExpire time.Duration
 	SubscribeRenew  time.Duration
-	DeliveryWindow  int
 	DeliveryTimeout time.Duration
-	DeliveryQueue   int
+	UsrlocEvents    bool   // subscribe the usrloc events that bring members back
+	UsrlocDomain    string // domain added to a usrloc AOR without one (use_domain off)
+
+	// Delivery (pkg/delivery's Scheduler).
+	DeliveryQueue       int
+	DeliveryRoomQueue   int
+	DeliveryRateMax     float64
+	DeliveryRateMin     float64
+	DeliveryRateStep    float64 // 0 = DeliveryRateMax/100
+	DeliveryBurst       int
+	DeliveryLateAfter   time.Duration
+	DeliveryOutstanding int
+	OpenSIPSWaitTime    time.Duration // tm's wt_timer; 0 counts only transactions awaiting their reply
+	DeliveryLostRetries int           // 0 = never
+	MemberInflight      int
+	MemberQueue         int
+	MemberQueueAge      time.Duration
+	UnreachableRetry    time.Duration
+	UnreachableRetryMax time.Duration
+	GhostAfter          time.Duration // 0 = off
+	GhostPolicy         string        // GhostKeep or GhostRemove
 
 	// The event source (rabbitmq.go): SourceOpenSIPS or SourceRabbitMQ,
 	// and RabbitMQ mode's settings.
@@ -148,21 +169,37 @@ func Default() Config {
 		Subscribe:        true,
 		SubscribeExpire:  opensips.DefaultExpire,
 		SubscribeRenew:   opensips.DefaultRenew,
-		DeliveryWindow:   opensips.DefaultWindow,
 		DeliveryTimeout:  opensips.DefaultMITimeout,
-		DeliveryQueue:    opensips.DefaultQueueSize,
-		EventSource:      SourceOpenSIPS,
-		RabbitMQ:         defaultRabbitMQ(),
-		MIDatagram:       "udp:" + mi.DefaultDatagramAddr,
-		MIHTTP:           mi.DefaultHTTPAddr,
-		MIHTTPPath:       mi.DefaultHTTPPath,
-		MIFIFO:           "imcd_fifo",
-		MIFIFOMode:       mi.DefaultFIFOMode,
-		MIPassthrough:    PassthroughAllowlist,
-		MetricsListen:    "127.0.0.1:9464",
-		LogLevel:         LevelNotice,
-		LogFormat:        "text",
-		ShutdownGrace:    10 * time.Second,
+
+		DeliveryQueue:       delivery.DefaultQueueLimit,
+		DeliveryRoomQueue:   delivery.DefaultRoomLimit,
+		DeliveryRateMax:     delivery.DefaultRateMax,
+		DeliveryRateMin:     delivery.DefaultRateMin,
+		DeliveryBurst:       delivery.DefaultBurst,
+		DeliveryLateAfter:   delivery.DefaultLateAfter,
+		DeliveryOutstanding: delivery.DefaultOutstanding,
+		OpenSIPSWaitTime:    delivery.DefaultWaitTime,
+		DeliveryLostRetries: delivery.DefaultLostRetries,
+		MemberInflight:      delivery.DefaultMemberInflight,
+		MemberQueue:         delivery.DefaultMemberQueue,
+		MemberQueueAge:      delivery.DefaultMemberQueueAge,
+		UnreachableRetry:    delivery.DefaultUnreachableRetry,
+		UnreachableRetryMax: delivery.DefaultUnreachableRetryMax,
+		GhostPolicy:         GhostKeep,
+
+		EventSource: SourceOpenSIPS,
+		RabbitMQ:    defaultRabbitMQ(),
+
+		MIDatagram:    "udp:" + mi.DefaultDatagramAddr,
+		MIHTTP:        mi.DefaultHTTPAddr,
+		MIHTTPPath:    mi.DefaultHTTPPath,
+		MIFIFO:        "imcd_fifo",
+		MIFIFOMode:    mi.DefaultFIFOMode,
+		MIPassthrough: PassthroughAllowlist,
+		MetricsListen: "127.0.0.1:9464",
+		LogLevel:      LevelNotice,
+		LogFormat:     "text",
+		ShutdownGrace: 10 * time.Second,
 	}
 }
 
@@ -232,6 +269,27 @@ func (c *Config) MIFIFOPath() string {
 
 // ForwardsMI reports whether any MI command is passed to OpenSIPS.
 func (c *Config) ForwardsMI() bool { return c.MIPassthrough != PassthroughNo }
+
+// OpenSIPSMIs returns the MI sockets of opensips_mi, one per OpenSIPS node
+// (the key's parser has checked them).
+func (c *Config) OpenSIPSMIs() []string {
+	var out []string
+	for _, f := range strings.Split(c.OpenSIPSMI, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// The values of ghost_policy.
+const (
+	// GhostKeep keeps members unreachable for ghost_after in their rooms
+	// (it is logged).
+	GhostKeep = "keep"
+	// GhostRemove removes them from their rooms, with a notice to each room.
+	GhostRemove = "remove"
+)
 
 // Shards returns the number of room shards, 2^HashSize.
 func (c *Config) Shards() int { return 1 << c.HashSize }

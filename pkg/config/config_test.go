@@ -22,65 +22,82 @@ func writeFile(t *testing.T, text string) string {
 
 // sample holds a valid, non-default value for every key.
 var sample = map[string]string{
-	"db_url":               "mysql://opensips:pw@127.0.0.1/opensips",
-	"data_dir":             "/var/lib/imcd",
-	"rooms_table":          "rooms2",
-	"members_table":        "members2",
-	"create_tables":        "true",
-	"hash_size":            "6",
-	"imc_cmd_start_char":   "*",
-	"max_body":             "2000",
-	"create_on_join":       "false",
-	"manager_user":         "rooms",
-	"outbound_proxy":       "sip:127.0.0.1:5060;transport=tcp",
-	"shard_queue":          "100",
-	"max_members":          "50",
-	"max_rooms_per_user":   "3",
-	"room_prefix":          "room-",
-	"domains":              "example.com,example.org",
-	"member_domains":       "*",
-	"rate_limit":           "2.5",
-	"rate_burst":           "5",
-	"fanout_limit":         "50",
-	"fanout_burst":         "500",
-	"dedup_window":         "1m0s",
-	"max_event_size":       "65536",
-	"opensips_mi":          "unix:/run/opensips/mi.sock",
-	"event_name":           "E_ROOMS",
-	"event_listen":         "udp:127.0.0.1:7000",
-	"event_socket":         "udp:10.0.0.5:7000",
-	"event_sources":        "10.0.0.0/8,192.0.2.1/32",
-	"event_subscribe":      "false",
-	"event_expire":         "5m0s",
-	"event_renew":          "30s",
-	"delivery_window":      "64",
-	"delivery_timeout":     "40s",
-	"delivery_queue":       "1000",
-	"mi_datagram":          "unix:/run/imcd/mi.sock",
-	"mi_http":              "127.0.0.1:9000",
-	"mi_http_path":         "/json",
-	"mi_http_hosts":        "imcd.internal,mi.example.com",
-	"mi_http_origins":      "https://admin.example.com",
-	"mi_fifo":              "/run/imcd/fifo",
-	"mi_fifo_reply_dir":    "/run/imcd",
-	"mi_fifo_mode":         "0660",
-	"mi_fifo_group":        "opensips",
-	"mi_passthrough":       "all",
-	"mi_passthrough_allow": "usrloc:dump,ul_dump",
-	"metrics_listen":       "",
-	"log_level":            "debug",
-	"log_format":           "json",
-	"shutdown_grace":       "3s",
-	"command_timeout":      "7s",
-	"history":              "off",
-	"history_table":        "h_lines",
-	"topics_table":         "h_topics",
-	"history_marks_table":  "h_marks",
-	"history_lines":        "5",
-	"history_max":          "50",
-	"history_on_join":      "0",
-	"history_keep_lines":   "200",
-	"history_max_age":      "24h0m0s",
+	"db_url":                "mysql://opensips:pw@127.0.0.1/opensips",
+	"data_dir":              "/var/lib/imcd",
+	"rooms_table":           "rooms2",
+	"members_table":         "members2",
+	"create_tables":         "true",
+	"hash_size":             "6",
+	"imc_cmd_start_char":    "*",
+	"max_body":              "2000",
+	"create_on_join":        "false",
+	"manager_user":          "rooms",
+	"outbound_proxy":        "sip:127.0.0.1:5060;transport=tcp",
+	"shard_queue":           "100",
+	"max_members":           "50",
+	"max_rooms_per_user":    "3",
+	"room_prefix":           "room-",
+	"domains":               "example.com,example.org",
+	"member_domains":        "*",
+	"rate_limit":            "2.5",
+	"rate_burst":            "5",
+	"fanout_limit":          "50",
+	"fanout_burst":          "500",
+	"dedup_window":          "1m0s",
+	"max_event_size":        "65536",
+	"opensips_mi":           "unix:/run/opensips/mi.sock,udp:10.0.0.2:8080",
+	"event_name":            "E_ROOMS",
+	"event_listen":          "udp:127.0.0.1:7000",
+	"event_socket":          "udp:10.0.0.5:7000",
+	"event_sources":         "10.0.0.0/8,192.0.2.1/32",
+	"event_subscribe":       "false",
+	"event_expire":          "5m0s",
+	"event_renew":           "30s",
+	"delivery_timeout":      "40s",
+	"delivery_queue":        "1000",
+	"mi_datagram":           "unix:/run/imcd/mi.sock",
+	"mi_http":               "127.0.0.1:9000",
+	"mi_http_path":          "/json",
+	"mi_http_hosts":         "imcd.internal,mi.example.com",
+	"mi_http_origins":       "https://admin.example.com",
+	"mi_fifo":               "/run/imcd/fifo",
+	"mi_fifo_reply_dir":     "/run/imcd",
+	"mi_fifo_mode":          "0660",
+	"mi_fifo_group":         "opensips",
+	"mi_passthrough":        "all",
+	"mi_passthrough_allow":  "usrloc:dump,ul_dump",
+	"metrics_listen":        "",
+	"log_level":             "debug",
+	"log_format":            "json",
+	"shutdown_grace":        "3s",
+	"command_timeout":       "7s",
+	"history":               "off",
+	"history_table":         "h_lines",
+	"topics_table":          "h_topics",
+	"history_marks_table":   "h_marks",
+	"history_lines":         "5",
+	"history_max":           "50",
+	"history_on_join":       "0",
+	"history_keep_lines":    "200",
+	"history_max_age":       "24h0m0s",
+	"usrloc_events":         "true",
+	"usrloc_domain":         "example.com",
+	"delivery_room_queue":   "500",
+	"delivery_rate_max":     "5000",
+	"delivery_rate_min":     "50",
+	"delivery_rate_step":    "25.5",
+	"delivery_burst":        "16",
+	"delivery_late_after":   "10ms",
+	"delivery_outstanding":  "8192",
+	"opensips_wt_timer":     "2s",
+	"delivery_lost_retries": "0",
+	"member_inflight":       "2",
+	"member_queue":          "50",
+	"member_queue_age":      "5m0s",
+	"unreachable_retry":     "10s",
+	"unreachable_retry_max": "20m0s",
+	"ghost_after":           "24h0m0s",
+	"ghost_policy":          "remove",
 
 	"event_source":            "rabbitmq",
 	"rabbitmq_url":            "amqp://imcd:pw@10.0.0.9:5673/imcd",
@@ -200,6 +217,16 @@ func TestInvalidValues(t *testing.T) {
 	f("mi_fifo_mode = 999", "octal permissions")
 	f("mi_passthrough = maybe", "must be allowlist, all or no")
 	f("mi_passthrough_allow = core:kill; x", "not an MI command name")
+	f("opensips_mi = udp:127.0.0.1:8080,127.0.0.1:8081", "udp:host:port or unix:/path")
+	f("opensips_mi = ,", "at least one socket")
+	f("delivery_window = 256", "delivery_rate_max")
+	f("delivery_window = 256", "delivery_outstanding")
+	f("delivery_rate_max = 0", "from 1 to")
+	f("delivery_rate_min = 20000", "must not exceed delivery_rate_max")
+	f("unreachable_retry = 1h", "must not exceed unreachable_retry_max")
+	f("ghost_policy = remove", "needs ghost_after")
+	f("ghost_policy = forget", "keep, remove")
+	f("usrloc_domain = sip:example.com", "a domain")
 }
 
 // TestSecureDefaults: what a configuration that says nothing gets.
@@ -252,6 +279,21 @@ func TestPassthroughValues(t *testing.T) {
 	f("on", PassthroughYes)
 	if _, _, err := Load([]string{"-config", writeFile(t, "mi_passthrough = yes\nopensips_mi = \"\"\n")}, &bytes.Buffer{}); err == nil {
 		t.Error("mi_passthrough = yes without opensips_mi was accepted")
+	}
+}
+
+// TestOpenSIPSMIs: opensips_mi lists one or more nodes.
+func TestOpenSIPSMIs(t *testing.T) {
+	cfg, _, err := Load([]string{"-opensips_mi", " udp:10.0.0.1:8080 , unix:/run/opensips/mi.sock"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.OpenSIPSMIs(); len(got) != 2 || got[0] != "udp:10.0.0.1:8080" || got[1] != "unix:/run/opensips/mi.sock" {
+		t.Fatalf("OpenSIPSMIs() = %q", got)
+	}
+	def := Default()
+	if got := def.OpenSIPSMIs(); len(got) != 1 || got[0] != "udp:127.0.0.1:8080" {
+		t.Fatalf("default OpenSIPSMIs() = %q", got)
 	}
 }
 

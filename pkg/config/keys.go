@@ -106,8 +106,8 @@ func Keys() []Key {
 			func(c *Config) *int { return &c.MaxEventSize }),
 
 		// OpenSIPS.
-		str("opensips_mi", "OpenSIPS's mi_datagram socket, where imcd sends t_uac_dlg and event_subscribe: udp:host:port or unix:/path",
-			func(c *Config) *string { return &c.OpenSIPSMI }, miAddr),
+		str("opensips_mi", "OpenSIPS's mi_datagram sockets, where imcd sends t_uac_dlg and event_subscribe: udp:host:port or unix:/path; several equivalent OpenSIPS nodes comma-separated (deliveries are spread over them, each is subscribed)",
+			func(c *Config) *string { return &c.OpenSIPSMI }, miAddrList),
 		str("event_name", "name of the event the OpenSIPS script raises for each MESSAGE",
 			func(c *Config) *string { return &c.EventName }, nonEmpty),
 		str("event_listen", "where imcd receives events: tcp:ip:port (event_stream, default), udp:ip:port or unix:/path (event_datagram)",
@@ -148,12 +148,48 @@ func Keys() []Key {
 			func(c *Config) *time.Duration { return &c.SubscribeExpire }),
 		duration("event_renew", "how often the subscription is renewed (also how fast a restarted OpenSIPS is healed)", 100*time.Millisecond,
 			func(c *Config) *time.Duration { return &c.SubscribeRenew }),
-		integer("delivery_window", "t_uac_dlg requests in flight at once on the MI socket", 1, 100000,
-			func(c *Config) *int { return &c.DeliveryWindow }),
-		duration("delivery_timeout", "how long to wait for a t_uac_dlg final reply before counting it unknown (longer than OpenSIPS's fr_timeout)", time.Second,
+		duration("delivery_timeout", "how long to wait for a t_uac_dlg final reply before the request counts as lost; must exceed OpenSIPS tm's fr_timeout (fr_timeout + 3s)", time.Second,
 			func(c *Config) *time.Duration { return &c.DeliveryTimeout }),
-		integer("delivery_queue", "MESSAGEs that may wait to be sent before new ones fail", 64, 1<<24,
+		boolean("usrloc_events", "subscribe OpenSIPS's usrloc events E_UL_AOR_INSERT, E_UL_CONTACT_INSERT and E_UL_CONTACT_UPDATE on the event socket, so that a member who registers again gets what was kept for them at once (needs the usrloc module; with event_subscribe off the script subscribes them)",
+			func(c *Config) *bool { return &c.UsrlocEvents }),
+		str("usrloc_domain", "domain added to a usrloc AOR that has none (usrloc's use_domain off); empty = such events are ignored",
+			func(c *Config) *string { return &c.UsrlocDomain }, hostOrEmpty),
+
+		// Delivery (docs/delivery.md).
+		integer("delivery_queue", "notices held in all (waiting, kept for away members, in flight) before a chat line's fan-out is refused and its sender told the room is busy", 64, 1<<24,
 			func(c *Config) *int { return &c.DeliveryQueue }),
+		integer("delivery_room_queue", "fan-out notices of one room waiting before its lines are refused as busy (a room's first line is always taken)", 16, 1<<24,
+			func(c *Config) *int { return &c.DeliveryRoomQueue }),
+		number("delivery_rate_max", "ceiling of the t_uac_dlg write rate to each OpenSIPS, requests per second; the rate adapts (AIMD) below it and starts at a fifth of it", 1, 1e6,
+			func(c *Config) *float64 { return &c.DeliveryRateMax }),
+		number("delivery_rate_min", "floor of the adaptive write rate, requests per second", 1, 1e6,
+			func(c *Config) *float64 { return &c.DeliveryRateMin }),
+		number("delivery_rate_step", "additive increase of the write rate per 100 ms while OpenSIPS keeps up, requests per second; 0 = delivery_rate_max / 100", 0, 1e6,
+			func(c *Config) *float64 { return &c.DeliveryRateStep }),
+		integer("delivery_burst", "most t_uac_dlg requests written back to back to one OpenSIPS; keep it well below what its MI socket buffer holds (about 125 requests at the default 212 KB)", 1, 1<<16,
+			func(c *Config) *int { return &c.DeliveryBurst }),
+		duration("delivery_late_after", "how much later than each member's usual reply time even the promptest reply of a 100 ms interval must come for the write rate to be cut by a fifth (OpenSIPS's MI queue is growing); keep it below what OpenSIPS's MI socket buffer holds, in time (buffer requests / MI rate)", time.Millisecond,
+			func(c *Config) *time.Duration { return &c.DeliveryLateAfter }),
+		integer("delivery_outstanding", "transactions imcd may keep alive in each OpenSIPS (awaiting their final reply, or on wait for opensips_wt_timer after it): size it against OpenSIPS's shared memory (-m), about 8 KB each", 1, 1<<24,
+			func(c *Config) *int { return &c.DeliveryOutstanding }),
+		duration("opensips_wt_timer", "OpenSIPS tm's wt_timer: how long a completed transaction stays in its memory; 0 counts only the transactions awaiting their reply", 0,
+			func(c *Config) *time.Duration { return &c.OpenSIPSWaitTime }),
+		integer("delivery_lost_retries", "times a t_uac_dlg request OpenSIPS never answered is written again (only while that cannot reorder a room's lines); 0 = never", 0, 100,
+			func(c *Config) *int { return &c.DeliveryLostRetries }),
+		integer("member_inflight", "most requests in flight to one member: what a member who never answers ties up for fr_timeout", 1, 1<<16,
+			func(c *Config) *int { return &c.MemberInflight }),
+		integer("member_queue", "most notices kept for one unreachable member, all rooms; beyond it the oldest are dropped and counted, and the member is told how many they missed", 1, 1<<20,
+			func(c *Config) *int { return &c.MemberQueue }),
+		duration("member_queue_age", "oldest notice kept for an unreachable member", time.Second,
+			func(c *Config) *time.Duration { return &c.MemberQueueAge }),
+		duration("unreachable_retry", "first retry of an unreachable member's oldest kept notice when no registration brought them back; the wait doubles", 100*time.Millisecond,
+			func(c *Config) *time.Duration { return &c.UnreachableRetry }),
+		duration("unreachable_retry_max", "longest wait between retries of an unreachable member", 100*time.Millisecond,
+			func(c *Config) *time.Duration { return &c.UnreachableRetryMax }),
+		duration("ghost_after", "a member unreachable this long is a ghost, handled by ghost_policy; 0 = off", 0,
+			func(c *Config) *time.Duration { return &c.GhostAfter }),
+		str("ghost_policy", "what happens to a ghost: keep (logged) or remove (removed from their rooms, with a notice to each room)",
+			func(c *Config) *string { return &c.GhostPolicy }, oneOf(GhostKeep, GhostRemove)),
 	}
 	keys = append(keys, rabbitmqKeys()...) // the event source and RabbitMQ mode (rabbitmq.go)
 	return append(keys, []Key{
@@ -283,6 +319,19 @@ func integer(name, usage string, lo, hi int, field func(*Config) *int) Key {
 				return fmt.Errorf("must be between %d and %d, got %d", lo, hi, n)
 			}
 			*field(c) = n
+			return nil
+		}}
+}
+
+func number(name, usage string, lo, hi float64, field func(*Config) *float64) Key {
+	return Key{Name: name, Usage: usage,
+		get: func(c *Config) string { return strconv.FormatFloat(*field(c), 'g', -1, 64) },
+		set: func(c *Config, v string) error {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil || f < lo || f > hi {
+				return fmt.Errorf("must be a number from %g to %g, got %q", lo, hi, v)
+			}
+			*field(c) = f
 			return nil
 		}}
 }

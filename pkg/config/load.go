@@ -99,13 +99,30 @@ func parse(r io.Reader, name string, c *Config) error {
 		}
 		k, ok := byName[key]
 		if !ok {
-			return &KeyError{Key: key, Where: fmt.Sprintf("%s:%d", name, line), Reason: "unknown key"}
+			reason := "unknown key"
+			if r := removed(key); r != "" {
+				reason = r
+			}
+			return &KeyError{Key: key, Where: fmt.Sprintf("%s:%d", name, line), Reason: reason}
 		}
 		if err := k.Set(c, val); err != nil {
 			return &KeyError{Key: key, Where: fmt.Sprintf("%s:%d", name, line), Reason: err.Error()}
 		}
 	}
 	return sc.Err()
+}
+
+// removed explains a key imcd no longer has and what replaced it, "" for
+// a key it never had: a file that still sets one is refused with that
+// explanation rather than run with a setting silently ignored.
+func removed(key string) string {
+	switch key {
+	case "delivery_window":
+		return "removed: deliveries are no longer bounded by a window of slots held until each transaction ends; " +
+			"use delivery_rate_max and delivery_burst (the write rate), delivery_outstanding (transactions kept in OpenSIPS) " +
+			"and member_inflight (see docs/delivery.md), and delete this line"
+	}
+	return ""
 }
 
 // Validate checks what no single key can: combinations.
@@ -118,6 +135,15 @@ func (c *Config) Validate() error {
 	}
 	if c.StartChar == 0 {
 		return &KeyError{Key: "imc_cmd_start_char", Reason: "must be set"}
+	}
+	if c.DeliveryRateMin > c.DeliveryRateMax {
+		return &KeyError{Key: "delivery_rate_min", Reason: fmt.Sprintf("must not exceed delivery_rate_max (%g), got %g", c.DeliveryRateMax, c.DeliveryRateMin)}
+	}
+	if c.UnreachableRetry > c.UnreachableRetryMax {
+		return &KeyError{Key: "unreachable_retry", Reason: fmt.Sprintf("must not exceed unreachable_retry_max (%s), got %s", c.UnreachableRetryMax, c.UnreachableRetry)}
+	}
+	if c.GhostPolicy == GhostRemove && c.GhostAfter <= 0 {
+		return &KeyError{Key: "ghost_policy", Reason: "remove needs ghost_after (how long a member must be unreachable)"}
 	}
 	return c.validateRabbitMQ() // rabbitmq.go
 }

@@ -173,7 +173,7 @@ func rabbitmqKeys() []Key {
 			func(c *Config) *string { return &c.RabbitMQ.DeadLetter }, nil),
 		str("rabbitmq_reroute", "re-publish an event keyed by the room it names when that is not the room it was routed by (a manager's #create X goes to X's queue): auto = when rabbitmq_shards > 1, yes, no",
 			func(c *Config) *string { return &c.RabbitMQ.Reroute }, oneOf(RerouteAuto, RerouteYes, RerouteNo)),
-		duration("rabbitmq_drain_timeout", "at stop, how long imcd waits for the events being applied before giving the rest back to the broker (within shutdown_grace)", 0,
+		duration("rabbitmq_drain_timeout", "at stop, how long imcd keeps its queues while it applies, acknowledges and sends what it took, before the next instance takes them over (within shutdown_grace)", 0,
 			func(c *Config) *time.Duration { return &c.RabbitMQ.DrainTimeout }),
 		str("events_table", "RabbitMQ mode: the table of applied events' keys (Call-ID, CSeq, From tag) that makes a redelivered event applied once across instances",
 			func(c *Config) *string { return &c.RabbitMQ.EventsTable }, identifier),

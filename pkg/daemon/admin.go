@@ -14,7 +14,7 @@ import (
 // mi_passthrough says so, OpenSIPS's commands passed through.
 func (d *Daemon) openMI(ctx context.Context) error {
 	reg := mi.NewRegistry()
-	for _, c := range append(mi.IMCCommands(globalView{d}, d), mi.ReloadCommand(d), mi.HistoryCommand(d)) {
+	for _, c := range append(mi.IMCCommands(globalView{d}, d), mi.ReloadCommand(d), mi.HistoryCommand(d), mi.MemberStatusCommand(globalView{d}, d)) {
 		if err := reg.Register(c); err != nil {
 			return err
 		}

@@ -152,10 +152,23 @@ func (s *shard) applied(job *commitJob) {
 	s.rooms.Apply(job.res.Changes)
 	s.mu.Unlock()
 	s.d.metrics.Command(job.res.Command, job.res.Outcome.String())
-	s.send(job.res.Notices)
+	s.forgetRemoved(job.res.Changes)
+	s.send(job.res.Notices, job.in, true)
 	s.historyApplied(job)
 	s.d.chargeFanout(job.in, len(job.res.Notices))
 	s.settle(job, nil)
+}
+
+// forgetRemoved drops what the scheduler still holds for members who left
+// or were removed (the room's lines kept for them while unreachable, or
+// still queued): they no longer concern them. It runs before the Result's
+// own notices are submitted, so the farewell still goes out.
+func (s *shard) forgetRemoved(changes []imc.Change) {
+	for i := range changes {
+		if c := &changes[i]; c.Op == imc.OpRemoveMember {
+			s.d.sched.Remove(c.Room, c.Member)
+		}
+	}
 }
 
 // inDoubt: the connection died during COMMIT. With the rooms re-read,
@@ -177,7 +190,8 @@ func (s *shard) inDoubt(job *commitJob) {
 	if landed {
 		s.logger.Warn("a commit was in doubt and the database shows it landed", logkey.Room, job.room, logkey.Command, job.res.Command)
 		s.d.metrics.Command(job.res.Command, job.res.Outcome.String())
-		s.send(job.res.Notices)
+		s.forgetRemoved(job.res.Changes)
+		s.send(job.res.Notices, job.in, true)
 		s.settle(job, nil)
 		return
 	}
@@ -211,7 +225,7 @@ func (s *shard) notSaved(job *commitJob, err error) {
 // answers the job with err.
 func (s *shard) tell(job *commitJob, reply func(imc.Input) imc.Result, err error) {
 	if job.in != nil && !redelivers(job.broker, err) { // RabbitMQ mode: the event comes back
-		s.send(reply(*job.in).Notices)
+		s.send(reply(*job.in).Notices, nil, false)
 	}
 	s.settle(job, err)
 }

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/imcd-sip/imcd/pkg/config"
+	"github.com/imcd-sip/imcd/pkg/delivery"
 	"github.com/imcd-sip/imcd/pkg/flood"
 	"github.com/imcd-sip/imcd/pkg/imc"
 	"github.com/imcd-sip/imcd/pkg/logkey"
@@ -33,15 +34,17 @@ type Daemon struct {
 	shards  []*shard
 	metrics *metrics.Metrics
 
-	// opensips is the MI client to OpenSIPS's mi_datagram: t_uac_dlg,
-	// event_subscribe, pass-through. outbox is what the shards deliver
-	// through (today the same client).
-	opensips   *opensips.MIClient
-	outbox     Outbox
-	subscriber *opensips.Subscriber
-	events     eventServer
-	broker     *brokerMode // RabbitMQ mode (rabbitmq.go); nil otherwise
-	db         *dbHealth
+	// miClients talk to each OpenSIPS of opensips_mi (t_uac_dlg,
+	// event_subscribe); opensips is the first, which also carries the MI
+	// pass-through. sched paces every notice into them (pkg/delivery).
+	miClients   []*opensips.MIClient
+	opensips    *opensips.MIClient
+	sched       *delivery.Scheduler
+	subscribers []*opensips.Subscriber // eventSubs, and the usrloc ones
+	eventSubs   []*opensips.Subscriber // each node's E_IMC_MESSAGE subscription
+	events      eventServer
+	broker      *brokerMode // RabbitMQ mode (rabbitmq.go); nil otherwise
+	db          *dbHealth
 	// miTransports serve imcd's own MI (datagram, HTTP, FIFO).
 	miTransports  []server
 	metricsServer *sockets.HTTPServer
@@ -57,10 +60,17 @@ type Daemon struct {
 	closeErr    error
 
 	// delivered is onDelivered as a func value made once: a method value
-	// taken per notice would allocate per delivery.
-	delivered   func(deliveryOutcome)
+	// taken per batch would allocate per line.
+	delivered   delivery.Done
 	lastSendErr atomic.Int64 // unix nanos of the last "cannot send" log line
+	lastULErr   atomic.Int64 // unix nanos of the last unusable usrloc event logged
 	started     atomic.Bool  // Open finished: every component is up
+	// shardsStopping is set when the shards are told to stop: delivery
+	// feedback can no longer go through them, so failed invitations wait
+	// in unsent for withdrawUnsent.
+	shardsStopping atomic.Bool
+	unsentMu       sync.Mutex
+	unsent         []unsentInvitation
 }
 
 // server is what every socket server of imcd is, in pkg/sockets's idiom.

@@ -138,13 +138,17 @@ func TestRateLimit(t *testing.T) {
 	}
 }
 
-// TestInvitationFeedback: an invitation whose MESSAGE fails is withdrawn
-// and the inviter told; one that is delivered stays pending.
+// TestInvitationFeedback: an invitation whose MESSAGE is refused is
+// withdrawn and the inviter told; one kept for an invitee who cannot be
+// reached is withdrawn when it is dropped (member_queue_age); one that is
+// delivered stays pending.
 func TestInvitationFeedback(t *testing.T) {
 	f := opensipstest.New(t, opensipstest.Options{})
-	d := openDaemon(t, f, testConfig(t, f, t.TempDir()))
+	cfg := testConfig(t, f, t.TempDir())
+	cfg.MemberQueueAge = time.Second
+	d := openDaemon(t, f, cfg)
 	send(t, f, alice, manager, "#create chat-1 private", 1)
-	f.SetStatus(carol, "404 Not Found")
+	f.SetStatus(carol, "403 Forbidden")
 	f.Reset()
 	if _, err := f.Raise(opensipstest.NewEvent(alice, room1, "#invite carol")); err != nil {
 		t.Fatal(err)
@@ -154,12 +158,30 @@ func TestInvitationFeedback(t *testing.T) {
 		t.Fatalf("%v: %v", err, lines(f.Deliveries()))
 	}
 	got := strings.Join(lines(ds), "\n")
-	if !strings.Contains(got, "404 Not Found") || !strings.Contains(got, carol+": ") {
+	if !strings.Contains(got, "(403 Forbidden) and was withdrawn") || !strings.Contains(got, carol+": ") {
 		t.Fatalf("deliveries:\n%s", got)
 	}
 	if got := miCall(t, d, `{"jsonrpc":"2.0","method":"imc_list_members","params":{"room":"`+room1+`"},"id":1}`); strings.Contains(got, "carol") {
 		t.Errorf("the failed invitee is still a member: %s", got)
 	}
+
+	const dave = "sip:dave@example.com"
+	f.SetStatus(dave, "404 Not Found")
+	f.Reset()
+	if _, err := f.Raise(opensipstest.NewEvent(alice, room1, "#invite dave")); err != nil {
+		t.Fatal(err)
+	}
+	ds, err = f.WaitDeliveries(ctxTimeout(t, 10*time.Second), 3) // invitation (404, kept), "sent", then "withdrawn" once dropped
+	if err != nil {
+		t.Fatalf("%v: %v", err, lines(f.Deliveries()))
+	}
+	if got := strings.Join(lines(ds), "\n"); !strings.Contains(got, alice+": *** the invitation to <"+dave+"> could not be delivered (the invitee could not be reached) and was withdrawn") {
+		t.Fatalf("deliveries:\n%s", got)
+	}
+	if got := miCall(t, d, `{"jsonrpc":"2.0","method":"imc_list_members","params":{"room":"`+room1+`"},"id":1}`); strings.Contains(got, "dave") {
+		t.Errorf("the unreachable invitee is still a member: %s", got)
+	}
+
 	send(t, f, alice, room1, "#invite bob", 2)
 	same(t, "bob accepts", send(t, f, bob, room1, "#accept", 2),
 		alice+": *** <"+bob+"> has joined the room", bob+": *** <"+bob+"> has joined the room")

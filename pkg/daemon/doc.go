@@ -1,12 +1,14 @@
 // Package daemon assembles imcd: the store, the engine's shards, the
-// OpenSIPS link (event intake, subscription, t_uac_dlg delivery), imcd's own
-// MI server and the metrics endpoint. Open starts them in dependency order;
+// OpenSIPS link (event intake, subscription, the delivery scheduler and the
+// MI clients it writes t_uac_dlg through), imcd's own MI server and the
+// metrics endpoint. Open starts them in dependency order;
 // Close stops intake first, drains the shards and in-flight deliveries within
 // one grace period, and closes the database last.
 //
 // Files: daemon.go (the Daemon, Open), database.go (the store),
-// events.go (event intake and subscription), outbox.go (delivery and its
-// feedback), admin.go (imcd's MI and the metrics server), router.go
+// events.go (event intake, subscriptions, usrloc events), outbox.go
+// (delivery: the MI clients and the scheduler, invitation feedback, ghosts,
+// member status), admin.go (imcd's MI and the metrics server), router.go
 // (Submit: flood guards, routing to a shard), shard.go and line.go (a
 // shard's goroutine and the lines behind commits), commit.go, doubt.go and
 // dbhealth.go (saving changes, commits in doubt, a database that stopped
@@ -25,7 +27,9 @@
 //     one at a time, each bounded by the store's timeout;
 //   - the event listener's (one per listener, one per event_stream
 //     connection): decode only, then Submit to a shard;
-//   - the MI client's writer, reader and reaper: the t_uac_dlg window;
+//   - the delivery scheduler's (pkg/delivery): pacing, the transaction cap,
+//     fair queues, members away; it calls onDelivered and onGhost;
+//   - each MI client's reader and reaper (one client per opensips_mi node);
 //   - one that pings a database known down;
 //   - in RabbitMQ mode: the consumer's connection keeper and one worker per
 //     queue (decode only, then Submit), one marks writer (the keys of events

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/imcd-sip/imcd/pkg/imc"
+	"github.com/imcd-sip/imcd/pkg/logkey"
 	"github.com/imcd-sip/imcd/pkg/opensips"
 	"github.com/imcd-sip/imcd/pkg/sockets"
 )
@@ -15,12 +17,16 @@ func (d *Daemon) openEvents(ctx context.Context) error {
 		return d.openRabbitMQ(ctx)
 	}
 	a := d.cfg.EventAddress()
+	var usrloc opensips.UsrlocSink
+	if d.cfg.UsrlocEvents {
+		usrloc = d
+	}
 	var srv eventServer
 	if a.Network == sockets.TCP {
-		srv = &opensips.EventStreamServer{Addr: a.Addr, Sink: d, Observer: d.metrics, Logger: d.logger, EventName: d.cfg.EventName,
+		srv = &opensips.EventStreamServer{Addr: a.Addr, Sink: d, Usrloc: usrloc, Observer: d.metrics, Logger: d.logger, EventName: d.cfg.EventName,
 			Allow: d.cfg.EventSources, MaxFrame: d.cfg.MaxEventSize}
 	} else {
-		srv = &opensips.EventDatagramServer{Network: a.Network, Addr: a.Addr, Sink: d, Observer: d.metrics, Logger: d.logger,
+		srv = &opensips.EventDatagramServer{Network: a.Network, Addr: a.Addr, Sink: d, Usrloc: usrloc, Observer: d.metrics, Logger: d.logger,
 			EventName: d.cfg.EventName, Allow: d.cfg.EventSources, ReadBuffer: opensips.DefaultSocketBuffer}
 	}
 	if err := srv.Open(ctx); err != nil {
@@ -31,9 +37,10 @@ func (d *Daemon) openEvents(ctx context.Context) error {
 	return nil
 }
 
-// openSubscriber keeps OpenSIPS subscribed to the event, on the socket
-// actually bound (event_listen may say port 0), unless event_socket names
-// another one or the script subscribes itself.
+// openSubscriber keeps every OpenSIPS of opensips_mi subscribed to the
+// event (and, with usrloc_events, to the usrloc events that say a member
+// registered), on the socket actually bound (event_listen may say port 0),
+// unless event_socket names another one or the script subscribes itself.
 func (d *Daemon) openSubscriber(ctx context.Context) error {
 	cfg := d.cfg
 	if !cfg.Subscribe || cfg.IsRabbitMQ() {
@@ -43,12 +50,45 @@ func (d *Daemon) openSubscriber(ctx context.Context) error {
 	if socket == "" {
 		socket = d.addrs.Events
 	}
-	d.subscriber = &opensips.Subscriber{Client: d.opensips, Event: cfg.EventName, Socket: socket,
-		Expire: cfg.SubscribeExpire, Renew: cfg.SubscribeRenew, Logger: d.logger}
-	if err := d.subscriber.Open(ctx); err != nil {
-		return fmt.Errorf("event subscription: %w", err)
+	events := []string{cfg.EventName}
+	if cfg.UsrlocEvents {
+		events = append(events, opensips.ReachabilityEventNames()...)
+	}
+	for _, c := range d.miClients {
+		for _, ev := range events {
+			sub := &opensips.Subscriber{Client: c, Event: ev, Socket: socket,
+				Expire: cfg.SubscribeExpire, Renew: cfg.SubscribeRenew, Logger: d.logger.With(logkey.OpenSIPSMI, c.Addr)}
+			if err := sub.Open(ctx); err != nil {
+				return fmt.Errorf("event subscription: %w", err)
+			}
+			d.subscribers = append(d.subscribers, sub)
+			if ev == cfg.EventName {
+				d.eventSubs = append(d.eventSubs, sub)
+			}
+		}
 	}
 	return nil
+}
+
+// Usrloc is told of each usrloc event (opensips.UsrlocSink, with
+// usrloc_events): a registration of a member's AOR makes them reachable
+// again, and what was kept for them is sent. It runs on the event read
+// loop and does not block.
+func (d *Daemon) Usrloc(ev *opensips.UsrlocEvent) {
+	if !ev.Registers() {
+		return
+	}
+	uri := ev.URI(d.cfg.UsrlocDomain)
+	u, err := imc.ParseURI(uri)
+	if uri == "" || err != nil {
+		now := time.Now().UnixNano()
+		if last := d.lastULErr.Load(); now-last >= int64(10*time.Second) && d.lastULErr.CompareAndSwap(last, now) {
+			d.logger.Warn("usrloc event without a usable AOR ignored (with usrloc's use_domain off, set usrloc_domain; further ones of the next 10 s not logged)",
+				logkey.Event, ev.Name, "aor", ev.AOR, logkey.Err, err)
+		}
+		return
+	}
+	d.sched.Reachable(u)
 }
 
 // ready is /readyz: start-up is over, the database answers and, when imcd
@@ -66,8 +106,12 @@ func (d *Daemon) ready() error {
 		return fmt.Errorf("database: %w", err)
 	}
 	d.db.answered()
-	if d.subscriber != nil && !d.subscriber.Active() {
-		return errors.New("not subscribed to OpenSIPS events")
+	// Each node's E_IMC_MESSAGE subscription; the usrloc ones are not
+	// needed to take MESSAGEs.
+	for i, sub := range d.eventSubs {
+		if !sub.Active() {
+			return fmt.Errorf("not subscribed to OpenSIPS events at %s", d.miClients[i].Addr)
+		}
 	}
 	if d.broker != nil {
 		return d.broker.ready()

@@ -301,11 +301,11 @@ func (s *shard) historyApplied(job *commitJob) {
 	if job.histErr != nil {
 		s.logger.Warn("history not read", logkey.Room, q.Room.String(), logkey.Err, job.histErr)
 		if q.Purpose == imc.HistoryAsked && job.in != nil {
-			s.send(s.d.engine.Unavailable(*job.in).Notices)
+			s.send(s.d.engine.Unavailable(*job.in).Notices, nil, false)
 		}
 		return
 	}
-	s.send(s.d.engine.HistoryNotices(*q, job.stored, job.total))
+	s.send(s.d.engine.HistoryNotices(*q, job.stored, job.total), nil, false)
 }
 
 // History reads a room's last n lines for an operator (MI imc:history).

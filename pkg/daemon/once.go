@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/imcd-sip/imcd/pkg/delivery"
 	"github.com/imcd-sip/imcd/pkg/imc"
 	"github.com/imcd-sip/imcd/pkg/logkey"
 	"github.com/imcd-sip/imcd/pkg/metrics"
@@ -78,17 +79,31 @@ func (s *shard) marked(job *commitJob) {
 	case job.dup:
 		s.d.metrics.Command(metrics.CommandDuplicate, imc.Refused.String())
 		s.logger.Debug("event applied before (here or by another instance): acknowledged", logkey.CallID, job.in.Req.CallID)
-		s.sendUnsent(job)
-		s.settle(job, nil)
+		s.settle(job, s.sendUnsent(job))
 	default:
 		if job.res.Record != nil {
 			s.record(job.res.Record, time.Now())
 		}
 		s.d.metrics.Command(job.res.Command, job.res.Outcome.String())
-		s.send(job.res.Notices)
 		s.d.chargeFanout(job.in, len(job.res.Notices))
-		s.settle(job, nil)
+		s.settle(job, s.sendKept(job.broker.key, job.res.Notices))
 	}
+}
+
+// sendKept hands a brokered event's notices to delivery. When delivery is
+// saturated (it refuses a batch whole), they are kept and the event fails:
+// the queue rewinds and holds the line until delivery takes it (the
+// redelivery finds the key stored and sends what was kept), rather than
+// the line being dropped with a "busy" reply as in the single-node modes.
+func (s *shard) sendKept(key string, notices []imc.Notice) error {
+	err := s.send(notices, nil, false)
+	if !errors.Is(err, delivery.ErrBusy) {
+		return nil
+	}
+	if len(s.rmq.unsent) < maxUnsent {
+		s.rmq.unsent[key] = notices
+	}
+	return fmt.Errorf("%w: %w", ErrBusy, err)
 }
 
 // writeMarks is the marks writer: it stores the keys that queued since its
@@ -199,8 +214,7 @@ func (s *shard) appliedElsewhere(job *commitJob) {
 		s.logger.Debug("a redelivered command was applied before (here or by another instance): acknowledged",
 			logkey.Room, job.room, logkey.Command, job.res.Command)
 	}
-	s.sendUnsent(job)
-	s.settle(job, nil)
+	s.settle(job, s.sendUnsent(job))
 }
 
 // keepUnsent keeps the notices of a brokered event whose key may be stored
@@ -213,9 +227,7 @@ func (s *shard) keepUnsent(job *commitJob, err error) {
 	key := job.broker.key
 	switch {
 	case err == nil:
-		if !job.dup {
-			delete(s.rmq.unsent, key)
-		}
+		delete(s.rmq.unsent, key) // sent
 	case errors.Is(err, store.ErrInDoubt) || job.owner != nil && isUnavailable(err):
 		if len(job.res.Notices) > 0 && len(s.rmq.unsent) < maxUnsent {
 			s.rmq.unsent[key] = job.res.Notices
@@ -223,16 +235,16 @@ func (s *shard) keepUnsent(job *commitJob, err error) {
 	}
 }
 
-// sendUnsent sends the notices kept for a write in doubt of job's event,
-// now that its key is found stored.
-func (s *shard) sendUnsent(job *commitJob) {
+// sendUnsent sends the notices kept for job's event (its write was in
+// doubt, or delivery was saturated), now that its key is found stored.
+func (s *shard) sendUnsent(job *commitJob) error {
 	ns, ok := s.rmq.unsent[job.broker.key]
 	if !ok {
-		return
+		return nil
 	}
 	delete(s.rmq.unsent, job.broker.key)
-	s.logger.Info("an event written in doubt is found applied: its notices go out now", logkey.Room, job.room, logkey.Command, job.res.Command)
-	s.send(ns)
+	s.logger.Debug("an event found applied has notices not sent yet: they go out now", logkey.Room, job.room, logkey.Command, job.res.Command)
+	return s.sendKept(job.broker.key, ns)
 }
 
 // purge deletes keys older than events_window, every purgeEvery.

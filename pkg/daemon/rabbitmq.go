@@ -155,7 +155,8 @@ func (d *Daemon) openRabbitMQ(ctx context.Context) error {
 	src := &brokerSource{}
 	c := &rabbitmq.Consumer{URL: r.URL, Queues: active, Standby: standby, StandbyDelay: r.StandbyDelay,
 		Prefetch: r.Prefetch, Sink: d, Observer: d.broker.metrics, Logger: d.logger, Name: connectionName(),
-		// Close's drain is taken from the one shutdown budget.
+		// The drain (how long a stopping instance keeps its queues) is
+		// taken from the one shutdown budget.
 		DrainTimeout: min(r.DrainTimeout, max(cfg.ShutdownGrace, 1)),
 		MaxBody:      cfg.MaxEventSize, Heartbeat: r.Heartbeat}
 	if r.Declare {
@@ -206,9 +207,11 @@ func (d *Daemon) reroute(ev *opensips.Event) string {
 }
 
 // brokerSource is the RabbitMQ event source in the daemon's eventServer
-// idiom: StopIntake closes the consumer, which drains (events being
-// applied are acknowledged, the rest go back to the broker); Close closes
-// the publisher.
+// idiom: StopIntake stops the consumer taking deliveries while it keeps the
+// queues and acknowledges what is applied; Close, once the shards and
+// delivery have drained, gives the queues back (the rest of the
+// deliveries go to the next instance, whose notices then follow this
+// one's) and closes the publisher.
 type brokerSource struct {
 	consumer *rabbitmq.Consumer
 	pub      *rabbitmq.Publisher
@@ -220,10 +223,11 @@ func (s *brokerSource) Open(context.Context) error { return nil }
 // LocalAddr is nil: imcd listens for nothing in RabbitMQ mode.
 func (s *brokerSource) LocalAddr() net.Addr { return nil }
 
-// StopIntake closes the consumer, within rabbitmq_drain_timeout.
-func (s *brokerSource) StopIntake() { s.consumer.Close() }
+// StopIntake stops taking deliveries; the queues are kept until Close, or
+// rabbitmq_drain_timeout.
+func (s *brokerSource) StopIntake() { s.consumer.StopIntake() }
 
-// Close closes the consumer (if StopIntake did not) and the publisher.
+// Close closes the consumer and the publisher.
 func (s *brokerSource) Close() error {
 	s.consumer.Close()
 	if s.pub != nil {

@@ -154,18 +154,6 @@ func (b *broker) send(f *opensipstest.Server, from, ruri, body string, n int) []
 	return lines(ds)
 }
 
-// eventually waits until cond holds.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("still not %s after 20s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 const (
 	created = alice + ": *** room was created"
 	chatX   = "sip:chat-x@example.com"

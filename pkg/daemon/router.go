@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/imcd-sip/imcd/pkg/delivery"
 	"github.com/imcd-sip/imcd/pkg/flood"
 	"github.com/imcd-sip/imcd/pkg/imc"
 	"github.com/imcd-sip/imcd/pkg/logkey"
@@ -51,6 +52,9 @@ func (d *Daemon) Submit(ev opensips.Event, done func(error)) error {
 		// Wrapped as a bad event so the intake counts it as a decode error.
 		return fmt.Errorf("%w: %w", opensips.ErrBadEvent, err)
 	}
+	// Whoever sends a MESSAGE can be reached: what was kept for them while
+	// they could not be goes out now.
+	d.sched.Reachable(in.From)
 	now := time.Now()
 	key := d.dedup.Key(ev.Req.CallID, ev.CSeq, ev.FromTag)
 	if d.dedup.Done(now, key) {
@@ -63,8 +67,8 @@ func (d *Daemon) Submit(ev opensips.Event, done func(error)) error {
 	switch d.limiter.Allow(in.From.AppendKey(buf[:0]), now) {
 	case flood.FirstRefusal:
 		d.logger.Warn("sender over the rate limit: told once, dropping until it slows down", logkey.From, in.From.String(), logkey.CallID, ev.Req.CallID)
-		n := imc.Notice{From: in.RURI, To: in.From, Body: imc.TxtRateLimited, ContentType: "text/plain", InReplyTo: in.ReplyID()}
-		if err := d.outbox.Deliver(&n, d.delivered); err != nil {
+		n := []imc.Notice{{From: in.RURI, To: in.From, Body: imc.TxtRateLimited, ContentType: "text/plain", InReplyTo: in.ReplyID()}}
+		if err := d.submit(delivery.Batch{Notices: n, Urgent: true, Done: d.delivered}); err != nil {
 			d.sendFailed(err)
 		}
 		fallthrough

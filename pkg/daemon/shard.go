@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/imcd-sip/imcd/pkg/delivery"
 	"github.com/imcd-sip/imcd/pkg/imc"
 	"github.com/imcd-sip/imcd/pkg/logkey"
 	"github.com/imcd-sip/imcd/pkg/metrics"
@@ -20,6 +21,7 @@ const (
 	taskInvitationFailed
 	taskAdmin
 	taskReload
+	taskGhost
 	taskStop
 )
 
@@ -40,6 +42,8 @@ type task struct {
 	reply chan error
 
 	reload *reloadPart // taskReload
+
+	ghost *imc.URI // taskGhost: a member unreachable for ghost_after, to remove
 
 	// RabbitMQ mode (rabbitmq.go): an event's key and origin (nil in the
 	// single-node modes), and whether an operator action's room was re-read.
@@ -165,6 +169,9 @@ func (s *shard) handle(t *task) {
 	case taskReload:
 		s.handleReload(t.reload)
 		answered = true
+	case taskGhost:
+		s.removeGhost(*t.ghost)
+		answered = true
 	}
 }
 
@@ -214,7 +221,7 @@ func (s *shard) handleEvent(t *task) bool {
 	}
 	if len(res.Changes) == 0 && res.Topic == nil && res.History == nil {
 		s.d.metrics.Command(res.Command, res.Outcome.String())
-		s.send(res.Notices)
+		s.send(res.Notices, &t.in, false)
 		s.d.chargeFanout(&t.in, len(res.Notices))
 		s.d.dedup.Record(now, t.dedup)
 		t.done(nil)
@@ -251,12 +258,12 @@ func (s *shard) refuse(t *task, err error) {
 		res := s.d.engine.Unavailable(t.in)
 		s.d.metrics.Command(res.Command, metrics.ResultDBError)
 		if !redelivers(t.broker, err) { // RabbitMQ mode: the event comes back
-			s.send(res.Notices)
+			s.send(res.Notices, nil, false)
 		}
 		t.done(err)
 	case taskAdmin:
 		s.d.metrics.Command(metrics.CommandAdmin, metrics.ResultDBError)
-		t.reply <- err
+		s.answer(t, err)
 	case taskInvitationFailed:
 		s.logger.Warn("a failed invitation stays pending: the database did not take its withdrawal in time",
 			logkey.Room, t.inv.Room.String(), logkey.User, t.inv.Invitee.String(), logkey.Err, err)
@@ -277,8 +284,9 @@ func (s *shard) handleInvitationFailed(t *task) {
 	s.commit(&commitJob{room: key, res: res})
 }
 
-// handleAdmin runs an operator action; the MI caller is answered once it
-// is committed and its notices are queued for delivery.
+// handleAdmin runs an operator action; the MI caller (t.reply, or t.done
+// for a ghost's removal) is answered once it is committed and its notices
+// are queued for delivery.
 func (s *shard) handleAdmin(t *task) bool {
 	key := t.op.Room.Key()
 	if l := s.lines[key]; l != nil {
@@ -290,36 +298,80 @@ func (s *shard) handleAdmin(t *task) bool {
 	res, err := s.d.engine.Admin(s.view, *t.op)
 	if err != nil {
 		s.d.metrics.Command(metrics.CommandAdmin, imc.Refused.String())
-		t.reply <- err
+		s.answer(t, err)
 		return true
 	}
 	if len(res.Changes) == 0 {
 		s.d.metrics.Command(res.Command, res.Outcome.String())
-		s.send(res.Notices)
-		t.reply <- nil
+		if err := s.send(res.Notices, nil, false); err != nil {
+			err = fmt.Errorf("notices not sent: %w", err)
+			s.answer(t, err)
+			return true
+		}
+		s.answer(t, nil)
 		return true
 	}
-	s.commit(&commitJob{room: key, res: res, reply: t.reply})
+	s.commit(&commitJob{room: key, res: res, reply: t.reply, done: t.done})
 	return true
 }
 
-// send hands notices to the outbox in order; the outbox keeps that order
-// on the wire, which is how per-room order survives delivery.
-func (s *shard) send(notices []imc.Notice) {
-	for i := range notices {
-		n := &notices[i]
-		done := s.d.delivered
-		if n.Invitation != nil {
-			inv := *n.Invitation
-			done = func(o deliveryOutcome) { s.d.onInvitationDelivered(inv, o) }
-		}
-		if err := s.d.outbox.Deliver(n, done); err != nil {
+// send submits the notices of one Result to the scheduler as one batch,
+// which it admits whole (a chat line's whole fan-out) or refuses whole;
+// each member then gets a room's notices in the order they were sent. in
+// is the MESSAGE they answer (nil for an operator action, a refusal or
+// delivery feedback) and applied says whether its changes were committed.
+// When delivery is saturated (delivery.ErrBusy) the sender of in is told
+// (Engine.Busy), the invitations of the batch, which never left, are
+// withdrawn, and the error is returned.
+func (s *shard) send(notices []imc.Notice, in *imc.Input, applied bool) error {
+	if len(notices) == 0 {
+		return nil
+	}
+	err := s.d.submit(delivery.Batch{Notices: notices, Done: s.d.delivered})
+	if err == nil {
+		return nil
+	}
+	s.d.sendFailed(err)
+	if in != nil && errors.Is(err, delivery.ErrBusy) {
+		busy := s.d.engine.Busy(*in, applied)
+		if err := s.d.submit(delivery.Batch{Notices: busy.Notices, Urgent: true, Done: s.d.delivered}); err != nil {
 			s.d.sendFailed(err)
-			if n.Invitation != nil {
-				// The invitation never left: withdraw it now, in order.
-				s.handleInvitationFailed(&task{kind: taskInvitationFailed, inv: n.Invitation, status: "not sent: " + err.Error()})
+		}
+	}
+	for i := range notices {
+		if inv := notices[i].Invitation; inv != nil {
+			// The invitation never left: withdraw it now, in order.
+			s.handleInvitationFailed(&task{kind: taskInvitationFailed, inv: inv, status: "not sent: " + err.Error()})
+		}
+	}
+	return err
+}
+
+// removeGhost removes member, unreachable for ghost_after, from every
+// room of this shard they belong to (ghost_policy remove), as the MI's
+// imc:remove_member would: committed, the room told, what was kept for
+// them dropped. A room's owner is not removed.
+func (s *shard) removeGhost(member imc.URI) {
+	var rooms []imc.URI
+	s.rooms.EachRoom(func(r *imc.Room) bool {
+		if m, ok := r.Member(member); ok {
+			if m.Owner() {
+				s.logger.Warn("unreachable member kept: they own the room", logkey.Room, r.URI.String(), logkey.Member, member.String())
+			} else {
+				rooms = append(rooms, r.URI)
 			}
 		}
+		return true
+	})
+	for _, room := range rooms {
+		op := imc.AdminOp{Kind: imc.AdminRemove, Room: room, User: member}
+		s.handle(&task{kind: taskAdmin, op: &op, done: func(err error) {
+			if err != nil {
+				s.logger.Warn("could not remove an unreachable member", logkey.Room, room.String(), logkey.Member, member.String(), logkey.Err, err)
+				return
+			}
+			s.logger.Info("unreachable member removed from the room", logkey.Room, room.String(), logkey.Member, member.String())
+		}})
 	}
 }
 

@@ -28,8 +28,8 @@ func (d *Daemon) shutdown(grace time.Duration) error {
 	var errs []error
 	// No new work: OpenSIPS stops sending, nothing more is read. Event
 	// connections stay open so that what is applied below is acknowledged.
-	if d.subscriber != nil {
-		errs = append(errs, d.subscriber.Shutdown(ctx))
+	for _, sub := range d.subscribers {
+		errs = append(errs, sub.Shutdown(ctx))
 	}
 	if d.events != nil {
 		d.events.StopIntake()
@@ -44,6 +44,8 @@ func (d *Daemon) shutdown(grace time.Duration) error {
 	close(d.stopping)
 	// What was taken is applied: the shards drain their queues and the
 	// commits in flight; past the deadline they answer what still waits.
+	// Delivery feedback no longer goes through them from here.
+	d.shardsStopping.Store(true)
 	for _, s := range d.shards {
 		select {
 		case s.queue <- task{kind: taskStop}:
@@ -60,14 +62,22 @@ func (d *Daemon) shutdown(grace time.Duration) error {
 	}
 	d.broker.stop() // rabbitmq.go: the marks writer, once the shards are done
 
-	// What was applied is announced: queued notices are sent within the
-	// same budget.
-	if d.opensips != nil {
-		if err := d.opensips.Drain(ctx); err != nil {
-			d.logger.Warn("shutdown grace period over with deliveries in flight", logkey.Err, err)
+	// What was applied is announced: what reachable members are owed is
+	// sent within the same budget; what is kept for unreachable ones ends
+	// aborted (they may not come back within the budget). Then the MI
+	// clients close (the scheduler writes through them until its Close).
+	if d.sched != nil {
+		if err := d.sched.Drain(ctx); err != nil {
+			d.logger.Warn("shutdown grace period over with deliveries waiting or in flight", logkey.Err, err)
 		}
-		errs = append(errs, d.opensips.Close())
+		errs = append(errs, d.sched.Close())
 	}
+	for _, c := range d.miClients {
+		errs = append(errs, c.Close())
+	}
+	// Invitations nobody received do not outlive the process (a failure
+	// is logged: the database is what stops us).
+	d.withdrawUnsent(ctx)
 	if d.events != nil {
 		errs = append(errs, d.events.Close())
 	}

@@ -61,3 +61,36 @@ func notSaved(in Input, body string) Result {
 		Notices: []Notice{{From: from, To: in.From, Body: body, ContentType: textPlain, InReplyTo: in.replyID}},
 	}
 }
+
+// Busy is the reply when the notices of in's Result could not be sent
+// because delivery is saturated (the room, or imcd as a whole, has too
+// much waiting for OpenSIPS). applied says whether in's changes were
+// committed (the command took effect, only its notices were lost). A chat
+// line is "not sent: send it again"; a command that took effect says so; a
+// command without changes could not be answered. The reply comes from the
+// room, else from the URI the MESSAGE was sent to; Outcome Refused.
+func (e *Engine) Busy(in Input, applied bool) Result {
+	from := in.room
+	if from.IsZero() {
+		from = in.RURI
+	}
+	var body string
+	switch cmd := in.Command(); {
+	case cmd == "chat":
+		body = txtBusy(from)
+	case applied:
+		body = txtBusyApplied(e.sc, cmd, from)
+	default:
+		body = txtBusyCommand(e.sc, cmd)
+	}
+	return Result{Command: in.Command(), Outcome: Refused,
+		Notices: []Notice{{From: from, To: in.From, Body: body, ContentType: textPlain, InReplyTo: in.replyID}}}
+}
+
+// Missed is the notice telling member that n notices of room were dropped
+// while they could not be reached (they were kept for them, then the
+// bounded queue overflowed or they grew too old). It is sent from the room
+// when the member is reachable again, before what was kept.
+func (e *Engine) Missed(room, member URI, n int) Notice {
+	return Notice{From: room, To: member, Body: txtMissed(n), ContentType: textPlain}
+}

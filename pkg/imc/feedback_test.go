@@ -153,3 +153,38 @@ func TestInDoubt(t *testing.T) {
 		t.Fatalf("notice %+v", n)
 	}
 }
+
+func TestBusy(t *testing.T) {
+	e := NewEngine(DefaultConfig())
+	f := func(to, body string, applied bool, want string) {
+		t.Helper()
+		in, err := e.Prepare(Request{From: "sip:zed@h", RURI: addr(to), Body: body, CallID: cid})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := e.Busy(in, applied)
+		checkResult(t, res)
+		if res.Outcome != Refused || len(res.Changes) != 0 || len(res.Notices) != 1 || res.Notices[0].InReplyTo != cid {
+			t.Fatalf("%q: %+v", body, res)
+		}
+		eq(t, body, render(res)[1:], []string{want})
+	}
+	f("pub", "hello", false, "pub@h>zed@h re: Room sip:pub@h is busy: your message was not sent; please send it again in a moment")
+	f("pub", "#join", true, "pub@h>zed@h re: Room sip:pub@h is busy: your #join was done, but not everybody could be told")
+	f("pub", "#list", false, "pub@h>zed@h re: The room service is busy: your #list could not be answered; please send it again in a moment")
+	f("mgr", "#rooms", false, "chat-manager@h>zed@h re: The room service is busy: your #rooms could not be answered; please send it again in a moment")
+}
+
+func TestMissed(t *testing.T) {
+	e := NewEngine(DefaultConfig())
+	room, member := URI{User: "pub", Host: "h"}, URI{User: "zed", Host: "h"}
+	f := func(n int, want string) {
+		t.Helper()
+		got := e.Missed(room, member, n)
+		if got.From != room || got.To != member || got.ContentType != "text/plain" || got.InReplyTo != "" || got.Body != want {
+			t.Fatalf("Missed(%d) = %+v", n, got)
+		}
+	}
+	f(1, "*** you missed 1 message in this room while you could not be reached")
+	f(12, "*** you missed 12 messages in this room while you could not be reached")
+}

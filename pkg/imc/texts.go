@@ -440,3 +440,26 @@ func plural64(n int64, word string) string {
 	}
 	return strconv.FormatInt(n, 10) + " " + word + "s"
 }
+
+// Delivery (pkg/delivery, through the daemon): a room too busy to take a
+// line, and what a member missed while unreachable.
+
+func txtBusy(room URI) string {
+	return "Room " + room.String() + " is busy: your message was not sent; please send it again in a moment"
+}
+
+func txtBusyApplied(sc, cmd string, room URI) string {
+	return "Room " + room.String() + " is busy: your " + sc + cmd + " was done, but not everybody could be told"
+}
+
+func txtBusyCommand(sc, cmd string) string {
+	return "The room service is busy: your " + sc + cmd + " could not be answered; please send it again in a moment"
+}
+
+func txtMissed(n int) string {
+	s := "s"
+	if n == 1 {
+		s = ""
+	}
+	return "*** you missed " + strconv.Itoa(n) + " message" + s + " in this room while you could not be reached"
+}

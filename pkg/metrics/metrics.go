@@ -30,6 +30,7 @@ type Metrics struct {
 	panics          *prometheus.CounterVec
 	dbLatency       *prometheus.HistogramVec
 	deliveryLatency prometheus.Histogram
+	delivery        *deliveryMetrics
 
 	// byStatus holds the delivery counters of the usual classes resolved
 	// once: looking a label value up costs more than the count itself.
@@ -41,7 +42,7 @@ type Metrics struct {
 // deliveryClasses are the status labels DeliveryDone usually sees: the
 // classes pkg/opensips reports.
 var deliveryClasses = [...]string{opensips.Class2xx, opensips.Class3xx, opensips.Class4xx, opensips.Class5xx, opensips.Class6xx,
-	opensips.ClassError, opensips.ClassTimeout, opensips.ClassUnreachable, opensips.ClassQueueFull, opensips.ClassAborted}
+	opensips.ClassError, opensips.ClassTimeout, opensips.ClassUnreachable, opensips.ClassAborted}
 
 // Label values the daemon counts with, besides the engine's command names
 // and outcomes (imc.Outcome: ok, refused) and pkg/opensips's results and
@@ -70,26 +71,28 @@ func New(counts Counts) *Metrics {
 	m := &Metrics{
 		Registry: prometheus.NewRegistry(),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "events_total",
-			Help: "E_IMC_MESSAGE events received, by transport (stream, datagram) and result."}, []string{"transport", "result"}),
+			Help: "Events received (E_IMC_MESSAGE; usrloc events as result usrloc), by transport (stream, datagram) and result."}, []string{"transport", "result"}),
 		decodeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "decode_errors_total",
 			Help: "Events that could not be decoded or had missing or malformed params, by transport."}, []string{"transport"}),
 		commands: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "commands_total",
 			Help: "Requests handled, by command (chat for a chat line) and result (ok, refused, db_error)."}, []string{"command", "result"}),
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "deliveries_total",
-			Help: "MESSAGEs sent through t_uac_dlg, by final status class (2xx..6xx, error, timeout, unreachable, queue_full)."}, []string{"status"}),
+			Help: "t_uac_dlg requests written to OpenSIPS, by final status class (2xx..6xx, error, timeout, unreachable, aborted); a notice written again (a retry, a probe of an unreachable member) counts once per request. Notices: delivery_results_total."}, []string{"status"}),
 		panics: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "panics_recovered_total",
 			Help: "Panics recovered while handling one request, by component."}, []string{"component"}),
 		dbLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Name: "db_latency_seconds",
 			Help:    "Database operations' latency, by operation (load, apply).",
 			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1, 2.5, 5, 10}}, []string{"op"}),
 		deliveryLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: Namespace, Name: "delivery_latency_seconds",
-			Help:    "Time from handing a MESSAGE to OpenSIPS until its final status came back.",
+			Help:    "Time from writing a t_uac_dlg request to OpenSIPS until its final status came back.",
 			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2, 4, 8, 16, 32}}),
+		delivery: newDeliveryMetrics(),
 	}
 	m.byStatus = make(map[string]prometheus.Counter, len(deliveryClasses))
 	for _, c := range deliveryClasses {
 		m.byStatus[c] = m.deliveries.WithLabelValues(c)
 	}
+	m.Registry.MustRegister(m.delivery.collectors()...)
 	m.Registry.MustRegister(m.events, m.decodeErrors, m.commands, m.deliveries, m.panics, m.dbLatency, m.deliveryLatency,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: "active_rooms",

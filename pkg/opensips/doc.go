@@ -6,8 +6,9 @@
 //     arrive back to back) and event_datagram (UDP or unix datagram,
 //     EventDatagramServer), decoded by DecodeEvent and handed to a Sink;
 //   - the MI client (MIClient): JSON-RPC over mi_datagram, used to send each
-//     outbound notice as one asynchronous t_uac_dlg request (Deliver), for
-//     synchronous calls (Call) and for pass-through of imcd's own MI (Forward);
+//     outbound notice as one asynchronous t_uac_dlg request (Send, paced by
+//     pkg/delivery), for synchronous calls (Call) and for pass-through of
+//     imcd's own MI (Forward);
 //   - the subscription keeper (Subscriber), which keeps imcd subscribed to the
 //     event with MI event_subscribe across OpenSIPS restarts.
 //
@@ -17,6 +18,6 @@
 // metrics leave through the Observer interface.
 //
 // Goroutines are fixed in number: one per listener, one per event_stream
-// connection, and a writer, a reader and a timeout reaper per MIClient. No
+// connection, and a reader and a timeout reaper per MIClient. No
 // goroutine is started per event or per notice.
 package opensips

@@ -19,10 +19,8 @@ var (
 	ErrBadEvent = errors.New("opensips: bad event")
 	// ErrWrongEvent: a notification named another event than the configured one.
 	ErrWrongEvent = errors.New("opensips: unexpected event name")
-	// ErrQueueFull: Deliver found the MI client's queue full; nothing was sent.
-	ErrQueueFull = errors.New("opensips: MI queue full")
 	// ErrClosed: the component is closed (or was closed while the request
-	// was queued or in flight).
+	// was in flight).
 	ErrClosed = errors.New("opensips: closed")
 	// ErrTimeout: OpenSIPS did not answer an MI request in time. For
 	// t_uac_dlg the outcome of the delivery is unknown.

@@ -31,6 +31,9 @@ type EventDatagramServer struct {
 	Addr string
 	// Sink receives the events. Required.
 	Sink Sink
+	// Usrloc, when set, receives the usrloc events (E_UL_*) that come on
+	// the same socket; when nil they are refused as ResultWrongEvent.
+	Usrloc UsrlocSink
 	// Observer counts events; nil means NopObserver.
 	Observer Observer
 	// Logger is the parent logger; nil discards.
@@ -56,7 +59,7 @@ type EventDatagramServer struct {
 
 func (s *EventDatagramServer) init() {
 	s.initOnce.Do(func() {
-		s.in = newIntake(TransportDatagram, s.Sink, s.Observer, s.Logger, s.EventName, s.Allow)
+		s.in = newIntake(TransportDatagram, s.Sink, s.Usrloc, s.Observer, s.Logger, s.EventName, s.Allow)
 		if s.MaxDatagram <= 0 {
 			s.MaxDatagram = DefaultMaxDatagram
 		}
@@ -142,7 +145,7 @@ func (s *EventDatagramServer) Close() error {
 // serve is the read loop of one socket: one reused buffer, one parser, no
 // goroutine per datagram.
 func (s *EventDatagramServer) serve(pc net.PacketConn) error {
-	h := frameHandler{eventName: s.in.eventName}
+	h := s.in.handler()
 	// One byte more than the cap: a datagram that fills the buffer was
 	// longer than MaxDatagram (the kernel truncates it silently).
 	buf := make([]byte, s.MaxDatagram+1)
@@ -196,6 +199,10 @@ func (s *EventDatagramServer) handleDatagram(h *frameHandler, frame []byte, src 
 	_, result, callid, err := h.decode(frame, &ev)
 	if err != nil {
 		s.in.refused(result, err, callid, src.String())
+		return
+	}
+	if result == ResultUsrloc {
+		s.in.registered(&h.ul)
 		return
 	}
 	ev.Transport = TransportDatagram

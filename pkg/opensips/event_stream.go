@@ -31,6 +31,9 @@ type EventStreamServer struct {
 	Addr string
 	// Sink receives the events. Required.
 	Sink Sink
+	// Usrloc, when set, receives the usrloc events (E_UL_*) that come on
+	// the same socket; when nil they are refused as ResultWrongEvent.
+	Usrloc UsrlocSink
 	// Observer counts events; nil means NopObserver.
 	Observer Observer
 	// Logger is the parent logger; nil discards.
@@ -59,7 +62,7 @@ type EventStreamServer struct {
 
 func (s *EventStreamServer) init() {
 	s.initOnce.Do(func() {
-		s.in = newIntake(TransportStream, s.Sink, s.Observer, s.Logger, s.EventName, s.Allow)
+		s.in = newIntake(TransportStream, s.Sink, s.Usrloc, s.Observer, s.Logger, s.EventName, s.Allow)
 		if s.WriteTimeout <= 0 {
 			s.WriteTimeout = DefaultReplyTimeout
 		}
@@ -205,7 +208,7 @@ func (s *EventStreamServer) serveConn(c *streamConn) {
 	}()
 	log := s.in.log.With(logkey.Remote, c.remote)
 	log.Debug("event_stream connection opened")
-	h := frameHandler{eventName: s.in.eventName}
+	h := s.in.handler()
 	sp := NewFrameSplitter(c.conn, s.MaxFrame)
 	for {
 		frame, err := sp.Next()
@@ -248,6 +251,14 @@ func (s *EventStreamServer) handleFrame(c *streamConn, h *frameHandler, frame []
 		s.in.refused(result, err, callid, c.remote)
 		if id != nil {
 			c.reply(id, err)
+		}
+		return
+	}
+	if result == ResultUsrloc {
+		// Nothing to commit: taken is done.
+		s.in.registered(&h.ul)
+		if id != nil {
+			c.reply(id, nil)
 		}
 		return
 	}

@@ -37,18 +37,41 @@ func (f SinkFunc) Submit(ev Event, done func(error)) error { return f(ev, done) 
 
 var _ Sink = SinkFunc(nil)
 
+// UsrlocSink receives usrloc events (E_UL_AOR_INSERT, E_UL_CONTACT_INSERT,
+// E_UL_CONTACT_UPDATE, …) that come over the event link next to
+// E_IMC_MESSAGE; the daemon implements it to learn that a member can be
+// reached again.
+type UsrlocSink interface {
+	// Usrloc is told of one decoded usrloc event. It must not block: it is
+	// called on the read loop. ev is valid only during the call.
+	Usrloc(ev *UsrlocEvent)
+}
+
+// UsrlocSinkFunc adapts a function to the UsrlocSink interface.
+type UsrlocSinkFunc func(ev *UsrlocEvent)
+
+// Usrloc calls f.
+func (f UsrlocSinkFunc) Usrloc(ev *UsrlocEvent) { f(ev) }
+
+var _ UsrlocSink = UsrlocSinkFunc(nil)
+
 // frameHandler turns frames into Events for one read loop (a stream
 // connection or a datagram socket). It owns its parser, so it is not safe for
 // concurrent use.
 type frameHandler struct {
 	eventName string
-	p         fastjson.Parser
+	// usrloc makes decode accept the usrloc events too, into ul.
+	usrloc bool
+	ul     UsrlocEvent
+	p      fastjson.Parser
 }
 
 // decode parses one frame as a JSON-RPC notification or request for the
 // configured event and fills ev. id is a copy of the request id (nil for a
 // notification). On error, result says how to count it and callid is the
-// event's Call-ID when it could be read, for the log.
+// event's Call-ID when it could be read, for the log. When the handler
+// takes usrloc events and the frame is one, it fills h.ul instead and
+// result is ResultUsrloc.
 func (h *frameHandler) decode(frame []byte, ev *Event) (id []byte, result, callid string, err error) {
 	m, err := jsonrpc.Decode(&h.p, frame)
 	if m.ID != nil && m.ID.Type() != fastjson.TypeNull {
@@ -64,6 +87,12 @@ func (h *frameHandler) decode(frame []byte, ev *Event) (id []byte, result, calli
 		return id, ResultDecodeError, "", fmt.Errorf("%w: a JSON-RPC response, not an event", ErrBadEvent)
 	}
 	if string(m.Method) != h.eventName {
+		if name := usrlocName(m.Method); h.usrloc && name != "" {
+			if err := DecodeUsrlocEvent(name, m.Params, &h.ul); err != nil {
+				return id, ResultDecodeError, "", err
+			}
+			return id, ResultUsrloc, "", nil
+		}
 		return id, ResultWrongEvent, paramCallIDOf(m.Params), fmt.Errorf("%w: %q", ErrWrongEvent, truncate(m.Method, 64))
 	}
 	if err := DecodeEvent(m.Params, ev); err != nil {
@@ -96,6 +125,7 @@ func leadingID(frame []byte) []byte {
 type intake struct {
 	transport string
 	sink      Sink
+	usrloc    UsrlocSink // nil: usrloc events are refused as wrong_event
 	obs       Observer
 	log       *slog.Logger
 	eventName string
@@ -103,7 +133,7 @@ type intake struct {
 	logLimit  rateLimit
 }
 
-func newIntake(transport string, sink Sink, obs Observer, l *slog.Logger, eventName string, allow []netip.Prefix) intake {
+func newIntake(transport string, sink Sink, usrloc UsrlocSink, obs Observer, l *slog.Logger, eventName string, allow []netip.Prefix) intake {
 	if obs == nil {
 		obs = NopObserver{}
 	}
@@ -113,12 +143,24 @@ func newIntake(transport string, sink Sink, obs Observer, l *slog.Logger, eventN
 	return intake{
 		transport: transport,
 		sink:      sink,
+		usrloc:    usrloc,
 		obs:       obs,
 		log:       childLogger(l, logkey.SystemEvents).With(logkey.Transport, transport),
 		eventName: eventName,
 		allow:     allow,
 		logLimit:  rateLimit{interval: time.Second},
 	}
+}
+
+// handler returns a frame handler for one read loop.
+func (in *intake) handler() frameHandler {
+	return frameHandler{eventName: in.eventName, usrloc: in.usrloc != nil}
+}
+
+// registered hands a decoded usrloc event to the UsrlocSink and counts it.
+func (in *intake) registered(ev *UsrlocEvent) {
+	in.usrloc.Usrloc(ev)
+	in.obs.EventReceived(in.transport, ResultUsrloc)
 }
 
 // submitRefused counts a Sink refusal: busy, unless the Sink says the event

@@ -14,20 +14,18 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/imcd-sip/imcd/pkg/imc"
 	"github.com/imcd-sip/imcd/pkg/jsonrpc"
 	"github.com/imcd-sip/imcd/pkg/logkey"
 )
 
 // MIClient defaults.
 const (
-	// DefaultMITimeout waits for a t_uac_dlg reply: longer than OpenSIPS's
-	// transaction timer (fr_timeout, 5 s by default; Timer F is 32 s), so a
-	// missing reply means the MI request itself was lost.
-	DefaultMITimeout    = 32 * time.Second
+	// DefaultMITimeout waits for a t_uac_dlg reply: OpenSIPS answers when
+	// the transaction ends, at the latest after tm's fr_timeout (5 s in the
+	// shipped scripts/opensips/imcd.cfg), so 3 s more means the MI request
+	// or its reply was lost. Raise it with fr_timeout.
+	DefaultMITimeout    = 8 * time.Second
 	DefaultCallTimeout  = 2 * time.Second
-	DefaultWindow       = 256
-	DefaultQueueSize    = 65536
 	DefaultSocketBuffer = 4 << 20
 )
 
@@ -36,12 +34,12 @@ const maxReply = 65536
 
 // MIClient talks JSON-RPC to OpenSIPS's mi_datagram over one socket: many
 // requests in flight at once, replies matched by id (they come back out of
-// order, when each SIP transaction ends). Deliver sends notices as t_uac_dlg
-// without blocking the caller; Call makes synchronous calls. Set the fields,
-// Open, then Close.
+// order, when each SIP transaction ends). Send writes one notice as
+// t_uac_dlg at once (pkg/delivery decides when, and how many are in
+// flight); Call makes synchronous calls. Set the fields, Open, then Close.
 //
-// Goroutines: one writer (sends queued requests in order, within Window),
-// one reader (matches replies), one reaper (times out requests).
+// Goroutines: one reader (matches replies), one reaper (times out
+// requests).
 type MIClient struct {
 	// Addr is OpenSIPS's mi_datagram socket: "udp:host:port", "host:port"
 	// or "unix:/path".
@@ -50,19 +48,13 @@ type MIClient struct {
 	Logger *slog.Logger
 	// Observer counts delivery outcomes; nil means NopObserver.
 	Observer Observer
-	// Timeout is how long a t_uac_dlg reply is awaited before the delivery
-	// is counted ClassTimeout (outcome unknown); DefaultMITimeout when 0.
+	// Timeout is how long a t_uac_dlg reply is awaited before the request
+	// is counted ClassTimeout (lost: outcome unknown); DefaultMITimeout when
+	// 0. It must exceed tm's fr_timeout.
 	Timeout time.Duration
 	// CallTimeout bounds Call and Forward when their context has no sooner
 	// deadline; DefaultCallTimeout when 0.
 	CallTimeout time.Duration
-	// Window is the most t_uac_dlg requests in flight at once;
-	// DefaultWindow when 0. A burst larger than OpenSIPS's MI socket
-	// receive buffer is dropped by its kernel, so keep it moderate.
-	Window int
-	// QueueSize is the most notices waiting to be sent; DefaultQueueSize
-	// when 0. Deliver fails with ErrQueueFull beyond it.
-	QueueSize int
 	// ReadBuffer and WriteBuffer set SO_RCVBUF/SO_SNDBUF;
 	// DefaultSocketBuffer when 0, left to the kernel when < 0.
 	ReadBuffer, WriteBuffer int
@@ -82,12 +74,10 @@ type MIClient struct {
 	localPath string
 	tagPrefix string
 
-	stateMu sync.RWMutex // guards opened/closed against Deliver and Call
+	stateMu sync.RWMutex // guards opened/closed against Send and Call
 	opened  bool
 	closed  bool
 
-	queue       chan *pending
-	slots       chan struct{}
 	mu          sync.Mutex
 	inflight    map[uint64]*pending
 	nextID      atomic.Uint64
@@ -104,14 +94,11 @@ type MIClient struct {
 	closeOnce sync.Once
 }
 
-// pending is one request queued or in flight.
+// pending is one request in flight.
 type pending struct {
 	id       uint64
-	buf      *[]byte // encoded request, while queued
 	sent     time.Time
 	deadline time.Time
-	slot     bool           // holds a Window slot
-	done     func(Outcome)  // Deliver
 	reply    chan callReply // Call
 	// Send: onSent is called with tag; the pending comes from and
 	// returns to sendPool.
@@ -143,12 +130,6 @@ func (c *MIClient) Open(ctx context.Context) error {
 	if c.CallTimeout <= 0 {
 		c.CallTimeout = DefaultCallTimeout
 	}
-	if c.Window <= 0 {
-		c.Window = DefaultWindow
-	}
-	if c.QueueSize <= 0 {
-		c.QueueSize = DefaultQueueSize
-	}
 	if c.ReadBuffer == 0 {
 		c.ReadBuffer = DefaultSocketBuffer
 	}
@@ -173,9 +154,7 @@ func (c *MIClient) Open(ctx context.Context) error {
 	var rnd [4]byte
 	_, _ = rand.Read(rnd[:])
 	c.tagPrefix = hex.EncodeToString(rnd[:]) + "-"
-	c.queue = make(chan *pending, c.QueueSize)
-	c.slots = make(chan struct{}, c.Window)
-	c.inflight = make(map[uint64]*pending, c.Window)
+	c.inflight = make(map[uint64]*pending, 256)
 	c.unreachLog.interval = 10 * time.Second
 	c.timeoutLog.interval = 10 * time.Second
 	c.replyLog.interval = 10 * time.Second
@@ -184,12 +163,11 @@ func (c *MIClient) Open(ctx context.Context) error {
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
-	c.wg.Add(3)
-	go c.writeLoop(runCtx)
+	c.wg.Add(2)
 	go c.readLoop(runCtx)
 	go c.reapLoop(runCtx)
 	c.opened = true
-	c.log.Info("MI client ready", logkey.Addr, c.Addr, "window", c.Window, "timeout", c.Timeout.String())
+	c.log.Info("MI client ready", logkey.Addr, c.Addr, "timeout", c.Timeout.String())
 	return nil
 }
 
@@ -239,9 +217,8 @@ func setBuffers(conn net.Conn, rb, wb int) {
 	}
 }
 
-// Close stops the client. Requests still queued or in flight end with
-// ErrClosed (ClassAborted); call Drain first for a graceful stop. Safe to call
-// more than once.
+// Close stops the client. Requests still in flight end with ErrClosed
+// (ClassAborted). Safe to call more than once.
 func (c *MIClient) Close() error {
 	c.closeOnce.Do(func() {
 		c.stateMu.Lock()
@@ -255,10 +232,7 @@ func (c *MIClient) Close() error {
 		c.conn.Close()
 		c.wg.Wait()
 		aborted := Outcome{Err: ErrClosed, Reason: ErrClosed.Error()}
-		for len(c.queue) > 0 { // no Deliver can add more: closed is set
-			c.complete(<-c.queue, aborted)
-		}
-		for _, p := range c.takeAll() {
+		for _, p := range c.takeAll() { // no Send can add more: closed is set
 			c.complete(p, aborted)
 		}
 		if c.localPath != "" {
@@ -268,68 +242,13 @@ func (c *MIClient) Close() error {
 	return nil
 }
 
-// Deliver queues notice n as one t_uac_dlg request and returns at once:
-// ErrQueueFull when the queue is full (counted ClassQueueFull), ErrClosed
-// when the client is not open, or an error wrapping ErrUnsafeHeader when the
-// notice cannot be encoded safely. In those cases done is never called.
-// Otherwise done is called exactly once with the final Outcome, from the
-// client's goroutines (or from Close): keep it cheap and non-blocking.
-//
-// Requests leave in the order Deliver was called, so one goroutine that
-// delivers a room's notices in order keeps the room's order; at most Window
-// are in flight.
-func (c *MIClient) Deliver(n *imc.Notice, done func(Outcome)) error {
-	c.stateMu.RLock()
-	defer c.stateMu.RUnlock()
-	if !c.opened || c.closed {
-		return ErrClosed
-	}
-	id := c.nextID.Add(1)
-	bp := c.bufs.Get().(*[]byte)
-	b, omitted, err := appendUAC((*bp)[:0], id, n, c.tagPrefix, id, true, c.NextHop)
-	*bp = b
-	if err != nil {
-		c.bufs.Put(bp)
-		return err
-	}
-	if omitted {
-		c.log.Warn("In-Reply-To left out: Call-ID has unsafe characters", logkey.CallID, strconv.Quote(truncate([]byte(n.InReplyTo), 64)))
-	}
-	p := &pending{id: id, buf: bp, done: done}
-	c.outstanding.Add(1)
-	select {
-	case c.queue <- p:
-		return nil
-	default:
-		c.outstanding.Add(-1)
-		c.bufs.Put(bp)
-		c.obs.DeliveryDone(ClassQueueFull, 0)
-		return ErrQueueFull
-	}
-}
-
-// Drain waits until no request is queued or in flight, or ctx ends.
-func (c *MIClient) Drain(ctx context.Context) error {
-	t := time.NewTicker(10 * time.Millisecond)
-	defer t.Stop()
-	for c.outstanding.Load() > 0 {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("opensips: %d MI requests still pending: %w", c.outstanding.Load(), ctx.Err())
-		case <-t.C:
-		}
-	}
-	return nil
-}
-
-// Pending returns the number of notices queued or in flight.
+// Pending returns the number of Send requests in flight.
 func (c *MIClient) Pending() int { return int(c.outstanding.Load()) }
 
 // Call sends one MI request and waits for its reply. params is the
 // already-encoded params object (or array), nil for none. It returns the
 // raw result JSON, a *jsonrpc.Error when OpenSIPS answered with an error,
-// or an error wrapping ErrTimeout, ErrUnreachable or ErrClosed. Calls do
-// not wait behind queued notices.
+// or an error wrapping ErrTimeout, ErrUnreachable or ErrClosed.
 func (c *MIClient) Call(ctx context.Context, method string, params []byte) ([]byte, error) {
 	if method == "" {
 		return nil, fmt.Errorf("%w: empty method", ErrForbiddenRequest)
@@ -406,16 +325,8 @@ func (c *MIClient) takeAll() []*pending {
 	return all
 }
 
-// complete ends a request taken out of the map (or the queue): it frees its
-// window slot and reports the outcome.
+// complete ends a request taken out of the map: it reports the outcome.
 func (c *MIClient) complete(p *pending, o Outcome) {
-	if p.slot {
-		<-c.slots
-	}
-	if p.buf != nil {
-		c.bufs.Put(p.buf)
-		p.buf = nil
-	}
 	if p.reply != nil {
 		p.reply <- callReply{err: o.Err}
 		return
@@ -426,13 +337,7 @@ func (c *MIClient) complete(p *pending, o Outcome) {
 	}
 	c.obs.DeliveryDone(o.Class(), d)
 	c.outstanding.Add(-1)
-	if p.onSent != nil {
-		c.endSend(p, o)
-		return
-	}
-	if p.done != nil {
-		p.done(o)
-	}
+	c.endSend(p, o)
 }
 
 // write sends one datagram to OpenSIPS.

@@ -15,39 +15,6 @@ import (
 	"github.com/imcd-sip/imcd/pkg/logkey"
 )
 
-// writeLoop sends queued notices in queue order, each once a Window slot is
-// free.
-func (c *MIClient) writeLoop(ctx context.Context) {
-	defer c.wg.Done()
-	for {
-		var p *pending
-		select {
-		case <-ctx.Done():
-			return
-		case p = <-c.queue:
-		}
-		select {
-		case c.slots <- struct{}{}:
-		case <-ctx.Done():
-			c.complete(p, Outcome{Err: ErrClosed, Reason: ErrClosed.Error()})
-			return
-		}
-		p.slot = true
-		now := time.Now()
-		p.sent, p.deadline = now, now.Add(c.Timeout)
-		// The writer owns the buffer until the datagram is written: the
-		// reply may be handled before Write returns.
-		buf := p.buf
-		p.buf = nil
-		c.register(p) // before the write, for the same reason
-		err := c.write(*buf)
-		c.bufs.Put(buf)
-		if err != nil {
-			c.sendFailed(p.id, err)
-		}
-	}
-}
-
 // sendFailed ends the request id whose datagram could not be sent. When the
 // kernel says the port is closed (a previous datagram bounced), nothing in
 // flight will be answered either: they all end as unreachable.
@@ -137,9 +104,6 @@ func (c *MIClient) handleReply(p *fastjson.Parser, b []byte) {
 		return
 	}
 	if pd.reply != nil {
-		if pd.slot {
-			<-c.slots
-		}
 		var r callReply
 		if m.Error != nil {
 			if e, derr := jsonrpc.DecodeError(m.Error); derr == nil {

@@ -11,9 +11,8 @@ import (
 	"github.com/imcd-sip/imcd/pkg/logkey"
 )
 
-// Send writes notice n as one t_uac_dlg request now, bypassing the queue and
-// the Window of Deliver: the caller (a scheduler) decides when and how much
-// to send. It returns an error, and done is never called, when the client is
+// Send writes notice n as one t_uac_dlg request now: the caller (a
+// scheduler, pkg/delivery) decides when and how much to send. It returns an error, and done is never called, when the client is
 // not open (ErrClosed), when n cannot be encoded safely (ErrUnsafeHeader),
 // or when the datagram could not be written (ErrUnreachable). Otherwise done
 // is called exactly once with tag and the Outcome: from the reader when

@@ -48,21 +48,20 @@ func (l *sendLog) wait(t testing.TB, n int) map[uint64]opensips.Outcome {
 	return out
 }
 
-// TestSendStatuses sends without queue or window and gets every outcome
-// back under its tag.
+// TestSendStatuses sends four requests at once and gets every outcome back
+// under its tag.
 func TestSendStatuses(t *testing.T) {
 	fake := startFake(t, opensipstest.Options{FrTimeout: 100 * time.Millisecond})
 	fake.SetStatus("sip:nf@127.0.0.1", "404 Not Found")
 	fake.SetNoAnswer("sip:silent@127.0.0.1")
 	fake.SetError("sip:gone@127.0.0.1", 476, "Unresolvable destination (476/MI/UAC)")
 	obs := newObserver()
-	c := openClient(t, fake.MISocket(), func(c *opensips.MIClient) { c.Observer = obs; c.Window = 1 })
+	c := openClient(t, fake.MISocket(), func(c *opensips.MIClient) { c.Observer = obs })
 	log := newSendLog(t)
 	users := []string{"ok", "nf", "silent", "gone"}
 	for i, u := range users {
 		mustf(t, c.Send(newNotice(u, "to "+u), uint64(100+i), log.done), "send %s", u)
 	}
-	// Window is 1 and Deliver would hold the rest: Send does not.
 	waitFor(t, "all four requests at the fake", func() bool { return len(fake.Deliveries()) >= 3 })
 	outs := log.wait(t, 4)
 	f := func(tag uint64, class string, unreachable bool) {

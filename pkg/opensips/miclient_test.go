@@ -41,6 +41,12 @@ func (o *outcomes) done(tag string) func(opensips.Outcome) {
 	}
 }
 
+// send writes n through c with Send, recording its outcome under tag.
+func (o *outcomes) send(c *opensips.MIClient, n *imc.Notice, tag string) error {
+	done := o.done(tag)
+	return c.Send(n, 0, func(_ uint64, out opensips.Outcome) { done(out) })
+}
+
 func (o *outcomes) wait(t *testing.T, n int) ([]string, []opensips.Outcome) {
 	t.Helper()
 	waitFor(t, fmt.Sprintf("%d outcomes", n), func() bool {
@@ -53,8 +59,9 @@ func (o *outcomes) wait(t *testing.T, n int) ([]string, []opensips.Outcome) {
 	return append([]string(nil), o.tags...), append([]opensips.Outcome(nil), o.outs...)
 }
 
-// TestDeliverStatuses sends notices to URIs the fake answers differently.
-func TestDeliverStatuses(t *testing.T) {
+// TestSendWire sends notices to URIs the fake answers differently and
+// checks the t_uac_dlg requests as the fake parsed them.
+func TestSendWire(t *testing.T) {
 	fake := startFake(t, opensipstest.Options{FrTimeout: 100 * time.Millisecond})
 	fake.SetStatus("sip:nf@127.0.0.1", "404 Not Found")
 	fake.SetStatus("sip:ta@127.0.0.1", "480 Temporarily Unavailable")
@@ -66,9 +73,10 @@ func TestDeliverStatuses(t *testing.T) {
 	var got outcomes
 	n := newNotice("ok", "hello from the sidecar")
 	n.InReplyTo = "51699e06c1dedd92@lab"
-	mustf(t, c.Deliver(n, got.done("ok")), "deliver")
+	mustf(t, got.send(c, n, "ok"), "send")
+	waitFor(t, "the first request at the fake", func() bool { return len(fake.Deliveries()) == 1 })
 	for _, user := range []string{"nf", "ta", "silent", "gone"} {
-		mustf(t, c.Deliver(newNotice(user, "to "+user), got.done(user)), "deliver")
+		mustf(t, got.send(c, newNotice(user, "to "+user), user), "send")
 	}
 	tags, outs := got.wait(t, 5)
 	byTag := map[string]opensips.Outcome{}
@@ -119,16 +127,16 @@ func TestDeliverStatuses(t *testing.T) {
 	}
 }
 
-// TestDeliverOutOfOrder checks that replies are matched by id whatever
-// their order, and that requests leave in Deliver order.
-func TestDeliverOutOfOrder(t *testing.T) {
+// TestSendOutOfOrder checks that replies are matched by id whatever their
+// order, and that requests leave in Send order.
+func TestSendOutOfOrder(t *testing.T) {
 	fake := startFake(t, opensipstest.Options{})
 	fake.SetDelay("sip:slow@127.0.0.1", 200*time.Millisecond)
 	c := openClient(t, fake.MISocket(), nil)
 	var got outcomes
-	mustf(t, c.Deliver(newNotice("slow", "first"), got.done("slow")), "deliver")
+	mustf(t, got.send(c, newNotice("slow", "first"), "slow"), "send")
 	for i := range 50 {
-		mustf(t, c.Deliver(newNotice("fast", fmt.Sprint(i)), got.done(fmt.Sprint(i))), "deliver")
+		mustf(t, got.send(c, newNotice("fast", fmt.Sprint(i)), fmt.Sprint(i)), "send")
 	}
 	tags, outs := got.wait(t, 51)
 	if tags[50] != "slow" {
@@ -147,48 +155,6 @@ func TestDeliverOutOfOrder(t *testing.T) {
 		if d.Body != fmt.Sprint(i) {
 			t.Fatalf("delivery %d has body %q: order not kept", i+1, d.Body)
 		}
-	}
-}
-
-// TestDeliverWindowAndQueue checks the in-flight window and the bounded
-// queue.
-func TestDeliverWindowAndQueue(t *testing.T) {
-	fake := startFake(t, opensipstest.Options{ReplyDelay: 800 * time.Millisecond})
-	obs := newObserver()
-	c := openClient(t, fake.MISocket(), func(c *opensips.MIClient) { c.Window = 4; c.QueueSize = 3; c.Observer = obs })
-	var got outcomes
-	for i := range 4 {
-		mustf(t, c.Deliver(newNotice("bob", fmt.Sprint(i)), got.done(fmt.Sprint(i))), "deliver")
-		waitFor(t, "sent", func() bool { return len(fake.Deliveries()) == i+1 })
-	}
-	accepted, full := 4, 0
-	for i := range 12 {
-		switch err := c.Deliver(newNotice("bob", fmt.Sprint(4+i)), got.done(fmt.Sprint(4+i))); {
-		case err == nil:
-			accepted++
-		case errors.Is(err, opensips.ErrQueueFull):
-			full++
-		default:
-			t.Fatal(err)
-		}
-	}
-	// 4 in flight, then 3 queued, plus the one the writer may already hold
-	// while it waits for a slot.
-	if accepted < 7 || accepted > 8 || full != 16-accepted {
-		t.Fatalf("accepted %d, refused %d", accepted, full)
-	}
-	if obs.delivery("queue_full") != full {
-		t.Fatalf("queue_full counted %d", obs.delivery("queue_full"))
-	}
-	time.Sleep(100 * time.Millisecond)
-	if n := len(fake.Deliveries()); n != 4 {
-		t.Fatalf("%d requests in flight, window is 4", n)
-	}
-	got.wait(t, accepted)
-	ctx := ctxTimeout(t, 5*time.Second)
-	mustf(t, c.Drain(ctx), "drain")
-	if len(fake.Deliveries()) != accepted || obs.delivery("2xx") != accepted {
-		t.Fatalf("%d deliveries, %v", len(fake.Deliveries()), obs)
 	}
 }
 
@@ -223,46 +189,21 @@ func closedPort(t *testing.T) string {
 	return addr
 }
 
-func TestDeliverTimeoutAndUnreachable(t *testing.T) {
+// TestCallTimeoutAndUnreachable: a Call to an OpenSIPS that does not
+// answer ends ErrTimeout; to a port nothing listens on, ErrUnreachable
+// (or ErrTimeout when the kernel's report comes late); a Send to a unix
+// socket that does not exist ends unreachable.
+func TestCallTimeoutAndUnreachable(t *testing.T) {
 	t.Run("no reply", func(t *testing.T) {
 		addr, received := silentMI(t)
-		obs := newObserver()
-		c := openClient(t, addr, func(c *opensips.MIClient) { c.Timeout = 200 * time.Millisecond; c.Observer = obs })
-		var got outcomes
-		start := time.Now()
-		mustf(t, c.Deliver(newNotice("bob", "x"), got.done("x")), "deliver")
-		_, outs := got.wait(t, 1)
-		if !errors.Is(outs[0].Err, opensips.ErrTimeout) || outs[0].Class() != "timeout" || time.Since(start) < 200*time.Millisecond {
-			t.Fatalf("outcome %+v after %v", outs[0], time.Since(start))
-		}
-		if received() != 1 || obs.delivery("timeout") != 1 {
-			t.Fatalf("received %d, counts %v", received(), obs)
-		}
+		c := openClient(t, addr, func(c *opensips.MIClient) { c.CallTimeout = 200 * time.Millisecond })
 		_, err := c.Call(context.Background(), "which", nil)
-		if !errors.Is(err, opensips.ErrTimeout) {
-			t.Fatalf("Call: %v", err)
+		if !errors.Is(err, opensips.ErrTimeout) || received() != 1 {
+			t.Fatalf("Call: %v, received %d", err, received())
 		}
 	})
 	t.Run("nothing listening", func(t *testing.T) {
-		obs := newObserver()
-		c := openClient(t, closedPort(t), func(c *opensips.MIClient) { c.Timeout = 5 * time.Second; c.Observer = obs })
-		var got outcomes
-		start := time.Now()
-		for i := range 20 {
-			mustf(t, c.Deliver(newNotice("bob", fmt.Sprint(i)), got.done("x")), "deliver")
-		}
-		_, outs := got.wait(t, 20)
-		for _, o := range outs {
-			if !errors.Is(o.Err, opensips.ErrUnreachable) || o.Class() != "unreachable" {
-				t.Fatalf("outcome %+v", o)
-			}
-		}
-		if d := time.Since(start); d > 2*time.Second {
-			t.Fatalf("unreachable took %v: sends must fail fast", d)
-		}
-		if obs.delivery("unreachable") != 20 {
-			t.Fatalf("counts %v", obs)
-		}
+		c := openClient(t, closedPort(t), nil)
 		if _, err := c.Call(context.Background(), "which", nil); !errors.Is(err, opensips.ErrUnreachable) && !errors.Is(err, opensips.ErrTimeout) {
 			t.Fatalf("Call: %v", err)
 		}
@@ -270,7 +211,13 @@ func TestDeliverTimeoutAndUnreachable(t *testing.T) {
 	t.Run("unix socket missing", func(t *testing.T) {
 		c := openClient(t, "unix:"+filepath.Join(t.TempDir(), "nope.sock"), nil)
 		var got outcomes
-		mustf(t, c.Deliver(newNotice("bob", "x"), got.done("x")), "deliver")
+		err := got.send(c, newNotice("bob", "x"), "x")
+		if err != nil {
+			if !errors.Is(err, opensips.ErrUnreachable) {
+				t.Fatalf("Send: %v", err)
+			}
+			return
+		}
 		_, outs := got.wait(t, 1)
 		if outs[0].Class() != "unreachable" {
 			t.Fatalf("outcome %+v", outs[0])
@@ -278,9 +225,9 @@ func TestDeliverTimeoutAndUnreachable(t *testing.T) {
 	})
 }
 
-// TestDeliverUnix talks to a minimal mi_datagram on a unix socket, which
+// TestSendUnix talks to a minimal mi_datagram on a unix socket, which
 // answers from its own bound path as OpenSIPS does.
-func TestDeliverUnix(t *testing.T) {
+func TestSendUnix(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "mi.sock")
 	srv, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
@@ -301,7 +248,7 @@ func TestDeliverUnix(t *testing.T) {
 	local := filepath.Join(dir, "imcd.sock")
 	c := openClient(t, "unix:"+path, func(c *opensips.MIClient) { c.LocalPath = local })
 	var got outcomes
-	mustf(t, c.Deliver(newNotice("bob", "x"), got.done("x")), "deliver")
+	mustf(t, got.send(c, newNotice("bob", "x"), "x"), "send")
 	if _, outs := got.wait(t, 1); outs[0].Status != 200 {
 		t.Fatalf("outcome %+v", outs[0])
 	}
@@ -315,15 +262,15 @@ func TestMIClientLifecycle(t *testing.T) {
 	fake := startFake(t, opensipstest.Options{FrTimeout: 5 * time.Second})
 	fake.SetNoAnswer("sip:silent@127.0.0.1")
 	c := &opensips.MIClient{Addr: fake.MISocket()}
-	if err := c.Deliver(newNotice("bob", "x"), nil); !errors.Is(err, opensips.ErrClosed) {
-		t.Fatalf("Deliver before Open: %v", err)
+	var got outcomes
+	if err := got.send(c, newNotice("bob", "x"), "x"); !errors.Is(err, opensips.ErrClosed) {
+		t.Fatalf("Send before Open: %v", err)
 	}
 	mustf(t, c.Open(context.Background()), "open")
-	var got outcomes
-	mustf(t, c.Deliver(newNotice("silent", "x"), got.done("x")), "deliver")
+	mustf(t, got.send(c, newNotice("silent", "x"), "x"), "send")
 	waitFor(t, "in flight", func() bool { return len(fake.Deliveries()) == 1 })
-	if err := c.Drain(ctxTimeout(t, 50*time.Millisecond)); err == nil {
-		t.Fatal("Drain returned with a request in flight")
+	if c.Pending() != 1 {
+		t.Fatalf("%d pending, want 1", c.Pending())
 	}
 	mustf(t, c.Close(), "close")
 	mustf(t, c.Close(), "second close")
@@ -331,15 +278,15 @@ func TestMIClientLifecycle(t *testing.T) {
 	if !errors.Is(outs[0].Err, opensips.ErrClosed) || outs[0].Class() != "aborted" {
 		t.Fatalf("outcome after Close %+v", outs[0])
 	}
-	if err := c.Deliver(newNotice("bob", "x"), nil); !errors.Is(err, opensips.ErrClosed) {
-		t.Fatalf("Deliver after Close: %v", err)
+	if err := got.send(c, newNotice("bob", "x"), "y"); !errors.Is(err, opensips.ErrClosed) {
+		t.Fatalf("Send after Close: %v", err)
 	}
 	if _, err := c.Call(context.Background(), "which", nil); !errors.Is(err, opensips.ErrClosed) {
 		t.Fatalf("Call after Close: %v", err)
 	}
 	bad := &imc.Notice{From: room, To: member("bob"), Body: "x", ContentType: "text/plain\r\nX: y"}
 	c2 := openClient(t, fake.MISocket(), nil)
-	if err := c2.Deliver(bad, nil); !errors.Is(err, opensips.ErrUnsafeHeader) {
+	if err := got.send(c2, bad, "bad"); !errors.Is(err, opensips.ErrUnsafeHeader) {
 		t.Fatalf("unsafe notice: %v", err)
 	}
 	if err := (&opensips.MIClient{Addr: "nonsense"}).Open(context.Background()); err == nil {

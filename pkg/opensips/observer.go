@@ -10,8 +10,7 @@ type Observer interface {
 	// TransportDatagram; result is one of the Result* constants.
 	EventReceived(transport, result string)
 	// DeliveryDone counts one outbound MI t_uac_dlg request by its final
-	// status class (Outcome.Class, or ClassQueueFull for a refused Deliver)
-	// and the time from send to outcome.
+	// status class (Outcome.Class) and the time from send to outcome.
 	DeliveryDone(status string, d time.Duration)
 }
 
@@ -29,6 +28,7 @@ const (
 	ResultBusy          = "busy"           // the Sink refused it (full)
 	ResultRefusedSource = "refused_source" // sender not in Allow
 	ResultWrongEvent    = "wrong_event"    // method is not the configured event name
+	ResultUsrloc        = "usrloc"         // a usrloc event, handed to the UsrlocSink
 	ResultPanic         = "panic"          // handling it panicked (recovered)
 )
 
@@ -43,8 +43,7 @@ const (
 	ClassError       = "error"       // OpenSIPS refused the request (JSON-RPC error) or answered nonsense
 	ClassTimeout     = "timeout"     // no reply within MIClient.Timeout: outcome unknown
 	ClassUnreachable = "unreachable" // could not be sent / nothing listens
-	ClassQueueFull   = "queue_full"  // Deliver refused: queue full
-	ClassAborted     = "aborted"     // still queued or in flight when the client closed
+	ClassAborted     = "aborted"     // still in flight when the client closed
 )
 
 // NopObserver is an Observer that does nothing.

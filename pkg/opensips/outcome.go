@@ -24,7 +24,7 @@ type Outcome struct {
 func (o Outcome) Delivered() bool { return o.Err == nil && o.Status >= 200 && o.Status < 300 }
 
 // Class returns the status class for metrics: "2xx" … "6xx", or one of
-// ClassError, ClassTimeout, ClassUnreachable, ClassQueueFull, ClassAborted.
+// ClassError, ClassTimeout, ClassUnreachable, ClassAborted.
 func (o Outcome) Class() string {
 	if o.Err != nil {
 		switch {
@@ -32,8 +32,6 @@ func (o Outcome) Class() string {
 			return ClassTimeout
 		case errors.Is(o.Err, ErrUnreachable):
 			return ClassUnreachable
-		case errors.Is(o.Err, ErrQueueFull):
-			return ClassQueueFull
 		case errors.Is(o.Err, ErrClosed):
 			return ClassAborted
 		}

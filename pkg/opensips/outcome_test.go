@@ -83,7 +83,6 @@ func TestOutcomeClass(t *testing.T) {
 	f(Outcome{Status: 603}, Class6xx)
 	f(Outcome{Err: ErrTimeout}, ClassTimeout)
 	f(Outcome{Err: ErrUnreachable}, ClassUnreachable)
-	f(Outcome{Err: ErrQueueFull}, ClassQueueFull)
 	f(Outcome{Err: ErrClosed}, ClassAborted)
 	f(Outcome{Err: ErrBadReply}, ClassError)
 

@@ -31,9 +31,16 @@ func TestShippedScript(t *testing.T) {
 		`t_newtran()`, `t_reply(202, "Accepted")`, `$ru =~ "^sip:chat-"`,
 		`modparam("mi_datagram", "socket_name", "udp:127.0.0.1:8080")`,
 		`#startup_route {`, `subscribe_event("E_IMC_MESSAGE", "tcp:127.0.0.1:9998");`,
+		`#modparam("usrloc", "use_domain", 1)`,
 	} {
 		if !strings.Contains(cfg, line) {
 			t.Errorf("the script lacks %s", line)
+		}
+	}
+	// The usrloc events imcd takes, subscribed on the same socket.
+	for _, ev := range ReachabilityEventNames() {
+		if !strings.Contains(cfg, `#	subscribe_event("`+ev+`", "tcp:127.0.0.1:9998");`) {
+			t.Errorf("the script's startup_route does not subscribe %s", ev)
 		}
 	}
 }

@@ -39,13 +39,33 @@ func UsrlocEventNames() []string {
 
 // IsUsrlocEvent reports whether name is one of the usrloc events
 // DecodeUsrlocEvent knows.
-func IsUsrlocEvent(name string) bool {
-	switch name {
-	case EventULAORInsert, EventULAORDelete, EventULContactInsert, EventULContactUpdate,
-		EventULContactDelete, EventULContactRefresh:
-		return true
+func IsUsrlocEvent(name string) bool { return usrlocName([]byte(name)) != "" }
+
+// usrlocName returns the EventUL* constant spelled b, "" for none (without
+// allocating).
+func usrlocName(b []byte) string {
+	switch string(b) {
+	case EventULAORInsert:
+		return EventULAORInsert
+	case EventULAORDelete:
+		return EventULAORDelete
+	case EventULContactInsert:
+		return EventULContactInsert
+	case EventULContactUpdate:
+		return EventULContactUpdate
+	case EventULContactDelete:
+		return EventULContactDelete
+	case EventULContactRefresh:
+		return EventULContactRefresh
 	}
-	return false
+	return ""
+}
+
+// ReachabilityEventNames returns the usrloc events that say an AOR has a
+// live contact (those Registers is true for), in the order to subscribe
+// them.
+func ReachabilityEventNames() []string {
+	return []string{EventULAORInsert, EventULContactInsert, EventULContactUpdate}
 }
 
 // UsrlocEvent is one decoded usrloc event. Its strings are copies: they do
@@ -56,7 +76,8 @@ type UsrlocEvent struct {
 	// Table is the usrloc table the AOR lives in (the "domain" param,
 	// "location"): not a SIP domain.
 	Table string
-	// AOR is user@domain, without scheme, as usrloc keys it.
+	// AOR is user@domain, without scheme, as usrloc keys it; the user
+	// alone when usrloc's use_domain is off (HasDomain is false).
 	AOR string
 	// Contact is the contact URI ("uri"), "" for the AOR events.
 	Contact string
@@ -74,8 +95,21 @@ type UsrlocEvent struct {
 }
 
 // URI returns the AOR as a SIP URI, "sip:user@domain", the form imcd keeps
-// members in.
-func (e *UsrlocEvent) URI() string { return "sip:" + e.AOR }
+// members in. Without a domain in the AOR (use_domain off), domain is
+// added; the result is "" when there is none to add.
+func (e *UsrlocEvent) URI(domain string) string {
+	if e.HasDomain() {
+		return "sip:" + e.AOR
+	}
+	if domain == "" {
+		return ""
+	}
+	return "sip:" + e.AOR + "@" + domain
+}
+
+// HasDomain reports whether the AOR is user@domain (usrloc's use_domain
+// on).
+func (e *UsrlocEvent) HasDomain() bool { return strings.IndexByte(e.AOR, '@') > 0 }
 
 // Registers reports whether the event says the AOR has a live contact now:
 // E_UL_AOR_INSERT, E_UL_CONTACT_INSERT or E_UL_CONTACT_UPDATE.
@@ -92,9 +126,9 @@ func (e *UsrlocEvent) Registers() bool {
 func (e *UsrlocEvent) Unregisters() bool { return e.Name == EventULAORDelete }
 
 // DecodeUsrlocEvent decodes the params of one usrloc event named name into
-// ev. domain and aor are required, and aor must be user@domain (usrloc
-// with use_domain, as captured: without the domain imcd could not tell
-// whose AOR it is); the contact events also need uri. A param of the wrong
+// ev. domain and aor are required; aor is user@domain (usrloc with
+// use_domain, as captured) or, with use_domain off, the user alone (see
+// UsrlocEvent.URI); the contact events also need uri. A param of the wrong
 // JSON type or given twice is an error naming it, wrapping ErrBadEvent; an
 // unknown event name is ErrWrongEvent. Unknown params are ignored.
 func DecodeUsrlocEvent(name string, params *fastjson.Value, ev *UsrlocEvent) error {
@@ -152,8 +186,8 @@ func DecodeUsrlocEvent(name string, params *fastjson.Value, ev *UsrlocEvent) err
 		return &ParamError{Param: "domain", Reason: "missing or empty"}
 	case ev.AOR == "":
 		return &ParamError{Param: "aor", Reason: "missing or empty"}
-	case strings.IndexByte(ev.AOR, '@') <= 0 || strings.HasSuffix(ev.AOR, "@"):
-		return &ParamError{Param: "aor", Reason: "not user@domain (is usrloc's use_domain off?)"}
+	case strings.HasPrefix(ev.AOR, "@") || strings.HasSuffix(ev.AOR, "@"):
+		return &ParamError{Param: "aor", Reason: "not user@domain nor a user"}
 	case ev.Contact == "" && name != EventULAORInsert && name != EventULAORDelete:
 		return &ParamError{Param: "uri", Reason: "missing or empty"}
 	}

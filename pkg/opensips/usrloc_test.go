@@ -56,8 +56,8 @@ func TestDecodeCapturedUsrlocEvents(t *testing.T) {
 		if ev != want {
 			t.Fatalf("%s:\n got %+v\nwant %+v", name, ev, want)
 		}
-		if ev.Registers() != registers || ev.Unregisters() != unregisters || ev.URI() != "sip:zed@127.0.0.1" {
-			t.Fatalf("%s: registers %v, unregisters %v, URI %s", name, ev.Registers(), ev.Unregisters(), ev.URI())
+		if ev.Registers() != registers || ev.Unregisters() != unregisters || ev.URI("") != "sip:zed@127.0.0.1" {
+			t.Fatalf("%s: registers %v, unregisters %v, URI %s", name, ev.Registers(), ev.Unregisters(), ev.URI(""))
 		}
 	}
 	f(aor(EventULAORInsert), true, false)
@@ -88,7 +88,6 @@ func TestDecodeUsrlocEventErrors(t *testing.T) {
 	f(`{"jsonrpc":"2.0","method":"E_UL_AOR_INSERT","params":["location","zed@127.0.0.1"]}`, "params")
 	f(`{"jsonrpc":"2.0","method":"E_UL_AOR_INSERT","params":{"aor":"zed@127.0.0.1"}}`, "domain")
 	f(`{"jsonrpc":"2.0","method":"E_UL_AOR_INSERT","params":{"domain":"location","aor":null}}`, "aor")
-	f(`{"jsonrpc":"2.0","method":"E_UL_AOR_INSERT","params":{"domain":"location","aor":"zed"}}`, "aor")
 	f(`{"jsonrpc":"2.0","method":"E_UL_AOR_INSERT","params":{"domain":"location","aor":"@127.0.0.1"}}`, "aor")
 	f(`{"jsonrpc":"2.0","method":"E_UL_AOR_INSERT","params":{"domain":"location","aor":"zed@"}}`, "aor")
 	f(`{"jsonrpc":"2.0","method":"E_UL_AOR_INSERT","params":{"domain":"location","aor":"zed@127.0.0.1","aor":"x@y"}}`, "aor")
@@ -97,11 +96,17 @@ func TestDecodeUsrlocEventErrors(t *testing.T) {
 	f(`{"jsonrpc":"2.0","method":"E_UL_CONTACT_INSERT","params":{"domain":"location","aor":"zed@127.0.0.1","uri":"sip:z@h","cseq":1.5}}`, "cseq")
 	f(`{"jsonrpc":"2.0","method":"E_UL_CONTACT_INSERT","params":{"domain":"location","aor":"zed@127.0.0.1","uri":7}}`, "uri")
 
+	// usrloc's use_domain off: the AOR is the user alone, and the caller
+	// names the domain.
+	ev, err := decodeUsrlocDatagram(&p, []byte(`{"jsonrpc":"2.0","method":"E_UL_AOR_INSERT","params":{"domain":"location","aor":"zed"}}`))
+	if err != nil || ev.HasDomain() || ev.URI("example.com") != "sip:zed@example.com" || ev.URI("") != "" {
+		t.Fatalf("AOR without domain: %+v %v, URI %q", ev, err, ev.URI("example.com"))
+	}
 	if _, err := decodeUsrlocDatagram(&p, []byte(`{"jsonrpc":"2.0","method":"E_IMC_MESSAGE","params":{}}`)); !errors.Is(err, ErrWrongEvent) {
 		t.Fatalf("E_IMC_MESSAGE: %v", err)
 	}
 	// A permanent contact (expires 0) and unknown params.
-	ev, err := decodeUsrlocDatagram(&p, []byte(`{"jsonrpc":"2.0","method":"E_UL_CONTACT_REFRESH","params":{"domain":"location","aor":"zed@127.0.0.1","uri":"sip:z@h","expires":0,"reason":"x","req_callid":null}}`))
+	ev, err = decodeUsrlocDatagram(&p, []byte(`{"jsonrpc":"2.0","method":"E_UL_CONTACT_REFRESH","params":{"domain":"location","aor":"zed@127.0.0.1","uri":"sip:z@h","expires":0,"reason":"x","req_callid":null}}`))
 	if err != nil || !ev.Expires.IsZero() || ev.Registers() || ev.Unregisters() {
 		t.Fatalf("refresh: %+v %v", ev, err)
 	}
@@ -157,7 +162,7 @@ func TestDecodeFakeUsrlocEvents(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", buf[:n], err)
 		}
-		got = append(got, ev.Name+" "+ev.URI()+" "+ev.Contact)
+		got = append(got, ev.Name+" "+ev.URI("")+" "+ev.Contact)
 		if ev.Contact != "" && time.Until(ev.Expires) < 59*time.Minute {
 			t.Fatalf("expires %v", ev.Expires)
 		}

@@ -115,8 +115,8 @@ type Consumer struct {
 	// RetryBackoff paces offers of a delivery the Sink refused as busy;
 	// DefaultRetryMin and DefaultRetryMax where zero.
 	RetryBackoff Backoff
-	// DrainTimeout bounds Close's wait for events being applied;
-	// DefaultDrainTimeout when 0.
+	// DrainTimeout bounds Close's wait for events being applied, and how
+	// long StopIntake keeps the queues; DefaultDrainTimeout when 0.
 	DrainTimeout time.Duration
 	// MaxBody caps a message body; a larger one is rejected.
 	// DefaultMaxBody when 0.
@@ -137,6 +137,8 @@ type Consumer struct {
 	opening   bool            // Open was called
 	opened    bool            // and started the goroutines
 	closed    bool
+	holding   bool          // StopIntake: stopped sessions keep their channel until Close
+	release   chan struct{} // closed by Close: held channels may close
 
 	cancelWork context.CancelFunc // stops the workers (they drain first)
 	cancelConn context.CancelFunc // then the connection keeper
@@ -244,6 +246,7 @@ func (c *Consumer) init() error {
 	c.sessionBase = rand.Uint64()
 	c.connWake = make(chan struct{})
 	c.consuming = make(map[string]bool, len(c.Queues)+len(c.Standby))
+	c.release = make(chan struct{})
 	c.waiting = make(map[string]bool, len(c.Standby))
 	return nil
 }
@@ -275,7 +278,8 @@ func (c *Consumer) Ready() error {
 // DrainTimeout for the events it submitted and acknowledges those that were
 // committed, then the connection is closed and every delivery not
 // acknowledged goes back to its queue, for this or another instance. Call it
-// before the Sink stops applying events. It is safe to call more than once.
+// before the Sink stops applying events, or after StopIntake once the Sink
+// has finished what it took. It is safe to call more than once.
 func (c *Consumer) Close() error {
 	c.closeOnce.Do(func() {
 		c.mu.Lock()
@@ -286,11 +290,37 @@ func (c *Consumer) Close() error {
 			return
 		}
 		c.cancelWork()
+		close(c.release)
 		c.workers.Wait()
 		c.cancelConn()
 		c.keeper.Wait()
 	})
 	return nil
+}
+
+// StopIntake stops taking deliveries but keeps each queue until Close, or
+// at most DrainTimeout: the workers submit nothing more and go on
+// acknowledging what the Sink reports committed while their channels stay
+// open, so that single-active-consumer hands the queues to the next
+// instance only then. A daemon that stops gracefully calls it first, then
+// drains what it took (its notices sent), then calls Close: the next
+// instance's notices then follow this one's instead of mixing with them.
+// It does not wait.
+func (c *Consumer) StopIntake() {
+	c.mu.Lock()
+	start := c.opened && !c.closed && !c.holding
+	c.holding = true
+	c.mu.Unlock()
+	if start {
+		c.cancelWork()
+	}
+}
+
+// holds reports whether stopped sessions keep their channel until Close.
+func (c *Consumer) holds() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.holding
 }
 
 // nextSession returns a new consumer session id, never 0.

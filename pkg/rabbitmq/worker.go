@@ -99,8 +99,11 @@ func (w *worker) session(ctx context.Context, conn *amqp.Connection) (end sessio
 	w.c.setConsuming(w.queue, true)
 	s.log.Debug("consuming")
 	s.serve()
-	w.c.setConsuming(w.queue, false)
 	s.flushAcks()
+	if s.stopping && !s.over && w.c.holds() {
+		s.hold()
+	}
+	w.c.setConsuming(w.queue, false)
 	if !s.over {
 		// Gives every unacknowledged delivery back to the head of the
 		// queue, in order, and lets the next consumer in line take over.
@@ -151,6 +154,7 @@ type session struct {
 	rewind    bool // a commit failed: submit nothing more, give back the rest
 	over      bool // the channel is gone: nothing can be acknowledged
 	stopping  bool // Close: drain, then give back the rest
+	drained   bool // the drain time after a StopIntake is over
 }
 
 // serve runs the session: deliveries are submitted one by one, in order;
@@ -221,6 +225,12 @@ func (s *session) next(take bool, timer <-chan time.Time) (d amqp.Delivery, got,
 		t := time.NewTimer(s.w.c.DrainTimeout)
 		s.drain = t.C
 	case <-s.drain:
+		if s.w.c.holds() {
+			// Nothing more to hold the queue for: Close or not, the next
+			// instance may take it now.
+			s.drained = true
+			return d, false, true
+		}
 		s.log.Warn("events still being applied at the end of the drain: they will be redelivered", logkey.Pending, len(s.pending))
 		s.over = true // acknowledges nothing more; the channel is closed by the caller
 		s.ch.Close()
@@ -229,4 +239,30 @@ func (s *session) next(take bool, timer <-chan time.Time) (d amqp.Delivery, got,
 		return d, false, true
 	}
 	return d, false, false
+}
+
+// hold keeps a stopped session's channel, and the queue with it, until
+// Close or the end of the drain (DrainTimeout after the stop): verdicts
+// that come meanwhile are settled and acknowledged.
+func (s *session) hold() {
+	for !s.over && !s.drained {
+		s.settleReady()
+		s.flushAcks()
+		select {
+		case c := <-s.completions:
+			s.settle(c)
+		case err := <-s.closed:
+			s.over = true
+			if err != nil {
+				s.log.Warn("channel closed by the broker", logkey.Err, err)
+			}
+		case <-s.w.c.release:
+			s.settleReady()
+			s.flushAcks()
+			return
+		case <-s.drain:
+			s.log.Warn("events still being applied at the end of the drain: they will be redelivered", logkey.Pending, len(s.pending))
+			return
+		}
+	}
 }

@@ -2,8 +2,8 @@ package daemon
 
 import (
 	"context"
-	"maps"
 	"log/slog"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"

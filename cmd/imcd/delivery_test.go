@@ -83,7 +83,7 @@ func TestDeadMembersRoom(t *testing.T) {
 	)
 	f := opensipstest.New(t, opensipstest.Options{FrTimeout: 4 * time.Second})
 	// delivery_timeout must exceed fr_timeout (the harness's 3 s does not).
-	p := startIMCD(t, f, procOpts{extra: []string{"rate_limit = 0", "usrloc_events = yes", "delivery_timeout = 7s", "unreachable_retry = 5m",
+	p := startIMCD(t, f, procOpts{extra: []string{"rate_limit = 0", "fanout_limit = 0", "usrloc_events = yes", "delivery_timeout = 7s", "unreachable_retry = 5m",
 		"unreachable_retry_max = 10m", "member_queue = " + strconv.Itoa(memberQ)}})
 	for _, ev := range []string{"E_UL_AOR_INSERT", "E_UL_CONTACT_INSERT", "E_UL_CONTACT_UPDATE"} {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -244,7 +244,7 @@ func TestDeadMembersRoom(t *testing.T) {
 // admitted is delivered; nothing else happens to the refused lines.
 func TestBusyRoomSheds(t *testing.T) {
 	f := opensipstest.New(t, opensipstest.Options{})
-	p := startIMCD(t, f, procOpts{extra: []string{"rate_limit = 0", "delivery_room_queue = 16"}})
+	p := startIMCD(t, f, procOpts{extra: []string{"rate_limit = 0", "fanout_limit = 0", "delivery_room_queue = 16"}})
 	r := room1
 	step(t, f, alice, "sip:chat-manager@127.0.0.1", r, "#create chat-1", want{to: alice, body: "*** room was created", reply: true})
 	step(t, f, bob, r, r, "#join",

@@ -81,6 +81,9 @@ func startIMCD(t *testing.T, f *opensipstest.Server, o procOpts) *proc {
 		dir = t.TempDir()
 	}
 	lines := []string{
+		// Each test turns on the history if it is what it tests: without
+		// it the conversations are the native module's.
+		"history = off",
 		"opensips_mi = " + f.MISocket(),
 		"event_renew = 300ms",
 		"event_expire = 10s",

@@ -40,6 +40,7 @@ type Daemon struct {
 	miClients   []*opensips.MIClient
 	opensips    *opensips.MIClient
 	sched       *delivery.Scheduler
+	subsMu      sync.Mutex             // subscribers is read by the event server (resubscribe)
 	subscribers []*opensips.Subscriber // eventSubs, and the usrloc ones
 	eventSubs   []*opensips.Subscriber // each node's E_IMC_MESSAGE subscription
 	events      eventServer

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imcd-sip/imcd/pkg/config"
 	"github.com/imcd-sip/imcd/pkg/opensipstest"
 )
 
@@ -265,4 +266,30 @@ func TestReadiness(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitReady(t, d)
+}
+
+// TestOpenSIPSRestartHeals: a restarted OpenSIPS has forgotten the
+// subscription; with the default event_renew, imcd subscribes again within
+// 5 s, and events flow again.
+func TestOpenSIPSRestartHeals(t *testing.T) {
+	for _, listen := range []string{"tcp:127.0.0.1:0", "udp:127.0.0.1:0"} {
+		t.Run(listen[:3], func(t *testing.T) {
+			f := opensipstest.New(t, opensipstest.Options{})
+			cfg := testConfig(t, f, t.TempDir())
+			cfg.EventListen = listen
+			cfg.SubscribeRenew = config.Default().SubscribeRenew
+			d := openDaemon(t, f, cfg)
+			aliceAndBob(t, f)
+			if err := f.Restart(); err != nil {
+				t.Fatal(err)
+			}
+			if n := len(f.Subscriptions(cfg.EventName)); n != 0 {
+				t.Fatalf("%d subscriptions survived the restart", n)
+			}
+			if err := f.WaitSubscribed(ctxTimeout(t, 5*time.Second), cfg.EventName, d.Addrs().Events); err != nil {
+				t.Fatalf("not subscribed again within 5 s of OpenSIPS's restart: %v", err)
+			}
+			same(t, "after the restart", send(t, f, alice, room1, "back?", 1), bob+": <alice@example.com>: back?")
+		})
+	}
 }

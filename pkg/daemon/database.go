@@ -103,7 +103,9 @@ func (d *Daemon) openHistory(ctx context.Context, db *store.DB) error {
 		d.shardFor(key).rooms.SetTopic(key, imc.Topic{Text: string(t.Text), SetBy: setBy(t.SetBy), At: t.Time})
 	}
 	d.hist = db
-	d.history = newHistoryWriter(db, d.logger, d.cfg.HistoryKeepLines, d.cfg.HistoryMaxAge)
+	d.history = newHistoryWriter(db, d.logger, d.cfg.HistoryKeepLines, d.cfg.HistoryMaxAge, seqs)
+	w := d.history
+	d.metrics.History(w.written.Load, w.dropped.Load, func() int64 { return int64(len(w.queue)) })
 	d.notice("history on", "rooms_with_history", len(seqs), "topics", len(topics), "keep_lines", d.cfg.HistoryKeepLines,
 		"max_age", d.cfg.HistoryMaxAge)
 	return nil

@@ -24,7 +24,7 @@ func (d *Daemon) openEvents(ctx context.Context) error {
 	var srv eventServer
 	if a.Network == sockets.TCP {
 		srv = &opensips.EventStreamServer{Addr: a.Addr, Sink: d, Usrloc: usrloc, Observer: d.metrics, Logger: d.logger, EventName: d.cfg.EventName,
-			Allow: d.cfg.EventSources, MaxFrame: d.cfg.MaxEventSize}
+			Allow: d.cfg.EventSources, MaxFrame: d.cfg.MaxEventSize, OnDisconnect: d.resubscribe}
 	} else {
 		srv = &opensips.EventDatagramServer{Network: a.Network, Addr: a.Addr, Sink: d, Usrloc: usrloc, Observer: d.metrics, Logger: d.logger,
 			EventName: d.cfg.EventName, Allow: d.cfg.EventSources, ReadBuffer: opensips.DefaultSocketBuffer}
@@ -61,13 +61,27 @@ func (d *Daemon) openSubscriber(ctx context.Context) error {
 			if err := sub.Open(ctx); err != nil {
 				return fmt.Errorf("event subscription: %w", err)
 			}
+			d.subsMu.Lock()
 			d.subscribers = append(d.subscribers, sub)
+			d.subsMu.Unlock()
 			if ev == cfg.EventName {
 				d.eventSubs = append(d.eventSubs, sub)
 			}
 		}
 	}
 	return nil
+}
+
+// resubscribe renews every subscription now: an event_stream connection
+// ended, so an OpenSIPS probably restarted and forgot them. The
+// subscribers are set up after the event server, hence the check.
+func (d *Daemon) resubscribe() {
+	d.subsMu.Lock()
+	subs := d.subscribers
+	d.subsMu.Unlock()
+	for _, sub := range subs {
+		sub.Kick()
+	}
 }
 
 // Usrloc is told of each usrloc event (opensips.UsrlocSink, with

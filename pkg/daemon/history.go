@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,10 +61,12 @@ type historyWriter struct {
 	done   sync.WaitGroup
 }
 
-func newHistoryWriter(st store.HistoryStore, log *slog.Logger, keepLines int, maxAge time.Duration) *historyWriter {
+// newHistoryWriter starts the writer; written holds each room's last seq
+// already in the table, which queries need not wait for.
+func newHistoryWriter(st store.HistoryStore, log *slog.Logger, keepLines int, maxAge time.Duration, written map[string]int64) *historyWriter {
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &historyWriter{st: st, log: log.With(logkey.System, logkey.SystemHistory), keep: keepLines, age: maxAge,
-		queue: make(chan historyItem, historyQueue), upTo: map[string]int64{}, advance: make(chan struct{}), cancel: cancel}
+		queue: make(chan historyItem, historyQueue), upTo: maps.Clone(written), advance: make(chan struct{}), cancel: cancel}
 	w.done.Add(2)
 	go func() { defer w.done.Done(); w.run(ctx) }()
 	go func() { defer w.done.Done(); w.purge(ctx) }()

@@ -179,3 +179,21 @@ func TestHistoryOffOrMissing(t *testing.T) {
 	}
 	same(t, "auto without tables", send(t, f, alice, manager, "#create chat-5", 1), alice+": *** room was created")
 }
+
+// TestHistoryMetrics: the lines written show in /metrics.
+func TestHistoryMetrics(t *testing.T) {
+	f := opensipstest.New(t, opensipstest.Options{})
+	d := openDaemon(t, f, historyConfig(t, f, testdb.SQLite, t.TempDir(), testdb.Tables{}))
+	aliceAndBob(t, f)
+	raiseLines(t, f, alice, 5)
+	if _, err := f.WaitDeliveries(ctxTimeout(t, 5*time.Second), 5); err != nil {
+		t.Fatal(err)
+	}
+	send(t, f, bob, room1, "#history 1", 1) // the lines are written once it answers
+	if v := metric(t, d, "opensips_imc_history_lines_written_total"); v != 5 {
+		t.Errorf("history lines written %g, want 5", v)
+	}
+	if v := metric(t, d, "opensips_imc_history_lines_dropped_total"); v != 0 {
+		t.Errorf("history lines dropped %g", v)
+	}
+}

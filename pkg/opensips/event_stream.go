@@ -46,6 +46,11 @@ type EventStreamServer struct {
 	// Allow lists the networks OpenSIPS may connect from; empty allows any.
 	// Other connections are closed at once and counted ResultRefusedSource.
 	Allow []netip.Prefix
+	// OnDisconnect, if set, is called when an event connection ends other
+	// than by Close: OpenSIPS keeps one open, so its end usually means
+	// OpenSIPS stopped or restarted (and lost the subscription). It must
+	// not block.
+	OnDisconnect func()
 	// WriteTimeout bounds the write of one reliable-mode reply, so that a
 	// peer that stops reading never holds the goroutine calling done for
 	// long; DefaultReplyTimeout when 0. On timeout the connection is closed.
@@ -205,6 +210,9 @@ func (s *EventStreamServer) serveConn(c *streamConn) {
 		delete(s.conns, c)
 		s.mu.Unlock()
 		c.conn.Close()
+		if s.OnDisconnect != nil && !s.life.Closing() {
+			s.OnDisconnect()
+		}
 	}()
 	log := s.in.log.With(logkey.Remote, c.remote)
 	log.Debug("event_stream connection opened")

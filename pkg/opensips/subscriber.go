@@ -16,7 +16,11 @@ import (
 
 // Subscriber defaults.
 const (
-	DefaultRenew  = 10 * time.Second
+	// DefaultRenew is short enough that an OpenSIPS restarted (and so
+	// without the subscription, which it keeps in memory only) sends events
+	// again within 5 s of answering its MI, and costs one MI call per
+	// event and node every 4 s.
+	DefaultRenew  = 4 * time.Second
 	DefaultExpire = 120 * time.Second
 	// DefaultSubscribeMethod is the 3.x name; 4.x also accepts it (and
 	// "evi:subscribe").
@@ -52,6 +56,7 @@ type Subscriber struct {
 	Logger *slog.Logger
 
 	log       *slog.Logger
+	kick      chan struct{}
 	active    atomic.Bool
 	everOK    atomic.Bool
 	opened    bool
@@ -88,6 +93,7 @@ func (s *Subscriber) Open(ctx context.Context) error {
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
+	s.kick = make(chan struct{}, 1)
 	s.opened = true
 	s.wg.Add(1)
 	go s.run(runCtx)
@@ -102,6 +108,19 @@ type Caller interface {
 }
 
 var _ Caller = (*MIClient)(nil)
+
+// Kick makes the Subscriber subscribe again now, and retry quickly while
+// that fails: OpenSIPS probably restarted (its event_stream connection
+// closed), losing the subscription. It never blocks.
+func (s *Subscriber) Kick() {
+	if s.kick == nil {
+		return
+	}
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
 
 // Active reports whether the last attempt to subscribe succeeded (for
 // /readyz).
@@ -151,6 +170,8 @@ func (s *Subscriber) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-s.kick:
+			backoff = firstRetry
 		}
 		err := s.subscribe(ctx, expire)
 		if err == nil || ctx.Err() != nil {

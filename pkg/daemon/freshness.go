@@ -211,6 +211,7 @@ func (s *shard) refreshed(job *commitJob) {
 		}
 		if r.seqs != nil {
 			s.seqs[room] = max(s.seqs[room], r.seqs[i])
+			s.d.history.stored(room, r.seqs[i])
 		}
 	}
 	for _, room := range r.keys {
@@ -223,5 +224,21 @@ func (s *shard) refreshed(job *commitJob) {
 func (s *shard) forget(room string) {
 	if s.rmq.on {
 		delete(s.rmq.served, room)
+	}
+}
+
+// stored tells the history writer that room's lines up to seq are in the
+// table (written by another instance): a history query then does not wait
+// for this writer to write them.
+func (w *historyWriter) stored(room string, seq int64) {
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if seq > w.upTo[room] {
+		w.upTo[room] = seq
+		close(w.advance)
+		w.advance = make(chan struct{})
 	}
 }

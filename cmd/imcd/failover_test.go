@@ -153,7 +153,10 @@ func stormFailover(t *testing.T, graceful bool) {
 			t.Fatal("no instance took over within 30s")
 		}
 		t.Logf("failover after %d of %d notices: %v from the signal to the successor's first t_uac_dlg", at, m.total, took.Round(time.Millisecond))
-		if took > 5*time.Second {
+		// A graceful stop keeps the queue until its notices are out
+		// (rabbitmq_drain_timeout): only a dead instance must be replaced
+		// within 5 s.
+		if !graceful && took > 5*time.Second {
 			t.Errorf("failover took %v, over 5s", took)
 		}
 	}

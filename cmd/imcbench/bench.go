@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/imcd-sip/imcd/internal/testdb"
 )
 
 // bench runs the scenarios of one imcbench invocation.
@@ -39,6 +41,10 @@ func (b *bench) scenario(ctx context.Context, name string) *table {
 	switch name {
 	case "fanout":
 		t, err = b.fanout(ctx)
+	case "history":
+		t, err = b.history(ctx)
+	case "dbhang":
+		t, err = b.dbhang(ctx)
 	case "latency":
 		t, err = b.latency(ctx)
 	case "commands":
@@ -79,6 +85,7 @@ type envOptions struct {
 	model     *opensipsModel // the sink plays an OpenSIPS under load
 	sets      []roomSet
 	extra     []string // more imcd config lines, before the -set ones
+	dbVia     string   // host:port of a proxy imcd reaches the database through (mysql)
 }
 
 // startEnv starts a sink, fills a database with the room sets and starts
@@ -119,7 +126,11 @@ func (b *bench) startEnv(ctx context.Context, eo envOptions) (e *env, fill time.
 	if eo.engine == "mysql" {
 		rooms, members = e.db.rooms, e.db.members
 	}
-	e.opts = imcdOptions{bin: b.opt.imcd, dir: e.dir, transport: eo.transport, dbURL: e.db.url,
+	dbURL := e.db.url
+	if eo.dbVia != "" {
+		dbURL = testdb.Through(dbURL, eo.dbVia)
+	}
+	e.opts = imcdOptions{bin: b.opt.imcd, dir: e.dir, transport: eo.transport, dbURL: dbURL,
 		rooms: rooms, members: members, sink: e.sink, rateMax: eo.rateMax, hashSize: b.opt.hashSize,
 		extra: append(eo.extra, b.opt.extra...), env: b.opt.env, verbose: b.opt.verbose}
 	e.imcd, err = startIMCD(e.opts)

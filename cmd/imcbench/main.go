@@ -79,7 +79,7 @@ type options struct {
 	rmqEvents    int
 }
 
-var allScenarios = []string{"fanout", "latency", "commands", "scale", "dead", "ladder", "rabbitmq", "rabbitmq-latency"}
+var allScenarios = []string{"fanout", "latency", "commands", "scale", "dead", "ladder", "rabbitmq", "rabbitmq-latency", "history", "dbhang"}
 
 func main() {
 	code, err := run(os.Args[1:], os.Stdout, os.Stderr)

@@ -55,6 +55,7 @@ type historyWriter struct {
 
 	mu      sync.Mutex
 	upTo    map[string]int64 // room key → highest seq written
+	forgets map[string]int   // room key → forget marks queued, not yet done
 	advance chan struct{}    // closed and replaced after each batch
 
 	cancel context.CancelFunc
@@ -66,7 +67,8 @@ type historyWriter struct {
 func newHistoryWriter(st store.HistoryStore, log *slog.Logger, keepLines int, maxAge time.Duration, written map[string]int64) *historyWriter {
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &historyWriter{st: st, log: log.With(logkey.System, logkey.SystemHistory), keep: keepLines, age: maxAge,
-		queue: make(chan historyItem, historyQueue), upTo: maps.Clone(written), advance: make(chan struct{}), cancel: cancel}
+		queue: make(chan historyItem, historyQueue), upTo: maps.Clone(written), forgets: map[string]int{},
+		advance: make(chan struct{}), cancel: cancel}
 	w.done.Add(2)
 	go func() { defer w.done.Done(); w.run(ctx) }()
 	go func() { defer w.done.Done(); w.purge(ctx) }()
@@ -85,11 +87,17 @@ func (w *historyWriter) add(l store.HistoryLine) {
 	}
 }
 
-// forget queues the destruction of a room's history behind its lines.
+// forget queues the destruction of a room's history behind its lines. Until
+// it is done, a query of the room waits: the lines written before it are
+// the destroyed room's.
 func (w *historyWriter) forget(room imc.URI) {
+	w.mu.Lock()
+	w.forgets[room.Key()]++
+	w.mu.Unlock()
 	select {
 	case w.queue <- historyItem{line: store.HistoryLine{Room: room}, forget: true}:
 	default:
+		w.forgotten(room.Key())
 		// Full: the destroy's own transaction deleted what was written;
 		// what is queued may survive it until the room's lines are purged.
 		w.log.Warn("history queue full: a destroyed room's last lines may outlive it until purged", logkey.Room, room.String())
@@ -168,8 +176,18 @@ func (w *historyWriter) forgetRoom(ctx context.Context, room imc.URI) {
 	if err := w.st.ForgetRoom(context.WithoutCancel(ctx), room); err != nil {
 		w.log.Warn("a destroyed room's history could not be deleted again; its lines go with the purge", logkey.Room, room.String(), logkey.Err, err)
 	}
+	w.forgotten(room.Key())
+}
+
+// forgotten records that one forget mark of room is done.
+func (w *historyWriter) forgotten(room string) {
 	w.mu.Lock()
-	delete(w.upTo, room.Key())
+	delete(w.upTo, room)
+	if w.forgets[room]--; w.forgets[room] <= 0 {
+		delete(w.forgets, room)
+	}
+	close(w.advance)
+	w.advance = make(chan struct{})
 	w.mu.Unlock()
 }
 
@@ -178,7 +196,7 @@ func (w *historyWriter) forgetRoom(ctx context.Context, room imc.URI) {
 func (w *historyWriter) waitWritten(ctx context.Context, room string, seq int64) {
 	for {
 		w.mu.Lock()
-		done, advance := w.upTo[room] >= seq, w.advance
+		done, advance := w.forgets[room] == 0 && w.upTo[room] >= seq, w.advance
 		w.mu.Unlock()
 		if done {
 			return

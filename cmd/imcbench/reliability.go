@@ -123,8 +123,9 @@ func (b *bench) dbhang(ctx context.Context) (*table, error) {
 	cmdRate := hangCmdsPerShard * shards
 	t := &table{title: "A database that hangs: chat latency and commands before, during and after (MariaDB)",
 		columns: []string{"phase", "seconds", "chat lines/s", "chat first p50 ms", "chat first p99 ms", "chat first p99.9 ms",
-			"commands/s offered", "commands saved", "commands 'try again later'"}}
+			"commands/s offered", "commands saved", "commands 'try again later'", "commands refused by the rules"}}
 	t.note("A proxy between imcd and MariaDB stops forwarding bytes for %v (connections stay open: the database hangs, it does not refuse), then forwards again. Throughout, %d chat lines/s go into 100 rooms of 10 members and %d commands/s (#join and #exit in turn, %d per shard) into 64 other rooms, open loop.", hang, hangChatRate, cmdRate, hangCmdsPerShard)
+	t.note("The workers alternate #join and #exit blindly, so after a #join that could not be saved the next #exit is refused by the room's rules (not a member): the last column.")
 	t.note("Chat latency: event written → first of its 9 t_uac_dlg at the sink. Commands are counted from imcd's commands_total by result; chat never waits for the database, commands are answered 'try again later' within command_timeout (3 s) and the store's timeout (2 s).")
 	url := b.opt.mysqlURL
 	proxy, err := dbproxy.Start(testdb.HostPort(url), dbproxy.Raw)
@@ -221,8 +222,10 @@ func (b *bench) dbhang(ctx context.Context) (*table, error) {
 		saved := metricSum(m1, metricCommands, `result="ok"`, `command="join"`) + metricSum(m1, metricCommands, `result="ok"`, `command="exit"`) -
 			metricSum(m0, metricCommands, `result="ok"`, `command="join"`) - metricSum(m0, metricCommands, `result="ok"`, `command="exit"`)
 		later := metricSum(m1, metricCommands, `result="db_error"`) - metricSum(m0, metricCommands, `result="db_error"`)
+		refused := metricSum(m1, metricCommands, `result="refused"`, `command="exit"`) + metricSum(m1, metricCommands, `result="refused"`, `command="join"`) -
+			metricSum(m0, metricCommands, `result="refused"`, `command="exit"`) - metricSum(m0, metricCommands, `result="refused"`, `command="join"`)
 		b.logf("dbhang %s: chat p99 %s ms, %s commands saved, %s 'try again later'", p.name, ms(p99), num(saved), num(later))
-		t.add(p.name, fixed(secs, 0), num(float64(seq-first)/secs), ms(p50), ms(p99), ms(p999), num(float64(sentCmd)/secs), num(saved), num(later))
+		t.add(p.name, fixed(secs, 0), num(float64(seq-first)/secs), ms(p50), ms(p99), ms(p999), num(float64(sentCmd)/secs), num(saved), num(later), num(refused))
 	}
 	return t, nil
 }

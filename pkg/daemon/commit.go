@@ -24,6 +24,8 @@ type commitJob struct {
 	sender string // the key of in's sender, "" without one
 	queued time.Time
 	doubt  *doubt // a re-read of doubtful rooms instead of a commit
+	// catchUp is a catch-up to read instead of a commit.
+	catchUp *catchUp
 
 	// Set by the committer.
 	upTo    int64 // a history query waits for the room's lines up to this seq to be written
@@ -76,6 +78,8 @@ func (s *shard) commitLoop(st store.Store) {
 		switch {
 		case job.doubt != nil:
 			job.truth, job.reread = st.LoadRooms(context.Background(), job.doubt.rooms)
+		case job.catchUp != nil:
+			s.readCatchUp(job)
 		case time.Since(job.queued) > s.d.cfg.CommandTimeout:
 			job.skipped, job.err = true, fmt.Errorf("%w: waited %v for the database", ErrTimeout, s.d.cfg.CommandTimeout)
 		case !s.d.db.up():
@@ -113,6 +117,10 @@ func (s *shard) finish(job *commitJob) {
 	s.jobs--
 	if job.doubt != nil {
 		s.settleDoubt(job)
+		return
+	}
+	if job.catchUp != nil {
+		s.caughtUp(job)
 		return
 	}
 	defer s.release(job.room)

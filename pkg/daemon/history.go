@@ -29,12 +29,14 @@ const (
 	historyPurgeEvery = 5 * time.Minute
 )
 
-// historyItem is one line to write, or, with forget set, the mark that
+// historyItem is one line to write; or, with forget set, the sign that
 // its room was destroyed: what was queued of it before is written first,
-// then deleted with the room's topic and marks.
+// then deleted with the room's topic and marks; or a catch-up mark to
+// store (away) or delete.
 type historyItem struct {
 	line   store.HistoryLine
 	forget bool
+	mark   *markChange
 }
 
 // historyWriter writes the rooms' chat lines in the background, in
@@ -100,6 +102,7 @@ func (w *historyWriter) forget(room imc.URI) {
 // empty.
 func (w *historyWriter) run(ctx context.Context) {
 	batch := make([]store.HistoryLine, 0, historyBatch)
+	var marks []markChange
 	for {
 		var it historyItem
 		select {
@@ -109,13 +112,17 @@ func (w *historyWriter) run(ctx context.Context) {
 		}
 		// What is queued already joins the batch: under load batches fill
 		// up, when idle a line is written at once.
-		batch = batch[:0]
+		batch, marks = batch[:0], marks[:0]
 		for more := true; more; {
-			if it.forget {
+			switch {
+			case it.forget:
 				w.write(ctx, batch)
-				batch = batch[:0]
+				w.writeMarks(ctx, marks)
+				batch, marks = batch[:0], marks[:0]
 				w.forgetRoom(ctx, it.line.Room)
-			} else {
+			case it.mark != nil:
+				marks = append(marks, *it.mark)
+			default:
 				batch = append(batch, it.line)
 			}
 			more = false
@@ -128,6 +135,27 @@ func (w *historyWriter) run(ctx context.Context) {
 			}
 		}
 		w.write(ctx, batch)
+		w.writeMarks(ctx, marks)
+	}
+}
+
+// retry runs fn until it succeeds or ctx ends, pausing longer after each
+// failure (up to historyRetry); fn's own context outlives ctx, so that
+// what is being written when imcd stops is finished.
+func (w *historyWriter) retry(ctx context.Context, fn func(context.Context) error, attrs ...any) bool {
+	pause := 50 * time.Millisecond
+	for {
+		err := fn(context.WithoutCancel(ctx))
+		if err == nil {
+			return true
+		}
+		w.log.Warn("history not written yet; trying again", append(attrs, logkey.Err, err)...)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, historyRetry)
 	}
 }
 
@@ -138,19 +166,11 @@ func (w *historyWriter) write(ctx context.Context, batch []store.HistoryLine) {
 	if len(batch) == 0 {
 		return
 	}
-	pause := 50 * time.Millisecond
-	for {
-		_, err := w.st.AppendHistory(context.WithoutCancel(ctx), batch)
-		if err == nil {
-			break
-		}
-		w.log.Warn("history lines not written yet; trying again", logkey.Err, err, "lines", len(batch))
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(pause):
-		}
-		pause = min(2*pause, historyRetry)
+	if !w.retry(ctx, func(ctx context.Context) error {
+		_, err := w.st.AppendHistory(ctx, batch)
+		return err
+	}, "lines", len(batch)) {
+		return
 	}
 	w.written.Add(int64(len(batch)))
 	w.mu.Lock()
@@ -171,6 +191,13 @@ func (w *historyWriter) forgetRoom(ctx context.Context, room imc.URI) {
 	w.mu.Lock()
 	delete(w.upTo, room.Key())
 	w.mu.Unlock()
+}
+
+// writtenUpTo returns the highest seq of room's lines written.
+func (w *historyWriter) writtenUpTo(room string) int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.upTo[room]
 }
 
 // waitWritten waits until room's lines up to seq are written, or ctx
@@ -236,16 +263,18 @@ func (w *historyWriter) close(ctx context.Context) {
 	w.done.Wait()
 }
 
-// record numbers a chat line in its room and queues it for the history.
-func (s *shard) record(l *imc.Line, now time.Time) {
+// record numbers a chat line in its room and queues it for the history;
+// it returns the line's number (0 without history).
+func (s *shard) record(l *imc.Line, now time.Time) int64 {
 	if s.d.history == nil {
-		return
+		return 0
 	}
 	key := l.Room.Key()
 	seq := s.seqs[key] + 1
 	s.seqs[key] = seq
 	s.d.history.add(store.HistoryLine{Room: l.Room, Seq: seq, Kind: store.HistoryChat, Sender: l.Sender.String(),
 		Time: now, ContentType: l.ContentType, Body: []byte(l.Text)})
+	return seq
 }
 
 // historyWait bounds how long a history query waits for the lines said

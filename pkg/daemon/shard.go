@@ -22,6 +22,7 @@ const (
 	taskAdmin
 	taskReload
 	taskGhost
+	taskCatchUp
 	taskStop
 )
 
@@ -44,6 +45,8 @@ type task struct {
 	reload *reloadPart // taskReload
 
 	ghost *imc.URI // taskGhost: a member unreachable for ghost_after, to remove
+
+	catchUp *catchUp // taskCatchUp: what a member back from being away missed
 
 	// queued is when the task began to wait behind a commit (zero while it
 	// has not): a task waits at most command_timeout.
@@ -163,6 +166,9 @@ func (s *shard) handle(t *task) {
 	case taskGhost:
 		s.removeGhost(*t.ghost)
 		answered = true
+	case taskCatchUp:
+		s.handleCatchUp(t.catchUp)
+		answered = true
 	}
 }
 
@@ -201,7 +207,12 @@ func (s *shard) handleEvent(t *task) bool {
 	}
 	res := s.d.engine.Handle(s.view, t.in)
 	if res.Record != nil {
-		s.record(res.Record, now)
+		// Each notice carries the line's number: delivery knows from it
+		// where a member's catch-up starts.
+		seq := s.record(res.Record, now)
+		for i := range res.Notices {
+			res.Notices[i].Seq = seq
+		}
 	}
 	if len(res.Changes) == 0 && res.Topic == nil && res.History == nil {
 		s.d.metrics.Command(res.Command, res.Outcome.String())

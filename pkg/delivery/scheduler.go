@@ -297,10 +297,6 @@ func (s *Scheduler) Away(marks []Mark) {
 		for _, mk := range marks {
 			s.e.away(mk, now)
 		}
-		if len(marks) > 0 {
-			s.log.Info("members away before the restart: caught up from the history when they are back",
-				logkey.Members, len(s.e.unreach), "marks", len(marks))
-		}
 	}
 	s.mu.Unlock()
 	s.signal()

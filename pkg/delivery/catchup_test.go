@@ -416,3 +416,24 @@ func TestCatchUpRandom(t *testing.T) {
 		t.Fatal("the runs did not exercise the catch-up")
 	}
 }
+
+// TestRemoveKeepsOtherRooms: a member away in two rooms and removed from
+// one is still away in the other, owed its catch-up; removed from both,
+// they are forgotten, nothing left behind.
+func TestRemoveKeepsOtherRooms(t *testing.T) {
+	h := catchUpHarness(t, nil)
+	h.e.away(Mark{Room: uri("one"), Member: uri("d"), Seq: 3}, h.now)
+	h.e.away(Mark{Room: uri("two"), Member: uri("d"), Seq: 7}, h.now)
+	h.e.remove(uri("one"), uri("d"), h.now)
+	if st := h.status("two", "d"); st.Reachable {
+		t.Fatal("removed from one room, d is no longer away in the other")
+	}
+	h.e.reachable(uri("d"), h.now)
+	if asks := h.takeAsks(); len(asks) != 1 || asks[0].Room != uri("two") || asks[0].After != 7 {
+		t.Fatalf("asks %+v", asks)
+	}
+	h.e.remove(uri("two"), uri("d"), h.now)
+	if h.e.live != 0 || len(h.e.memberIdx) != 0 || len(h.e.flowIdx) != 0 || len(h.e.unreach) != 0 {
+		t.Fatalf("after both removals: %d live, %d members, %d flows, %d unreachable", h.e.live, len(h.e.memberIdx), len(h.e.flowIdx), len(h.e.unreach))
+	}
+}

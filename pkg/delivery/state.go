@@ -108,8 +108,15 @@ func (e *engine) remove(room, u imc.URI, now time.Time) {
 		e.refreshFlow(fi)
 	}
 	m := &e.members.v[mi]
-	if m.queued > 0 || m.inflight > 0 {
+	if m.inflight > 0 {
 		return
+	}
+	// Another room may still hold something for them: a notice, a
+	// placeholder, a catch-up owed or a mark stored.
+	for fi := m.flows; fi != nilIdx; fi = e.flows.v[fi].mnext {
+		if f := &e.flows.v[fi]; f.head != nilIdx || f.out > 0 || f.missedOut || f.stored || f.behind || f.asking {
+			return
+		}
 	}
 	for fi := m.flows; fi != nilIdx; {
 		next := e.flows.v[fi].mnext

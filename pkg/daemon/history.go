@@ -58,6 +58,10 @@ type historyWriter struct {
 	mu      sync.Mutex
 	upTo    map[string]int64 // room key → highest seq written
 	advance chan struct{}    // closed and replaced after each batch
+	// forgetting counts, per room key, the destroyed rooms whose history
+	// is queued for deletion: until then upTo is the old room's, which a
+	// query of a new room of the same name must not take for its own.
+	forgetting map[string]int
 
 	cancel context.CancelFunc
 	done   sync.WaitGroup
@@ -68,7 +72,8 @@ type historyWriter struct {
 func newHistoryWriter(st store.HistoryStore, log *slog.Logger, keepLines int, maxAge time.Duration, written map[string]int64) *historyWriter {
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &historyWriter{st: st, log: log.With(logkey.System, logkey.SystemHistory), keep: keepLines, age: maxAge,
-		queue: make(chan historyItem, historyQueue), upTo: maps.Clone(written), advance: make(chan struct{}), cancel: cancel}
+		queue: make(chan historyItem, historyQueue), upTo: maps.Clone(written), advance: make(chan struct{}),
+		forgetting: make(map[string]int), cancel: cancel}
 	w.done.Add(2)
 	go func() { defer w.done.Done(); w.run(ctx) }()
 	go func() { defer w.done.Done(); w.purge(ctx) }()
@@ -89,9 +94,16 @@ func (w *historyWriter) add(l store.HistoryLine) {
 
 // forget queues the destruction of a room's history behind its lines.
 func (w *historyWriter) forget(room imc.URI) {
+	key := room.Key()
+	w.mu.Lock()
+	w.forgetting[key]++
+	w.mu.Unlock()
 	select {
 	case w.queue <- historyItem{line: store.HistoryLine{Room: room}, forget: true}:
 	default:
+		w.mu.Lock()
+		w.forgot(key)
+		w.mu.Unlock()
 		// Full: the destroy's own transaction deleted what was written;
 		// what is queued may survive it until the room's lines are purged.
 		w.log.Warn("history queue full: a destroyed room's last lines may outlive it until purged", logkey.Room, room.String())
@@ -190,13 +202,26 @@ func (w *historyWriter) forgetRoom(ctx context.Context, room imc.URI) {
 	}
 	w.mu.Lock()
 	delete(w.upTo, room.Key())
+	w.forgot(room.Key())
+	close(w.advance)
+	w.advance = make(chan struct{})
 	w.mu.Unlock()
+}
+
+// forgot counts one destroyed room of key as forgotten; w.mu is held.
+func (w *historyWriter) forgot(key string) {
+	if w.forgetting[key]--; w.forgetting[key] <= 0 {
+		delete(w.forgetting, key)
+	}
 }
 
 // writtenUpTo returns the highest seq of room's lines written.
 func (w *historyWriter) writtenUpTo(room string) int64 {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.forgetting[room] > 0 {
+		return 0 // the old room's, not this one's
+	}
 	return w.upTo[room]
 }
 
@@ -205,7 +230,7 @@ func (w *historyWriter) writtenUpTo(room string) int64 {
 func (w *historyWriter) waitWritten(ctx context.Context, room string, seq int64) {
 	for {
 		w.mu.Lock()
-		done, advance := w.upTo[room] >= seq, w.advance
+		done, advance := w.forgetting[room] == 0 && w.upTo[room] >= seq, w.advance
 		w.mu.Unlock()
 		if done {
 			return

@@ -63,6 +63,36 @@ type CatchUpReply struct {
 	Err error
 }
 
+// CatchUp answers a CatchUpRequest: the notices take the place of the
+// flow's placeholder, or, with r.Err, the member is told how many they
+// missed. A reply to a request that no longer waits (the member left) is
+// ignored. It never blocks.
+func (s *Scheduler) CatchUp(r CatchUpReply) {
+	s.mu.Lock()
+	if s.opened && !s.closed {
+		s.e.catchUp(&r, s.clock.Now())
+	}
+	s.mu.Unlock()
+	s.signal()
+}
+
+// Away restores the marks stored before a restart (OnMarks): each member
+// is unreachable from now, nothing is sent to them until they come back
+// (Reachable, a probe), and they are then caught up in each room from its
+// mark. Call it after Open, before Submit. It does nothing without
+// FillCatchUp.
+func (s *Scheduler) Away(marks []Mark) {
+	s.mu.Lock()
+	if s.opened && !s.closed && s.e.s.catchUp {
+		now := s.clock.Now()
+		for _, mk := range marks {
+			s.e.away(mk, now)
+		}
+	}
+	s.mu.Unlock()
+	s.signal()
+}
+
 // tells reports whether flow fi's drops are told to its member: by a
 // catch-up (room flows, with FillCatchUp) or a "you missed N" notice.
 func (e *engine) tells(fi int32) bool {

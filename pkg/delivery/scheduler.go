@@ -272,36 +272,6 @@ func (s *Scheduler) Reachable(member imc.URI) {
 	s.signal()
 }
 
-// CatchUp answers a CatchUpRequest: the notices take the place of the
-// flow's placeholder, or, with r.Err, the member is told how many they
-// missed. A reply to a request that no longer waits (the member left) is
-// ignored. It never blocks.
-func (s *Scheduler) CatchUp(r CatchUpReply) {
-	s.mu.Lock()
-	if s.opened && !s.closed {
-		s.e.catchUp(&r, s.clock.Now())
-	}
-	s.mu.Unlock()
-	s.signal()
-}
-
-// Away restores the marks stored before a restart (OnMarks): each member
-// is unreachable from now, nothing is sent to them until they come back
-// (Reachable, a probe), and they are then caught up in each room from its
-// mark. Call it after Open, before Submit. It does nothing without
-// FillCatchUp.
-func (s *Scheduler) Away(marks []Mark) {
-	s.mu.Lock()
-	if s.opened && !s.closed && s.e.s.catchUp {
-		now := s.clock.Now()
-		for _, mk := range marks {
-			s.e.away(mk, now)
-		}
-	}
-	s.mu.Unlock()
-	s.signal()
-}
-
 // Remove drops whatever waits for member in room (Dropped results), for a
 // member who left or was removed. A member with nothing left anywhere is
 // forgotten, reachability included.

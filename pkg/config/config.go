@@ -59,6 +59,7 @@ type Config struct {
 	HistoryLines     int
 	HistoryMax       int
 	HistoryOnJoin    int
+	CatchUpMax       int // 0 = no catch-up from the history
 	HistoryKeepLines int // 0 = no count limit
 	HistoryMaxAge    time.Duration
 
@@ -154,6 +155,7 @@ func Default() Config {
 		HistoryLines:     engine.HistoryDefault,
 		HistoryMax:       engine.HistoryMax,
 		HistoryOnJoin:    engine.HistoryOnJoin,
+		CatchUpMax:       engine.CatchUpMax,
 		HistoryKeepLines: store.DefaultHistoryKeepLines,
 		HistoryMaxAge:    store.DefaultHistoryMaxAge,
 		RateLimit:        10,

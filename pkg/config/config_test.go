@@ -78,6 +78,7 @@ var sample = map[string]string{
 	"history_lines":         "5",
 	"history_max":           "50",
 	"history_on_join":       "0",
+	"catchup_max":           "20",
 	"history_keep_lines":    "200",
 	"history_max_age":       "24h0m0s",
 	"usrloc_events":         "true",

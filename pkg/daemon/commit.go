@@ -24,6 +24,8 @@ type commitJob struct {
 	sender string // the key of in's sender, "" without one
 	queued time.Time
 	doubt  *doubt // a re-read of doubtful rooms instead of a commit
+	// catchUp is a catch-up to read instead of a commit.
+	catchUp *catchUp
 
 	// RabbitMQ mode (rabbitmq.go): the event's key and origin, a re-read
 	// before serving a room (freshness.go), the shard of a mark (once.go).
@@ -85,6 +87,8 @@ func (s *shard) commitLoop(st store.Store) {
 			job.truth, job.reread = st.LoadRooms(context.Background(), job.doubt.rooms)
 		case job.refresh != nil:
 			s.reread(st, job) // freshness.go
+		case job.catchUp != nil:
+			s.readCatchUp(job) // catchup.go
 		case time.Since(job.queued) > s.d.cfg.CommandTimeout:
 			job.skipped, job.err = true, fmt.Errorf("%w: waited %v for the database", ErrTimeout, s.d.cfg.CommandTimeout)
 		case !s.d.db.up():
@@ -128,6 +132,10 @@ func (s *shard) finish(job *commitJob) {
 	}
 	if job.refresh != nil {
 		s.refreshed(job) // freshness.go
+		return
+	}
+	if job.catchUp != nil {
+		s.caughtUp(job)
 		return
 	}
 	defer s.release(job.room)

@@ -72,6 +72,10 @@ type Daemon struct {
 	shardsStopping atomic.Bool
 	unsentMu       sync.Mutex
 	unsent         []unsentInvitation
+
+	// marksAtStart are the catch-up marks stored before the restart, for
+	// the scheduler once it is open (restoreMarks).
+	marksAtStart []store.Mark
 }
 
 // server is what every socket server of imcd is, in pkg/sockets's idiom.
@@ -181,7 +185,8 @@ func (d *Daemon) newEngine(history bool) *imc.Engine {
 		ManagerUser: cfg.ManagerUser, MaxRoomsListed: imc.DefaultConfig().MaxRoomsListed,
 		MaxMembers: cfg.MaxMembers, MaxOwnedRooms: cfg.MaxOwnedRooms,
 		RoomPrefix: cfg.RoomPrefix, Domains: cfg.Domains, MemberDomains: cfg.MemberDomains,
-		History: history, HistoryDefault: cfg.HistoryLines, HistoryMax: cfg.HistoryMax, HistoryOnJoin: cfg.HistoryOnJoin})
+		History: history, HistoryDefault: cfg.HistoryLines, HistoryMax: cfg.HistoryMax, HistoryOnJoin: cfg.HistoryOnJoin,
+		CatchUpMax: cfg.CatchUpMax})
 }
 
 // Addrs returns the addresses the daemon bound; valid once Open returned.

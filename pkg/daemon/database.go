@@ -96,6 +96,11 @@ func (d *Daemon) openHistory(ctx context.Context, db *store.DB) error {
 	if err != nil {
 		return fmt.Errorf("loading the topics: %w", err)
 	}
+	if d.cfg.CatchUpMax > 0 {
+		if d.marksAtStart, err = db.AllMarks(ctx); err != nil {
+			return fmt.Errorf("loading the catch-up marks: %w", err)
+		}
+	}
 	for key, seq := range seqs {
 		d.shardFor(key).seqs[key] = seq
 	}

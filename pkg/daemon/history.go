@@ -29,12 +29,14 @@ const (
 	historyPurgeEvery = 5 * time.Minute
 )
 
-// historyItem is one line to write, or, with forget set, the mark that
+// historyItem is one line to write; or, with forget set, the sign that
 // its room was destroyed: what was queued of it before is written first,
-// then deleted with the room's topic and marks.
+// then deleted with the room's topic and marks; or a catch-up mark to
+// store (away) or delete.
 type historyItem struct {
 	line   store.HistoryLine
 	forget bool
+	mark   *markChange
 }
 
 // historyWriter writes the rooms' chat lines in the background, in
@@ -55,8 +57,11 @@ type historyWriter struct {
 
 	mu      sync.Mutex
 	upTo    map[string]int64 // room key → highest seq written
-	forgets map[string]int   // room key → forget marks queued, not yet done
 	advance chan struct{}    // closed and replaced after each batch
+	// forgetting counts, per room key, the destroyed rooms whose history
+	// is queued for deletion: until then upTo is the old room's, which a
+	// query of a new room of the same name must not take for its own.
+	forgetting map[string]int
 
 	cancel context.CancelFunc
 	done   sync.WaitGroup
@@ -67,8 +72,8 @@ type historyWriter struct {
 func newHistoryWriter(st store.HistoryStore, log *slog.Logger, keepLines int, maxAge time.Duration, written map[string]int64) *historyWriter {
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &historyWriter{st: st, log: log.With(logkey.System, logkey.SystemHistory), keep: keepLines, age: maxAge,
-		queue: make(chan historyItem, historyQueue), upTo: maps.Clone(written), forgets: map[string]int{},
-		advance: make(chan struct{}), cancel: cancel}
+		queue: make(chan historyItem, historyQueue), upTo: maps.Clone(written), advance: make(chan struct{}),
+		forgetting: make(map[string]int), cancel: cancel}
 	w.done.Add(2)
 	go func() { defer w.done.Done(); w.run(ctx) }()
 	go func() { defer w.done.Done(); w.purge(ctx) }()
@@ -87,17 +92,18 @@ func (w *historyWriter) add(l store.HistoryLine) {
 	}
 }
 
-// forget queues the destruction of a room's history behind its lines. Until
-// it is done, a query of the room waits: the lines written before it are
-// the destroyed room's.
+// forget queues the destruction of a room's history behind its lines.
 func (w *historyWriter) forget(room imc.URI) {
+	key := room.Key()
 	w.mu.Lock()
-	w.forgets[room.Key()]++
+	w.forgetting[key]++
 	w.mu.Unlock()
 	select {
 	case w.queue <- historyItem{line: store.HistoryLine{Room: room}, forget: true}:
 	default:
-		w.forgotten(room.Key())
+		w.mu.Lock()
+		w.forgot(key)
+		w.mu.Unlock()
 		// Full: the destroy's own transaction deleted what was written;
 		// what is queued may survive it until the room's lines are purged.
 		w.log.Warn("history queue full: a destroyed room's last lines may outlive it until purged", logkey.Room, room.String())
@@ -108,6 +114,7 @@ func (w *historyWriter) forget(room imc.URI) {
 // empty.
 func (w *historyWriter) run(ctx context.Context) {
 	batch := make([]store.HistoryLine, 0, historyBatch)
+	var marks []markChange
 	for {
 		var it historyItem
 		select {
@@ -117,13 +124,17 @@ func (w *historyWriter) run(ctx context.Context) {
 		}
 		// What is queued already joins the batch: under load batches fill
 		// up, when idle a line is written at once.
-		batch = batch[:0]
+		batch, marks = batch[:0], marks[:0]
 		for more := true; more; {
-			if it.forget {
+			switch {
+			case it.forget:
 				w.write(ctx, batch)
-				batch = batch[:0]
+				w.writeMarks(ctx, marks)
+				batch, marks = batch[:0], marks[:0]
 				w.forgetRoom(ctx, it.line.Room)
-			} else {
+			case it.mark != nil:
+				marks = append(marks, *it.mark)
+			default:
 				batch = append(batch, it.line)
 			}
 			more = false
@@ -136,6 +147,27 @@ func (w *historyWriter) run(ctx context.Context) {
 			}
 		}
 		w.write(ctx, batch)
+		w.writeMarks(ctx, marks)
+	}
+}
+
+// retry runs fn until it succeeds or ctx ends, pausing longer after each
+// failure (up to historyRetry); fn's own context outlives ctx, so that
+// what is being written when imcd stops is finished.
+func (w *historyWriter) retry(ctx context.Context, fn func(context.Context) error, attrs ...any) bool {
+	pause := 50 * time.Millisecond
+	for {
+		err := fn(context.WithoutCancel(ctx))
+		if err == nil {
+			return true
+		}
+		w.log.Warn("history not written yet; trying again", append(attrs, logkey.Err, err)...)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, historyRetry)
 	}
 }
 
@@ -146,19 +178,11 @@ func (w *historyWriter) write(ctx context.Context, batch []store.HistoryLine) {
 	if len(batch) == 0 {
 		return
 	}
-	pause := 50 * time.Millisecond
-	for {
-		_, err := w.st.AppendHistory(context.WithoutCancel(ctx), batch)
-		if err == nil {
-			break
-		}
-		w.log.Warn("history lines not written yet; trying again", logkey.Err, err, "lines", len(batch))
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(pause):
-		}
-		pause = min(2*pause, historyRetry)
+	if !w.retry(ctx, func(ctx context.Context) error {
+		_, err := w.st.AppendHistory(ctx, batch)
+		return err
+	}, "lines", len(batch)) {
+		return
 	}
 	w.written.Add(int64(len(batch)))
 	w.mu.Lock()
@@ -176,19 +200,29 @@ func (w *historyWriter) forgetRoom(ctx context.Context, room imc.URI) {
 	if err := w.st.ForgetRoom(context.WithoutCancel(ctx), room); err != nil {
 		w.log.Warn("a destroyed room's history could not be deleted again; its lines go with the purge", logkey.Room, room.String(), logkey.Err, err)
 	}
-	w.forgotten(room.Key())
-}
-
-// forgotten records that one forget mark of room is done.
-func (w *historyWriter) forgotten(room string) {
 	w.mu.Lock()
-	delete(w.upTo, room)
-	if w.forgets[room]--; w.forgets[room] <= 0 {
-		delete(w.forgets, room)
-	}
+	delete(w.upTo, room.Key())
+	w.forgot(room.Key())
 	close(w.advance)
 	w.advance = make(chan struct{})
 	w.mu.Unlock()
+}
+
+// forgot counts one destroyed room of key as forgotten; w.mu is held.
+func (w *historyWriter) forgot(key string) {
+	if w.forgetting[key]--; w.forgetting[key] <= 0 {
+		delete(w.forgetting, key)
+	}
+}
+
+// writtenUpTo returns the highest seq of room's lines written.
+func (w *historyWriter) writtenUpTo(room string) int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.forgetting[room] > 0 {
+		return 0 // the old room's, not this one's
+	}
+	return w.upTo[room]
 }
 
 // waitWritten waits until room's lines up to seq are written, or ctx
@@ -196,7 +230,7 @@ func (w *historyWriter) forgotten(room string) {
 func (w *historyWriter) waitWritten(ctx context.Context, room string, seq int64) {
 	for {
 		w.mu.Lock()
-		done, advance := w.forgets[room] == 0 && w.upTo[room] >= seq, w.advance
+		done, advance := w.forgetting[room] == 0 && w.upTo[room] >= seq, w.advance
 		w.mu.Unlock()
 		if done {
 			return
@@ -254,8 +288,9 @@ func (w *historyWriter) close(ctx context.Context) {
 	w.done.Wait()
 }
 
-// record numbers a chat line in its room and queues it for the history.
-func (s *shard) record(l *imc.Line, now time.Time) {
+// record numbers a chat line in its room, queues it for the history and
+// stamps its number on the line's notices (left 0 without history).
+func (s *shard) record(l *imc.Line, notices []imc.Notice, now time.Time) {
 	if s.d.history == nil {
 		return
 	}
@@ -264,6 +299,11 @@ func (s *shard) record(l *imc.Line, now time.Time) {
 	s.seqs[key] = seq
 	s.d.history.add(store.HistoryLine{Room: l.Room, Seq: seq, Kind: store.HistoryChat, Sender: l.Sender.String(),
 		Time: now, ContentType: l.ContentType, Body: []byte(l.Text)})
+	// Each notice carries the line's number: delivery knows from it where
+	// a member's catch-up starts.
+	for i := range notices {
+		notices[i].Seq = seq
+	}
 }
 
 // historyWait bounds how long a history query waits for the lines said

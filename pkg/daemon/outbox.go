@@ -33,9 +33,11 @@ func (d *Daemon) openOutbox(ctx context.Context) error {
 	d.sched.Logger, d.sched.Observer = d.logger, d.metrics
 	d.sched.MissedNotice = d.engine.Missed
 	d.sched.OnGhost = d.onGhost
+	d.wireCatchUp()
 	if err := d.sched.Open(ctx); err != nil {
 		return fmt.Errorf("delivery: %w", err)
 	}
+	d.restoreMarks()
 	return nil
 }
 

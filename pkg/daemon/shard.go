@@ -22,6 +22,7 @@ const (
 	taskAdmin
 	taskReload
 	taskGhost
+	taskCatchUp
 	taskStop
 )
 
@@ -49,6 +50,8 @@ type task struct {
 	// single-node modes), and whether an operator action's room was re-read.
 	broker *brokered
 	fresh  bool
+
+	catchUp *catchUp // taskCatchUp: what a member back from being away missed
 
 	// queued is when the task began to wait behind a commit (zero while it
 	// has not): a task waits at most command_timeout.
@@ -172,6 +175,9 @@ func (s *shard) handle(t *task) {
 	case taskGhost:
 		s.removeGhost(*t.ghost)
 		answered = true
+	case taskCatchUp:
+		s.handleCatchUp(t.catchUp)
+		answered = true
 	}
 }
 
@@ -217,7 +223,7 @@ func (s *shard) handleEvent(t *task) bool {
 		return s.mark(t, key, res) // once.go: its key is stored before its notices go out (and its line recorded)
 	}
 	if res.Record != nil {
-		s.record(res.Record, now)
+		s.record(res.Record, res.Notices, now)
 	}
 	if len(res.Changes) == 0 && res.Topic == nil && res.History == nil {
 		s.d.metrics.Command(res.Command, res.Outcome.String())

@@ -78,6 +78,9 @@ func (e *engine) complete(tag uint64, o outcome, now time.Time) {
 	switch v {
 	case vDelivered:
 		f.delivered = max(f.delivered, it.seq)
+		if s := it.n.Seq; s > 0 && (s > f.mark || !f.marked) {
+			f.mark, f.marked = s, true // where a catch-up would start
+		}
 		if !m.reachable {
 			e.setReachable(mi, now, "a notice was delivered")
 		}
@@ -137,6 +140,7 @@ func (e *engine) complete(tag uint64, o outcome, now time.Time) {
 		if f.dropped > 0 {
 			e.ensurePlaceholder(fi, now)
 		}
+		e.settleMark(fi)
 	}
 	e.refreshMember(mi)
 	e.maybeProbe(mi, now)

@@ -14,7 +14,11 @@
 //   - per-member reachability: a member whose MESSAGE ends 404/408/480 (or
 //     whose address does not resolve) is marked unreachable and later
 //     notices are kept for them, bounded by count and age, until they come
-//     back (Reachable, or a probe with exponential backoff);
+//     back (Reachable, or a probe with exponential backoff); with
+//     FillCatchUp, what was dropped for them in a room is replaced by a
+//     catch-up from the room's history, from the last line delivered to
+//     them (their mark, reported by OnMarks and restored by Away after a
+//     restart);
 //   - accounting: every admitted notice ends in exactly one Result.
 //
 // docs/delivery.md explains the design and its configuration.

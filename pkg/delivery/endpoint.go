@@ -22,6 +22,7 @@ type settings struct {
 	lostRetries                           int
 	ghostAfter                            time.Duration
 	missed                                bool // a MissedNotice callback is set
+	catchUp                               bool // a FillCatchUp callback is set
 }
 
 // Timers of the engine that are not configuration.

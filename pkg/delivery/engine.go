@@ -47,7 +47,9 @@ type item struct {
 	// reached OpenSIPS.
 	attempts, bounces uint8
 	held              bool  // waited for an unreachable member
-	missed            bool  // placeholder for the "you missed N" notice
+	missed            bool  // placeholder for the "you missed N" notice, or for a catch-up
+	fallback          bool  // placeholder of a room flow told "you missed N" after all
+	catchUp           bool  // a catch-up notice, in place of a placeholder
 	probe             bool  // in flight as the member's probe
 	epProbe           bool  // in flight as a down endpoint's probe
 	missedN           int32 // placeholder in flight: the count it carries
@@ -70,6 +72,16 @@ type flow struct {
 	dropped    int32 // drops not yet told to the member
 	missed     int32 // queued placeholder, or nilIdx
 	missedOut  bool  // a placeholder is in flight
+
+	// Catch-up (catchup.go). mark is the history number of the last line
+	// delivered (known when marked); storedAt the mark reported to
+	// OnMarks while stored; behind says a catch-up is owed though nothing
+	// was dropped (a mark restored at start, a catch-up notice dropped).
+	mark, storedAt         int64
+	askTok                 uint64 // the pending CatchUpRequest
+	catchUps               int32  // catch-up notices queued or in flight
+	marked, stored, behind bool
+	asking                 bool // the placeholder waits for CatchUp
 
 	inRing     bool  // in its group's ring of ready flows
 	prev, next int32 // that ring
@@ -184,6 +196,9 @@ type engine struct {
 
 	reports []report
 	ghosts  []ghost
+	asks    []CatchUpRequest
+	marks   []MarkChange
+	askSeq  uint64
 
 	nextSweep, nextIdle time.Time
 	closed              bool
@@ -269,6 +284,9 @@ func (e *engine) enqueue(n *imc.Notice, cls class, done Done, now time.Time) {
 	}
 	if !m.reachable {
 		it.held = true
+		if n.Seq > 0 && !f.marked {
+			e.reportMark(fi)
+		}
 		e.trim(mi, now)
 		e.maybeProbe(mi, now)
 	}
@@ -370,11 +388,18 @@ func (e *engine) final(ii int32, kind Kind, o outcome, now time.Time) {
 		e.groups.v[f.group].items--
 	}
 	e.reports = append(e.reports, report{done: it.done, n: it.n, r: Result{
-		Kind: kind, Outcome: o, Held: it.held, Missed: it.missed,
+		Kind: kind, Outcome: o, Held: it.held, Missed: it.missed || it.catchUp, CatchUp: it.catchUp,
 		Attempts: int(it.attempts), Waited: now.Sub(it.at),
 	}})
 	e.live--
+	cu, fi := it.catchUp, it.flow
 	gen := it.gen + 1
 	e.items.release(ii)
 	e.items.v[ii].gen = gen
+	if cu {
+		e.flows.v[fi].catchUps--
+		if kind != Aborted {
+			e.settleMark(fi)
+		}
+	}
 }

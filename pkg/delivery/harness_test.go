@@ -128,7 +128,7 @@ func (h *harness) collect() {
 		if r.done != nil {
 			r.done(r.n, r.r)
 		} else {
-			h.results = append(h.results, result{body: "(internal)", to: r.n.To.User, r: r.r})
+			h.results = append(h.results, result{body: r.n.Body, to: r.n.To.User, r: r.r}) // the scheduler's own
 		}
 	}
 	h.e.reports = h.e.reports[:0]

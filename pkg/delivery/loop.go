@@ -27,6 +27,8 @@ func (s *Scheduler) run() {
 		s.picks = s.e.pick(now, s.picks[:0])
 		s.reps, s.e.reports = s.e.reports, s.reps[:0]
 		s.ghosts, s.e.ghosts = s.e.ghosts, s.ghosts[:0]
+		s.asks, s.e.asks = s.e.asks, s.asks[:0]
+		s.marks, s.e.marks = s.e.marks, s.marks[:0]
 		statsDue := !now.Before(nextStats)
 		if statsDue {
 			s.e.stats(now, &s.stats)
@@ -48,6 +50,7 @@ func (s *Scheduler) run() {
 			})
 		}
 		clear(s.ghosts)
+		s.catchUps()
 		if statsDue {
 			s.callback("Observer.Gauges", func() { s.obs.Gauges(&s.stats) })
 		}
@@ -84,6 +87,21 @@ func (s *Scheduler) write(picks []pick) {
 		}
 	}
 	clear(picks)
+}
+
+// catchUps hands the marks and the catch-up requests the engine made to
+// OnMarks and FillCatchUp (which may call CatchUp at once).
+func (s *Scheduler) catchUps() {
+	if len(s.marks) > 0 && s.OnMarks != nil {
+		s.callback("OnMarks", func() { s.OnMarks(s.marks) })
+	}
+	for i := range s.asks {
+		s.callback("FillCatchUp", func() { s.FillCatchUp(s.asks[i]) })
+	}
+	clear(s.marks)
+	s.marks = s.marks[:0]
+	clear(s.asks)
+	s.asks = s.asks[:0]
 }
 
 // deliver hands results to their Done and the Observer.

@@ -85,6 +85,11 @@ func (e *engine) nextItem() int32 {
 		if fi == nilIdx {
 			continue
 		}
+		if e.asksFor(fi) {
+			// The catch-up comes first: CatchUp queues the probe again.
+			e.ask(fi)
+			continue
+		}
 		ii := e.dequeue(fi)
 		e.items.v[ii].probe = true
 		m.probing = true
@@ -206,11 +211,19 @@ func (e *engine) oldestFlow(mi int32) int32 {
 }
 
 // refreshFlow puts flow fi in its group's ring when it has a notice that
-// may be written now, and takes it out otherwise.
+// may be written now, and takes it out otherwise. A placeholder at the
+// head of a room flow caught up from the history is never written: it is
+// asked to be filled, and the flow waits for CatchUp.
 func (e *engine) refreshFlow(fi int32) {
 	f := &e.flows.v[fi]
 	m := &e.members.v[f.member]
 	ready := f.head != nilIdx && m.reachable && int(m.inflight) < e.s.memberInflight
+	if ready && f.head == f.missed && e.asksFor(fi) {
+		e.ask(fi)
+		// Asked: wait. Nothing to ask for: the placeholder is gone, or
+		// a "you missed N" after all.
+		ready = f.head != nilIdx && !e.asksFor(fi)
+	}
 	switch {
 	case ready && !f.inRing:
 		e.ringAdd(fi)

@@ -18,23 +18,32 @@ import (
 // kept leaves in order, paced like everything else, behind the "you missed
 // N" notice of each room that dropped some.
 
-// setUnreachable stops sending to member mi.
+// setUnreachable stops sending to member mi, and reports the marks of
+// their room flows (catch-up).
 func (e *engine) setUnreachable(mi int32, now time.Time, o outcome) {
+	e.goAway(mi, now)
+	m := &e.members.v[mi]
+	for fi := m.flows; fi != nilIdx; fi = e.flows.v[fi].mnext {
+		for ii := e.flows.v[fi].head; ii != nilIdx; ii = e.items.v[ii].next {
+			e.items.v[ii].held = true
+		}
+		e.reportMark(fi)
+	}
+	e.trim(mi, now)
+	e.refreshMember(mi)
+	e.log.Info("member unreachable: keeping their notices", logkey.Member, m.uri.String(), logkey.Status, o.String(),
+		logkey.Kept, m.queued, logkey.InFlight, m.inflight)
+}
+
+// goAway marks member mi unreachable from now, the first probe due after
+// UnreachableRetry.
+func (e *engine) goAway(mi int32, now time.Time) {
 	m := &e.members.v[mi]
 	m.reachable, m.since, m.ghosted = false, now, false
 	m.backoff = e.s.retry
 	m.nextProbe = now.Add(m.backoff)
 	m.unreachPos = int32(len(e.unreach))
 	e.unreach = append(e.unreach, mi)
-	for fi := m.flows; fi != nilIdx; fi = e.flows.v[fi].mnext {
-		for ii := e.flows.v[fi].head; ii != nilIdx; ii = e.items.v[ii].next {
-			e.items.v[ii].held = true
-		}
-	}
-	e.trim(mi, now)
-	e.refreshMember(mi)
-	e.log.Info("member unreachable: keeping their notices", logkey.Member, m.uri.String(), logkey.Status, o.String(),
-		logkey.Kept, m.queued, logkey.InFlight, m.inflight)
 }
 
 // setReachable resumes sending to member mi.
@@ -56,9 +65,10 @@ func (e *engine) setReachable(mi int32, now time.Time, why string) {
 	for fi := m.flows; fi != nilIdx; fi = e.flows.v[fi].mnext {
 		f := &e.flows.v[fi]
 		dropped += int(f.dropped)
-		if !e.s.missed {
+		if !e.tells(fi) {
 			f.dropped = 0 // nobody to tell: counted and logged only
 		}
+		e.settleMark(fi)
 	}
 	e.refreshMember(mi)
 	e.log.Info("member reachable again: sending what was kept", logkey.Member, m.uri.String(), logkey.Reason, why,
@@ -74,11 +84,16 @@ func (e *engine) reachable(u imc.URI, now time.Time) {
 }
 
 // trim drops an unreachable member's oldest kept notices beyond MemberQueue.
+// A flow waiting for its catch-up is left alone until it comes (the range
+// asked for must not move).
 func (e *engine) trim(mi int32, now time.Time) {
 	for int(e.members.v[mi].queued) > e.s.memberQueue {
 		fi := nilIdx
 		var seq uint64
 		for f := e.members.v[mi].flows; f != nilIdx; f = e.flows.v[f].mnext {
+			if e.flows.v[f].asking {
+				continue
+			}
 			if ii := e.firstReal(f); ii != nilIdx && (fi == nilIdx || e.items.v[ii].seq < seq) {
 				fi, seq = f, e.items.v[ii].seq
 			}
@@ -90,39 +105,37 @@ func (e *engine) trim(mi int32, now time.Time) {
 	}
 }
 
-// firstReal returns the first queued notice of flow fi that is not a
-// placeholder.
+// firstReal returns the oldest kept notice of flow fi: the first queued
+// one that is neither a placeholder nor a catch-up notice (those are not
+// aged or trimmed: they stand for what was dropped already).
 func (e *engine) firstReal(fi int32) int32 {
 	ii := e.flows.v[fi].head
-	if ii != nilIdx && e.items.v[ii].missed {
+	for ii != nilIdx && (e.items.v[ii].missed || e.items.v[ii].catchUp) {
 		ii = e.items.v[ii].next
 	}
 	return ii
 }
 
-// drop ends the oldest real notice of flow fi as Dropped and counts it for
-// the member's "you missed N" notice.
+// drop ends the oldest kept notice of flow fi as Dropped and counts it for
+// the member's "you missed N" notice, or their catch-up. Catch-up notices
+// still queued go too: the next catch-up, from the same mark, covers them.
 func (e *engine) drop(fi int32, now time.Time) {
-	f := &e.flows.v[fi]
-	ii := f.head
-	prev := nilIdx
-	if e.items.v[ii].missed {
+	prev, ii := nilIdx, e.flows.v[fi].head
+	for ii != nilIdx && (e.items.v[ii].missed || e.items.v[ii].catchUp) {
 		prev, ii = ii, e.items.v[ii].next
 	}
-	next := e.items.v[ii].next
-	if prev == nilIdx {
-		f.head = next
-	} else {
-		e.items.v[prev].next = next
+	if ii == nilIdx {
+		return
 	}
-	if f.tail == ii {
-		f.tail = prev
-	}
-	f.n--
+	e.unlink(fi, prev, ii)
+	f := &e.flows.v[fi]
 	f.dropped++
 	e.members.v[f.member].queued--
 	seq := e.items.v[ii].seq
 	e.final(ii, Dropped, outcome{}, now)
+	if e.flows.v[fi].catchUps > 0 {
+		e.dropCatchUps(fi, now)
+	}
 	e.ensurePlaceholder(fi, now)
 	if f := &e.flows.v[fi]; f.missed != nilIdx && e.items.v[f.missed].seq > seq {
 		e.items.v[f.missed].seq = seq
@@ -130,12 +143,13 @@ func (e *engine) drop(fi int32, now time.Time) {
 }
 
 // ensurePlaceholder puts a "you missed N" placeholder at the head of flow fi
-// when it counts drops and has none queued or in flight. The notice is
-// built only when the placeholder is written, with the count of that
-// moment.
+// when it counts drops (or owes a catch-up) and has none queued or in
+// flight. The notice is built only when the placeholder is written, with
+// the count of that moment; or, in a room flow with FillCatchUp, the
+// placeholder becomes a catch-up (catchup.go).
 func (e *engine) ensurePlaceholder(fi int32, now time.Time) {
 	f := &e.flows.v[fi]
-	if !e.s.missed || f.dropped == 0 || f.missed != nilIdx || f.missedOut {
+	if !e.tells(fi) || (f.dropped == 0 && !f.behind) || f.missed != nilIdx || f.missedOut {
 		return
 	}
 	var seq uint64
@@ -184,7 +198,7 @@ func (e *engine) sweep(now time.Time) {
 	for _, mi := range e.unreach {
 		m := &e.members.v[mi]
 		for fi := m.flows; fi != nilIdx; fi = e.flows.v[fi].mnext {
-			for {
+			for !e.flows.v[fi].asking {
 				ii := e.firstReal(fi)
 				if ii == nilIdx || now.Sub(e.items.v[ii].at) < e.s.memberQueueAge {
 					break

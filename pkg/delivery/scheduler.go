@@ -103,6 +103,19 @@ type Scheduler struct {
 	// room's notices they missed while unreachable; it is sent before what
 	// was kept. It runs on the scheduler's goroutine and must not block.
 	MissedNotice func(room, member imc.URI, missed int) imc.Notice
+	// FillCatchUp, if set, catches members up from the rooms' history
+	// (catchup.go): when a room's placeholder comes to be written, the
+	// scheduler asks for the lines the member missed, and the flow waits
+	// until CatchUp answers; the notices it gives take the placeholder's
+	// place. Notices that carry a chat line must have their Seq set. It
+	// runs on the scheduler's goroutine and must not block.
+	FillCatchUp func(r CatchUpRequest)
+	// OnMarks, if set, is told the catch-up marks to store (a member
+	// became unreachable) and to delete (they were caught up), in order,
+	// on the scheduler's goroutine; the slice is valid during the call.
+	// Stored, and given to Away at start, they make catch-up survive a
+	// restart.
+	OnMarks func(changes []MarkChange)
 	// OnGhost, if set, is called once per unreachable episode of a member
 	// that lasts GhostAfter, on the scheduler's goroutine.
 	OnGhost func(member imc.URI, since time.Time)
@@ -127,6 +140,8 @@ type Scheduler struct {
 	picks  []pick
 	reps   []report
 	ghosts []ghost
+	asks   []CatchUpRequest
+	marks  []MarkChange
 	stats  Stats
 }
 
@@ -181,7 +196,7 @@ func (s *Scheduler) settings() settings {
 		memberQueue: s.MemberQueue, memberQueueAge: s.MemberQueueAge,
 		queueLimit: s.QueueLimit, roomLimit: s.RoomLimit,
 		retry: s.UnreachableRetry, retryMax: s.UnreachableRetryMax,
-		lostRetries: s.LostRetries, ghostAfter: s.GhostAfter, missed: s.MissedNotice != nil,
+		lostRetries: s.LostRetries, ghostAfter: s.GhostAfter, missed: s.MissedNotice != nil, catchUp: s.FillCatchUp != nil,
 	}
 	def := func(v *float64, d float64) {
 		if *v <= 0 {
@@ -334,8 +349,9 @@ func (s *Scheduler) Drain(ctx context.Context) error {
 }
 
 // Close stops the scheduler: every notice still waiting, kept or in flight
-// ends Aborted (their Done is called before Close returns); outcomes that
-// arrive later are ignored. Safe to call more than once.
+// ends Aborted (their Done is called before Close returns), and OnMarks is
+// told the last marks; outcomes and replies that arrive later are
+// ignored. Safe to call more than once.
 func (s *Scheduler) Close() error {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
@@ -352,8 +368,14 @@ func (s *Scheduler) Close() error {
 		s.e.abortAll(s.clock.Now())
 		reps := s.e.reports
 		s.e.reports = nil
+		// The last marks still go out (a member who just became
+		// unreachable is owed a catch-up after the restart); requests
+		// are moot.
+		s.marks, s.e.marks = s.e.marks, nil
+		s.e.asks = nil
 		s.mu.Unlock()
 		s.deliver(reps)
+		s.catchUps()
 	})
 	return nil
 }

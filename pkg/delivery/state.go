@@ -12,7 +12,8 @@ import (
 func (e *engine) evictIdle(now time.Time) {
 	for _, fi := range e.flowIdx {
 		f := &e.flows.v[fi]
-		if f.head == nilIdx && f.out == 0 && f.dropped == 0 && !f.missedOut && now.Sub(f.used) >= idleAfter {
+		if f.head == nilIdx && f.out == 0 && f.dropped == 0 && !f.missedOut && !f.stored && !f.behind && !f.asking &&
+			now.Sub(f.used) >= idleAfter {
 			e.freeFlow(fi)
 		}
 	}
@@ -100,12 +101,22 @@ func (e *engine) remove(room, u imc.URI, now time.Time) {
 			}
 			e.final(ii, Dropped, outcome{}, now)
 		}
-		e.flows.v[fi].dropped = 0
+		// Nothing is owed any more: the store forgets the member's mark
+		// with their membership.
+		f := &e.flows.v[fi]
+		f.dropped, f.asking, f.behind, f.stored = 0, false, false, false
 		e.refreshFlow(fi)
 	}
 	m := &e.members.v[mi]
-	if m.queued > 0 || m.inflight > 0 {
+	if m.inflight > 0 {
 		return
+	}
+	// Another room may still hold something for them: a notice, a
+	// placeholder, a catch-up owed or a mark stored.
+	for fi := m.flows; fi != nilIdx; fi = e.flows.v[fi].mnext {
+		if f := &e.flows.v[fi]; f.head != nilIdx || f.out > 0 || f.missedOut || f.stored || f.behind || f.asking {
+			return
+		}
 	}
 	for fi := m.flows; fi != nilIdx; {
 		next := e.flows.v[fi].mnext
@@ -137,11 +148,18 @@ func (e *engine) abortAll(now time.Time) {
 
 // stats fills s; s.Endpoints is reused.
 func (e *engine) stats(now time.Time, s *Stats) {
-	kept := 0
+	// An unreachable member's placeholders wait for them like what is kept
+	// (Drain does not wait for them), though Kept counts notices only.
+	kept, placeholders := 0, 0
 	for _, mi := range e.unreach {
 		kept += int(e.members.v[mi].queued)
+		for fi := e.members.v[mi].flows; fi != nilIdx; fi = e.flows.v[fi].mnext {
+			if e.flows.v[fi].missed != nilIdx {
+				placeholders++
+			}
+		}
 	}
-	s.Queued, s.Kept, s.InFlight, s.Unreachable = e.live-e.inflight-kept, kept, e.inflight, len(e.unreach)
+	s.Queued, s.Kept, s.InFlight, s.Unreachable = e.live-e.inflight-kept-placeholders, kept, e.inflight, len(e.unreach)
 	s.Endpoints = s.Endpoints[:0]
 	for i := range e.eps {
 		ep := &e.eps[i]

@@ -73,9 +73,13 @@ type Result struct {
 	// Held reports that the notice waited while its member was
 	// unreachable ("held, then delivered" when Kind is Delivered).
 	Held bool
-	// Missed is set on the notice the scheduler made itself to tell a
-	// member how many notices they missed (see Scheduler.MissedNotice).
+	// Missed is set on the notices the scheduler made itself to tell a
+	// member what they missed: the "you missed N" notice
+	// (Scheduler.MissedNotice) and the catch-up notices that take its
+	// place (Scheduler.FillCatchUp). They were not submitted.
 	Missed bool
+	// CatchUp is set on a catch-up notice (Missed is too).
+	CatchUp bool
 	// Attempts is the number of t_uac_dlg requests written for the notice.
 	Attempts int
 	// Waited is the time from Submit to this result.

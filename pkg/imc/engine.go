@@ -59,6 +59,9 @@ type Config struct {
 	HistoryDefault, HistoryMax int
 	// HistoryOnJoin is how many lines a new member gets; 0: none.
 	HistoryOnJoin int
+	// CatchUpMax is the most lines a member who was unreachable gets from
+	// the history of what they missed (CatchUpQuery); 0: none.
+	CatchUpMax int
 }
 
 // AnyDomain in Config.Domains or Config.MemberDomains lifts that limit.
@@ -67,10 +70,12 @@ const AnyDomain = "*"
 // DefaultConfig returns the defaults: '#', 1023-byte chat lines (the native
 // module refuses 1024 and more), create on join, manager "chat-manager",
 // 50 rooms listed, new rooms named "chat-…" in the domain the command was
-// sent to, members from the room's domain.
+// sent to, members from the room's domain; #history gives 20 lines (at
+// most 100), a new member gets 10, a member back from being unreachable
+// at most 50 of those they missed.
 func DefaultConfig() Config {
 	return Config{StartChar: '#', MaxBody: 1023, CreateOnJoin: true, ManagerUser: "chat-manager", MaxRoomsListed: 50,
-		HistoryDefault: 20, HistoryMax: 100, HistoryOnJoin: 10,
+		HistoryDefault: 20, HistoryMax: 100, HistoryOnJoin: 10, CatchUpMax: 50,
 		RoomPrefix: "chat-"}
 }
 

@@ -67,12 +67,21 @@ type StoredLine struct {
 // historyTimeLayout is how a line's time is shown: UTC, to the second.
 const historyTimeLayout = "2006-01-02 15:04:05"
 
+// CatchUpQuery is the query for the lines member missed in room after the
+// line numbered after, while they could not be reached: at most
+// CatchUpMax of them, the newest.
+func (e *Engine) CatchUpQuery(room, member URI, after int64) HistoryQuery {
+	return HistoryQuery{Room: room, To: member, Last: e.cfg.CatchUpMax, After: after, Purpose: HistoryCatchUp}
+}
+
 // HistoryNotices formats lines (oldest first) for q's recipient, as few
 // MESSAGEs as MaxBody allows: a first line saying what follows, then one
 // line per stored line, "[time] sender: text". total is how many lines
 // the query matched (more than len(lines) when some are left out). No
 // lines and nothing left out gives no notice on join and catch-up, and
-// "no history yet" to #history.
+// "no history yet" to #history. A catch-up notice's Seq is the number of
+// the newest line it carries, so that delivering it moves the member's
+// mark on.
 func (e *Engine) HistoryNotices(q HistoryQuery, lines []StoredLine, total int64) []Notice {
 	skipped := total - int64(len(lines))
 	var head string
@@ -99,10 +108,12 @@ func (e *Engine) HistoryNotices(q HistoryQuery, lines []StoredLine, total int64)
 	}
 	var ns []Notice
 	var b strings.Builder
+	var seq int64 // the newest line in b, for a catch-up
 	b.WriteString(head)
 	flush := func() {
-		ns = append(ns, Notice{From: q.Room, To: q.To, Body: b.String(), ContentType: textPlain, InReplyTo: q.InReplyTo})
+		ns = append(ns, Notice{From: q.Room, To: q.To, Body: b.String(), ContentType: textPlain, InReplyTo: q.InReplyTo, Seq: seq})
 		b.Reset()
+		seq = 0
 	}
 	for _, l := range lines {
 		entry := historyEntry(l)
@@ -113,6 +124,9 @@ func (e *Engine) HistoryNotices(q HistoryQuery, lines []StoredLine, total int64)
 			b.WriteByte('\n')
 		}
 		b.WriteString(entry)
+		if q.Purpose == HistoryCatchUp {
+			seq = l.Seq
+		}
 	}
 	if b.Len() > 0 {
 		flush()

@@ -1,6 +1,7 @@
 package imc
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -174,11 +175,33 @@ func TestHistoryNotices(t *testing.T) {
 	}
 	q = HistoryQuery{Room: room, To: mike, Last: 1, After: 7, Purpose: HistoryCatchUp}
 	got = nil
+	var seqs []int64
 	for _, n := range e.HistoryNotices(q, lines[2:], 3) {
 		got = append(got, renderNotice(n))
+		seqs = append(seqs, n.Seq)
 	}
 	eq(t, "catch-up", got, []string{
 		"pub@h>mike@h: While you were unreachable, 3 lines were said in sip:pub@h; the first 2 are left out:",
 		"pub@h>mike@h: [2026-11-29 08:05:02] alice@h: " + strings.Repeat("y", 70),
 	})
+	// Each catch-up notice carries the number of its newest line (none for
+	// the header alone); other purposes carry none.
+	if !slices.Equal(seqs, []int64{0, 10}) {
+		t.Fatalf("catch-up seqs %v, want [0 10]", seqs)
+	}
+	seqs = nil
+	for _, n := range e.HistoryNotices(HistoryQuery{Room: room, To: mike, Purpose: HistoryCatchUp}, lines[:2], 2) {
+		seqs = append(seqs, n.Seq)
+	}
+	if !slices.Equal(seqs, []int64{8, 9}) {
+		t.Fatalf("catch-up seqs %v, want [8 9]", seqs)
+	}
+	for _, n := range e.HistoryNotices(HistoryQuery{Room: room, To: mike, Purpose: HistoryAsked}, lines, 3) {
+		if n.Seq != 0 {
+			t.Fatalf("#history notice with seq %d", n.Seq)
+		}
+	}
+	if q := e.CatchUpQuery(room, mike, 7); q != (HistoryQuery{Room: room, To: mike, Last: 50, After: 7, Purpose: HistoryCatchUp}) {
+		t.Fatalf("CatchUpQuery: %+v", q)
+	}
 }

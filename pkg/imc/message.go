@@ -23,6 +23,11 @@ type Notice struct {
 	// Invitation is set on the notice that carries an invitation, so that its
 	// delivery outcome can be fed back with Engine.InvitationFailed.
 	Invitation *Invitation
+	// Seq is the history sequence number of the newest history line the
+	// notice carries: the chat line of a fan-out (set by whoever records
+	// the line), the last line of a catch-up notice; 0 for anything else.
+	// Delivery tracks it to know where a member's catch-up starts.
+	Seq int64
 }
 
 // Invitation identifies a pending invitation whose delivery is in flight.

@@ -71,6 +71,7 @@ type HistoryLine struct {
 type historyQueries struct {
 	insert                                   *multiRow
 	lastSeqs, lastSeq, after, last, count    string
+	missed, countMissed                      string
 	deleteRoom, purgeAge, purgeRoom          string
 	purgeCandidates, purgeCutoff             string
 	setTopic                                 *multiRow
@@ -97,6 +98,8 @@ func buildHistoryQueries(d *dialect, cfg *Config) historyQueries {
 		after:           re("SELECT " + cols + " FROM " + h + " WHERE room = ? AND seq > ? ORDER BY seq LIMIT ?"),
 		last:            re("SELECT " + cols + " FROM " + h + " WHERE room = ? AND seq > ? ORDER BY seq DESC LIMIT ?"),
 		count:           re("SELECT COUNT(*) FROM " + h + " WHERE room = ? AND seq > ?"),
+		missed:          re("SELECT " + cols + " FROM " + h + " WHERE room = ? AND seq > ? AND seq <= ? AND NOT (" + eq("sender") + ") ORDER BY seq DESC LIMIT ?"),
+		countMissed:     re("SELECT COUNT(*) FROM " + h + " WHERE room = ? AND seq > ? AND seq <= ? AND NOT (" + eq("sender") + ")"),
 		deleteRoom:      re("DELETE FROM " + h + " WHERE room = ?"),
 		purgeAge:        re(d.deleteSome(h, "id", "time_ms < ?", "time_ms")),
 		purgeRoom:       re(d.deleteSome(h, "id", "room = ? AND seq <= ?", "seq")),
@@ -319,7 +322,32 @@ func (db *DB) CountHistory(ctx context.Context, room imc.URI, afterSeq int64) (i
 	return n, nil
 }
 
-func (db *DB) readLines(ctx context.Context, what, q string, room imc.URI, afterSeq int64, limit int, reverse bool) ([]HistoryLine, error) {
+// MissedLines returns the newest n lines of room with afterSeq < seq ≤
+// upTo that sender did not say, oldest first: what a member who was
+// unreachable missed between the last line delivered to them and the first
+// one still waiting for them, for their catch-up. sender is the member's
+// URI as the daemon writes senders (URI.String()).
+func (db *DB) MissedLines(ctx context.Context, room imc.URI, sender string, afterSeq, upTo int64, n int) ([]HistoryLine, error) {
+	return db.readLines(ctx, "missed lines", db.hq.missed, room, afterSeq, n, true, upTo, sender)
+}
+
+// CountMissed counts the lines MissedLines would choose from: the first
+// line of a catch-up says how many there were.
+func (db *DB) CountMissed(ctx context.Context, room imc.URI, sender string, afterSeq, upTo int64) (int64, error) {
+	if err := db.needHistory("count missed"); err != nil {
+		return 0, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, db.cfg.ApplyTimeout)
+	defer cancel()
+	var n int64
+	if err := db.db.QueryRowContext(ctx, db.hq.countMissed, room.String(), afterSeq, upTo, sender).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: count missed lines of %s: %w", room, db.wrap(err))
+	}
+	return n, nil
+}
+
+// readLines runs q with room, afterSeq, the extra arguments, then limit.
+func (db *DB) readLines(ctx context.Context, what, q string, room imc.URI, afterSeq int64, limit int, reverse bool, extra ...any) ([]HistoryLine, error) {
 	if err := db.needHistory(what); err != nil {
 		return nil, err
 	}
@@ -328,7 +356,8 @@ func (db *DB) readLines(ctx context.Context, what, q string, room imc.URI, after
 	}
 	ctx, cancel := context.WithTimeout(ctx, db.cfg.ApplyTimeout)
 	defer cancel()
-	rows, err := db.db.QueryContext(ctx, q, room.String(), afterSeq, limit)
+	args := append(append([]any{room.String(), afterSeq}, extra...), limit)
+	rows, err := db.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: %s of %s: %w", what, room, db.wrap(err))
 	}

@@ -110,6 +110,29 @@ func TestHistoryRoundTrip(t *testing.T) {
 		if n, err := db.CountHistory(ctx, room, 2); err != nil || n != 3 {
 			t.Errorf("CountHistory after 2 = %d, %v; want 3", n, err)
 		}
+		// What a member missed: between two seqs, the newest n, not their
+		// own lines (line 4 is bob's, line 5 the room's).
+		missed := func(sender string, after, upTo int64, n int, wantSeqs string, wantCount int64) {
+			t.Helper()
+			got, err := db.MissedLines(ctx, room, sender, after, upTo, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var seqs []string
+			for _, l := range got {
+				seqs = append(seqs, fmt.Sprint(l.Seq))
+			}
+			c, err := db.CountMissed(ctx, room, sender, after, upTo)
+			if g := strings.Join(seqs, ","); g != wantSeqs || c != wantCount || err != nil {
+				t.Errorf("missed by %s in (%d, %d], n %d: seqs %s, count %d, %v; want %s, %d", sender, after, upTo, n, g, c, err, wantSeqs, wantCount)
+			}
+		}
+		missed("sip:carol@example.com", 0, 5, 10, "1,2,3,4,5", 5)
+		missed("sip:carol@example.com", 1, 4, 2, "3,4", 3)
+		missed("sip:bob@h:5060", 1, 4, 10, "2,3", 2)
+		missed("sip:alice@example.com", 0, 5, 10, "4,5", 2)
+		missed("sip:carol@example.com", 3, 3, 10, "", 0)
+		missed("sip:carol@example.com", 0, 5, 0, "", 5)
 		seqs, err := db.LastSeqs(ctx)
 		if err != nil || fmt.Sprint(seqs) != "map[chat-1@example.com:5 chat-2@example.com:1]" {
 			t.Errorf("LastSeqs = %v, %v", seqs, err)

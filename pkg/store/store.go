@@ -40,6 +40,8 @@ type HistoryStore interface {
 	History(ctx context.Context, room imc.URI, afterSeq int64, limit int) ([]HistoryLine, error)
 	LastLines(ctx context.Context, room imc.URI, afterSeq int64, n int) ([]HistoryLine, error)
 	CountHistory(ctx context.Context, room imc.URI, afterSeq int64) (int64, error)
+	MissedLines(ctx context.Context, room imc.URI, sender string, afterSeq, upTo int64, n int) ([]HistoryLine, error)
+	CountMissed(ctx context.Context, room imc.URI, sender string, afterSeq, upTo int64) (int64, error)
 	PurgeHistory(ctx context.Context, keepPerRoom int, olderThan time.Time, batch int) (int, error)
 	ForgetRoom(ctx context.Context, room imc.URI) error
 	SetTopic(ctx context.Context, t Topic) error

@@ -38,6 +38,29 @@ func IMCCommands(rooms imc.View, admin Admin) []Command {
 
 func roomParamSets() [][]string { return [][]string{{"room"}} }
 
+// roomArg finds the room a command's "room" parameter names, answering as
+// the native module does: the room must be a sip: or sips: URI, and is
+// found by user@host, case-insensitively, whatever the port. param is the
+// parameter as given, which replies quote back.
+func roomArg(params *fastjson.Value, rooms imc.View) (param string, r *imc.Room, err error) {
+	args, err := StringParams(params, roomParamSets())
+	if err != nil {
+		return "", nil, err
+	}
+	param = args["room"]
+	if param == "" {
+		return "", nil, &jsonrpc.Error{Code: 400, Message: "empty param"}
+	}
+	u, err := imc.ParseURI(param)
+	if err != nil || !hasSIPScheme(param) {
+		return "", nil, &jsonrpc.Error{Code: 400, Message: "bad param"}
+	}
+	if r = rooms.Room(u.Key()); r == nil {
+		return "", nil, errNoSuchRoom()
+	}
+	return param, r, nil
+}
+
 type imcCommands struct {
 	rooms imc.View
 	// lastCount is how many rooms the last listing had: the next one
@@ -119,24 +142,11 @@ func sortRooms(rooms []*imc.Room) ([]byte, []roomKey) {
 
 // listMembers is imc_list_members: {"ROOM":<param as given>,"MEMBERS":[…],
 // "NO_MEMBERS":n}, members in the room's order (owner first), pending
-// invitees included. The room must be a sip: or sips: URI, as natively;
-// it is found by user@host, case-insensitively, whatever the port.
+// invitees included.
 func (c *imcCommands) listMembers(ctx context.Context, params *fastjson.Value) ([]byte, error) {
-	args, err := StringParams(params, roomParamSets())
+	param, r, err := roomArg(params, c.rooms)
 	if err != nil {
 		return nil, err
-	}
-	param := args["room"]
-	if param == "" {
-		return nil, &jsonrpc.Error{Code: 400, Message: "empty param"}
-	}
-	u, err := imc.ParseURI(param)
-	if err != nil || !hasSIPScheme(param) {
-		return nil, &jsonrpc.Error{Code: 400, Message: "bad param"}
-	}
-	r := c.rooms.Room(u.Key())
-	if r == nil {
-		return nil, errNoSuchRoom()
 	}
 	members := r.Members()
 	buf := make([]byte, 0, 64+len(param)+len(members)*48)

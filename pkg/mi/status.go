@@ -53,21 +53,9 @@ type memberStatus struct {
 }
 
 func (c memberStatus) handle(_ context.Context, params *fastjson.Value) ([]byte, error) {
-	args, err := StringParams(params, roomParamSets())
+	param, r, err := roomArg(params, c.rooms)
 	if err != nil {
 		return nil, err
-	}
-	param := args["room"]
-	if param == "" {
-		return nil, &jsonrpc.Error{Code: 400, Message: "empty param"}
-	}
-	u, err := imc.ParseURI(param)
-	if err != nil || !hasSIPScheme(param) {
-		return nil, &jsonrpc.Error{Code: 400, Message: "bad param"}
-	}
-	r := c.rooms.Room(u.Key())
-	if r == nil {
-		return nil, errNoSuchRoom()
 	}
 	members := r.Members()
 	uris := make([]imc.URI, len(members))

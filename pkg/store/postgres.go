@@ -17,7 +17,7 @@ import (
 )
 
 func postgresDialect() *dialect {
-	return &dialect{
+	return (&dialect{
 		name:     dburl.Postgres,
 		driver:   "pgx",
 		bind:     sqlx.DOLLAR,
@@ -60,70 +60,9 @@ func postgresDialect() *dialect {
 				"CREATE INDEX IF NOT EXISTS " + t + "_room_idx ON " + t + " (room)",
 			}
 		},
-		// imcd's own tables (sql/postgres/imcd-*-create.sql).
-		createHistory: func(t string) []string {
-			return []string{
-				"CREATE TABLE IF NOT EXISTS " + t + " (\n" +
-					"    id BIGSERIAL PRIMARY KEY NOT NULL,\n" +
-					"    room VARCHAR(64) NOT NULL,\n" +
-					"    seq BIGINT NOT NULL,\n" +
-					"    kind SMALLINT DEFAULT 0 NOT NULL,\n" +
-					"    sender VARCHAR(255) NOT NULL,\n" +
-					"    time_ms BIGINT NOT NULL,\n" +
-					"    content_type VARCHAR(255) NOT NULL,\n" +
-					"    body BYTEA NOT NULL,\n" +
-					"    CONSTRAINT " + t + "_room_seq_idx UNIQUE (room, seq)\n" +
-					")",
-				"CREATE INDEX IF NOT EXISTS " + t + "_time_idx ON " + t + " (time_ms)",
-			}
-		},
-		createTopics: func(t string) []string {
-			return []string{"CREATE TABLE IF NOT EXISTS " + t + " (\n" +
-				"    room VARCHAR(64) PRIMARY KEY NOT NULL,\n" +
-				"    topic BYTEA NOT NULL,\n" +
-				"    set_by VARCHAR(255) NOT NULL,\n" +
-				"    time_ms BIGINT NOT NULL\n" +
-				")"}
-		},
-		createMarks: func(t string) []string {
-			return []string{"CREATE TABLE IF NOT EXISTS " + t + " (\n" +
-				"    room VARCHAR(64) NOT NULL,\n" +
-				"    username VARCHAR(64) NOT NULL,\n" +
-				"    domain VARCHAR(64) NOT NULL,\n" +
-				"    seq BIGINT NOT NULL,\n" +
-				"    PRIMARY KEY (room, username, domain)\n" +
-				")"}
-		},
-		createEvents: func(t string) []string {
-			return []string{
-				"CREATE TABLE IF NOT EXISTS " + t + " (\n" +
-					"    event_key CHAR(32) PRIMARY KEY NOT NULL,\n" +
-					"    claim BIGINT NOT NULL,\n" +
-					"    time_ms BIGINT NOT NULL\n" +
-					")",
-				"CREATE INDEX IF NOT EXISTS " + t + "_time_idx ON " + t + " (time_ms)",
-			}
-		},
-		insertIgnore: "INSERT INTO ",
-		ignoreSuffix: func(cols string) string { return " ON CONFLICT (" + cols + ") DO NOTHING" },
-		upsertSuffix: func(key string, set ...string) string {
-			s := " ON CONFLICT (" + key + ") DO UPDATE SET "
-			for i, c := range set {
-				if i > 0 {
-					s += ", "
-				}
-				s += c + " = excluded." + c
-			}
-			return s
-		},
-		deleteSome: func(table, id, where, order string) string {
-			return "DELETE FROM " + table + " WHERE " + id + " IN (SELECT " + id + " FROM " + table + " WHERE " + where + " ORDER BY " + order + " LIMIT ?)"
-		},
-		insertVersion: "INSERT INTO version (table_name, table_version) SELECT ?, ? " +
-			"WHERE NOT EXISTS (SELECT 1 FROM version WHERE table_name = ?)",
 		roomIndexed: "SELECT COUNT(*) FROM pg_indexes WHERE schemaname = current_schema() " +
 			"AND tablename = lower(?) AND (indexdef LIKE '%(room)' OR indexdef LIKE '%(room, %')",
-	}
+	}).standardSQL("BIGSERIAL", "BYTEA")
 }
 
 func openPostgres(u *dburl.URL, log *slog.Logger) (*sql.DB, error) {

@@ -22,7 +22,7 @@ import (
 const sqliteBusyTimeoutMS = 1500
 
 func sqliteDialect() *dialect {
-	return &dialect{
+	return (&dialect{
 		name:     dburl.SQLite,
 		driver:   "sqlite",
 		bind:     sqlx.QUESTION,
@@ -58,71 +58,11 @@ func sqliteDialect() *dialect {
 				"CREATE INDEX IF NOT EXISTS " + t + "_room_idx ON " + t + " (room)",
 			}
 		},
-		// imcd's own tables (sql/sqlite/imcd-*-create.sql). The history's
-		// id is a plain rowid, without AUTOINCREMENT's extra write per row.
-		createHistory: func(t string) []string {
-			return []string{
-				"CREATE TABLE IF NOT EXISTS " + t + " (\n" +
-					"    id INTEGER PRIMARY KEY NOT NULL,\n" +
-					"    room VARCHAR(64) NOT NULL,\n" +
-					"    seq BIGINT NOT NULL,\n" +
-					"    kind SMALLINT DEFAULT 0 NOT NULL,\n" +
-					"    sender VARCHAR(255) NOT NULL,\n" +
-					"    time_ms BIGINT NOT NULL,\n" +
-					"    content_type VARCHAR(255) NOT NULL,\n" +
-					"    body BLOB NOT NULL,\n" +
-					"    CONSTRAINT " + t + "_room_seq_idx UNIQUE (room, seq)\n" +
-					")",
-				"CREATE INDEX IF NOT EXISTS " + t + "_time_idx ON " + t + " (time_ms)",
-			}
-		},
-		createTopics: func(t string) []string {
-			return []string{"CREATE TABLE IF NOT EXISTS " + t + " (\n" +
-				"    room VARCHAR(64) PRIMARY KEY NOT NULL,\n" +
-				"    topic BLOB NOT NULL,\n" +
-				"    set_by VARCHAR(255) NOT NULL,\n" +
-				"    time_ms BIGINT NOT NULL\n" +
-				")"}
-		},
-		createMarks: func(t string) []string {
-			return []string{"CREATE TABLE IF NOT EXISTS " + t + " (\n" +
-				"    room VARCHAR(64) NOT NULL,\n" +
-				"    username VARCHAR(64) NOT NULL,\n" +
-				"    domain VARCHAR(64) NOT NULL,\n" +
-				"    seq BIGINT NOT NULL,\n" +
-				"    PRIMARY KEY (room, username, domain)\n" +
-				")"}
-		},
-		createEvents: func(t string) []string {
-			return []string{
-				"CREATE TABLE IF NOT EXISTS " + t + " (\n" +
-					"    event_key CHAR(32) PRIMARY KEY NOT NULL,\n" +
-					"    claim BIGINT NOT NULL,\n" +
-					"    time_ms BIGINT NOT NULL\n" +
-					")",
-				"CREATE INDEX IF NOT EXISTS " + t + "_time_idx ON " + t + " (time_ms)",
-			}
-		},
-		insertIgnore: "INSERT INTO ",
-		ignoreSuffix: func(cols string) string { return " ON CONFLICT (" + cols + ") DO NOTHING" },
-		upsertSuffix: func(key string, set ...string) string {
-			s := " ON CONFLICT (" + key + ") DO UPDATE SET "
-			for i, c := range set {
-				if i > 0 {
-					s += ", "
-				}
-				s += c + " = excluded." + c
-			}
-			return s
-		},
-		deleteSome: func(table, id, where, order string) string {
-			return "DELETE FROM " + table + " WHERE " + id + " IN (SELECT " + id + " FROM " + table + " WHERE " + where + " ORDER BY " + order + " LIMIT ?)"
-		},
-		insertVersion: "INSERT INTO version (table_name, table_version) SELECT ?, ? " +
-			"WHERE NOT EXISTS (SELECT 1 FROM version WHERE table_name = ?)",
 		roomIndexed: "SELECT COUNT(*) FROM pragma_index_list(?) il, pragma_index_info(il.name) ii " +
 			"WHERE ii.seqno = 0 AND ii.name = 'room'",
-	}
+		// The history's id is a plain rowid, without AUTOINCREMENT's extra
+		// write per row.
+	}).standardSQL("INTEGER", "BLOB")
 }
 
 func openSQLite(u *dburl.URL, _ *slog.Logger) (*sql.DB, error) {

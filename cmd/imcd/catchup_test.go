@@ -94,4 +94,9 @@ func TestCatchUpAfterRestart(t *testing.T) {
 			metricSum(body, "opensips_imc_delivery_submitted_total") == metricSum(body, "opensips_imc_delivery_results_total") &&
 			metricSum(body, "opensips_imc_delivery_missed_notices_total", `kind="delivered"`) == 1
 	})
+	_, body := p.get("/metrics")
+	if read, failed, lines := metricSum(body, "opensips_imc_catchup_total", `result="read"`),
+		metricSum(body, "opensips_imc_catchup_total", `result="failed"`), metricSum(body, "opensips_imc_catchup_lines_total"); read != 1 || failed != 0 || lines != 5 {
+		t.Fatalf("catch-ups read %v, failed %v, lines %v; want 1, 0, 5", read, failed, lines)
+	}
 }

@@ -29,7 +29,6 @@ func TestConversation(t *testing.T) {
 
 func conversation(t *testing.T, f *opensipstest.Server, p *proc) {
 	r := room1
-	joined := func(u string) string { return "*** <" + u + "> has joined the room" }
 
 	step(t, f, alice, "sip:chat-manager@127.0.0.1", r, "#create chat-1",
 		want{to: alice, body: "*** room was created", reply: true})

@@ -88,9 +88,9 @@ func Keys() []Key {
 			func(c *Config) *int { return &c.HistoryOnJoin }),
 		integer("catchup_max", "most of the lines a member missed while unreachable that they get from the history when they are back, after a first line saying how many were said and how many are left out; 0 = none (they are told how many messages they missed)", 0, 10000,
 			func(c *Config) *int { return &c.CatchUpMax }),
-		integer("history_keep_lines", "lines kept per room; older ones are purged in the background; 0 = no count limit", 0, 1<<30,
+		integer("history_keep_lines", "lines kept per room; older ones are purged in the background, at start and every 5 minutes; 0 = no count limit", 0, 1<<30,
 			func(c *Config) *int { return &c.HistoryKeepLines }),
-		duration("history_max_age", "age after which a line is purged in the background; 0 = no age limit", 0,
+		duration("history_max_age", "age after which a line is purged in the background, at start and every 5 minutes; 0 = no age limit", 0,
 			func(c *Config) *time.Duration { return &c.HistoryMaxAge }),
 
 		// Flood control.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/imcd-sip/imcd/pkg/delivery"
 	"github.com/imcd-sip/imcd/pkg/logkey"
+	"github.com/imcd-sip/imcd/pkg/metrics"
 	"github.com/imcd-sip/imcd/pkg/store"
 )
 
@@ -62,7 +63,7 @@ func (w *historyWriter) writeMarks(ctx context.Context, marks []markChange) {
 				return w.st.SetMarks(ctx, run)
 			}
 			return w.st.DeleteMarks(ctx, run)
-		}, "marks", len(run))
+		}, logkey.Marks, len(run))
 		marks = marks[n:]
 	}
 }
@@ -103,7 +104,7 @@ func (d *Daemon) restoreMarks() {
 	}
 	d.sched.Away(away)
 	d.onMarks(stale)
-	d.notice("members away when imcd stopped: caught up from the history when they are back", "marks", len(away), "stale_marks", len(stale))
+	d.notice("members away when imcd stopped: caught up from the history when they are back", logkey.Marks, len(away), logkey.StaleMarks, len(stale))
 }
 
 // onMarks is the scheduler's OnMarks: the marks to store or delete go to
@@ -131,6 +132,7 @@ func (d *Daemon) fillCatchUp(r delivery.CatchUpRequest) {
 }
 
 func (d *Daemon) catchUpFailed(r delivery.CatchUpRequest, err error) {
+	d.metrics.CatchUp(metrics.CatchUpFailed, 0)
 	d.sched.CatchUp(delivery.CatchUpReply{Room: r.Room, Member: r.Member, Token: r.Token, Err: err})
 }
 
@@ -194,7 +196,9 @@ func (s *shard) caughtUp(job *commitJob) {
 	reply := delivery.CatchUpReply{Room: r.Room, Member: r.Member, Token: r.Token, UpTo: c.upTo, Err: job.histErr}
 	if job.histErr == nil {
 		reply.Notices = s.d.engine.HistoryNotices(s.d.engine.CatchUpQuery(r.Room, r.Member, r.After), job.stored, job.total)
+		s.d.metrics.CatchUp(metrics.CatchUpRead, len(job.stored))
 	} else {
+		s.d.metrics.CatchUp(metrics.CatchUpFailed, 0)
 		s.logger.Warn("catch-up not read from the history", logkey.Room, r.Room.String(), logkey.Member, r.Member.String(), logkey.Err, job.histErr)
 	}
 	s.d.sched.CatchUp(reply)

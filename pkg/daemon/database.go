@@ -11,6 +11,7 @@ import (
 	"github.com/imcd-sip/imcd/pkg/config"
 	"github.com/imcd-sip/imcd/pkg/imc"
 	"github.com/imcd-sip/imcd/pkg/logkey"
+	"github.com/imcd-sip/imcd/pkg/metrics"
 	"github.com/imcd-sip/imcd/pkg/store"
 )
 
@@ -110,7 +111,8 @@ func (d *Daemon) openHistory(ctx context.Context, db *store.DB) error {
 	d.hist = db
 	d.history = newHistoryWriter(db, d.logger, d.cfg.HistoryKeepLines, d.cfg.HistoryMaxAge, seqs)
 	w := d.history
-	d.metrics.History(w.written.Load, w.dropped.Load, func() int64 { return int64(len(w.queue)) })
+	d.metrics.History(metrics.HistoryReadings{Written: w.written.Load, Dropped: w.dropped.Load, Purged: w.purged.Load,
+		Queued: func() int64 { return int64(len(w.queue)) }})
 	d.notice("history on", "rooms_with_history", len(seqs), "topics", len(topics), "keep_lines", d.cfg.HistoryKeepLines,
 		"max_age", d.cfg.HistoryMaxAge)
 	return nil

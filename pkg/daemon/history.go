@@ -54,6 +54,7 @@ type historyWriter struct {
 	queue   chan historyItem
 	dropped atomic.Int64
 	written atomic.Int64
+	purged  atomic.Int64
 
 	mu      sync.Mutex
 	upTo    map[string]int64 // room key → highest seq written
@@ -181,7 +182,7 @@ func (w *historyWriter) write(ctx context.Context, batch []store.HistoryLine) {
 	if !w.retry(ctx, func(ctx context.Context) error {
 		_, err := w.st.AppendHistory(ctx, batch)
 		return err
-	}, "lines", len(batch)) {
+	}, logkey.Lines, len(batch)) {
 		return
 	}
 	w.written.Add(int64(len(batch)))
@@ -244,11 +245,13 @@ func (w *historyWriter) waitWritten(ctx context.Context, room string, seq int64)
 }
 
 // purge deletes lines beyond history_keep_lines or older than
-// history_max_age, every historyPurgeEvery, in small statements.
+// history_max_age, in small statements: at start (imcd may have been
+// stopped for long, or the limits lowered), then every historyPurgeEvery.
 func (w *historyWriter) purge(ctx context.Context) {
 	if w.keep <= 0 && w.age <= 0 {
 		return
 	}
+	w.purgeNow(ctx, time.Now())
 	t := time.NewTicker(historyPurgeEvery)
 	defer t.Stop()
 	for {
@@ -267,12 +270,13 @@ func (w *historyWriter) purgeNow(ctx context.Context, now time.Time) {
 		olderThan = now.Add(-w.age)
 	}
 	n, err := w.st.PurgeHistory(ctx, w.keep, olderThan, 0)
+	w.purged.Add(int64(n))
 	if err != nil {
 		w.log.Warn("history purge failed; trying again later", logkey.Err, err)
 		return
 	}
 	if n > 0 {
-		w.log.Info("old history lines purged", "lines", n)
+		w.log.Info("old history lines purged", logkey.Lines, n)
 	}
 }
 

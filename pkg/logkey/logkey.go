@@ -62,6 +62,11 @@ const (
 	OldRate  = "old_rate"
 	AwayFor  = "away_for"
 
+	// History.
+	Lines      = "lines"
+	Marks      = "marks"
+	StaleMarks = "stale_marks"
+
 	// RabbitMQ.
 	Queue       = "queue"
 	Queues      = "queues"

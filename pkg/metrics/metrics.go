@@ -36,7 +36,8 @@ type Metrics struct {
 	// once: looking a label value up costs more than the count itself.
 	byStatus map[string]prometheus.Counter
 
-	rabbit rabbitOnce // RabbitMQ mode's collectors (rabbitmq.go)
+	rabbit  rabbitOnce      // RabbitMQ mode's collectors (rabbitmq.go)
+	catchUp *catchUpMetrics // with history (history.go)
 }
 
 // deliveryClasses are the status labels DeliveryDone usually sees: the
@@ -103,21 +104,6 @@ func New(counts Counts) *Metrics {
 			func() float64 { _, n := counts(); return float64(n) }),
 	)
 	return m
-}
-
-// History registers the history writer's counters, read at scrape time:
-// lines written, lines left out because the queue was full (the database
-// slow or away for long), and lines waiting to be written.
-func (m *Metrics) History(written, dropped, queued func() int64) {
-	m.Registry.MustRegister(
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: Namespace, Name: "history_lines_written_total",
-			Help: "Chat lines written to the history."}, func() float64 { return float64(written()) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: Namespace, Name: "history_lines_dropped_total",
-			Help: "Chat lines left out of the history: its queue was full (the database slow or away for long)."},
-			func() float64 { return float64(dropped()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: "history_queue",
-			Help: "Chat lines waiting to be written to the history."}, func() float64 { return float64(queued()) }),
-	)
 }
 
 // EventReceived counts one event by transport and result; a decode error is

@@ -22,7 +22,7 @@ const (
 	DefaultBurst               = 32
 	DefaultAdjustEvery         = 100 * time.Millisecond
 	DefaultLateAfter           = 10 * time.Millisecond // below what a 212 KB MI buffer holds at 8,000/s (benchmarks.md)
-	DefaultOutstanding         = 32768 // transactions alive per OpenSIPS: ~256 MB of its shm
+	DefaultOutstanding         = 32768                 // transactions alive per OpenSIPS: ~256 MB of its shm
 	DefaultWaitTime            = 5 * time.Second
 	DefaultMemberInflight      = 4
 	DefaultMemberQueue         = 100

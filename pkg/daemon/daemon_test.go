@@ -215,9 +215,12 @@ func TestAdminFromMI(t *testing.T) {
 }
 
 // TestCloseDrains: Close waits for the deliveries in flight within the
-// grace period, so that what was queued before the stop is sent.
+// grace period, so that what was queued before the stop is sent. The
+// events go in reliable mode: each Raise returns once imcd took the line,
+// so all of them are queued before Close (the intake stops reading at
+// once: an event still unread in the socket is OpenSIPS's to resend).
 func TestCloseDrains(t *testing.T) {
-	f := opensipstest.New(t, opensipstest.Options{ReplyDelay: 200 * time.Millisecond})
+	f := opensipstest.New(t, opensipstest.Options{ReplyDelay: 200 * time.Millisecond, Reliable: true})
 	cfg := testConfig(t, f, t.TempDir())
 	cfg.RateLimit = 0
 	d := openDaemon(t, f, cfg)

@@ -60,12 +60,21 @@ func URL(tb testing.TB) string {
 	}
 	reachMu.Unlock()
 	if err != nil {
-		if os.Getenv("IMCD_TEST_REQUIRE_DB") != "" || os.Getenv("IMCD_TEST_REQUIRE_RABBITMQ") != "" {
-			tb.Fatalf("RabbitMQ at %s: %v", hostPort(url), err)
-		}
-		tb.Skipf("no RabbitMQ at %s (%v); scripts/test-services.sh starts one, or set IMCD_TEST_RABBITMQ_URL", hostPort(url), err)
+		Unavailable(tb, "no RabbitMQ at %s (%v); scripts/test-services.sh starts one, or set IMCD_TEST_RABBITMQ_URL", hostPort(url), err)
 	}
 	return url
+}
+
+// Unavailable ends a test that lacks something of RabbitMQ's it needs (the
+// broker, a plugin, a program): it fails when IMCD_TEST_REQUIRE_DB or
+// IMCD_TEST_REQUIRE_RABBITMQ is set to anything (scripts/test.sh sets the
+// first), and is skipped otherwise.
+func Unavailable(tb testing.TB, format string, args ...any) {
+	tb.Helper()
+	if os.Getenv("IMCD_TEST_REQUIRE_DB") != "" || os.Getenv("IMCD_TEST_REQUIRE_RABBITMQ") != "" {
+		tb.Fatalf(format, args...)
+	}
+	tb.Skipf(format, args...)
 }
 
 // Check reports whether the broker at url takes a connection.

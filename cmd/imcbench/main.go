@@ -45,6 +45,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/imcd-sip/imcd/internal/testbroker"
 )
 
 // options are imcbench's flags.
@@ -167,7 +169,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.rateMax, "rate-max", 100000, "imcd's delivery_rate_max for the scenarios against imcbench's sink (which answers at once, unlike an OpenSIPS): high, so that imcd's own cost is measured; the delivery scenarios use imcd's defaults")
 	fs.IntVar(&o.hashSize, "hash-size", 4, "imcd's hash_size (2^n shards)")
 	fs.StringVar(&o.mysqlURL, "mysql", envOr("IMCD_TEST_MYSQL_URL", defaultMySQLURL), "MariaDB/MySQL db_url for the mysql rows (tables with a unique suffix, dropped afterwards)")
-	fs.StringVar(&o.rabbitURL, "rabbitmq", envOr("IMCD_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/"), "RabbitMQ broker of the rabbitmq rows (an exchange and queues of their own, deleted afterwards)")
+	fs.StringVar(&o.rabbitURL, "rabbitmq", envOr("IMCD_TEST_RABBITMQ_URL", testbroker.DefaultURL), "RabbitMQ broker of the rabbitmq rows (an exchange and queues of their own, deleted afterwards)")
 	fs.StringVar(&rmqEngines, "rabbitmq-db", "mysql", "databases of the rabbitmq rows (three instances share one only on mysql)")
 	fs.IntVar(&o.rmqEvents, "rabbitmq-events", 60000, "events of the backlog each rabbitmq throughput row consumes")
 	fs.StringVar(&o.markdown, "markdown", "", "also write the tables as Markdown to this file")

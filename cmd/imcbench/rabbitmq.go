@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/imcd-sip/imcd/internal/imcdproc"
+	"github.com/imcd-sip/imcd/internal/testbroker"
 	"github.com/imcd-sip/imcd/pkg/imc"
 	"github.com/imcd-sip/imcd/pkg/opensips"
 	"github.com/imcd-sip/imcd/pkg/rabbitmq"
@@ -41,7 +42,7 @@ func (b *bench) rabbitmqThroughput(ctx context.Context) (*table, error) {
 			"imcd CPU µs per event", "key writes", "keys per write", "key write mean ms", "other load (cores)"}}
 	t.note("Each row publishes %s chat lines (the OpenSIPS script's JSON form, publisher confirms) into 1,000 rooms of 2 members while no imcd runs, then starts the instances and times the sink from the first t_uac_dlg to the last: the pace of consuming, applying (each line's key stored in the events table before it is relayed) and delivering, not of publishing. History is off.", num(float64(b.opt.rmqEvents)))
 	t.note("Three instances: rabbitmq_queues = its own queue, rabbitmq_standby_queues = the other two; the consistent-hash exchange spreads the rooms over the queues. The instances start together; their start-up skew is inside the figure. Broker, database, imcd and imcbench share the machine's %d CPUs.", numCPU())
-	if err := checkBroker(b.opt.rabbitURL); err != nil {
+	if err := testbroker.Check(b.opt.rabbitURL); err != nil {
 		t.note("skipped: no RabbitMQ at %s: %v", redactAMQP(b.opt.rabbitURL), err)
 		return t, nil
 	}
@@ -297,7 +298,7 @@ func (e *rabbitEnv) close(ctx context.Context) {
 		p.Stop(20 * time.Second)
 	}
 	if e.top != nil {
-		deleteTopology(e.url, e.top)
+		_ = testbroker.Delete(e.url, []string{e.top.Exchange}, e.top.Queues)
 	}
 	if e.db != nil {
 		if e.db.engine == "mysql" && e.db.db != nil && e.events != "" {

@@ -8,6 +8,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/imcd-sip/imcd/internal/testbroker"
 	"github.com/imcd-sip/imcd/pkg/opensips"
 	"github.com/imcd-sip/imcd/pkg/rabbitmq"
 )
@@ -20,7 +21,7 @@ func (b *bench) rabbitmqLatency(ctx context.Context) (*table, error) {
 			"first p99.9 ms", "last p99 ms", "key write mean ms", "keys per write", "imcd CPU (cores)", "incomplete"}}
 	t.note("The 'cold' row is the first event of each of the 1,000 rooms after imcd started consuming: each waits for its room to be re-read from the database (a new consumer session, as after a failover); re-reads asked for while the shard's committer is busy go out together.")
 	t.note("Open loop as in the latency table, %v per row, one imcd. 'rabbitmq': the generator publishes each event to the broker (the script's JSON form; confirms collected at the end) and imcd consumes it, stores its key in the events table (batched with the other keys waiting) and only then relays it. 'stream': the same events over event_stream to an imcd on the same rooms and database (chat never waits for the database there). History is off in both, so that only the event path differs.", b.opt.duration)
-	if err := checkBroker(b.opt.rabbitURL); err != nil {
+	if err := testbroker.Check(b.opt.rabbitURL); err != nil {
 		t.note("skipped: no RabbitMQ at %s: %v", redactAMQP(b.opt.rabbitURL), err)
 		return t, nil
 	}
@@ -198,15 +199,6 @@ func (p *publisher) wait(ctx context.Context) error {
 
 func (p *publisher) close() { p.conn.Close() }
 
-// checkBroker reports whether the broker answers.
-func checkBroker(url string) error {
-	conn, err := amqp.Dial(url)
-	if err != nil {
-		return err
-	}
-	return conn.Close()
-}
-
 // redactAMQP drops the password from an AMQP URL.
 func redactAMQP(url string) string {
 	u, err := amqp.ParseURI(url)
@@ -215,21 +207,4 @@ func redactAMQP(url string) string {
 	}
 	u.Password = ""
 	return u.String()
-}
-
-// deleteTopology deletes a row's exchange and queues.
-func deleteTopology(url string, top *rabbitmq.Topology) {
-	conn, err := amqp.Dial(url)
-	if err != nil {
-		return
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		return
-	}
-	for _, q := range top.Queues {
-		_, _ = ch.QueueDelete(q, false, false, false)
-	}
-	_ = ch.ExchangeDelete(top.Exchange, false, false)
 }

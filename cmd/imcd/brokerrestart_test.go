@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imcd-sip/imcd/internal/testbroker/feed"
 	"github.com/imcd-sip/imcd/pkg/opensipstest"
 )
 
@@ -15,25 +16,25 @@ import (
 func TestBrokerRestartMidStorm(t *testing.T) {
 	pb := startPrivateBroker(t)
 	dbURL, tables, dbLines := rabbitDB(t)
-	r := newRabbit(t, pb.URL(), 1, false) // imcd declares the topology
+	r := feed.New(t, pb.URL(), 1, false) // imcd declares the topology
 	f := opensipstest.New(t, opensipstest.Options{})
 	events := storm(8000, 16, 12)
 	m := newModel()
 	for _, ev := range events {
 		m.apply(ev)
 	}
-	lines := r.lines(append(dbLines, "rabbitmq_declare = yes")...)
+	lines := rabbitLines(r, append(dbLines, "rabbitmq_declare = yes")...)
 	a := startIMCD(t, f, procOpts{extra: lines})
 	b := startIMCD(t, f, procOpts{extra: lines})
 
 	half := 6000 // a backlog of several seconds' work when the broker stops
-	if err := r.publishAll(events[:half]); err != nil {
+	if err := r.Publish(events[:half]...); err != nil {
 		t.Fatal(err)
 	}
 	if !waitFor(60*time.Second, func() bool { return len(f.Deliveries()) >= m.total/10 }) {
 		t.Fatalf("only %d notices after 60s", len(f.Deliveries()))
 	}
-	backlog := r.ready()
+	backlog := r.Ready()
 	stopped := time.Now()
 	pb.stopApp()
 	sent := len(f.Deliveries())
@@ -55,12 +56,12 @@ func TestBrokerRestartMidStorm(t *testing.T) {
 	if backlog == 0 {
 		t.Error("the broker stopped after the backlog was applied: not a restart mid-storm")
 	}
-	if err := r.publishAll(events[half:]); err != nil {
+	if err := r.Publish(events[half:]...); err != nil {
 		t.Fatalf("publishing after the restart: %v", err)
 	}
 	var tablesErr error
-	if !waitFor(120*time.Second, func() bool { tablesErr = m.checkTables(dbURL, tables); return tablesErr == nil && r.ready() == 0 }) {
-		t.Fatalf("not applied within 120s (%d messages still queued): %v", r.ready(), tablesErr)
+	if !waitFor(120*time.Second, func() bool { tablesErr = m.checkTables(dbURL, tables); return tablesErr == nil && r.Ready() == 0 }) {
+		t.Fatalf("not applied within 120s (%d messages still queued): %v", r.Ready(), tablesErr)
 	}
 	settle(f, 20*time.Second) // the notices: checked below
 	var dups float64
@@ -70,7 +71,7 @@ func TestBrokerRestartMidStorm(t *testing.T) {
 			t.Errorf("exit code %d", code)
 		}
 	}
-	if n := r.ready(); n != 0 {
+	if n := r.Ready(); n != 0 {
 		t.Errorf("%d messages left in the queue after imcd stopped", n)
 	}
 	if err := m.checkTables(dbURL, tables); err != nil {

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imcd-sip/imcd/internal/testbroker"
+	"github.com/imcd-sip/imcd/internal/testbroker/feed"
 	"github.com/imcd-sip/imcd/internal/testdb"
 	"github.com/imcd-sip/imcd/pkg/opensips"
 	"github.com/imcd-sip/imcd/pkg/opensipstest"
@@ -37,7 +39,7 @@ func storm(n, rooms, users int) []opensips.Event {
 		default:
 			body = fmt.Sprintf("line %d of the storm", i)
 		}
-		ev := toEvent(opensipstest.NewEvent(user, room, body))
+		ev := feed.Event(opensipstest.NewEvent(user, room, body))
 		ev.Req.CallID = fmt.Sprintf("storm-%d@127.0.0.1", i)
 		out[i] = ev
 	}
@@ -83,9 +85,9 @@ func TestFailoverStorm(t *testing.T) { stormFailover(t, false) }
 func TestSwitchoverStorm(t *testing.T) { stormFailover(t, true) }
 
 func stormFailover(t *testing.T, graceful bool) {
-	url := rabbitURL(t)
+	url := testbroker.URL(t)
 	dbURL, tables, dbLines := rabbitDB(t)
-	r := newRabbit(t, url, 1, true)
+	r := feed.New(t, url, 1, true)
 	f := opensipstest.New(t, opensipstest.Options{})
 	events := storm(6000, 16, 12)
 	const backlog = 3000
@@ -95,7 +97,7 @@ func stormFailover(t *testing.T, graceful bool) {
 	}
 	var procs []*proc
 	for range 3 { // one after the other: the first registered is the active one
-		procs = append(procs, startIMCD(t, f, procOpts{extra: r.lines(dbLines...)}))
+		procs = append(procs, startIMCD(t, f, procOpts{extra: rabbitLines(r, dbLines...)}))
 	}
 
 	var wg sync.WaitGroup
@@ -105,12 +107,12 @@ func stormFailover(t *testing.T, graceful bool) {
 		defer wg.Done()
 		// A backlog first, so that the active instance has a full
 		// prefetch window in hand when it dies, then a steady storm.
-		if err := r.publishAll(events[:backlog]); err != nil {
+		if err := r.Publish(events[:backlog]...); err != nil {
 			t.Errorf("publishing: %v", err)
 			return
 		}
 		for i, ev := range events[backlog:] {
-			if err := r.publish(ev); err != nil {
+			if err := r.Publish(ev); err != nil {
 				t.Errorf("publishing event %d: %v", backlog+i, err)
 				return
 			}
@@ -165,20 +167,20 @@ func stormFailover(t *testing.T, graceful bool) {
 		return
 	}
 	var tablesErr error
-	if !waitFor(120*time.Second, func() bool { tablesErr = m.checkTables(dbURL, tables); return tablesErr == nil && r.ready() == 0 }) {
-		t.Fatalf("not applied within 120s (%d messages still queued): %v", r.ready(), tablesErr)
+	if !waitFor(120*time.Second, func() bool { tablesErr = m.checkTables(dbURL, tables); return tablesErr == nil && r.Ready() == 0 }) {
+		t.Fatalf("not applied within 120s (%d messages still queued): %v", r.Ready(), tablesErr)
 	}
 	t.Logf("%d events applied in %v with two failovers", len(events), time.Since(start).Round(time.Millisecond))
 	for p := range alive {
 		t.Logf("survivor: %v deliveries redelivered, %v events found applied before (duplicates), %v rooms re-read",
-			p.metric(t, `opensips_imc_rabbitmq_deliveries_total{queue="`+r.top.Queues[0]+`",redelivered="true"}`),
+			p.metric(t, `opensips_imc_rabbitmq_deliveries_total{queue="`+r.Topology.Queues[0]+`",redelivered="true"}`),
 			p.metric(t, `opensips_imc_commands_total{command="duplicate",result="refused"}`),
 			p.metric(t, `opensips_imc_rabbitmq_room_rereads_total{result="ok"}`))
 		if code := p.stop(); code != 0 {
 			t.Errorf("exit code %d", code)
 		}
 	}
-	if n := r.ready(); n != 0 {
+	if n := r.Ready(); n != 0 {
 		t.Errorf("%d messages left in the queue after the survivor stopped: not all applied and acknowledged", n)
 	}
 	if err := m.checkTables(dbURL, tables); err != nil {
@@ -199,9 +201,9 @@ func stormFailover(t *testing.T, graceful bool) {
 // checked as in TestFailoverStorm (each room's events are in one queue, so
 // the model applies them in publishing order).
 func TestShardedFailover(t *testing.T) {
-	url := rabbitURL(t)
+	url := testbroker.URL(t)
 	dbURL, tables, dbLines := rabbitDB(t)
-	r := newRabbit(t, url, 3, true)
+	r := feed.New(t, url, 3, true)
 	f := opensipstest.New(t, opensipstest.Options{})
 	events := storm(6000, 24, 12)
 	m := newModel()
@@ -216,11 +218,11 @@ func TestShardedFailover(t *testing.T) {
 				standby = append(standby, fmt.Sprint(j))
 			}
 		}
-		procs = append(procs, startIMCD(t, f, procOpts{extra: r.lines(append(dbLines, fmt.Sprintf("rabbitmq_queues = %d", i),
+		procs = append(procs, startIMCD(t, f, procOpts{extra: rabbitLines(r, append(dbLines, fmt.Sprintf("rabbitmq_queues = %d", i),
 			"rabbitmq_standby_queues = "+strings.Join(standby, ","), "rabbitmq_standby_delay = 1s")...)}))
 	}
 	time.Sleep(2 * time.Second) // every standby consumer registered
-	if err := r.publishAll(events[:3000]); err != nil {
+	if err := r.Publish(events[:3000]...); err != nil {
 		t.Fatal(err)
 	}
 	if !waitFor(60*time.Second, func() bool { return len(f.Deliveries()) >= m.total/4 }) {
@@ -229,7 +231,7 @@ func TestShardedFailover(t *testing.T) {
 	redelivered := func() float64 {
 		var n float64
 		for _, p := range procs[1:] {
-			for _, q := range r.top.Queues {
+			for _, q := range r.Topology.Queues {
 				n += p.metric(t, `opensips_imc_rabbitmq_deliveries_total{queue="`+q+`",redelivered="true"}`)
 			}
 		}
@@ -240,20 +242,20 @@ func TestShardedFailover(t *testing.T) {
 	if !waitFor(30*time.Second, func() bool { return redelivered() > 0 }) {
 		t.Fatal("nobody took the killed instance's queue over within 30s")
 	}
-	t.Logf("queue %s taken over %v after SIGKILL (first redelivery seen, polled every 100 ms)", r.top.Queues[0], time.Since(killed).Round(time.Millisecond))
-	if err := r.publishAll(events[3000:]); err != nil {
+	t.Logf("queue %s taken over %v after SIGKILL (first redelivery seen, polled every 100 ms)", r.Topology.Queues[0], time.Since(killed).Round(time.Millisecond))
+	if err := r.Publish(events[3000:]...); err != nil {
 		t.Fatal(err)
 	}
 	var tablesErr error
-	if !waitFor(120*time.Second, func() bool { tablesErr = m.checkTables(dbURL, tables); return tablesErr == nil && r.ready() == 0 }) {
-		t.Fatalf("not applied within 120s (%d messages still queued): %v", r.ready(), tablesErr)
+	if !waitFor(120*time.Second, func() bool { tablesErr = m.checkTables(dbURL, tables); return tablesErr == nil && r.Ready() == 0 }) {
+		t.Fatalf("not applied within 120s (%d messages still queued): %v", r.Ready(), tablesErr)
 	}
 	for _, p := range procs[1:] {
 		if code := p.stop(); code != 0 {
 			t.Errorf("exit code %d", code)
 		}
 	}
-	if n := r.ready(); n != 0 {
+	if n := r.Ready(); n != 0 {
 		t.Errorf("%d messages left in the queues after the survivors stopped", n)
 	}
 	if err := m.checkTables(dbURL, tables); err != nil {

@@ -25,6 +25,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/imcd-sip/imcd/internal/testbroker"
 )
 
 // rabbitBin finds a program of RabbitMQ's: the Debian package's own
@@ -55,16 +57,13 @@ type privateBroker struct {
 }
 
 // startPrivateBroker starts a node and waits until it takes connections;
-// without rabbitmq-server the test is skipped, unless IMCD_TEST_REQUIRE_DB
-// says it must run. The node is stopped when the test ends.
+// without rabbitmq-server the test is skipped, or fails
+// (testbroker.Unavailable). The node is stopped when the test ends.
 func startPrivateBroker(t *testing.T) *privateBroker {
 	t.Helper()
 	server, ctl := rabbitBin("rabbitmq-server"), rabbitBin("rabbitmqctl")
 	if server == "" || ctl == "" {
-		if os.Getenv("IMCD_TEST_REQUIRE_DB") != "" {
-			t.Fatal("rabbitmq-server is not installed (scripts/test-services.sh installs it)")
-		}
-		t.Skip("rabbitmq-server is not installed")
+		testbroker.Unavailable(t, "rabbitmq-server is not installed (scripts/test-services.sh installs it)")
 	}
 	var b [4]byte
 	rand.Read(b[:])

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/imcd-sip/imcd/internal/dbproxy"
+	"github.com/imcd-sip/imcd/internal/testbroker"
+	"github.com/imcd-sip/imcd/internal/testbroker/feed"
 	"github.com/imcd-sip/imcd/internal/testdb"
 	"github.com/imcd-sip/imcd/pkg/opensipstest"
 )
@@ -15,7 +17,7 @@ import (
 // the database answers. At the end the tables equal the model and every
 // notice was sent once, in order, with none of "try again later".
 func TestRabbitMQDatabaseOutage(t *testing.T) {
-	url := rabbitURL(t)
+	url := testbroker.URL(t)
 	dbURL := testdb.Need(t, testdb.MySQL)
 	tables := testdb.NewTables(t, testdb.MySQL, "imc_events")
 	proxy, err := dbproxy.Start(testdb.HostPort(dbURL), dbproxy.Raw)
@@ -23,16 +25,16 @@ func TestRabbitMQDatabaseOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(proxy.Close)
-	r := newRabbit(t, url, 1, true)
+	r := feed.New(t, url, 1, true)
 	f := opensipstest.New(t, opensipstest.Options{})
 	events := storm(3000, 16, 12)
 	m := newModel()
 	for _, ev := range events {
 		m.apply(ev)
 	}
-	p := startIMCD(t, f, procOpts{extra: r.lines("db_url = "+testdb.Through(dbURL, proxy.Addr()), "rooms_table = "+tables.Rooms,
+	p := startIMCD(t, f, procOpts{extra: rabbitLines(r, "db_url = "+testdb.Through(dbURL, proxy.Addr()), "rooms_table = "+tables.Rooms,
 		"members_table = "+tables.Members, "events_table = "+tables.Extra[0], "create_tables = yes")})
-	if err := r.publishAll(events); err != nil {
+	if err := r.Publish(events...); err != nil {
 		t.Fatal(err)
 	}
 	if !waitFor(60*time.Second, func() bool { return len(f.Deliveries()) >= m.total/4 }) {
@@ -49,11 +51,11 @@ func TestRabbitMQDatabaseOutage(t *testing.T) {
 	}
 	proxy.Restore()
 	var tablesErr error
-	if !waitFor(120*time.Second, func() bool { tablesErr = m.checkTables(dbURL, tables); return tablesErr == nil && r.ready() == 0 }) {
-		t.Fatalf("not applied within 120s of the database's return (%d messages queued): %v", r.ready(), tablesErr)
+	if !waitFor(120*time.Second, func() bool { tablesErr = m.checkTables(dbURL, tables); return tablesErr == nil && r.Ready() == 0 }) {
+		t.Fatalf("not applied within 120s of the database's return (%d messages queued): %v", r.Ready(), tablesErr)
 	}
 	settle(f, 20*time.Second) // the notices: checked below
-	returned := p.metric(t, `opensips_imc_rabbitmq_settled_total{outcome="returned",queue="`+r.top.Queues[0]+`"}`)
+	returned := p.metric(t, `opensips_imc_rabbitmq_settled_total{outcome="returned",queue="`+r.Topology.Queues[0]+`"}`)
 	if code := p.stop(); code != 0 {
 		t.Errorf("exit code %d", code)
 	}

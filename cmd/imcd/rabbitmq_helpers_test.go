@@ -1,141 +1,35 @@
 package main
 
-// What the RabbitMQ-mode end-to-end tests share: a broker of the test's own
-// (its exchange and queues, deleted at the end), a publisher that publishes
-// as the OpenSIPS script does, and a model of what imcd must end up with
-// (the pure engine applying the same events in queue order).
+// What the RabbitMQ-mode end-to-end tests share, besides their topology on
+// the broker (internal/testbroker/feed): imcd's configuration for it, and a
+// model of what imcd must end up with (the pure engine applying the same
+// events in queue order).
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
-
+	"github.com/imcd-sip/imcd/internal/testbroker/feed"
 	"github.com/imcd-sip/imcd/internal/testdb"
 	"github.com/imcd-sip/imcd/pkg/config"
 	"github.com/imcd-sip/imcd/pkg/imc"
 	"github.com/imcd-sip/imcd/pkg/opensips"
 	"github.com/imcd-sip/imcd/pkg/opensipstest"
-	"github.com/imcd-sip/imcd/pkg/rabbitmq"
 	"github.com/imcd-sip/imcd/pkg/store"
 )
 
-// rabbitURL returns the machine's test broker; without one the test is
-// skipped, unless IMCD_TEST_REQUIRE_DB or IMCD_TEST_REQUIRE_RABBITMQ says
-// it must run.
-func rabbitURL(t *testing.T) string {
-	t.Helper()
-	url := os.Getenv("IMCD_TEST_RABBITMQ_URL")
-	if url == "" {
-		url = config.DefaultRabbitMQURL
-	}
-	conn, err := amqp.Dial(url)
-	if err != nil {
-		if os.Getenv("IMCD_TEST_REQUIRE_DB") != "" || os.Getenv("IMCD_TEST_REQUIRE_RABBITMQ") != "" {
-			t.Fatalf("RabbitMQ: %v", err)
-		}
-		t.Skipf("no RabbitMQ (%v); scripts/test-services.sh starts one", err)
-	}
-	conn.Close()
-	return url
-}
-
-// rabbit is one test's topology on a broker, and the test's connection to
-// it, which publishes as OpenSIPS's rabbitmq_publish does.
-type rabbit struct {
-	t    *testing.T
-	url  string
-	top  *rabbitmq.Topology
-	conn *amqp.Connection
-	ch   *amqp.Channel
-}
-
-// newRabbit names a topology of shards queues on url; declare says whether
-// the test declares it (else imcd does, rabbitmq_declare). It is deleted
-// when the test ends.
-func newRabbit(t *testing.T, url string, shards int, declare bool) *rabbit {
-	t.Helper()
-	var b [4]byte
-	rand.Read(b[:])
-	name := "imcdtest.e2e." + hex.EncodeToString(b[:])
-	r := &rabbit{t: t, url: url, top: &rabbitmq.Topology{Exchange: name, Queues: rabbitmq.ShardQueues(name, shards)}}
-	t.Cleanup(r.remove)
-	if declare {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := r.top.Declare(ctx, url); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return r
-}
-
-// connect (re)opens the test's publishing channel, with confirms.
-func (r *rabbit) connect() error {
-	if r.conn != nil {
-		r.conn.Close()
-	}
-	conn, err := amqp.Dial(r.url)
-	if err != nil {
-		return err
-	}
-	ch, err := conn.Channel()
-	if err == nil {
-		err = ch.Confirm(false)
-	}
-	if err != nil {
-		conn.Close()
-		return err
-	}
-	r.conn, r.ch = conn, ch
-	return nil
-}
-
-func (r *rabbit) channel() *amqp.Channel {
-	r.t.Helper()
-	if r.ch == nil || r.ch.IsClosed() {
-		if err := r.connect(); err != nil {
-			r.t.Fatal(err)
-		}
-	}
-	return r.ch
-}
-
-func (r *rabbit) remove() {
-	if r.conn != nil {
-		r.conn.Close()
-	}
-	conn, err := amqp.Dial(r.url)
-	if err != nil {
-		r.t.Logf("cleaning up the topology: %v", err)
-		return
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		return
-	}
-	for _, q := range r.top.Queues {
-		ch.QueueDelete(q, false, false, false)
-	}
-	ch.ExchangeDelete(r.top.Exchange, false, false)
-}
-
-// lines are imcd's configuration for this topology.
-func (r *rabbit) lines(more ...string) []string {
+// rabbitLines are imcd's configuration for r's topology.
+func rabbitLines(r *feed.Feed, more ...string) []string {
 	return append([]string{
 		"event_source = rabbitmq",
-		"rabbitmq_url = " + r.url,
-		"rabbitmq_exchange = " + r.top.Exchange,
-		"rabbitmq_queue_prefix = " + strings.TrimSuffix(r.top.Queues[0], ".0"),
-		fmt.Sprintf("rabbitmq_shards = %d", len(r.top.Queues)),
+		"rabbitmq_url = " + r.URL,
+		"rabbitmq_exchange = " + r.Topology.Exchange,
+		"rabbitmq_queue_prefix = " + r.Prefix,
+		fmt.Sprintf("rabbitmq_shards = %d", len(r.Topology.Queues)),
 		"rabbitmq_heartbeat = 1s",
 		"history = off", // the model keeps none
 		// The fake OpenSIPS answers at once: delivery keeps up with the
@@ -143,70 +37,6 @@ func (r *rabbit) lines(more ...string) []string {
 		"delivery_rate_max = 100000",
 		"opensips_wt_timer = 0",
 	}, more...)
-}
-
-// toEvent is an opensipstest event as the decoder gives it back.
-func toEvent(e opensipstest.Event) opensips.Event {
-	return opensips.Event{Req: imc.Request{From: e.From, To: e.To, RURI: e.RURI, CallID: e.CallID, ContentType: e.CType, Body: e.Body},
-		FromTag: e.FromTag, CSeq: e.CSeq, SrcIP: e.SrcIP, SrcPort: e.SrcPort, Proto: e.Proto}
-}
-
-// publish publishes ev as the OpenSIPS script does: the JSON form, routing
-// key the R-URI, not persistent; it waits for the broker's confirm.
-func (r *rabbit) publish(ev opensips.Event) error {
-	return r.publishRaw(ev.Req.RURI, amqp.Publishing{ContentType: rabbitmq.ContentTypeJSON, Body: rabbitmq.AppendJSON(nil, &ev)})
-}
-
-// publishAll publishes events as publish does, without waiting for each
-// confirm before the next publish: a backlog builds at once.
-func (r *rabbit) publishAll(events []opensips.Event) error {
-	var dcs []*amqp.DeferredConfirmation
-	for _, ev := range events {
-		dc, err := r.channel().PublishWithDeferredConfirm(r.top.Exchange, ev.Req.RURI, true, false,
-			amqp.Publishing{ContentType: rabbitmq.ContentTypeJSON, Body: rabbitmq.AppendJSON(nil, &ev)})
-		if err != nil {
-			return err
-		}
-		dcs = append(dcs, dc)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	for _, dc := range dcs {
-		if ok, err := dc.WaitContext(ctx); err != nil || !ok {
-			return fmt.Errorf("publish not confirmed (%v)", err)
-		}
-	}
-	return nil
-}
-
-// publishRaw publishes one message and waits for the broker's confirm.
-func (r *rabbit) publishRaw(key string, msg amqp.Publishing) error {
-	dc, err := r.channel().PublishWithDeferredConfirm(r.top.Exchange, key, true, false, msg)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	ok, err := dc.WaitContext(ctx)
-	if err == nil && !ok {
-		err = fmt.Errorf("publish refused by the broker")
-	}
-	return err
-}
-
-// ready is the number of messages waiting in the topology's queues (given
-// back ones included).
-func (r *rabbit) ready() int {
-	r.t.Helper()
-	n := 0
-	for _, q := range r.top.Queues {
-		st, err := r.channel().QueueDeclarePassive(q, true, false, false, false, nil)
-		if err != nil {
-			r.t.Fatal(err)
-		}
-		n += st.Messages
-	}
-	return n
 }
 
 // model applies events as one imcd applying a queue in order would, with

@@ -11,6 +11,8 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/valyala/fastjson"
 
+	"github.com/imcd-sip/imcd/internal/testbroker"
+	"github.com/imcd-sip/imcd/internal/testbroker/feed"
 	"github.com/imcd-sip/imcd/internal/testdb"
 	"github.com/imcd-sip/imcd/pkg/config"
 	"github.com/imcd-sip/imcd/pkg/opensips"
@@ -74,7 +76,7 @@ func loadCaptures(t *testing.T) map[string]captured {
 // notice the model expects is sent, byte for byte, and the queue is empty
 // afterwards.
 func TestRabbitMQBacklogAtStart(t *testing.T) {
-	r := newRabbit(t, rabbitURL(t), 1, true)
+	r := feed.New(t, testbroker.URL(t), 1, true)
 	caps := loadCaptures(t)
 	// The captures' hdr-* rooms are outside the default room_prefix.
 	m := newModel(func(c *config.Config) { c.RoomPrefix = "" })
@@ -83,9 +85,9 @@ func TestRabbitMQBacklogAtStart(t *testing.T) {
 		m.apply(ev)
 		var err error
 		if c == nil {
-			err = r.publish(ev)
+			err = r.Publish(ev)
 		} else {
-			err = r.publishRaw(ev.Req.RURI, amqp.Publishing{ContentType: c.ctype, Headers: c.headers, Body: c.body})
+			err = r.PublishRaw(ev.Req.RURI, amqp.Publishing{ContentType: c.ctype, Headers: c.headers, Body: c.body})
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -96,9 +98,9 @@ func TestRabbitMQBacklogAtStart(t *testing.T) {
 	for _, step := range []string{"06", "join " + r1, "01", "02", "03", "04", "07", "create " + h1, "join " + h1, "08", "09", "10", "05"} {
 		switch cmd, room, _ := strings.Cut(step, " "); cmd {
 		case "join":
-			publish(toEvent(opensipstest.NewEvent(bob, room, "#join")), nil)
+			publish(feed.Event(opensipstest.NewEvent(bob, room, "#join")), nil)
 		case "create":
-			publish(toEvent(opensipstest.NewEvent(alice, room, "#create "+strings.TrimSuffix(strings.TrimPrefix(room, "sip:"), "@127.0.0.1"))), nil)
+			publish(feed.Event(opensipstest.NewEvent(alice, room, "#create "+strings.TrimSuffix(strings.TrimPrefix(room, "sip:"), "@127.0.0.1"))), nil)
 		default:
 			c := caps[step]
 			publish(c.ev, &c)
@@ -107,13 +109,13 @@ func TestRabbitMQBacklogAtStart(t *testing.T) {
 	if m.total < 12 {
 		t.Fatalf("the model expects only %d notices", m.total)
 	}
-	if n := r.ready(); n != 13 {
+	if n := r.Ready(); n != 13 {
 		t.Fatalf("%d messages queued, want 13", n)
 	}
 
 	f := opensipstest.New(t, opensipstest.Options{})
 	dir := t.TempDir()
-	startIMCD(t, f, procOpts{dir: dir, extra: r.lines(`room_prefix = ""`)})
+	startIMCD(t, f, procOpts{dir: dir, extra: rabbitLines(r, `room_prefix = ""`)})
 	if !waitFor(20*time.Second, func() bool { return len(f.Deliveries()) >= m.total }) {
 		t.Fatalf("%d of %d notices after 20s", len(f.Deliveries()), m.total)
 	}
@@ -132,8 +134,8 @@ func TestRabbitMQBacklogAtStart(t *testing.T) {
 			t.Errorf("capture %s: bob never got %q", name, caps[name].ev.Req.Body)
 		}
 	}
-	if !waitFor(10*time.Second, func() bool { return r.ready() == 0 }) {
-		t.Errorf("%d messages still queued", r.ready())
+	if !waitFor(10*time.Second, func() bool { return r.Ready() == 0 }) {
+		t.Errorf("%d messages still queued", r.Ready())
 	}
 	if err := m.checkTables("sqlite://"+filepath.Join(dir, "imcd.db"), testdb.Tables{Rooms: "imc_rooms", Members: "imc_members"}); err != nil {
 		t.Error(err)

@@ -2,127 +2,40 @@ package daemon
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
-
+	"github.com/imcd-sip/imcd/internal/testbroker"
+	"github.com/imcd-sip/imcd/internal/testbroker/feed"
 	"github.com/imcd-sip/imcd/pkg/config"
-	"github.com/imcd-sip/imcd/pkg/imc"
-	"github.com/imcd-sip/imcd/pkg/opensips"
 	"github.com/imcd-sip/imcd/pkg/opensipstest"
-	"github.com/imcd-sip/imcd/pkg/rabbitmq"
 )
 
 // RabbitMQ mode against the machine's broker: each test declares an
 // exchange and queues of its own and deletes them at the end.
 
-// brokerURL returns the test broker; without one the test is skipped,
-// unless IMCD_TEST_REQUIRE_DB or IMCD_TEST_REQUIRE_RABBITMQ says it must
-// run.
-func brokerURL(t *testing.T) string {
-	t.Helper()
-	url := os.Getenv("IMCD_TEST_RABBITMQ_URL")
-	if url == "" {
-		url = config.DefaultRabbitMQURL
-	}
-	conn, err := amqp.Dial(url)
-	if err != nil {
-		if os.Getenv("IMCD_TEST_REQUIRE_DB") != "" || os.Getenv("IMCD_TEST_REQUIRE_RABBITMQ") != "" {
-			t.Fatalf("RabbitMQ: %v", err)
-		}
-		t.Skipf("no RabbitMQ (%v); scripts/test-services.sh starts one", err)
-	}
-	conn.Close()
-	return url
-}
-
-// broker is one test's exchange and queues, and a channel that publishes
-// as OpenSIPS does.
+// broker is one test's topology on the machine's broker
+// (internal/testbroker/feed), declared by the test.
 type broker struct {
-	t   *testing.T
-	url string
-	top *rabbitmq.Topology
-	ch  *amqp.Channel
+	*feed.Feed
+	t *testing.T
 }
 
 func newBroker(t *testing.T, shards int) *broker {
 	t.Helper()
-	url := brokerURL(t)
-	var b [4]byte
-	rand.Read(b[:])
-	name := "imcdtest.daemon." + hex.EncodeToString(b[:])
-	top := &rabbitmq.Topology{Exchange: name, Queues: rabbitmq.ShardQueues(name, shards)}
-	t.Cleanup(func() { removeTopology(t, url, top) })
-	if err := top.Declare(ctxTimeout(t, 30*time.Second), url); err != nil {
-		t.Fatal(err)
-	}
-	conn, err := amqp.Dial(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	ch, err := conn.Channel()
-	if err == nil {
-		err = ch.Confirm(false)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &broker{t: t, url: url, top: top, ch: ch}
+	return &broker{Feed: feed.New(t, testbroker.URL(t), shards, true), t: t}
 }
 
-func removeTopology(t *testing.T, url string, top *rabbitmq.Topology) {
-	conn, err := amqp.Dial(url)
-	if err != nil {
-		t.Logf("cleaning up: %v", err)
-		return
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		return
-	}
-	for _, q := range top.Queues {
-		ch.QueueDelete(q, false, false, false)
-	}
-	ch.ExchangeDelete(top.Exchange, false, false)
-}
-
-// publish publishes ev as the OpenSIPS script does (JSON form, routing key
-// the R-URI) and waits for the broker's confirm.
+// publish publishes e as the OpenSIPS script does and waits for the
+// broker's confirm.
 func (b *broker) publish(e opensipstest.Event) {
 	b.t.Helper()
-	ev := opensips.Event{Req: imc.Request{From: e.From, To: e.To, RURI: e.RURI, CallID: e.CallID, ContentType: e.CType, Body: e.Body},
-		FromTag: e.FromTag, CSeq: e.CSeq, SrcIP: e.SrcIP, SrcPort: e.SrcPort, Proto: e.Proto}
-	dc, err := b.ch.PublishWithDeferredConfirm(b.top.Exchange, e.RURI, true, false,
-		amqp.Publishing{ContentType: rabbitmq.ContentTypeJSON, Body: rabbitmq.AppendJSON(nil, &ev)})
-	if err != nil {
+	if err := b.Publish(feed.Event(e)); err != nil {
 		b.t.Fatal(err)
 	}
-	if ok, err := dc.WaitContext(ctxTimeout(b.t, 10*time.Second)); !ok || err != nil {
-		b.t.Fatalf("publish not confirmed: %v", err)
-	}
-}
-
-// ready is the number of messages waiting in the test's queues.
-func (b *broker) ready() int {
-	b.t.Helper()
-	n := 0
-	for _, q := range b.top.Queues {
-		st, err := b.ch.QueueDeclarePassive(q, true, false, false, false, nil)
-		if err != nil {
-			b.t.Fatal(err)
-		}
-		n += st.Messages
-	}
-	return n
 }
 
 // config is testConfig in RabbitMQ mode on the test's queues, with the
@@ -133,16 +46,16 @@ func (b *broker) config(t *testing.T, f *opensipstest.Server, dir string) config
 	cfg.CreateTables = true
 	cfg.Subscribe = false
 	cfg.EventSource = config.SourceRabbitMQ
-	cfg.RabbitMQ.URL = b.url
-	cfg.RabbitMQ.Exchange = b.top.Exchange
-	cfg.RabbitMQ.QueuePrefix = strings.TrimSuffix(b.top.Queues[0], ".0")
-	cfg.RabbitMQ.Shards = len(b.top.Queues)
+	cfg.RabbitMQ.URL = b.URL
+	cfg.RabbitMQ.Exchange = b.Topology.Exchange
+	cfg.RabbitMQ.QueuePrefix = b.Prefix
+	cfg.RabbitMQ.Shards = len(b.Topology.Queues)
 	cfg.RabbitMQ.StandbyDelay = 100 * time.Millisecond
 	cfg.History = config.HistoryOff
 	return cfg
 }
 
-// publishAndWait publishes one MESSAGE and waits for n deliveries.
+// send publishes one MESSAGE and waits for n deliveries.
 func (b *broker) send(f *opensipstest.Server, from, ruri, body string, n int) []string {
 	b.t.Helper()
 	f.Reset()
@@ -174,8 +87,8 @@ func TestRabbitMQConversation(t *testing.T) {
 		alice+": *** <"+bob+"> has joined the room", bob+": *** <"+bob+"> has joined the room")
 	same(t, "chat", b.send(f, bob, room1, "hello", 1), alice+": <bob@example.com>: hello")
 	quiet(t, f, 1)
-	acked := `opensips_imc_rabbitmq_settled_total{outcome="acked",queue="` + b.top.Queues[0] + `"}`
-	eventually(t, "every message acknowledged", func() bool { return b.ready() == 0 && metric(t, d, acked) == 3 })
+	acked := `opensips_imc_rabbitmq_settled_total{outcome="acked",queue="` + b.Topology.Queues[0] + `"}`
+	eventually(t, "every message acknowledged", func() bool { return b.Ready() == 0 && metric(t, d, acked) == 3 })
 	if got := metric(t, d, `opensips_imc_rabbitmq_event_keys_total{result="fresh"}`); got != 1 {
 		t.Errorf("%v keys stored by the marks writer, want 1 (the chat line)", got)
 	}
@@ -207,7 +120,7 @@ func TestRabbitMQAppliedOnce(t *testing.T) {
 	b.publish(exit)
 	b.publish(line)
 	eventually(t, "both copies acknowledged", func() bool {
-		return metric(t, d2, `opensips_imc_commands_total{command="duplicate",result="refused"}`) == 2 && b.ready() == 0
+		return metric(t, d2, `opensips_imc_commands_total{command="duplicate",result="refused"}`) == 2 && b.Ready() == 0
 	})
 	quiet(t, f, 0)
 	same(t, "after the copies", b.send(f, bob, room1, "#list", 1), bob+": Members:\n*"+alice+"\n"+bob)
@@ -250,7 +163,7 @@ func TestRabbitMQReroute(t *testing.T) {
 	d := openDaemon(t, f, b.config(t, f, t.TempDir()))
 	same(t, "create", b.send(f, alice, manager, "#create chat-x", 1), created)
 	rerouted := 0.0
-	for _, q := range b.top.Queues {
+	for _, q := range b.Topology.Queues {
 		rerouted += metric(t, d, `opensips_imc_rabbitmq_settled_total{outcome="rerouted",queue="`+q+`"}`)
 	}
 	if rerouted != 1 {

@@ -9,6 +9,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/imcd-sip/imcd/internal/testbroker"
 	"github.com/imcd-sip/imcd/pkg/opensips"
 )
 
@@ -41,23 +42,16 @@ func BenchmarkConsume(b *testing.B) {
 }
 
 func benchConsume(b *testing.B, queues, prefetch int) {
-	url := brokerURL(b)
+	url := testbroker.URL(b)
 	a := newAdmin(b, url)
 	top := a.topology(url, queues, false)
-	var dcs []*amqp.DeferredConfirmation
-	for i := range b.N {
+	msgs := make([]testbroker.Message, b.N)
+	for i := range msgs {
 		m := numbered(fmt.Sprintf("chat-%d", i%64), i)
-		dc, err := a.ch.PublishWithDeferredConfirm(top.Exchange, fmt.Sprintf("sip:chat-%d@127.0.0.1", i%64), false, false,
-			amqp.Publishing{ContentType: m.ContentType, Body: m.Body})
-		if err != nil {
-			b.Fatal(err)
-		}
-		dcs = append(dcs, dc)
+		msgs[i] = testbroker.Message{Key: fmt.Sprintf("sip:chat-%d@127.0.0.1", i%64), Publishing: amqp.Publishing{ContentType: m.ContentType, Body: m.Body}}
 	}
-	for _, dc := range dcs {
-		if ok, err := dc.WaitContext(context.Background()); !ok || err != nil {
-			b.Fatalf("publish not confirmed: %v", err)
-		}
+	if err := a.Publish(top.Exchange, msgs...); err != nil {
+		b.Fatal(err)
 	}
 	obs := &ackCounter{n: int64(b.N), all: make(chan struct{})}
 	sink := opensips.SinkFunc(func(_ opensips.Event, done func(error)) error { done(nil); return nil })

@@ -9,6 +9,7 @@ import (
 
 	"github.com/valyala/fastjson"
 
+	"github.com/imcd-sip/imcd/internal/testbroker"
 	"github.com/imcd-sip/imcd/pkg/opensips"
 )
 
@@ -51,7 +52,7 @@ func inOrder(t testing.TB, got []int, n int) {
 // and checks that each event decodes as Decode says, carries its queue and
 // session, and that each queue's events arrive in publish order.
 func TestConsumeCaptures(t *testing.T) {
-	url := brokerURL(t)
+	url := testbroker.URL(t)
 	a := newAdmin(t, url)
 	top := a.topology(url, 4, false)
 	msgs := captures(t)
@@ -105,7 +106,7 @@ func TestConsumeCaptures(t *testing.T) {
 		t.Errorf("every capture landed in one queue of four: %v", sessions)
 	}
 	for _, q := range top.Queues {
-		if n := a.ready(q); n != 0 {
+		if n := a.Ready(q); n != 0 {
 			t.Errorf("%s: %d messages left", q, n)
 		}
 	}
@@ -125,7 +126,7 @@ func isOneOf(s string, list []string) bool {
 // redelivered, under another session; once done(nil) is called (while
 // Close drains) they are gone from the queue.
 func TestAckOnlyAfterDone(t *testing.T) {
-	url := brokerURL(t)
+	url := testbroker.URL(t)
 	a := newAdmin(t, url)
 	top := a.topology(url, 1, false)
 	const n = 5
@@ -147,7 +148,7 @@ func TestAckOnlyAfterDone(t *testing.T) {
 		done(nil) // too late: that session is gone
 	}
 	// The broker returns them once it has processed the consumer's end.
-	eventually(t, "given back", func() bool { return a.ready(top.Queues[0]) == n })
+	eventually(t, "given back", func() bool { return a.Ready(top.Queues[0]) == n })
 
 	rec2 := newRecorder(hold)
 	obs2 := newCounter()
@@ -183,7 +184,7 @@ func TestAckOnlyAfterDone(t *testing.T) {
 // them) and checks that the queue's events still reach the Sink in publish
 // order, each once, all acknowledged.
 func TestOrderAcrossBusy(t *testing.T) {
-	url := brokerURL(t)
+	url := testbroker.URL(t)
 	a := newAdmin(t, url)
 	top := a.topology(url, 1, false)
 	const n = 300
@@ -210,7 +211,7 @@ func TestOrderAcrossBusy(t *testing.T) {
 // given back and consumed again, so that event comes again, redelivered,
 // under a new session, before every later one; nothing is lost or reordered.
 func TestRewindAfterFailedCommit(t *testing.T) {
-	url := brokerURL(t)
+	url := testbroker.URL(t)
 	a := newAdmin(t, url)
 	top := a.topology(url, 1, false)
 	const n, failAt = 40, 17
@@ -248,7 +249,7 @@ func TestRewindAfterFailedCommit(t *testing.T) {
 	if obs.get(OutcomeReturned) == 0 {
 		t.Fatal("nothing counted as returned")
 	}
-	if a.ready(top.Queues[0]) != 0 {
+	if a.Ready(top.Queues[0]) != 0 {
 		t.Fatal("messages left")
 	}
 }
@@ -258,7 +259,7 @@ func TestRewindAfterFailedCommit(t *testing.T) {
 // the good ones are applied in order. A Sink refusing an event as bad (the
 // daemon's unusable addresses) is treated the same.
 func TestRejectUndecodable(t *testing.T) {
-	url := brokerURL(t)
+	url := testbroker.URL(t)
 	a := newAdmin(t, url)
 	top := a.topology(url, 1, true)
 	const room = "sip:chat-1@127.0.0.1"
@@ -278,20 +279,20 @@ func TestRejectUndecodable(t *testing.T) {
 	openConsumer(t, &Consumer{URL: url, Queues: top.Queues, Sink: rec, Observer: obs})
 	inOrder(t, numbers(t, rec.waitEvents(t, 3)), 3)
 	eventually(t, "settled", func() bool { return obs.get(OutcomeAcked) == 3 && obs.get(OutcomeRejected) == 3 })
-	eventually(t, "dead-lettered", func() bool { return a.ready(top.DeadLetter) == 3 })
+	eventually(t, "dead-lettered", func() bool { return a.Ready(top.DeadLetter) == 3 })
 }
 
 // TestBacklogInOrder publishes while no consumer runs: the events are kept
 // and applied in order when one starts.
 func TestBacklogInOrder(t *testing.T) {
-	url := brokerURL(t)
+	url := testbroker.URL(t)
 	a := newAdmin(t, url)
 	top := a.topology(url, 1, false)
 	const n = 500
 	for i := 1; i <= n; i++ {
 		a.publish(top.Exchange, "sip:chat-"+strconv.Itoa(i%7)+"@127.0.0.1", numbered("chat-x", i))
 	}
-	if got := a.ready(top.Queues[0]); got != n {
+	if got := a.Ready(top.Queues[0]); got != n {
 		t.Fatalf("%d messages kept, want %d", got, n)
 	}
 	rec := newRecorder(applyAll)
@@ -332,7 +333,7 @@ func TestConfig(t *testing.T) {
 // commit. Acknowledging in batches must never cover 5: it alone comes
 // again (redelivered, new session), everything else is acknowledged once.
 func TestOutOfOrderVerdicts(t *testing.T) {
-	url := brokerURL(t)
+	url := testbroker.URL(t)
 	a := newAdmin(t, url)
 	top := a.topology(url, 1, false)
 	const n = 20

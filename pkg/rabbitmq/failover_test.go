@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imcd-sip/imcd/internal/testbroker"
 	"github.com/imcd-sip/imcd/pkg/opensips"
 )
 
@@ -50,7 +51,7 @@ func TestFailoverHelperProcess(t *testing.T) {
 // after. The
 // time from the kill to the first redelivery is reported.
 func TestFailover(t *testing.T) {
-	url := brokerURL(t)
+	url := testbroker.URL(t)
 	a := newAdmin(t, url)
 	top := a.topology(url, 1, false)
 
@@ -138,7 +139,7 @@ func TestFailover(t *testing.T) {
 // its own and the other's as Standby: each becomes the active consumer of
 // its own queue, and when one closes, the other takes its queue over.
 func TestStandbySpreads(t *testing.T) {
-	url := brokerURL(t)
+	url := testbroker.URL(t)
 	a := newAdmin(t, url)
 	top := a.topology(url, 2, false)
 	q0, q1 := top.Queues[0], top.Queues[1]

@@ -2,13 +2,11 @@ package rabbitmq
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +14,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/imcd-sip/imcd/internal/testbroker"
 	"github.com/imcd-sip/imcd/pkg/opensips"
 )
 
@@ -24,69 +23,27 @@ const wire = "../../testdata/opensips-wire/rabbitmq"
 // patience bounds every wait for something the broker or a consumer must do.
 const patience = 30 * time.Second
 
-// brokerURL returns the test broker, checking that it answers. Without one
-// the test is skipped, unless IMCD_TEST_REQUIRE_DB=1 or
-// IMCD_TEST_REQUIRE_RABBITMQ=1 (as scripts/test.sh sets) makes it fail.
-func brokerURL(t testing.TB) string {
-	t.Helper()
-	url := os.Getenv("IMCD_TEST_RABBITMQ_URL")
-	if url == "" {
-		url = "amqp://guest:guest@127.0.0.1:5672/"
-	}
-	conn, err := amqp.Dial(url)
-	if err != nil {
-		if os.Getenv("IMCD_TEST_REQUIRE_DB") == "1" || os.Getenv("IMCD_TEST_REQUIRE_RABBITMQ") == "1" {
-			t.Fatalf("RabbitMQ at %s: %v", brokerName(url), err)
-		}
-		t.Skipf("no RabbitMQ at %s (%v); scripts/test-services.sh starts one", brokerName(url), err)
-	}
-	conn.Close()
-	return url
-}
-
-// uniq returns a name no other test run uses.
-func uniq(t testing.TB, what string) string {
-	var b [4]byte
-	rand.Read(b[:])
-	name := regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(t.Name(), "-")
-	return "imcdtest." + name + "." + what + "." + hex.EncodeToString(b[:])
-}
-
-// admin is a plain AMQP channel for the test's own declaring, publishing
-// and inspecting.
+// admin is the test's own connection to the broker, for declaring,
+// publishing and inspecting.
 type admin struct {
-	t    testing.TB
-	conn *amqp.Connection
-	ch   *amqp.Channel
+	*testbroker.Conn
+	t testing.TB
 }
 
 func newAdmin(t testing.TB, url string) *admin {
 	t.Helper()
-	conn, err := amqp.Dial(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ch.Confirm(false); err != nil {
-		t.Fatal(err)
-	}
-	a := &admin{t: t, conn: conn, ch: ch}
-	t.Cleanup(func() { conn.Close() })
-	return a
+	return &admin{Conn: testbroker.Dial(t, url), t: t}
 }
 
-// topology declares a fresh topology with unique names and deletes it at
-// the end of the test.
+// topology declares a fresh topology with names of the test's own and
+// deletes it at the end of the test.
 func (a *admin) topology(url string, queues int, deadLetter bool) *Topology {
 	a.t.Helper()
-	top := &Topology{Exchange: uniq(a.t, "x"), Queues: ShardQueues(uniq(a.t, "q"), queues)}
+	top := &Topology{Exchange: testbroker.Name(a.t, "x"), Queues: ShardQueues(testbroker.Name(a.t, "q"), queues)}
 	if deadLetter {
-		top.DeadLetter = uniq(a.t, "dlq")
+		top.DeadLetter = testbroker.Name(a.t, "dlq")
 	}
-	a.t.Cleanup(func() { a.remove(url, top) })
+	deleteAtEnd(a.t, url, top)
 	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
 	if err := top.Declare(ctx, url); err != nil {
@@ -95,28 +52,10 @@ func (a *admin) topology(url string, queues int, deadLetter bool) *Topology {
 	return top
 }
 
-// remove deletes a topology on a connection of its own (the test's may be
-// closed by then).
-func (a *admin) remove(url string, top *Topology) {
-	conn, err := amqp.Dial(url)
-	if err != nil {
-		a.t.Errorf("cleaning up: %v", err)
-		return
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		return
-	}
-	for _, q := range append(top.Queues, top.DeadLetter) {
-		if q != "" {
-			ch.QueueDelete(q, false, false, false)
-		}
-	}
-	ch.ExchangeDelete(top.Exchange, false, false)
-	if top.DeadLetter != "" {
-		ch.ExchangeDelete(top.DeadLetter, false, false)
-	}
+// deleteAtEnd deletes top's exchanges and queues when the test ends.
+func deleteAtEnd(t testing.TB, url string, top *Topology) {
+	queues := append(slices.Clip(top.Queues), top.DeadLetter)
+	testbroker.DeleteAtEnd(t, url, []string{top.Exchange, top.DeadLetter}, queues)
 }
 
 // publish sends one message as OpenSIPS's rabbitmq_publish does: content
@@ -125,29 +64,11 @@ func (a *admin) publish(exchange, key string, m message) {
 	a.t.Helper()
 	pub := amqp.Publishing{ContentType: m.ContentType, Body: m.Body}
 	if len(m.Headers) > 0 {
-		pub.Headers = amqp.Table{}
-		for k, v := range m.Headers {
-			pub.Headers[k] = v
-		}
+		pub.Headers = m.table()
 	}
-	dc, err := a.ch.PublishWithDeferredConfirm(exchange, key, true, false, pub)
-	if err != nil {
+	if err := a.Publish(exchange, testbroker.Message{Key: key, Publishing: pub}); err != nil {
 		a.t.Fatal(err)
 	}
-	if ok, err := dc.WaitContext(context.Background()); !ok || err != nil {
-		a.t.Fatalf("publish not confirmed: %v", err)
-	}
-}
-
-// ready is the number of messages ready in a queue (not delivered, or given
-// back).
-func (a *admin) ready(queue string) int {
-	a.t.Helper()
-	q, err := a.ch.QueueDeclarePassive(queue, true, false, false, false, nil)
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	return q.Messages
 }
 
 // message is one captured publish: meta.json and body.

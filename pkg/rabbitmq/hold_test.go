@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imcd-sip/imcd/internal/testbroker"
 	"github.com/imcd-sip/imcd/pkg/opensips"
 )
 
@@ -13,7 +14,7 @@ import (
 // meanwhile; the standby gets the queue only at Close, with what was
 // neither committed nor submitted.
 func TestStopIntakeHoldsTheQueue(t *testing.T) {
-	url := brokerURL(t)
+	url := testbroker.URL(t)
 	a := newAdmin(t, url)
 	top := a.topology(url, 1, false)
 	held := newRecorder(func(int, opensips.Event) (error, error, bool) { return nil, nil, true })
@@ -50,7 +51,7 @@ func TestStopIntakeHoldsTheQueue(t *testing.T) {
 // TestStopIntakeDrainTimeout: a stopped consumer whose Sink does not finish
 // gives its queue up at the end of DrainTimeout, Close or not.
 func TestStopIntakeDrainTimeout(t *testing.T) {
-	url := brokerURL(t)
+	url := testbroker.URL(t)
 	a := newAdmin(t, url)
 	top := a.topology(url, 1, false)
 	held := newRecorder(func(int, opensips.Event) (error, error, bool) { return nil, nil, true })

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imcd-sip/imcd/internal/testbroker"
 	"github.com/imcd-sip/imcd/pkg/opensips"
 )
 
@@ -106,7 +107,7 @@ func (p *cutProxy) cut() {
 // order. The time from the cut to the first redelivery is reported: about
 // three heartbeats (the broker's detection).
 func TestFailoverNetworkCut(t *testing.T) {
-	base := brokerURL(t)
+	base := testbroker.URL(t)
 	a := newAdmin(t, base)
 	top := a.topology(base, 1, false)
 	u, err := url.Parse(base)

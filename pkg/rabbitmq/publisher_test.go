@@ -12,6 +12,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/valyala/fastjson"
 
+	"github.com/imcd-sip/imcd/internal/testbroker"
 	"github.com/imcd-sip/imcd/pkg/opensips"
 )
 
@@ -64,7 +65,7 @@ func next(t *testing.T, ds <-chan amqp.Delivery) amqp.Delivery {
 // byte for byte the original plus the mark, with the same applied-once key
 // (Call-ID, CSeq, From tag), which the store's check reduces to one.
 func TestRepublishCrashBetween(t *testing.T) {
-	url := brokerURL(t)
+	url := testbroker.URL(t)
 	a := newAdmin(t, url)
 	src, dst := a.topology(url, 1, false), a.topology(url, 1, false)
 	var origs []message // the manager's #create, and one of the headers form
@@ -125,14 +126,14 @@ func TestRepublishCrashBetween(t *testing.T) {
 			t.Fatalf("key %s seen %d times", k, n)
 		}
 	}
-	if a.ready(src.Queues[0]) != 0 {
+	if a.Ready(src.Queues[0]) != 0 {
 		t.Fatal("originals left")
 	}
 }
 
 // TestRepublishByteExact checks the copy against the captured bytes.
 func TestRepublishByteExact(t *testing.T) {
-	url := brokerURL(t)
+	url := testbroker.URL(t)
 	a := newAdmin(t, url)
 	src, dst := a.topology(url, 1, false), a.topology(url, 1, false)
 	pub := openPublisher(t, &Publisher{URL: url})
@@ -164,11 +165,11 @@ func TestRepublishByteExact(t *testing.T) {
 // TestPublishRefused: a message no queue takes is an error, not a silent
 // loss; a lost connection is made again by the next publish.
 func TestPublishRefused(t *testing.T) {
-	url := brokerURL(t)
+	url := testbroker.URL(t)
 	a := newAdmin(t, url)
 	dst := a.topology(url, 1, false)
 	pub := openPublisher(t, &Publisher{URL: url})
-	err := pub.Publish(context.Background(), uniq(t, "nosuchqueue"), amqp.Publishing{Body: []byte("x")})
+	err := pub.Publish(context.Background(), testbroker.Name(t, "nosuchqueue"), amqp.Publishing{Body: []byte("x")})
 	if !errors.Is(err, ErrUnroutable) {
 		t.Fatalf("unroutable publish: %v", err)
 	}
@@ -178,7 +179,7 @@ func TestPublishRefused(t *testing.T) {
 	if err := pub.Publish(context.Background(), dst.Queues[0], amqp.Publishing{Body: []byte("x")}); err != nil {
 		t.Fatalf("publish after the connection was lost: %v", err)
 	}
-	if n := a.ready(dst.Queues[0]); n != 1 {
+	if n := a.Ready(dst.Queues[0]); n != 1 {
 		t.Fatalf("%d messages", n)
 	}
 	pub.Close()
@@ -206,7 +207,7 @@ func roomOf(ev *opensips.Event) string {
 // from the queue chat-r1 hashes to, after the line already in that queue,
 // without being re-published a second time.
 func TestReroute(t *testing.T) {
-	url := brokerURL(t)
+	url := testbroker.URL(t)
 	a := newAdmin(t, url)
 	top := a.topology(url, 4, false)
 	const room = "sip:chat-r1@127.0.0.1"

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/imcd-sip/imcd/internal/testbroker"
 	"github.com/imcd-sip/imcd/pkg/opensips"
 )
 
@@ -13,7 +14,7 @@ import (
 // connections" of it touches no one else's, and returns its URL and name.
 func vhost(t *testing.T, base string) (string, string) {
 	t.Helper()
-	name := uniq(t, "vhost")
+	name := testbroker.Name(t, "vhost")
 	rabbitmqctl(t, "add_vhost", name)
 	t.Cleanup(func() { rabbitmqctl(t, "delete_vhost", name) })
 	rabbitmqctl(t, "set_permissions", "-p", name, "guest", ".*", ".*", ".*")
@@ -76,7 +77,7 @@ func interrupted(t *testing.T, url string, cut func()) {
 // Consumer reconnects under new sessions, the deliveries it had not
 // acknowledged come again in order, and nothing is lost.
 func TestReconnectAfterConnectionsClosed(t *testing.T) {
-	u, name := vhost(t, brokerURL(t))
+	u, name := vhost(t, testbroker.URL(t))
 	interrupted(t, u, func() {
 		rabbitmqctl(t, "close_all_connections", "--vhost", name, "--limit", "100", "imcd test: connections force-closed")
 	})
@@ -89,7 +90,7 @@ func TestReconnectAfterBrokerRestart(t *testing.T) {
 	if os.Getenv("IMCD_TEST_RABBITMQ_RESTART") != "1" {
 		t.Skip("restarts the broker: set IMCD_TEST_RABBITMQ_RESTART=1")
 	}
-	u := brokerURL(t)
+	u := testbroker.URL(t)
 	interrupted(t, u, func() {
 		rabbitmqctl(t, "stop_app")
 		rabbitmqctl(t, "start_app")

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imcd-sip/imcd/internal/testbroker"
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
@@ -19,7 +20,7 @@ import (
 // If a broker version changes either, this test fails and the rewind must
 // be thought again.
 func TestQuorumRequeueOrder(t *testing.T) {
-	url := brokerURL(t)
+	url := testbroker.URL(t)
 	a := newAdmin(t, url)
 	take := func(ds <-chan amqp.Delivery) amqp.Delivery {
 		t.Helper()

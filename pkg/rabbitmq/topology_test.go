@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/imcd-sip/imcd/internal/testbroker"
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
@@ -18,7 +18,7 @@ import (
 // each time, and the rooms spread over all four; with one queue everything
 // lands in it.
 func TestDeclare(t *testing.T) {
-	url := brokerURL(t)
+	url := testbroker.URL(t)
 	a := newAdmin(t, url)
 	f := func(queues int) {
 		t.Helper()
@@ -37,7 +37,7 @@ func TestDeclare(t *testing.T) {
 		}
 		total := 0
 		for _, q := range top.Queues {
-			n := a.ready(q)
+			n := a.Ready(q)
 			if n == 0 {
 				t.Fatalf("%d queues: %s got nothing", queues, q)
 			}
@@ -50,7 +50,7 @@ func TestDeclare(t *testing.T) {
 		seen := map[string]string{}
 		for _, q := range top.Queues {
 			_, ds := rawConsume(t, url, q)
-			for range a.ready(q) {
+			for range a.Ready(q) {
 				d := next(t, ds)
 				if other, ok := seen[string(d.Body)]; ok && other != q {
 					t.Fatalf("%s in %s and %s", d.Body, other, q)
@@ -67,7 +67,7 @@ func TestDeclare(t *testing.T) {
 // TestDeclareRefusesOtherArguments: a queue that exists with other
 // arguments is an error naming it, not a silent mismatch.
 func TestDeclareRefusesOtherArguments(t *testing.T) {
-	url := brokerURL(t)
+	url := testbroker.URL(t)
 	a := newAdmin(t, url)
 	top := a.topology(url, 2, false)
 	other := *top
@@ -87,18 +87,15 @@ func TestDeclareRefusesOtherArguments(t *testing.T) {
 // topology from Go afterwards succeeds only if every argument is
 // equivalent. The script uses the HTTP API (management plugin).
 func TestSetupScript(t *testing.T) {
-	url := brokerURL(t)
+	url := testbroker.URL(t)
 	a := newAdmin(t, url)
 	if err := exec.Command("rabbitmqadmin", "-q", "list", "vhosts").Run(); err != nil {
-		if os.Getenv("IMCD_TEST_REQUIRE_DB") == "1" || os.Getenv("IMCD_TEST_REQUIRE_RABBITMQ") == "1" {
-			t.Fatalf("rabbitmqadmin (management plugin): %v", err)
-		}
-		t.Skipf("no HTTP API (rabbitmq_management not enabled?): %v", err)
+		testbroker.Unavailable(t, "rabbitmqadmin: no HTTP API (rabbitmq_management not enabled?): %v", err)
 	}
 	f := func(shards, limit int) {
 		t.Helper()
-		top := &Topology{Exchange: uniq(t, "x"), Queues: ShardQueues(uniq(t, "q"), shards), DeadLetter: uniq(t, "dlq"), DeliveryLimit: limit}
-		t.Cleanup(func() { a.remove(url, top) })
+		top := &Topology{Exchange: testbroker.Name(t, "x"), Queues: ShardQueues(testbroker.Name(t, "q"), shards), DeadLetter: testbroker.Name(t, "dlq"), DeliveryLimit: limit}
+		deleteAtEnd(t, url, top)
 		prefix := strings.TrimSuffix(top.Queues[0], ".0")
 		args := []string{"--shards", strconv.Itoa(shards), "--exchange", top.Exchange, "--queue-prefix", prefix, "--dead-letter", top.DeadLetter}
 		if limit > 0 {
@@ -118,7 +115,7 @@ func TestSetupScript(t *testing.T) {
 		}
 		total := 0
 		for _, q := range top.Queues {
-			total += a.ready(q)
+			total += a.Ready(q)
 		}
 		if total != len(top.Queues) {
 			t.Fatalf("%d messages routed, want %d", total, len(top.Queues))

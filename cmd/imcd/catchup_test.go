@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"regexp"
 	"strconv"
 	"strings"
@@ -28,14 +27,7 @@ func TestCatchUpAfterRestart(t *testing.T) {
 		"rate_limit = 0", "fanout_limit = 0", "usrloc_events = yes", "unreachable_retry = 1h", "unreachable_retry_max = 1h"}}
 	start := func() *proc {
 		p := startIMCD(t, f, opts)
-		for _, ev := range []string{"E_UL_AOR_INSERT", "E_UL_CONTACT_INSERT", "E_UL_CONTACT_UPDATE"} {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			err := f.WaitSubscribed(ctx, ev, p.events)
-			cancel()
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
+		waitUsrlocSubscribed(t, f, p)
 		return p
 	}
 	p := start()

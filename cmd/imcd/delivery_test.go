@@ -55,6 +55,20 @@ func lineNo(body string) int {
 }
 
 // waitUntil polls cond with a generous deadline.
+// waitUsrlocSubscribed waits until p subscribed to the three usrloc
+// events (usrloc_events = yes).
+func waitUsrlocSubscribed(t *testing.T, f *opensipstest.Server, p *proc) {
+	t.Helper()
+	for _, ev := range []string{"E_UL_AOR_INSERT", "E_UL_CONTACT_INSERT", "E_UL_CONTACT_UPDATE"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := f.WaitSubscribed(ctx, ev, p.events)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func waitUntil(t *testing.T, what string, d time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
@@ -85,14 +99,7 @@ func TestDeadMembersRoom(t *testing.T) {
 	// delivery_timeout must exceed fr_timeout (the harness's 3 s does not).
 	p := startIMCD(t, f, procOpts{extra: []string{"rate_limit = 0", "fanout_limit = 0", "usrloc_events = yes", "delivery_timeout = 7s", "unreachable_retry = 5m",
 		"unreachable_retry_max = 10m", "member_queue = " + strconv.Itoa(memberQ)}})
-	for _, ev := range []string{"E_UL_AOR_INSERT", "E_UL_CONTACT_INSERT", "E_UL_CONTACT_UPDATE"} {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err := f.WaitSubscribed(ctx, ev, p.events)
-		cancel()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	waitUsrlocSubscribed(t, f, p)
 	r := room1
 	step(t, f, alice, "sip:chat-manager@127.0.0.1", r, "#create chat-1", want{to: alice, body: "*** room was created", reply: true})
 	var liveURIs, deadURIs []string

@@ -157,10 +157,7 @@ func (t *FIFOTransport) removeCreated() error {
 		return nil
 	}
 	t.created = false
-	if err := os.Remove(t.Path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	return nil
+	return sockets.RemoveFile(t.Path)
 }
 
 func (t *FIFOTransport) replyDir() string {

@@ -116,25 +116,15 @@ func (b *bench) deadRun(ctx context.Context, e *env, set roomSet) (deadResult, e
 	m0 := e.imcd.metricsText()
 	dead0, drops0 := e.sink.dead.Load(), e.sink.dropped.Load()
 	cpu0 := e.imcd.cpu()
-	interval := float64(time.Second) / float64(rate)
-	t0 := b.clk.now()
 	start := time.Now()
-	for seq := 0; seq < n && ctx.Err() == nil; {
-		due := min(int(float64(b.clk.now()-t0)/interval)+1, n)
-		for ; seq < due; seq++ {
-			i := seq % set.nRooms
-			buf := appendEvent(snd.next(), senders[i], rooms[i], uint64(seq), run, "")
-			rec.sent[seq].Store(b.clk.now())
-			if err := snd.commit(buf); err != nil {
-				return r, err
-			}
-		}
-		if err := snd.flush(); err != nil {
-			return r, err
-		}
-		if wait := t0 + int64(float64(seq)*interval) - b.clk.now(); wait > 0 {
-			time.Sleep(time.Duration(wait))
-		}
+	err = b.paced(ctx, n, rate, func(seq int) error {
+		i := seq % set.nRooms
+		buf := appendEvent(snd.next(), senders[i], rooms[i], uint64(seq), run, "")
+		rec.sent[seq].Store(b.clk.now())
+		return snd.commit(buf)
+	}, snd.flush)
+	if err != nil {
+		return r, err
 	}
 	runTime := time.Since(start)
 	during := rec.total(n)

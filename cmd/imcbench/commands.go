@@ -160,7 +160,7 @@ loop:
 		r.commitMean = time.Duration(sum / cnt * float64(time.Second))
 	}
 	if done == 0 {
-		return r, fmt.Errorf("no command was answered\n%s", e.imcd.log.String())
+		return r, fmt.Errorf("no command was answered\n%s", e.imcd.Log.String())
 	}
 	return r, ctx.Err()
 }

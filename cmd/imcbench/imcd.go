@@ -42,8 +42,6 @@ type imcd struct {
 	events    string // host:port of the bound event socket
 	transport string
 	miHTTP    string
-	metrics   string
-	log       *imcdproc.LogBuffer
 	started   time.Time
 }
 
@@ -102,12 +100,12 @@ func startIMCD(o imcdOptions) (*imcd, error) {
 		return nil, err
 	}
 	p := &imcd{Proc: ip, events: imcdproc.HostPort(ip.Addrs.Events), transport: o.transport, miHTTP: ip.Addrs.MIHTTP,
-		metrics: ip.Addrs.Metrics, log: ip.Log, started: started}
+		started: started}
 	deadline := time.Now().Add(10 * time.Second)
 	for o.sink.subscribedSocket() != ip.Addrs.Events {
 		if time.Now().After(deadline) {
 			p.stop()
-			return nil, fmt.Errorf("the sink never saw imcd subscribe %s\n%s", ip.Addrs.Events, p.log.String())
+			return nil, fmt.Errorf("the sink never saw imcd subscribe %s\n%s", ip.Addrs.Events, p.Log.String())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

@@ -137,12 +137,9 @@ func (b *bench) deadRun(ctx context.Context, e *env, set roomSet) (deadResult, e
 	e.sink.attach(nil, 0)
 	r.first, r.last, _ = rec.latencies(n, deadLive)
 	m1 := e.imcd.metricsText()
-	delta := func(name string, with ...string) float64 {
-		return metricSum(m1, name, with...) - metricSum(m0, name, with...)
-	}
-	r.lost = delta(metricResults, `kind="lost"`)
-	r.dropped = delta(metricResults, `kind="dropped"`)
-	r.shed = delta(metricShed)
+	r.lost = metricDelta(m0, m1, metricResults, `kind="lost"`)
+	r.dropped = metricDelta(m0, m1, metricResults, `kind="dropped"`)
+	r.shed = metricDelta(m0, m1, metricShed)
 	r.deadRequests, r.miDrops = e.sink.dead.Load()-dead0, e.sink.dropped.Load()-drops0
 	if len(r.first) == 0 {
 		return r, errors.New("dead rooms: no line reached its 10 live members")
@@ -187,10 +184,7 @@ func (b *bench) ladder(ctx context.Context) (*table, error) {
 			}
 		}
 		m1 := e.imcd.metricsText()
-		delta := func(name string, with ...string) float64 {
-			return metricSum(m1, name, with...) - metricSum(m0, name, with...)
-		}
-		lost, shed := delta(metricResults, `kind="lost"`), delta(metricShed)
+		lost, shed := metricDelta(m0, m1, metricResults, `kind="lost"`), metricDelta(m0, m1, metricShed)
 		drops := e.sink.dropped.Load() - drops0
 		f50, f99, _, _ := quantiles(r.first)
 		l50, l99, _, _ := quantiles(r.last)

@@ -250,6 +250,12 @@ func metricSum(text, name string, with ...string) float64 {
 	return sum
 }
 
+// metricDelta is how much metric name (its samples with every label of
+// with) grew from the /metrics text m0 to m1.
+func metricDelta(m0, m1, name string, with ...string) float64 {
+	return metricSum(m1, name, with...) - metricSum(m0, name, with...)
+}
+
 func containsLabel(labels, want string) bool {
 	for l := range strings.SplitSeq(labels, ",") {
 		if l == want {

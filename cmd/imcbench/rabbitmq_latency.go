@@ -128,11 +128,11 @@ func (b *bench) rabbitLatencyRun(ctx context.Context, e *rabbitEnv, set roomSet,
 	r.imcdCores = (s1.imcdCPU - s0.imcdCPU).Seconds() / s1.at.Sub(s0.at).Seconds()
 	e.sink.attach(nil, 0)
 	r.first, r.last, r.incomplete = rec.latencies(n, fan)
-	writes := metricSum(m1, metricDBLatency+"_count", `op="mark"`) - metricSum(m0, metricDBLatency+"_count", `op="mark"`)
+	writes := metricDelta(m0, m1, metricDBLatency+"_count", `op="mark"`)
 	if writes > 0 {
-		sum := metricSum(m1, metricDBLatency+"_sum", `op="mark"`) - metricSum(m0, metricDBLatency+"_sum", `op="mark"`)
+		sum := metricDelta(m0, m1, metricDBLatency+"_sum", `op="mark"`)
 		r.writeMean = time.Duration(sum / writes * float64(time.Second))
-		r.perWrite = (metricSum(m1, "opensips_imc_rabbitmq_event_keys_total") - metricSum(m0, "opensips_imc_rabbitmq_event_keys_total")) / writes
+		r.perWrite = metricDelta(m0, m1, "opensips_imc_rabbitmq_event_keys_total") / writes
 	}
 	if len(r.first) == 0 {
 		return r, errors.New("rabbitmq latency: no event had its whole fan-out delivered")

@@ -154,13 +154,13 @@ loop:
 		}
 	}
 	m1 := e.imcd.metricsText()
-	sum := metricSum(m1, metricDBLatency+"_sum", `op="apply"`) - metricSum(m0, metricDBLatency+"_sum", `op="apply"`)
-	cnt := metricSum(m1, metricDBLatency+"_count", `op="apply"`) - metricSum(m0, metricDBLatency+"_count", `op="apply"`)
+	sum := metricDelta(m0, m1, metricDBLatency+"_sum", `op="apply"`)
+	cnt := metricDelta(m0, m1, metricDBLatency+"_count", `op="apply"`)
 	if cnt > 0 {
 		r.commitMean = time.Duration(sum / cnt * float64(time.Second))
 	}
 	if done == 0 {
-		return r, fmt.Errorf("no command was answered\n%s", e.imcd.log.String())
+		return r, fmt.Errorf("no command was answered\n%s", e.imcd.Log.String())
 	}
 	return r, ctx.Err()
 }

@@ -116,25 +116,15 @@ func (b *bench) deadRun(ctx context.Context, e *env, set roomSet) (deadResult, e
 	m0 := e.imcd.metricsText()
 	dead0, drops0 := e.sink.dead.Load(), e.sink.dropped.Load()
 	cpu0 := e.imcd.cpu()
-	interval := float64(time.Second) / float64(rate)
-	t0 := b.clk.now()
 	start := time.Now()
-	for seq := 0; seq < n && ctx.Err() == nil; {
-		due := min(int(float64(b.clk.now()-t0)/interval)+1, n)
-		for ; seq < due; seq++ {
-			i := seq % set.nRooms
-			buf := appendEvent(snd.next(), senders[i], rooms[i], uint64(seq), run, "")
-			rec.sent[seq].Store(b.clk.now())
-			if err := snd.commit(buf); err != nil {
-				return r, err
-			}
-		}
-		if err := snd.flush(); err != nil {
-			return r, err
-		}
-		if wait := t0 + int64(float64(seq)*interval) - b.clk.now(); wait > 0 {
-			time.Sleep(time.Duration(wait))
-		}
+	err = b.paced(ctx, n, rate, func(seq int) error {
+		i := seq % set.nRooms
+		buf := appendEvent(snd.next(), senders[i], rooms[i], uint64(seq), run, "")
+		rec.sent[seq].Store(b.clk.now())
+		return snd.commit(buf)
+	}, snd.flush)
+	if err != nil {
+		return r, err
 	}
 	runTime := time.Since(start)
 	during := rec.total(n)
@@ -147,12 +137,9 @@ func (b *bench) deadRun(ctx context.Context, e *env, set roomSet) (deadResult, e
 	e.sink.attach(nil, 0)
 	r.first, r.last, _ = rec.latencies(n, deadLive)
 	m1 := e.imcd.metricsText()
-	delta := func(name string, with ...string) float64 {
-		return metricSum(m1, name, with...) - metricSum(m0, name, with...)
-	}
-	r.lost = delta(metricResults, `kind="lost"`)
-	r.dropped = delta(metricResults, `kind="dropped"`)
-	r.shed = delta(metricShed)
+	r.lost = metricDelta(m0, m1, metricResults, `kind="lost"`)
+	r.dropped = metricDelta(m0, m1, metricResults, `kind="dropped"`)
+	r.shed = metricDelta(m0, m1, metricShed)
 	r.deadRequests, r.miDrops = e.sink.dead.Load()-dead0, e.sink.dropped.Load()-drops0
 	if len(r.first) == 0 {
 		return r, errors.New("dead rooms: no line reached its 10 live members")
@@ -197,10 +184,7 @@ func (b *bench) ladder(ctx context.Context) (*table, error) {
 			}
 		}
 		m1 := e.imcd.metricsText()
-		delta := func(name string, with ...string) float64 {
-			return metricSum(m1, name, with...) - metricSum(m0, name, with...)
-		}
-		lost, shed := delta(metricResults, `kind="lost"`), delta(metricShed)
+		lost, shed := metricDelta(m0, m1, metricResults, `kind="lost"`), metricDelta(m0, m1, metricShed)
 		drops := e.sink.dropped.Load() - drops0
 		f50, f99, _, _ := quantiles(r.first)
 		l50, l99, _, _ := quantiles(r.last)

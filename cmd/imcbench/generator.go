@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"net"
 	"time"
 )
@@ -76,4 +77,30 @@ func (s *sender) flush() error {
 func (s *sender) close() error {
 	_ = s.flush()
 	return s.conn.Close()
+}
+
+// paced calls send(seq) for seq from 0 to n-1, open loop at rate per
+// second by the generator's clock: what is due goes out at once (a late
+// turn is caught up on, not skipped or slowed down), then flush, when not
+// nil, then a sleep until the next is due. It stops early when ctx ends.
+func (b *bench) paced(ctx context.Context, n, rate int, send func(seq int) error, flush func() error) error {
+	interval := float64(time.Second) / float64(rate)
+	t0 := b.clk.now()
+	for seq := 0; seq < n && ctx.Err() == nil; {
+		due := min(int(float64(b.clk.now()-t0)/interval)+1, n)
+		for ; seq < due; seq++ {
+			if err := send(seq); err != nil {
+				return err
+			}
+		}
+		if flush != nil {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		if wait := t0 + int64(float64(seq)*interval) - b.clk.now(); wait > 0 {
+			time.Sleep(time.Duration(wait))
+		}
+	}
+	return nil
 }

@@ -42,8 +42,6 @@ type imcd struct {
 	events    string // host:port of the bound event socket
 	transport string
 	miHTTP    string
-	metrics   string
-	log       *imcdproc.LogBuffer
 	started   time.Time
 }
 
@@ -102,12 +100,12 @@ func startIMCD(o imcdOptions) (*imcd, error) {
 		return nil, err
 	}
 	p := &imcd{Proc: ip, events: imcdproc.HostPort(ip.Addrs.Events), transport: o.transport, miHTTP: ip.Addrs.MIHTTP,
-		metrics: ip.Addrs.Metrics, log: ip.Log, started: started}
+		started: started}
 	deadline := time.Now().Add(10 * time.Second)
 	for o.sink.subscribedSocket() != ip.Addrs.Events {
 		if time.Now().After(deadline) {
 			p.stop()
-			return nil, fmt.Errorf("the sink never saw imcd subscribe %s\n%s", ip.Addrs.Events, p.log.String())
+			return nil, fmt.Errorf("the sink never saw imcd subscribe %s\n%s", ip.Addrs.Events, p.Log.String())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -250,6 +248,12 @@ func metricSum(text, name string, with ...string) float64 {
 		}
 	}
 	return sum
+}
+
+// metricDelta is how much metric name (its samples with every label of
+// with) grew from the /metrics text m0 to m1.
+func metricDelta(m0, m1, name string, with ...string) float64 {
+	return metricSum(m1, name, with...) - metricSum(m0, name, with...)
 }
 
 func containsLabel(labels, want string) bool {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imcd-sip/imcd/internal/imcdproc"
 	"github.com/imcd-sip/imcd/pkg/config"
 	"github.com/imcd-sip/imcd/pkg/daemon"
 )
@@ -99,7 +100,7 @@ func openDaemon(b *testing.B, o imcdOptions) (d *daemon.Daemon, events, metrics 
 		b.Fatal(err)
 	}
 	a := d.Addrs()
-	return d, strings.TrimPrefix(strings.TrimPrefix(a.Events, "tcp:"), "udp:"), a.Metrics
+	return d, imcdproc.HostPort(a.Events), a.Metrics
 }
 
 func waitReady(b *testing.B, metrics string) {

@@ -99,25 +99,15 @@ func (b *bench) latencyRun(ctx context.Context, e *env, set roomSet, rate int) (
 	}
 	s0 := b.snap(e, snd)
 	cpu0, d0 := s0.imcdCPU, s0.delivered
-	interval := float64(time.Second) / float64(rate)
-	t0 := b.clk.now()
 	start := time.Now()
-	for seq := 0; seq < n && ctx.Err() == nil; {
-		due := min(int(float64(b.clk.now()-t0)/interval)+1, n)
-		for ; seq < due; seq++ {
-			i, j := seq%set.nRooms, (seq/set.nRooms)%set.size
-			buf := appendEvent(snd.next(), users[i][j], rooms[i], uint64(seq), run, "")
-			rec.sent[seq].Store(b.clk.now())
-			if err := snd.commit(buf); err != nil {
-				return r, err
-			}
-		}
-		if err := snd.flush(); err != nil {
-			return r, err
-		}
-		if wait := t0 + int64(float64(seq)*interval) - b.clk.now(); wait > 0 {
-			time.Sleep(time.Duration(wait))
-		}
+	err = b.paced(ctx, n, rate, func(seq int) error {
+		i, j := seq%set.nRooms, (seq/set.nRooms)%set.size
+		buf := appendEvent(snd.next(), users[i][j], rooms[i], uint64(seq), run, "")
+		rec.sent[seq].Store(b.clk.now())
+		return snd.commit(buf)
+	}, snd.flush)
+	if err != nil {
+		return r, err
 	}
 	sendTime := time.Since(start)
 	r.sentRate = float64(n) / sendTime.Seconds()
@@ -163,26 +153,22 @@ func (b *bench) baselineRun(ctx context.Context, s *sink, rate, fan int) (latenc
 	s.attach(rec, run)
 	defer s.attach(nil, 0)
 	self0, host0, d0 := b.selfCPU(), readHostCPU(), s.delivered.Load()
-	interval := float64(time.Second) / float64(rate)
-	t0 := b.clk.now()
 	start := time.Now()
-	for seq := 0; seq < n && ctx.Err() == nil; {
-		due := min(int(float64(b.clk.now()-t0)/interval)+1, n)
-		for ; seq < due; seq++ {
-			rec.sent[seq].Store(b.clk.now())
-			for range fan {
-				buf := append(snd.next(), `{"jsonrpc":"2.0","method":"t_uac_dlg","params":{"body":"<u@bench.test>: `...)
-				buf = appendChatText(buf, uint64(seq))
-				buf = append(buf, `"},"id":`...)
-				buf = strconv.AppendInt(buf, int64(seq), 10)
-				if err := snd.commit(append(buf, '}')); err != nil {
-					return r, err
-				}
+	err = b.paced(ctx, n, rate, func(seq int) error {
+		rec.sent[seq].Store(b.clk.now())
+		for range fan {
+			buf := append(snd.next(), `{"jsonrpc":"2.0","method":"t_uac_dlg","params":{"body":"<u@bench.test>: `...)
+			buf = appendChatText(buf, uint64(seq))
+			buf = append(buf, `"},"id":`...)
+			buf = strconv.AppendInt(buf, int64(seq), 10)
+			if err := snd.commit(append(buf, '}')); err != nil {
+				return err
 			}
 		}
-		if wait := t0 + int64(float64(seq)*interval) - b.clk.now(); wait > 0 {
-			time.Sleep(time.Duration(wait))
-		}
+		return nil
+	}, nil)
+	if err != nil {
+		return r, err
 	}
 	r.sentRate = float64(n) / time.Since(start).Seconds()
 	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline) && rec.complete(n, fan) < n; {

@@ -141,11 +141,11 @@ func (b *bench) rabbitmqDrain(ctx context.Context, engine string, n int) (r drai
 	r.cores = (s1.imcdCPU - s0.imcdCPU).Seconds() / secs
 	r.cpuPerEvent = (s1.imcdCPU - s0.imcdCPU).Seconds() / done * 1e6
 	r.other = otherCores(s0, s1)
-	r.writes = metricSum(m1, metricDBLatency+"_count", `op="mark"`) - metricSum(m0, metricDBLatency+"_count", `op="mark"`)
-	keys := metricSum(m1, "opensips_imc_rabbitmq_event_keys_total") - metricSum(m0, "opensips_imc_rabbitmq_event_keys_total")
+	r.writes = metricDelta(m0, m1, metricDBLatency+"_count", `op="mark"`)
+	keys := metricDelta(m0, m1, "opensips_imc_rabbitmq_event_keys_total")
 	if r.writes > 0 {
 		r.perWrite = keys / r.writes
-		sum := metricSum(m1, metricDBLatency+"_sum", `op="mark"`) - metricSum(m0, metricDBLatency+"_sum", `op="mark"`)
+		sum := metricDelta(m0, m1, metricDBLatency+"_sum", `op="mark"`)
 		r.writeMean = time.Duration(sum / r.writes * float64(time.Second))
 	}
 	return r, ctx.Err()

@@ -109,20 +109,13 @@ func (b *bench) rabbitLatencyRun(ctx context.Context, e *rabbitEnv, set roomSet,
 		events[seq] = benchEvent(set.user(i, j), set.room(i), uint64(seq), run)
 	}
 	s0, m0 := e.snap(b), e.metrics()
-	interval := float64(time.Second) / float64(rate)
-	t0 := b.clk.now()
 	start := time.Now()
-	for seq := 0; seq < n && ctx.Err() == nil; {
-		due := min(int(float64(b.clk.now()-t0)/interval)+1, n)
-		for ; seq < due; seq++ {
-			rec.sent[seq].Store(b.clk.now())
-			if err := pub.publish(events[seq]); err != nil {
-				return r, err
-			}
-		}
-		if wait := t0 + int64(float64(seq)*interval) - b.clk.now(); wait > 0 {
-			time.Sleep(time.Duration(wait))
-		}
+	err = b.paced(ctx, n, rate, func(seq int) error {
+		rec.sent[seq].Store(b.clk.now())
+		return pub.publish(events[seq])
+	}, nil)
+	if err != nil {
+		return r, err
 	}
 	r.sentRate = float64(n) / time.Since(start).Seconds()
 	if err := pub.wait(ctx); err != nil {
@@ -135,11 +128,11 @@ func (b *bench) rabbitLatencyRun(ctx context.Context, e *rabbitEnv, set roomSet,
 	r.imcdCores = (s1.imcdCPU - s0.imcdCPU).Seconds() / s1.at.Sub(s0.at).Seconds()
 	e.sink.attach(nil, 0)
 	r.first, r.last, r.incomplete = rec.latencies(n, fan)
-	writes := metricSum(m1, metricDBLatency+"_count", `op="mark"`) - metricSum(m0, metricDBLatency+"_count", `op="mark"`)
+	writes := metricDelta(m0, m1, metricDBLatency+"_count", `op="mark"`)
 	if writes > 0 {
-		sum := metricSum(m1, metricDBLatency+"_sum", `op="mark"`) - metricSum(m0, metricDBLatency+"_sum", `op="mark"`)
+		sum := metricDelta(m0, m1, metricDBLatency+"_sum", `op="mark"`)
 		r.writeMean = time.Duration(sum / writes * float64(time.Second))
-		r.perWrite = (metricSum(m1, "opensips_imc_rabbitmq_event_keys_total") - metricSum(m0, "opensips_imc_rabbitmq_event_keys_total")) / writes
+		r.perWrite = metricDelta(m0, m1, "opensips_imc_rabbitmq_event_keys_total") / writes
 	}
 	if len(r.first) == 0 {
 		return r, errors.New("rabbitmq latency: no event had its whole fan-out delivered")

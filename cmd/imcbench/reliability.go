@@ -80,8 +80,8 @@ func (b *bench) history(ctx context.Context) (*table, error) {
 					return t, fmt.Errorf("%s, history %s, %d members: %w", engine, mode, set.size, err)
 				}
 				m1 := e.imcd.metricsText()
-				written := metricSum(m1, "opensips_imc_history_lines_written_total") - metricSum(m0, "opensips_imc_history_lines_written_total")
-				dropped := metricSum(m1, "opensips_imc_history_lines_dropped_total") - metricSum(m0, "opensips_imc_history_lines_dropped_total")
+				written := metricDelta(m0, m1, "opensips_imc_history_lines_written_total")
+				dropped := metricDelta(m0, m1, "opensips_imc_history_lines_dropped_total")
 				ratio := "-"
 				if on && off[set.size] > 0 {
 					ratio = fixed(100*r.eventsPerSec()/off[set.size], 0) + " %"
@@ -221,7 +221,7 @@ func (b *bench) dbhang(ctx context.Context) (*table, error) {
 		p50, p99, p999, _ := quantiles(firsts)
 		saved := metricSum(m1, metricCommands, `result="ok"`, `command="join"`) + metricSum(m1, metricCommands, `result="ok"`, `command="exit"`) -
 			metricSum(m0, metricCommands, `result="ok"`, `command="join"`) - metricSum(m0, metricCommands, `result="ok"`, `command="exit"`)
-		later := metricSum(m1, metricCommands, `result="db_error"`) - metricSum(m0, metricCommands, `result="db_error"`)
+		later := metricDelta(m0, m1, metricCommands, `result="db_error"`)
 		refused := metricSum(m1, metricCommands, `result="refused"`, `command="exit"`) + metricSum(m1, metricCommands, `result="refused"`, `command="join"`) -
 			metricSum(m0, metricCommands, `result="refused"`, `command="exit"`) - metricSum(m0, metricCommands, `result="refused"`, `command="join"`)
 		b.logf("dbhang %s: chat p99 %s ms, %s commands saved, %s 'try again later'", p.name, ms(p99), num(saved), num(later))

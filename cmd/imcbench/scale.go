@@ -43,7 +43,7 @@ func (b *bench) scale(ctx context.Context) (*table, error) {
 			}
 			ready := time.Since(e.imcd.started)
 			peak, _ := memKB(e.imcd.pid(), "VmHWM")
-			load := loadTook(e.imcd.log.String())
+			load := loadTook(e.imcd.Log.String())
 			server := dbServerPID(engine)
 			var serverCPU0 time.Duration
 			if server > 0 {
@@ -56,7 +56,7 @@ func (b *bench) scale(ctx context.Context) (*table, error) {
 			ready2 := time.Since(e.imcd.started)
 			peak2, _ := memKB(e.imcd.pid(), "VmHWM")
 			rss, _ := memKB(e.imcd.pid(), "VmRSS")
-			load2 := loadTook(e.imcd.log.String())
+			load2 := loadTook(e.imcd.Log.String())
 			cpuSplit := fixed(e.imcd.cpu().Seconds(), 2) + " / "
 			if server > 0 {
 				c, _ := cpuTime(server)

@@ -68,7 +68,7 @@ func run(out io.Writer) error {
 	cfg.OpenSIPSMI = fake.MISocket()
 	cfg.EventListen = "tcp:127.0.0.1:0"
 	cfg.MIDatagram, cfg.MIHTTP, cfg.MIFIFO, cfg.MetricsListen = "", "", "", ""
-	d := daemon.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	d := daemon.New(cfg, slog.New(slog.DiscardHandler))
 	if err := d.Open(context.Background()); err != nil {
 		return err
 	}

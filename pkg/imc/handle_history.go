@@ -53,8 +53,8 @@ func (c *call) topic() Result {
 		return c.refuse(txtNotMember(r.URI))
 	case !m.Owner() && !m.Admin():
 		return c.refuse(txtTopicNotAllowed(r.URI))
-	case len(text) > c.e.maxTopic():
-		return c.refuse(txtTopicTooLong(c.e.maxTopic()))
+	case len(text) > c.e.maxText():
+		return c.refuse(txtTopicTooLong(c.e.maxText()))
 	}
 	body := txtTopicSet(c.in.From, text)
 	if text == "-" {
@@ -74,8 +74,10 @@ func topicText(body, name string) string {
 	return strings.TrimSpace(body[i+len(name):])
 }
 
-// maxTopic bounds a topic like a chat line.
-func (e *Engine) maxTopic() int {
+// maxText bounds what is not a relayed chat line (a topic, one history
+// MESSAGE): MaxBody, or its default when MaxBody leaves chat lines
+// uncapped.
+func (e *Engine) maxText() int {
 	if e.cfg.MaxBody > 0 {
 		return e.cfg.MaxBody
 	}

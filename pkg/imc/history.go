@@ -102,10 +102,7 @@ func (e *Engine) HistoryNotices(q HistoryQuery, lines []StoredLine, total int64)
 		}
 		head = txtCatchUp(q.Room, total, skipped)
 	}
-	max := e.cfg.MaxBody
-	if max <= 0 {
-		max = DefaultConfig().MaxBody
-	}
+	max := e.maxText()
 	var ns []Notice
 	var b strings.Builder
 	var seq int64 // the newest line in b, for a catch-up

@@ -28,20 +28,14 @@ func (e *Engine) newRoomRefusal(room URI, reqHost string) string {
 	return ""
 }
 
-// adminRoomError is newRoomRefusal for an operator's imc:create_room: the
-// same name rule, and the domain rule only when Domains is configured
-// (there is no domain the request was sent to).
+// adminRoomError is newRoomRefusal for an operator's imc:create_room:
+// there is no domain the request was sent to, so the domain rule applies
+// only when Domains is configured (the room's own domain stands in).
 func (e *Engine) adminRoomError(room URI) error {
-	msg := ""
-	switch {
-	case !e.namedForRoute(room):
-		msg = txtRoomPrefix(e.sc, room, e.cfg.RoomPrefix)
-	case len(e.cfg.Domains) > 0 && !inDomains(room.Host, e.cfg.Domains):
-		msg = txtRoomDomain(room, e.cfg.Domains)
-	default:
-		return nil
+	if msg := e.newRoomRefusal(room, room.Host); msg != "" {
+		return fmt.Errorf("%w: %s", ErrPolicy, msg)
 	}
-	return fmt.Errorf("%w: %s", ErrPolicy, msg)
+	return nil
 }
 
 // memberRefusal says why u may not be brought into room by verb ("invited",

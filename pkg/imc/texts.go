@@ -457,9 +457,5 @@ func txtBusyCommand(sc, cmd string) string {
 }
 
 func txtMissed(n int) string {
-	s := "s"
-	if n == 1 {
-		s = ""
-	}
-	return "*** you missed " + strconv.Itoa(n) + " message" + s + " in this room while you could not be reached"
+	return "*** you missed " + plural(n, "message") + " in this room while you could not be reached"
 }

@@ -68,17 +68,16 @@ const (
 	StaleMarks = "stale_marks"
 
 	// RabbitMQ.
-	Queue       = "queue"
-	Queues      = "queues"
-	Standby     = "standby"
-	Prefetch    = "prefetch"
-	Pending     = "pending"
-	Session     = "session"
-	Broker      = "broker"
-	Backoff     = "backoff"
-	Returned    = "returned"
-	Redelivered = "redelivered"
-	RoutingKey  = "routing_key"
+	Queue      = "queue"
+	Queues     = "queues"
+	Standby    = "standby"
+	Prefetch   = "prefetch"
+	Pending    = "pending"
+	Session    = "session"
+	Broker     = "broker"
+	Backoff    = "backoff"
+	Returned   = "returned"
+	RoutingKey = "routing_key"
 
 	// The addresses imcd bound, in its "imcd started" record.
 	Events     = "events"

@@ -61,18 +61,18 @@ func HistoryCommand(r HistoryReader) Command {
 			case err != nil:
 				return nil, err
 			}
-			b := append([]byte(`{"ROOM":`), jsonrpc.AppendString(nil, room.String())...)
-			b = append(append(b, `,"TOTAL":`...), strconv.FormatInt(total, 10)...)
+			b := jsonrpc.AppendString([]byte(`{"ROOM":`), room.String())
+			b = strconv.AppendInt(append(b, `,"TOTAL":`...), total, 10)
 			b = append(b, `,"LINES":[`...)
 			for i, l := range lines {
 				if i > 0 {
 					b = append(b, ',')
 				}
-				b = append(append(b, `{"SEQ":`...), strconv.FormatInt(l.Seq, 10)...)
-				b = append(append(b, `,"TIME":`...), jsonrpc.AppendString(nil, l.At.UTC().Format(time.RFC3339Nano))...)
-				b = append(append(b, `,"SENDER":`...), jsonrpc.AppendString(nil, l.Sender)...)
-				b = append(append(b, `,"CONTENT_TYPE":`...), jsonrpc.AppendString(nil, l.ContentType)...)
-				b = append(append(b, `,"BODY":`...), jsonrpc.AppendString(nil, l.Body)...)
+				b = strconv.AppendInt(append(b, `{"SEQ":`...), l.Seq, 10)
+				b = l.At.UTC().AppendFormat(append(b, `,"TIME":"`...), time.RFC3339Nano)
+				b = jsonrpc.AppendString(append(b, `","SENDER":`...), l.Sender)
+				b = jsonrpc.AppendString(append(b, `,"CONTENT_TYPE":`...), l.ContentType)
+				b = jsonrpc.AppendString(append(b, `,"BODY":`...), l.Body)
 				b = append(b, '}')
 			}
 			return append(b, "]}"...), nil

@@ -49,9 +49,10 @@ type DatagramTransport struct {
 // Listen opens the socket; ctx bounds only the binding. A stale unix socket
 // file is replaced; any other file in the way is an error.
 func (t *DatagramTransport) Listen(ctx context.Context) error {
-	if err := t.life.Listening(); err != nil {
-		return err
-	}
+	return t.life.Listen(func() error { return t.bind(ctx) })
+}
+
+func (t *DatagramTransport) bind(ctx context.Context) error {
 	network, addr := t.Network, t.Addr
 	switch network {
 	case "", "udp", "udp4", "udp6":
@@ -63,12 +64,10 @@ func (t *DatagramTransport) Listen(ctx context.Context) error {
 		}
 	case "unixgram":
 	default:
-		t.life.Unlisten()
 		return fmt.Errorf("%w: %q", ErrBadNetwork, network)
 	}
 	conn, err := sockets.ListenPacket(ctx, sockets.Address{Network: network, Addr: addr})
 	if err != nil {
-		t.life.Unlisten()
 		return err
 	}
 	if network == "unixgram" {
@@ -100,10 +99,7 @@ func (t *DatagramTransport) failed(err error) {
 // It waits for the request in progress and is idempotent.
 func (t *DatagramTransport) Close() error {
 	return t.life.Close(func() error {
-		var err error
-		if t.conn != nil {
-			err = sockets.CloseQuietly(t.conn)
-		}
+		err := sockets.CloseQuietly(t.conn)
 		if t.unlink != "" {
 			err = errors.Join(err, sockets.RemoveFile(t.unlink))
 		}
@@ -113,12 +109,9 @@ func (t *DatagramTransport) Close() error {
 
 // Serve answers requests on the socket Listen opened until Close, then
 // returns nil. Requests run with a context that Close does not cancel.
-func (t *DatagramTransport) Serve() error {
-	done, err := t.life.Serving()
-	if err != nil {
-		return err
-	}
-	defer done()
+func (t *DatagramTransport) Serve() error { return t.life.Serve(t.serve) }
+
+func (t *DatagramTransport) serve() error {
 	conn := t.conn
 	log := t.Server.logger().With(logkey.Transport, "datagram", logkey.Addr, conn.LocalAddr().String())
 	reqCtx := context.Background()

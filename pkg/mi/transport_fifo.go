@@ -79,18 +79,14 @@ type FIFOTransport struct {
 // the requests, or have imcd serve a FIFO of theirs). What was opened is
 // checked again, in case the path was replaced in between. ctx is accepted
 // for the servers' common shape; creating a FIFO does not block.
-func (t *FIFOTransport) Listen(ctx context.Context) (err error) {
+func (t *FIFOTransport) Listen(ctx context.Context) error {
 	if t.Path == "" {
 		return ErrNoPath
 	}
-	if err := t.life.Listening(); err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			t.life.Unlisten()
-		}
-	}()
+	return t.life.Listen(t.bind)
+}
+
+func (t *FIFOTransport) bind() error {
 	mode := t.Mode.Perm()
 	if mode == 0 {
 		mode = DefaultFIFOMode
@@ -161,10 +157,7 @@ func (t *FIFOTransport) removeCreated() error {
 		return nil
 	}
 	t.created = false
-	if err := os.Remove(t.Path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	return nil
+	return sockets.RemoveFile(t.Path)
 }
 
 func (t *FIFOTransport) replyDir() string {
@@ -177,12 +170,9 @@ func (t *FIFOTransport) replyDir() string {
 // Serve reads requests from the FIFO Listen opened until Close, then
 // returns nil. Listen opens it for reading and writing, so the stream never
 // ends when the last client closes it.
-func (t *FIFOTransport) Serve() error {
-	done, err := t.life.Serving()
-	if err != nil {
-		return err
-	}
-	defer done()
+func (t *FIFOTransport) Serve() error { return t.life.Serve(t.serve) }
+
+func (t *FIFOTransport) serve() error {
 	f := t.f
 	log := t.Server.logger().With(logkey.Transport, "fifo", logkey.Addr, f.Name())
 	reqCtx := context.Background()

@@ -75,25 +75,23 @@ func (s *EventDatagramServer) Listen(ctx context.Context) error {
 	if s.Sink == nil {
 		return errNoSink
 	}
-	if err := s.life.Listening(); err != nil {
-		return err
-	}
-	pc, err := sockets.ListenPacket(ctx, sockets.Address{Network: s.Network, Addr: s.Addr})
-	if err != nil {
-		s.life.Unlisten()
-		return err
-	}
-	if s.ReadBuffer > 0 {
-		if rb, ok := pc.(interface{ SetReadBuffer(int) error }); ok {
-			_ = rb.SetReadBuffer(s.ReadBuffer)
+	return s.life.Listen(func() error {
+		pc, err := sockets.ListenPacket(ctx, sockets.Address{Network: s.Network, Addr: s.Addr})
+		if err != nil {
+			return err
 		}
-	}
-	if s.Network == sockets.Unixgram {
-		s.unlink = s.Addr
-	}
-	s.conn = pc
-	s.in.log.Info("listening for OpenSIPS event_datagram", logkey.Addr, pc.LocalAddr().String())
-	return nil
+		if s.ReadBuffer > 0 {
+			if rb, ok := pc.(interface{ SetReadBuffer(int) error }); ok {
+				_ = rb.SetReadBuffer(s.ReadBuffer)
+			}
+		}
+		if s.Network == sockets.Unixgram {
+			s.unlink = s.Addr
+		}
+		s.conn = pc
+		s.in.log.Info("listening for OpenSIPS event_datagram", logkey.Addr, pc.LocalAddr().String())
+		return nil
+	})
 }
 
 // Open listens (unless Listen was called) and serves in a goroutine until
@@ -109,12 +107,7 @@ func (s *EventDatagramServer) Open(ctx context.Context) error {
 // returns nil) or the socket fails.
 func (s *EventDatagramServer) Serve() error {
 	s.init()
-	done, err := s.life.Serving()
-	if err != nil {
-		return err
-	}
-	defer done()
-	return s.serve(s.conn)
+	return s.life.Serve(s.serve)
 }
 
 // LocalAddr returns the address Listen bound, nil before.
@@ -142,9 +135,10 @@ func (s *EventDatagramServer) Close() error {
 	})
 }
 
-// serve is the read loop of one socket: one reused buffer, one parser, no
+// serve is the read loop of the socket: one reused buffer, one parser, no
 // goroutine per datagram.
-func (s *EventDatagramServer) serve(pc net.PacketConn) error {
+func (s *EventDatagramServer) serve() error {
+	pc := s.conn
 	h := s.in.handler()
 	// One byte more than the cap: a datagram that fills the buffer was
 	// longer than MaxDatagram (the kernel truncates it silently).

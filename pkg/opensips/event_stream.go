@@ -84,17 +84,15 @@ func (s *EventStreamServer) Listen(ctx context.Context) error {
 	if s.Sink == nil {
 		return errNoSink
 	}
-	if err := s.life.Listening(); err != nil {
-		return err
-	}
-	ln, err := sockets.Listen(ctx, sockets.Address{Network: sockets.TCP, Addr: s.Addr})
-	if err != nil {
-		s.life.Unlisten()
-		return err
-	}
-	s.ln = ln
-	s.in.log.Info("listening for OpenSIPS event_stream", logkey.Addr, ln.Addr().String())
-	return nil
+	return s.life.Listen(func() error {
+		ln, err := sockets.Listen(ctx, sockets.Address{Network: sockets.TCP, Addr: s.Addr})
+		if err != nil {
+			return err
+		}
+		s.ln = ln
+		s.in.log.Info("listening for OpenSIPS event_stream", logkey.Addr, ln.Addr().String())
+		return nil
+	})
 }
 
 // Open listens (unless Listen was called) and serves in a goroutine until
@@ -111,11 +109,11 @@ func (s *EventStreamServer) Open(ctx context.Context) error {
 // goroutine.
 func (s *EventStreamServer) Serve() error {
 	s.init()
-	done, err := s.life.Serving()
-	if err != nil {
-		return err
-	}
-	defer done()
+	return s.life.Serve(s.accept)
+}
+
+// accept is the accept loop of the listener.
+func (s *EventStreamServer) accept() error {
 	var backoff time.Duration
 	for {
 		c, err := s.ln.Accept()

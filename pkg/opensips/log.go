@@ -1,7 +1,6 @@
 package opensips
 
 import (
-	"io"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -13,7 +12,7 @@ import (
 // system attribute set.
 func childLogger(l *slog.Logger, system string) *slog.Logger {
 	if l == nil {
-		l = slog.New(slog.NewTextHandler(io.Discard, nil))
+		l = slog.New(slog.DiscardHandler)
 	}
 	return l.With(logkey.System, system)
 }

@@ -44,12 +44,12 @@ type HTTPServer struct {
 
 // Listen opens the TCP listener; ctx bounds only the binding.
 func (s *HTTPServer) Listen(ctx context.Context) error {
-	if err := s.life.Listening(); err != nil {
-		return err
-	}
+	return s.life.Listen(func() error { return s.bind(ctx) })
+}
+
+func (s *HTTPServer) bind(ctx context.Context) error {
 	ln, err := Listen(ctx, Address{Network: TCP, Addr: s.Addr})
 	if err != nil {
-		s.life.Unlisten()
 		return err
 	}
 	log := s.Logger
@@ -87,15 +87,12 @@ func (s *HTTPServer) Open(ctx context.Context, failed func(error)) error {
 // Serve answers requests on the listener Listen opened until Close, then
 // returns nil. net/http runs one goroutine per connection.
 func (s *HTTPServer) Serve() error {
-	done, err := s.life.Serving()
-	if err != nil {
-		return err
-	}
-	defer done()
-	if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !s.life.Closing() {
-		return err
-	}
-	return nil
+	return s.life.Serve(func() error {
+		if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !s.life.Closing() {
+			return err
+		}
+		return nil
+	})
 }
 
 // Close stops accepting, lets requests in progress finish for

@@ -26,9 +26,9 @@ var (
 //	Open(ctx)    Listen, then Serve in a goroutine
 //	Close()      idempotent: stops serving, waits for every goroutine
 //
-// A server embeds a Lifecycle, calls Listening from its Listen, Serving from
-// its Serve, Go for each goroutine it starts per connection, and Close with
-// a function that closes its sockets.
+// A server embeds a Lifecycle; its Listen hands what binds to Listen, its
+// Serve hands its serve loop to Serve, it calls Go for each goroutine it
+// starts per connection, and Close with a function that closes its sockets.
 type Lifecycle struct {
 	mu        sync.Mutex
 	listening bool
@@ -39,9 +39,24 @@ type Lifecycle struct {
 	closeErr  error
 }
 
-// Listening marks the server listening: ErrListening when it already is,
-// ErrClosed after Close. A server's Listen calls it before binding.
-func (l *Lifecycle) Listening() error {
+// Listen marks the server listening and runs bind, which opens its
+// sockets: ErrListening when it listens already, ErrClosed after Close.
+// When bind fails the server is not listening, and Listen may be tried
+// again.
+func (l *Lifecycle) Listen(bind func() error) error {
+	if err := l.markListening(); err != nil {
+		return err
+	}
+	if err := bind(); err != nil {
+		l.mu.Lock()
+		l.listening = false
+		l.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+func (l *Lifecycle) markListening() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	switch {
@@ -54,35 +69,34 @@ func (l *Lifecycle) Listening() error {
 	return nil
 }
 
-// Unlisten undoes Listening when the binding failed, so that Listen may be
-// tried again.
-func (l *Lifecycle) Unlisten() {
-	l.mu.Lock()
-	l.listening = false
-	l.mu.Unlock()
-}
-
-// IsListening reports whether Listen succeeded (and Close has not run).
-func (l *Lifecycle) IsListening() bool {
+// isListening reports whether Listen succeeded (and Close has not run).
+func (l *Lifecycle) isListening() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.listening && !l.closed
 }
 
-// Serving registers the caller's serve loop so that Close waits for it; the
-// loop calls done when it returns. It fails when the server is not listening
-// or is closed.
-func (l *Lifecycle) Serving() (done func(), err error) {
+// Serve runs loop, the server's serve loop, so that Close waits for it to
+// return: ErrNotListening before Listen, ErrClosed after Close.
+func (l *Lifecycle) Serve(loop func() error) error {
+	if err := l.addServing(); err != nil {
+		return err
+	}
+	defer l.wg.Done()
+	return loop()
+}
+
+func (l *Lifecycle) addServing() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	switch {
 	case l.closed:
-		return nil, ErrClosed
+		return ErrClosed
 	case !l.listening:
-		return nil, ErrNotListening
+		return ErrNotListening
 	}
 	l.wg.Add(1)
-	return l.wg.Done, nil
+	return nil
 }
 
 // Go runs fn in a goroutine that Close waits for; it returns false (and
@@ -113,7 +127,7 @@ func (l *Lifecycle) Closing() bool {
 // already, then serve in a goroutine. A Serve error is handed to failed
 // (the server logs it); a Serve that returns because of Close is not one.
 func (l *Lifecycle) Open(ctx context.Context, listen func(context.Context) error, serve func() error, failed func(error)) error {
-	if !l.IsListening() {
+	if !l.isListening() {
 		if err := listen(ctx); err != nil {
 			return err
 		}

@@ -103,24 +103,19 @@ type echoServer struct {
 }
 
 func (s *echoServer) Listen(ctx context.Context) error {
-	if err := s.life.Listening(); err != nil {
-		return err
-	}
-	pc, err := ListenPacket(ctx, Address{Network: UDP, Addr: "127.0.0.1:0"})
-	if err != nil {
-		s.life.Unlisten()
-		return err
-	}
-	s.pc = pc
-	return nil
+	return s.life.Listen(func() error {
+		pc, err := ListenPacket(ctx, Address{Network: UDP, Addr: "127.0.0.1:0"})
+		if err != nil {
+			return err
+		}
+		s.pc = pc
+		return nil
+	})
 }
 
-func (s *echoServer) Serve() error {
-	done, err := s.life.Serving()
-	if err != nil {
-		return err
-	}
-	defer done()
+func (s *echoServer) Serve() error { return s.life.Serve(s.echo) }
+
+func (s *echoServer) echo() error {
 	buf := make([]byte, 64)
 	for {
 		n, peer, err := s.pc.ReadFrom(buf)
@@ -186,11 +181,33 @@ func TestLifecycle(t *testing.T) {
 	if err := never.Close(); err != nil {
 		t.Fatalf("Close before Open: %v", err)
 	}
-	if _, err := never.life.Serving(); !errors.Is(err, ErrClosed) {
-		t.Fatalf("Serving after Close: %v", err)
+	if err := never.Serve(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Serve after Close: %v", err)
 	}
 	var idle echoServer
-	if _, err := idle.life.Serving(); !errors.Is(err, ErrNotListening) {
-		t.Fatalf("Serving before Listen: %v", err)
+	if err := idle.Serve(); !errors.Is(err, ErrNotListening) {
+		t.Fatalf("Serve before Listen: %v", err)
+	}
+}
+
+// TestLifecycleListenFails: a server whose binding failed is not
+// listening, so Serve refuses and Listen may be tried again.
+func TestLifecycleListenFails(t *testing.T) {
+	var l Lifecycle
+	refused := errors.New("address in use")
+	if err := l.Listen(func() error { return refused }); !errors.Is(err, refused) {
+		t.Fatalf("Listen = %v, want the binding's error", err)
+	}
+	if err := l.Serve(func() error { t.Fatal("served without listening"); return nil }); !errors.Is(err, ErrNotListening) {
+		t.Fatalf("Serve after a failed Listen: %v", err)
+	}
+	if err := l.Listen(func() error { return nil }); err != nil {
+		t.Fatalf("Listen again after a failure: %v", err)
+	}
+	if err := l.Listen(func() error { t.Fatal("bound twice"); return nil }); !errors.Is(err, ErrListening) {
+		t.Fatalf("Listen while listening: %v", err)
+	}
+	if err := l.Close(nil); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -105,8 +105,9 @@ type Consumer struct {
 	// Reroute, when set, is asked for the routing key an event must be
 	// re-published under instead of being applied here; "" applies it. It
 	// is called by every queue's worker, so it must be safe for concurrent
-	// use, quick, and must not block. A message that was re-published once
-	// (HeaderRepublished) is never asked about. Requires Publisher.
+	// use, quick, and must not block; ev is valid only during the call. A
+	// message that was re-published once (HeaderRepublished) is never asked
+	// about. Requires Publisher.
 	Reroute func(ev *opensips.Event) string
 	// Publisher re-publishes what Reroute asks for; it must be open.
 	Publisher *Publisher

@@ -200,11 +200,11 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
-func TestBrokerName(t *testing.T) {
+func TestRedacted(t *testing.T) {
 	f := func(url, want string) {
 		t.Helper()
-		if got := brokerName(url); got != want {
-			t.Errorf("brokerName(%q) = %q, want %q", url, got, want)
+		if got := Redacted(url); got != want {
+			t.Errorf("Redacted(%q) = %q, want %q", url, got, want)
 		}
 	}
 	f("amqp://guest:secret@127.0.0.1:5672/", "amqp://127.0.0.1:5672")

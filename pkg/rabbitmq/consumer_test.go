@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -84,7 +85,7 @@ func TestConsumeCaptures(t *testing.T) {
 		if !ok {
 			t.Fatalf("unexpected event %#v", ev)
 		}
-		if ev.Transport != Transport || ev.Origin.Session == 0 || ev.Origin.Redelivered || !isOneOf(ev.Origin.Queue, top.Queues) {
+		if ev.Transport != Transport || ev.Origin.Session == 0 || ev.Origin.Redelivered || !slices.Contains(top.Queues, ev.Origin.Queue) {
 			t.Errorf("%s: transport %q origin %+v", ev.Req.CallID, ev.Transport, ev.Origin)
 		}
 		if s, ok := sessions[ev.Origin.Queue]; ok && s != ev.Origin.Session {
@@ -110,15 +111,6 @@ func TestConsumeCaptures(t *testing.T) {
 			t.Errorf("%s: %d messages left", q, n)
 		}
 	}
-}
-
-func isOneOf(s string, list []string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // TestAckOnlyAfterDone holds the verdicts: a consumer closed before done is

@@ -32,13 +32,15 @@ func identifier(v string) error {
 	return nil
 }
 
-func hostPort(v string) error { return sockets.CheckHostPort(v) }
-
-func hostPortOrEmpty(v string) error {
-	if v == "" {
-		return nil
+// orEmpty accepts "" (the key's "off" or "none") besides what check
+// accepts.
+func orEmpty(check func(string) error) func(string) error {
+	return func(v string) error {
+		if v == "" {
+			return nil
+		}
+		return check(v)
 	}
-	return hostPort(v)
 }
 
 func path(v string) error {
@@ -87,13 +89,6 @@ func hostOrEmpty(v string) error {
 	return nil
 }
 
-func miAddrOrEmpty(v string) error {
-	if v == "" {
-		return nil
-	}
-	return miAddr(v)
-}
-
 // eventAddr checks an event socket: tcp:ip:port, udp:ip:port or unix:/path,
 // the grammar of OpenSIPS's event_stream/event_datagram subscribers.
 func eventAddr(v string) error {
@@ -101,17 +96,7 @@ func eventAddr(v string) error {
 	return err
 }
 
-func eventAddrOrEmpty(v string) error {
-	if v == "" {
-		return nil
-	}
-	return eventAddr(v)
-}
-
-func sipURIOrEmpty(v string) error {
-	if v == "" {
-		return nil
-	}
+func sipURI(v string) error {
 	l := strings.ToLower(v)
 	if !strings.HasPrefix(l, "sip:") && !strings.HasPrefix(l, "sips:") {
 		return fmt.Errorf("must be a sip: or sips: URI, got %q", v)
@@ -137,9 +122,6 @@ func oneOf(vals ...string) func(string) error {
 
 // roomPrefix accepts what may begin a SIP user part.
 func roomPrefix(v string) error {
-	if v == "" {
-		return nil
-	}
 	if _, err := imc.NewURI(v+"x", "example.com"); err != nil {
 		return fmt.Errorf("must be characters a SIP user part may hold, got %q", v)
 	}

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/imcd-sip/imcd/pkg/sockets"
 )
 
 // Key is one configuration key: its name (in the file and as a flag), what
@@ -56,7 +58,7 @@ func Keys() []Key {
 		str("manager_user", "user part of the room manager URI (sip:chat-manager@domain): commands sent there name their room; empty = every request URI is a room",
 			func(c *Config) *string { return &c.ManagerUser }, nil),
 		str("outbound_proxy", "SIP URI used as next hop (t_uac_dlg next_hop) for every MESSAGE imcd sends; empty = none",
-			func(c *Config) *string { return &c.OutboundProxy }, sipURIOrEmpty),
+			func(c *Config) *string { return &c.OutboundProxy }, orEmpty(sipURI)),
 		integer("shard_queue", "requests that may wait for one shard before new ones are refused", 16, 1<<20,
 			func(c *Config) *int { return &c.ShardQueue }),
 		duration("command_timeout", "longest a command waits for the database (behind another command of its room, or for a database that stopped answering) before it is answered 'try again later' with nothing attempted; chat lines never wait for the database", 100*time.Millisecond,
@@ -68,7 +70,7 @@ func Keys() []Key {
 
 		// Room and member policy.
 		str("room_prefix", "what the name of a new room must start with (case-sensitive), as OpenSIPS's route to imcd matches it (^sip:chat-); empty = any name",
-			func(c *Config) *string { return &c.RoomPrefix }, roomPrefix),
+			func(c *Config) *string { return &c.RoomPrefix }, orEmpty(roomPrefix)),
 		list("domains", "comma-separated domains new rooms may be in; empty = the domain the command was sent to (the request URI's host); * = any",
 			func(c *Config) *[]string { return &c.Domains }, domainOrAny),
 		list("member_domains", "comma-separated domains, besides the room's own, that #invite and #add may bring members from; empty = the room's domain only; * = any",
@@ -115,7 +117,7 @@ func Keys() []Key {
 		str("event_listen", "where imcd receives events: tcp:ip:port (event_stream, default), udp:ip:port or unix:/path (event_datagram)",
 			func(c *Config) *string { return &c.EventListen }, eventAddr),
 		str("event_socket", "socket OpenSIPS is told to send events to (event_subscribe); empty = event_listen",
-			func(c *Config) *string { return &c.EventSocket }, eventAddrOrEmpty),
+			func(c *Config) *string { return &c.EventSocket }, orEmpty(eventAddr)),
 		{Name: "event_sources", Usage: "comma-separated addresses or prefixes events are accepted from; others are dropped and counted",
 			get: func(c *Config) string {
 				s := make([]string, len(c.EventSources))
@@ -198,9 +200,9 @@ func Keys() []Key {
 
 		// imcd's MI.
 		str("mi_datagram", "imcd's own MI over datagrams (what opensips-cli communication_type=datagram talks to): udp:ip:port or unix:/path; empty = off",
-			func(c *Config) *string { return &c.MIDatagram }, miAddrOrEmpty),
+			func(c *Config) *string { return &c.MIDatagram }, orEmpty(miAddr)),
 		str("mi_http", "address of imcd's own MI over HTTP (ip:port); empty = off",
-			func(c *Config) *string { return &c.MIHTTP }, hostPortOrEmpty),
+			func(c *Config) *string { return &c.MIHTTP }, orEmpty(sockets.CheckHostPort)),
 		str("mi_http_path", "URL path of the MI over HTTP", func(c *Config) *string { return &c.MIHTTPPath }, path),
 		list("mi_http_hosts", "comma-separated host names an HTTP MI request's Host may give besides the address it came in on (and localhost); others are refused (DNS rebinding)",
 			func(c *Config) *[]string { return &c.MIHTTPHosts }, domain),
@@ -244,7 +246,7 @@ func Keys() []Key {
 
 		// Operations.
 		str("metrics_listen", "address of the HTTP server for /metrics, /healthz and /readyz; empty = off",
-			func(c *Config) *string { return &c.MetricsListen }, hostPortOrEmpty),
+			func(c *Config) *string { return &c.MetricsListen }, orEmpty(sockets.CheckHostPort)),
 		{Name: "log_level", Usage: "alert, crit, error, warn, notice, info or debug (or OpenSIPS's numbers -3..4); reloaded on SIGHUP",
 			get: func(c *Config) string { return c.LogLevel.String() },
 			set: func(c *Config, v string) error {

@@ -12,20 +12,25 @@ const hexDigits = "0123456789abcdef"
 // ('"', '\\' and bytes below 0x20) and nothing else, like OpenSIPS's cJSON:
 // non-ASCII bytes, including invalid UTF-8 a user sent, pass through raw, so
 // a body reaches its recipients byte for byte.
-func AppendString(dst []byte, s string) []byte {
+func AppendString(dst []byte, s string) []byte { return appendString(dst, s, false) }
+
+// AppendStringSlash appends s as AppendString does, and also escapes '/' as
+// "\/", as OpenSIPS's json module prints strings (what the OpenSIPS script
+// of RabbitMQ mode publishes).
+func AppendStringSlash(dst []byte, s string) []byte { return appendString(dst, s, true) }
+
+func appendString(dst []byte, s string, slash bool) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
+		if c >= 0x20 && c != '"' && c != '\\' && (c != '/' || !slash) {
 			continue
 		}
 		dst = append(dst, s[start:i]...)
 		switch c {
-		case '"':
-			dst = append(dst, '\\', '"')
-		case '\\':
-			dst = append(dst, '\\', '\\')
+		case '"', '\\', '/':
+			dst = append(dst, '\\', c)
 		case '\n':
 			dst = append(dst, '\\', 'n')
 		case '\r':

@@ -94,6 +94,20 @@ func TestAppendString(t *testing.T) {
 	f("\x00\x1f\b\f", `"\u0000\u001f\b\f"`)
 }
 
+// TestAppendStringSlash: the same escaping, plus '/' as "\/" (the json
+// module's captures in testdata/opensips-wire/rabbitmq).
+func TestAppendStringSlash(t *testing.T) {
+	f := func(in, want string) {
+		t.Helper()
+		if got := string(AppendStringSlash(nil, in)); got != want {
+			t.Fatalf("AppendStringSlash(%q) = %s, want %s", in, got, want)
+		}
+	}
+	f("", `""`)
+	f("text/plain", `"text\/plain"`)
+	f("a\"b\\c/\r\n\x01\x7f caf\xe9", `"a\"b\\c\/\r\n\u0001`+"\x7f caf\xe9"+`"`)
+}
+
 // TestStringRoundTrip: whatever AppendString writes, fastjson reads back
 // unchanged; this is what keeps bodies intact on their way to OpenSIPS.
 func TestStringRoundTrip(t *testing.T) {

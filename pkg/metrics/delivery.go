@@ -107,11 +107,7 @@ func (m *Metrics) Gauges(s *delivery.Stats) {
 		d.inFlight.WithLabelValues(ep.Name).Set(float64(ep.InFlight))
 		d.alive.WithLabelValues(ep.Name).Set(float64(ep.InFlight + ep.InWait))
 		d.rate.WithLabelValues(ep.Name).Set(ep.Rate)
-		up := 0.0
-		if ep.Up {
-			up = 1
-		}
-		d.up.WithLabelValues(ep.Name).Set(up)
+		d.up.WithLabelValues(ep.Name).Set(b2f(ep.Up))
 	}
 }
 

@@ -163,3 +163,11 @@ func (m *Metrics) Handler(ready func() error) http.Handler {
 	})
 	return mux
 }
+
+// b2f is a gauge's value for b: 1 or 0.
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

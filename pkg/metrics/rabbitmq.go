@@ -102,10 +102,3 @@ func (r *RabbitMQ) Marked(result string, n int) { r.marked.WithLabelValues(resul
 
 // Purged counts keys deleted from the events table.
 func (r *RabbitMQ) Purged(n int) { r.purged.Add(float64(n)) }
-
-func b2f(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
-}

@@ -88,15 +88,24 @@ func (s *session) ack(tag uint64, multiple bool, n int) error {
 
 // lowestPending is the lowest tag submitted and still without a verdict,
 // MaxUint64 when there is none. Tags are submitted in increasing order, so
-// it is the first of s.submitted still pending.
+// it is the first of s.submitted still pending; the settled ones before it
+// are dropped, in place: reslicing past them would shrink the capacity
+// until every append reallocates.
 func (s *session) lowestPending() uint64 {
-	for len(s.submitted) > 0 {
-		if _, ok := s.pending[s.submitted[0]]; ok {
-			return s.submitted[0]
+	i := 0
+	for i < len(s.submitted) {
+		if _, ok := s.pending[s.submitted[i]]; ok {
+			break
 		}
-		s.submitted = s.submitted[1:]
+		i++
 	}
-	return math.MaxUint64
+	if i > 0 {
+		s.submitted = s.submitted[:copy(s.submitted, s.submitted[i:])]
+	}
+	if len(s.submitted) == 0 {
+		return math.MaxUint64
+	}
+	return s.submitted[0]
 }
 
 // reject refuses a delivery that can never be applied: dead-lettered when

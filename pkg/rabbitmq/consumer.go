@@ -105,8 +105,9 @@ type Consumer struct {
 	// Reroute, when set, is asked for the routing key an event must be
 	// re-published under instead of being applied here; "" applies it. It
 	// is called by every queue's worker, so it must be safe for concurrent
-	// use, quick, and must not block. A message that was re-published once
-	// (HeaderRepublished) is never asked about. Requires Publisher.
+	// use, quick, and must not block; ev is valid only during the call. A
+	// message that was re-published once (HeaderRepublished) is never asked
+	// about. Requires Publisher.
 	Reroute func(ev *opensips.Event) string
 	// Publisher re-publishes what Reroute asks for; it must be open.
 	Publisher *Publisher
@@ -189,7 +190,7 @@ func (c *Consumer) Open(ctx context.Context) error {
 		c.workers.Add(1)
 		go w.run(workCtx, c.StandbyDelay)
 	}
-	c.log.Info("consuming from RabbitMQ", logkey.Broker, brokerName(c.URL), logkey.Queues, c.Queues, logkey.Standby, c.Standby, logkey.Prefetch, c.Prefetch)
+	c.log.Info("consuming from RabbitMQ", logkey.Broker, Redacted(c.URL), logkey.Queues, c.Queues, logkey.Standby, c.Standby, logkey.Prefetch, c.Prefetch)
 	return nil
 }
 
@@ -265,7 +266,7 @@ func (c *Consumer) Ready() error {
 	case !c.opened:
 		return ErrNotConnected
 	case c.conn == nil:
-		return fmt.Errorf("%w (%s)", ErrNotConnected, brokerName(c.URL))
+		return fmt.Errorf("%w (%s)", ErrNotConnected, Redacted(c.URL))
 	}
 	for _, q := range append(c.Queues[:len(c.Queues):len(c.Queues)], c.Standby...) {
 		if !c.consuming[q] && !c.waiting[q] {
@@ -342,7 +343,7 @@ func (c *Consumer) keep(ctx context.Context) {
 		conn, err := dial(c.URL, c.Name, c.Heartbeat)
 		if err != nil {
 			wait = c.Backoff.next(wait)
-			c.log.Warn("cannot connect to RabbitMQ", logkey.Broker, brokerName(c.URL), logkey.Err, err, logkey.Backoff, wait)
+			c.log.Warn("cannot connect to RabbitMQ", logkey.Broker, Redacted(c.URL), logkey.Err, err, logkey.Backoff, wait)
 			if !sleep(ctx, wait) {
 				return
 			}
@@ -352,7 +353,7 @@ func (c *Consumer) keep(ctx context.Context) {
 		lost := conn.NotifyClose(make(chan *amqp.Error, 1))
 		c.setConn(conn)
 		c.obs.Connected(true)
-		c.log.Info("connected to RabbitMQ", logkey.Broker, brokerName(c.URL))
+		c.log.Info("connected to RabbitMQ", logkey.Broker, Redacted(c.URL))
 		select {
 		case err := <-lost:
 			c.setConn(nil)

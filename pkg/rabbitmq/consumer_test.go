@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -84,7 +85,7 @@ func TestConsumeCaptures(t *testing.T) {
 		if !ok {
 			t.Fatalf("unexpected event %#v", ev)
 		}
-		if ev.Transport != Transport || ev.Origin.Session == 0 || ev.Origin.Redelivered || !isOneOf(ev.Origin.Queue, top.Queues) {
+		if ev.Transport != Transport || ev.Origin.Session == 0 || ev.Origin.Redelivered || !slices.Contains(top.Queues, ev.Origin.Queue) {
 			t.Errorf("%s: transport %q origin %+v", ev.Req.CallID, ev.Transport, ev.Origin)
 		}
 		if s, ok := sessions[ev.Origin.Queue]; ok && s != ev.Origin.Session {
@@ -112,15 +113,6 @@ func TestConsumeCaptures(t *testing.T) {
 	}
 }
 
-func isOneOf(s string, list []string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
 // TestAckOnlyAfterDone holds the verdicts: a consumer closed before done is
 // called acknowledges nothing, and the next one gets the same messages,
 // redelivered, under another session; once done(nil) is called (while
@@ -130,11 +122,8 @@ func TestAckOnlyAfterDone(t *testing.T) {
 	a := newAdmin(t, url)
 	top := a.topology(url, 1, false)
 	const n = 5
-	for i := 1; i <= n; i++ {
-		a.publish(top.Exchange, "sip:chat-1@127.0.0.1", numbered("chat-1", i))
-	}
-	hold := func(int, opensips.Event) (error, error, bool) { return nil, nil, true }
-	rec1 := newRecorder(hold)
+	a.publishLines(top.Exchange, 1, n)
+	rec1 := newRecorder(holdAll)
 	obs1 := newCounter()
 	c1 := &Consumer{URL: url, Queues: top.Queues, Sink: rec1, Observer: obs1, DrainTimeout: 1}
 	openConsumer(t, c1)
@@ -150,7 +139,7 @@ func TestAckOnlyAfterDone(t *testing.T) {
 	// The broker returns them once it has processed the consumer's end.
 	eventually(t, "given back", func() bool { return a.Ready(top.Queues[0]) == n })
 
-	rec2 := newRecorder(hold)
+	rec2 := newRecorder(holdAll)
 	obs2 := newCounter()
 	c2 := openConsumer(t, &Consumer{URL: url, Queues: top.Queues, Sink: rec2, Observer: obs2})
 	second := rec2.waitEvents(t, n)
@@ -188,9 +177,7 @@ func TestOrderAcrossBusy(t *testing.T) {
 	a := newAdmin(t, url)
 	top := a.topology(url, 1, false)
 	const n = 300
-	for i := 1; i <= n; i++ {
-		a.publish(top.Exchange, "sip:chat-1@127.0.0.1", numbered("chat-1", i))
-	}
+	a.publishLines(top.Exchange, 1, n)
 	busy := errors.New("busy")
 	rec := newRecorder(func(offer int, _ opensips.Event) (error, error, bool) {
 		if offer%3 == 0 || (offer > 100 && offer < 120) {
@@ -215,9 +202,7 @@ func TestRewindAfterFailedCommit(t *testing.T) {
 	a := newAdmin(t, url)
 	top := a.topology(url, 1, false)
 	const n, failAt = 40, 17
-	for i := 1; i <= n; i++ {
-		a.publish(top.Exchange, "sip:chat-1@127.0.0.1", numbered("chat-1", i))
-	}
+	a.publishLines(top.Exchange, 1, n)
 	failed := false
 	rec := newRecorder(func(_ int, ev opensips.Event) (error, error, bool) {
 		if ev.Req.Body == strconv.Itoa(failAt) && !failed {
@@ -337,9 +322,7 @@ func TestOutOfOrderVerdicts(t *testing.T) {
 	a := newAdmin(t, url)
 	top := a.topology(url, 1, false)
 	const n = 20
-	for i := 1; i <= n; i++ {
-		a.publish(top.Exchange, "sip:chat-1@127.0.0.1", numbered("chat-1", i))
-	}
+	a.publishLines(top.Exchange, 1, n)
 	rec := newRecorder(func(offer int, _ opensips.Event) (error, error, bool) { return nil, nil, offer <= n })
 	obs := newCounter()
 	openConsumer(t, &Consumer{URL: url, Queues: top.Queues, Sink: rec, Observer: obs, Backoff: Backoff{Min: 1, Max: 1}})

@@ -3,7 +3,6 @@ package rabbitmq
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -13,6 +12,7 @@ import (
 	"github.com/valyala/fastjson"
 
 	"github.com/imcd-sip/imcd/pkg/imc"
+	"github.com/imcd-sip/imcd/pkg/jsonrpc"
 	"github.com/imcd-sip/imcd/pkg/opensips"
 )
 
@@ -130,7 +130,7 @@ func paramsOf(m message) []byte {
 		if len(b) > 1 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(append(appendJSONString(b, k), ':'), v)
+		b = jsonrpc.AppendString(append(jsonrpc.AppendString(b, k), ':'), v)
 	}
 	for _, k := range []string{hdrFrom, hdrRURI, hdrCallID, hdrCSeq, hdrCType} {
 		if v, ok := m.Headers[k]; ok {
@@ -139,21 +139,6 @@ func paramsOf(m message) []byte {
 	}
 	add("body", string(m.Body))
 	return append(b, '}')
-}
-
-func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '"' || c == '\\':
-			b = append(b, '\\', c)
-		case c < 0x20:
-			b = fmt.Appendf(b, `\u%04x`, c)
-		default:
-			b = append(b, c)
-		}
-	}
-	return append(b, '"')
 }
 
 // TestDecodeRefuses checks that messages that can never be applied are
@@ -215,11 +200,11 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
-func TestBrokerName(t *testing.T) {
+func TestRedacted(t *testing.T) {
 	f := func(url, want string) {
 		t.Helper()
-		if got := brokerName(url); got != want {
-			t.Errorf("brokerName(%q) = %q, want %q", url, got, want)
+		if got := Redacted(url); got != want {
+			t.Errorf("Redacted(%q) = %q, want %q", url, got, want)
 		}
 	}
 	f("amqp://guest:secret@127.0.0.1:5672/", "amqp://127.0.0.1:5672")

@@ -3,6 +3,7 @@ package rabbitmq
 import (
 	"strconv"
 
+	"github.com/imcd-sip/imcd/pkg/jsonrpc"
 	"github.com/imcd-sip/imcd/pkg/opensips"
 )
 
@@ -25,7 +26,7 @@ func AppendJSON(dst []byte, ev *opensips.Event) []byte {
 		dst = append(dst, " \""...)
 		dst = append(dst, name...)
 		dst = append(dst, "\": "...)
-		dst = appendString(dst, v)
+		dst = jsonrpc.AppendStringSlash(dst, v)
 	}
 	dst = append(dst, '{')
 	field("from", ev.Req.From, true)
@@ -41,34 +42,4 @@ func AppendJSON(dst []byte, ev *opensips.Event) []byte {
 	field("ctype", ev.Req.ContentType, false)
 	field("body", ev.Req.Body, false)
 	return append(dst, " }"...)
-}
-
-// appendString appends s as a JSON string the way the json module escapes
-// it.
-func appendString(dst []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '"', '\\', '/':
-			dst = append(dst, '\\', c)
-		case '\b':
-			dst = append(dst, '\\', 'b')
-		case '\f':
-			dst = append(dst, '\\', 'f')
-		case '\n':
-			dst = append(dst, '\\', 'n')
-		case '\r':
-			dst = append(dst, '\\', 'r')
-		case '\t':
-			dst = append(dst, '\\', 't')
-		default:
-			if c < 0x20 {
-				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&15])
-			} else {
-				dst = append(dst, c)
-			}
-		}
-	}
-	return append(dst, '"')
 }

@@ -89,29 +89,17 @@ func TestFailover(t *testing.T) {
 	}
 	expect("ready") // the child registered first: it is the active consumer
 
-	first := make(chan time.Time, 1)
 	rec := newRecorder(applyAll)
-	standby := opensips.SinkFunc(func(ev opensips.Event, done func(error)) error {
-		select {
-		case first <- time.Now():
-		default:
-		}
-		return rec.Submit(ev, done)
-	})
+	standby, first := rec.stamped()
 	obs := newCounter()
 	c := openConsumer(t, &Consumer{URL: url, Queues: top.Queues, Sink: standby, Observer: obs})
 	eventually(t, "standby consuming", func() bool { return c.Ready() == nil })
 
-	for i := 1; i <= 10; i++ {
-		a.publish(top.Exchange, "sip:chat-1@127.0.0.1", numbered("chat-1", i))
-	}
+	a.publishLines(top.Exchange, 1, 10)
 	for i := 1; i <= 10; i++ {
 		expect("got " + fmt.Sprint(i))
 	}
-	rec.mu.Lock()
-	early := len(rec.events)
-	rec.mu.Unlock()
-	if early != 0 {
+	if early := rec.count(); early != 0 {
 		t.Fatalf("the standby got %d events while the active consumer lived", early)
 	}
 
@@ -121,9 +109,7 @@ func TestFailover(t *testing.T) {
 	killed := time.Now()
 	rec.waitEvents(t, 1)
 	took := (<-first).Sub(killed)
-	for i := 11; i <= 20; i++ {
-		a.publish(top.Exchange, "sip:chat-1@127.0.0.1", numbered("chat-1", i))
-	}
+	a.publishLines(top.Exchange, 11, 20)
 	evs := rec.waitEvents(t, 20)
 	inOrder(t, numbers(t, evs), 20)
 	for i, ev := range evs {

@@ -33,19 +33,19 @@ func (s *session) handle(d amqp.Delivery) {
 			}
 		}
 	}()
-	var ev opensips.Event
 	if len(d.Body) > c.MaxBody {
 		s.reject(d.DeliveryTag, fmt.Errorf("%w: body of %d bytes, over %d", opensips.ErrBadEvent, len(d.Body), c.MaxBody), "")
 		return
 	}
-	if err := Decode(&s.w.p, d.Headers, d.Body, &ev); err != nil {
+	ev := &s.w.ev // Decode fills all of it but Transport and Origin
+	if err := Decode(&s.w.p, d.Headers, d.Body, ev); err != nil {
 		s.reject(d.DeliveryTag, err, "")
 		return
 	}
 	ev.Transport = Transport
 	ev.Origin = opensips.Origin{Queue: s.w.queue, Session: s.id, Redelivered: d.Redelivered}
 	if c.Reroute != nil && d.Headers[HeaderRepublished] == nil {
-		if key := c.Reroute(&ev); key != "" {
+		if key := c.Reroute(ev); key != "" {
 			s.republish(&d, key, ev.Req.CallID)
 			return
 		}
@@ -53,7 +53,7 @@ func (s *session) handle(d amqp.Delivery) {
 	var wait time.Duration
 	for {
 		s.pending[d.DeliveryTag] = struct{}{}
-		err := c.Sink.Submit(ev, s.done(d.DeliveryTag))
+		err := c.Sink.Submit(*ev, s.done(d.DeliveryTag))
 		if err == nil {
 			submitted = true
 			s.submitted = append(s.submitted, d.DeliveryTag)

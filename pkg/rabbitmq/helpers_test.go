@@ -71,6 +71,15 @@ func (a *admin) publish(exchange, key string, m message) {
 	}
 }
 
+// publishLines publishes the lines from … to of room chat-1 (numbered),
+// keyed by its URI, in order.
+func (a *admin) publishLines(exchange string, from, to int) {
+	a.t.Helper()
+	for i := from; i <= to; i++ {
+		a.publish(exchange, "sip:chat-1@127.0.0.1", numbered("chat-1", i))
+	}
+}
+
 // message is one captured publish: meta.json and body.
 type message struct {
 	Name        string
@@ -146,6 +155,9 @@ func newRecorder(policy func(n int, ev opensips.Event) (error, error, bool)) *re
 // applyAll is a policy that commits everything at once.
 func applyAll(int, opensips.Event) (error, error, bool) { return nil, nil, false }
 
+// holdAll is a policy that accepts everything and holds every verdict.
+func holdAll(int, opensips.Event) (error, error, bool) { return nil, nil, true }
+
 func (r *recorder) Submit(ev opensips.Event, done func(error)) error {
 	r.mu.Lock()
 	r.offers++
@@ -188,6 +200,26 @@ func (r *recorder) waitEvents(t testing.TB, n int) []opensips.Event {
 			t.Fatalf("%d events after %v, want %d", have, patience, n)
 		}
 	}
+}
+
+// count is the number of events accepted so far.
+func (r *recorder) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.events)
+}
+
+// stamped is r as a Sink that also sends the time of its first offer on
+// the channel returned.
+func (r *recorder) stamped() (opensips.Sink, <-chan time.Time) {
+	first := make(chan time.Time, 1)
+	return opensips.SinkFunc(func(ev opensips.Event, done func(error)) error {
+		select {
+		case first <- time.Now():
+		default:
+		}
+		return r.Submit(ev, done)
+	}), first
 }
 
 // held returns the done callbacks held so far.

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/imcd-sip/imcd/internal/testbroker"
-	"github.com/imcd-sip/imcd/pkg/opensips"
 )
 
 // TestStopIntakeHoldsTheQueue: after StopIntake the consumer takes nothing
@@ -17,7 +16,7 @@ func TestStopIntakeHoldsTheQueue(t *testing.T) {
 	url := testbroker.URL(t)
 	a := newAdmin(t, url)
 	top := a.topology(url, 1, false)
-	held := newRecorder(func(int, opensips.Event) (error, error, bool) { return nil, nil, true })
+	held := newRecorder(holdAll)
 	obs := newCounter()
 	active := openConsumer(t, &Consumer{URL: url, Queues: top.Queues, Sink: held, Observer: obs, DrainTimeout: patience})
 	eventually(t, "the active consumer ready", func() bool { return active.Ready() == nil })
@@ -36,10 +35,7 @@ func TestStopIntakeHoldsTheQueue(t *testing.T) {
 		done(nil)
 	}
 	eventually(t, "the three committed deliveries acknowledged", func() bool { return obs.get(OutcomeAcked) == 3 })
-	standby.mu.Lock()
-	n := len(standby.events)
-	standby.mu.Unlock()
-	if n != 0 {
+	if n := standby.count(); n != 0 {
 		t.Fatalf("the standby got %d events while the stopped consumer held the queue", n)
 	}
 	active.Close()
@@ -54,7 +50,7 @@ func TestStopIntakeDrainTimeout(t *testing.T) {
 	url := testbroker.URL(t)
 	a := newAdmin(t, url)
 	top := a.topology(url, 1, false)
-	held := newRecorder(func(int, opensips.Event) (error, error, bool) { return nil, nil, true })
+	held := newRecorder(holdAll)
 	active := openConsumer(t, &Consumer{URL: url, Queues: top.Queues, Sink: held, DrainTimeout: 200 * time.Millisecond})
 	eventually(t, "the active consumer ready", func() bool { return active.Ready() == nil })
 	standby := newRecorder(applyAll)

@@ -20,8 +20,9 @@ func childLogger(l *slog.Logger, system string) *slog.Logger {
 	return l.With(logkey.System, system)
 }
 
-// brokerName is the URL without its credentials, for logs.
-func brokerName(url string) string {
+// Redacted returns the broker of url without its credentials, for logs:
+// amqp://host:port[/vhost].
+func Redacted(url string) string {
 	u, err := amqp.ParseURI(url)
 	if err != nil {
 		return "(unparsable URL)"
@@ -40,7 +41,3 @@ func CheckURL(url string) error {
 	_, err := amqp.ParseURI(url)
 	return err
 }
-
-// Redacted returns the broker of url without its credentials, for logs:
-// amqp://host:port[/vhost].
-func Redacted(url string) string { return brokerName(url) }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/imcd-sip/imcd/internal/testbroker"
-	"github.com/imcd-sip/imcd/pkg/opensips"
 )
 
 // cutProxy forwards TCP connections to the broker until cut: then the
@@ -117,25 +116,16 @@ func TestFailoverNetworkCut(t *testing.T) {
 	proxy := newCutProxy(t, u.Host)
 	u.Host = proxy.ln.Addr().String()
 
-	hold := newRecorder(func(int, opensips.Event) (error, error, bool) { return nil, nil, true })
+	hold := newRecorder(holdAll)
 	const heartbeat = time.Second
 	active := openConsumer(t, &Consumer{URL: u.String(), Queues: top.Queues, Sink: hold, Name: "imcd-active", Heartbeat: heartbeat})
 	eventually(t, "active consuming", func() bool { return active.Ready() == nil })
-	first := make(chan time.Time, 1)
 	rec := newRecorder(applyAll)
-	standby := openConsumer(t, &Consumer{URL: base, Queues: top.Queues, Name: "imcd-standby",
-		Sink: opensips.SinkFunc(func(ev opensips.Event, done func(error)) error {
-			select {
-			case first <- time.Now():
-			default:
-			}
-			return rec.Submit(ev, done)
-		})})
+	sink, first := rec.stamped()
+	standby := openConsumer(t, &Consumer{URL: base, Queues: top.Queues, Name: "imcd-standby", Sink: sink})
 	eventually(t, "standby consuming", func() bool { return standby.Ready() == nil })
 
-	for i := 1; i <= 10; i++ {
-		a.publish(top.Exchange, "sip:chat-1@127.0.0.1", numbered("chat-1", i))
-	}
+	a.publishLines(top.Exchange, 1, 10)
 	hold.waitEvents(t, 10)
 	proxy.cut()
 	cut := time.Now()

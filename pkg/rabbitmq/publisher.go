@@ -171,7 +171,7 @@ func (p *Publisher) connect() error {
 	p.conn, p.ch = conn, ch
 	// Buffered: the library's reader blocks on a full listener.
 	p.returns = ch.NotifyReturn(make(chan amqp.Return, 4))
-	p.log.Info("publisher connected", logkey.Broker, brokerName(p.URL))
+	p.log.Info("publisher connected", logkey.Broker, Redacted(p.URL))
 	return nil
 }
 

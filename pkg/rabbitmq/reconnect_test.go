@@ -41,9 +41,7 @@ func interrupted(t *testing.T, url string, cut func()) {
 	})
 	obs := newCounter()
 	c := openConsumer(t, &Consumer{URL: url, Queues: top.Queues, Sink: rec, Observer: obs, Backoff: Backoff{Min: 50e6, Max: 500e6}})
-	for i := 1; i <= 50; i++ {
-		a.publish(top.Exchange, "sip:chat-1@127.0.0.1", numbered("chat-1", i))
-	}
+	a.publishLines(top.Exchange, 1, 50)
 	before := rec.waitEvents(t, 50)
 	eventually(t, "40 acknowledged", func() bool { return obs.get(OutcomeAcked) == 40 })
 
@@ -53,9 +51,7 @@ func interrupted(t *testing.T, url string, cut func()) {
 		done(nil) // the old session's verdicts: acknowledged nowhere
 	}
 	a = newAdmin(t, url) // the test's own connection was cut too
-	for i := 51; i <= 100; i++ {
-		a.publish(top.Exchange, "sip:chat-1@127.0.0.1", numbered("chat-1", i))
-	}
+	a.publishLines(top.Exchange, 51, 100)
 	evs := rec.waitEvents(t, 110)
 	eventually(t, "all acknowledged", func() bool { return obs.get(OutcomeAcked) == 100 })
 	after := evs[50:]

@@ -3,7 +3,6 @@ package rabbitmq
 import (
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/imcd-sip/imcd/internal/testbroker"
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -22,16 +21,6 @@ import (
 func TestQuorumRequeueOrder(t *testing.T) {
 	url := testbroker.URL(t)
 	a := newAdmin(t, url)
-	take := func(ds <-chan amqp.Delivery) amqp.Delivery {
-		t.Helper()
-		select {
-		case d := <-ds:
-			return d
-		case <-time.After(patience):
-			t.Fatal("no delivery")
-		}
-		panic("unreachable")
-	}
 	// run publishes 1..5, takes 1 and 2 with a prefetch of 2, gives them
 	// back with giveBack, then consumes the n messages left and returns
 	// their order.
@@ -52,7 +41,7 @@ func TestQuorumRequeueOrder(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		first, second := take(ds), take(ds)
+		first, second := next(t, ds), next(t, ds)
 		giveBack(ch, first, second)
 		ch2, _ := conn.Channel()
 		ch2.Qos(1, 0, false)
@@ -62,7 +51,7 @@ func TestQuorumRequeueOrder(t *testing.T) {
 		}
 		order := ""
 		for range n {
-			d := take(ds2)
+			d := next(t, ds2)
 			order += string(d.Body)
 			d.Ack(false)
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/valyala/fastjson"
 
 	"github.com/imcd-sip/imcd/pkg/logkey"
+	"github.com/imcd-sip/imcd/pkg/opensips"
 )
 
 // worker owns one queue: it opens a channel and consumes under a new
@@ -20,6 +21,9 @@ type worker struct {
 	queue string
 	log   *slog.Logger
 	p     fastjson.Parser
+	// ev is the event being handled, kept here rather than allocated per
+	// delivery (the pointer Reroute takes would move it to the heap).
+	ev opensips.Event
 }
 
 // sessionEnd says why a session ended, which decides the pause before the

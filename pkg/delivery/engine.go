@@ -63,7 +63,6 @@ type flow struct {
 	member int32
 	group  int32
 	cls    class
-	live   bool
 
 	head, tail int32
 	n          int32 // items queued, the placeholder included
@@ -93,9 +92,7 @@ type flow struct {
 // recipient for urgent ones. Its ready flows form a ring served one notice
 // at a time.
 type group struct {
-	key        string
 	cls        class
-	live       bool
 	cursor     int32 // next flow to serve, nilIdx when none is ready
 	ready      int32
 	active     bool  // in the class's ring of groups
@@ -110,7 +107,6 @@ type group struct {
 type member struct {
 	key   string
 	uri   imc.URI
-	live  bool
 	flows int32 // head of the member's flows, linked by flow.mnext
 
 	queued   int32 // real items queued, all flows (placeholders excluded)
@@ -314,7 +310,7 @@ func (e *engine) memberFor(u imc.URI, now time.Time) int32 {
 	}
 	mi := e.members.alloc()
 	key := string(e.key)
-	e.members.v[mi] = member{key: key, uri: u, live: true, flows: nilIdx, reachable: true, unreachPos: -1, epoch: now, used: now}
+	e.members.v[mi] = member{key: key, uri: u, flows: nilIdx, reachable: true, unreachPos: -1, epoch: now, used: now}
 	e.memberIdx[key] = mi
 	return mi
 }
@@ -332,9 +328,8 @@ func (e *engine) groupFor(cls class, u imc.URI, now time.Time) int32 {
 		return gi
 	}
 	gi := e.groups.alloc()
-	key := string(k)
-	e.groups.v[gi] = group{key: key, cls: cls, live: true, cursor: nilIdx, prev: nilIdx, next: nilIdx, used: now}
-	e.groupIdx[key] = gi
+	e.groups.v[gi] = group{cls: cls, cursor: nilIdx, prev: nilIdx, next: nilIdx, used: now}
+	e.groupIdx[string(k)] = gi
 	return gi
 }
 
@@ -355,7 +350,7 @@ func (e *engine) flowFor(cls class, room imc.URI, mi int32, now time.Time) int32
 	gi := e.groupFor(cls, gu, now)
 	fi := e.flows.alloc()
 	m := &e.members.v[mi]
-	e.flows.v[fi] = flow{key: key, room: room, member: mi, group: gi, cls: cls, live: true,
+	e.flows.v[fi] = flow{key: key, room: room, member: mi, group: gi, cls: cls,
 		head: nilIdx, tail: nilIdx, missed: nilIdx, prev: nilIdx, next: nilIdx, mnext: m.flows, used: now}
 	m.flows = fi
 	e.groups.v[gi].flows++

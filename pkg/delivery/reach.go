@@ -52,15 +52,8 @@ func (e *engine) setReachable(mi int32, now time.Time, why string) {
 	if m.reachable {
 		return
 	}
-	m.reachable, m.reachableAt = true, now
-	m.probeQueued = false
-	if p := m.unreachPos; p >= 0 {
-		last := e.unreach[len(e.unreach)-1]
-		e.unreach[p] = last
-		e.members.v[last].unreachPos = p
-		e.unreach = e.unreach[:len(e.unreach)-1]
-		m.unreachPos = -1
-	}
+	e.setReachableQuiet(mi)
+	m.reachableAt, m.probeQueued = now, false
 	dropped := 0
 	for fi := m.flows; fi != nilIdx; fi = e.flows.v[fi].mnext {
 		f := &e.flows.v[fi]

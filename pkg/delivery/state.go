@@ -63,7 +63,8 @@ func (e *engine) freeMember(mi int32) {
 }
 
 // setReachableQuiet takes a member off the unreachable list without the
-// consequences of its return (it is being forgotten).
+// consequences of its return: alone when it is being forgotten, and as the
+// first step of setReachable.
 func (e *engine) setReachableQuiet(mi int32) {
 	m := &e.members.v[mi]
 	m.reachable = true

@@ -12,8 +12,7 @@ import (
 func (e *engine) evictIdle(now time.Time) {
 	for _, fi := range e.flowIdx {
 		f := &e.flows.v[fi]
-		if f.head == nilIdx && f.out == 0 && f.dropped == 0 && !f.missedOut && !f.stored && !f.behind && !f.asking &&
-			now.Sub(f.used) >= idleAfter {
+		if f.empty() && f.dropped == 0 && now.Sub(f.used) >= idleAfter {
 			e.freeFlow(fi)
 		}
 	}
@@ -28,6 +27,13 @@ func (e *engine) evictIdle(now time.Time) {
 			e.freeMember(mi)
 		}
 	}
+}
+
+// empty reports whether flow f holds nothing for its member: no notice
+// queued or in flight, no placeholder out, no catch-up owed or asked, no
+// mark stored.
+func (f *flow) empty() bool {
+	return f.head == nilIdx && f.out == 0 && !f.missedOut && !f.stored && !f.behind && !f.asking
 }
 
 // freeFlow forgets an empty flow with nothing in flight.
@@ -115,7 +121,7 @@ func (e *engine) remove(room, u imc.URI, now time.Time) {
 	// Another room may still hold something for them: a notice, a
 	// placeholder, a catch-up owed or a mark stored.
 	for fi := m.flows; fi != nilIdx; fi = e.flows.v[fi].mnext {
-		if f := &e.flows.v[fi]; f.head != nilIdx || f.out > 0 || f.missedOut || f.stored || f.behind || f.asking {
+		if !e.flows.v[fi].empty() {
 			return
 		}
 	}

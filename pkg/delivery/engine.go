@@ -302,10 +302,17 @@ func (e *engine) link(fi, ii int32) {
 	f.n++
 }
 
+// memberOf returns the member for u, if there is one; e.key holds u's key
+// afterwards.
+func (e *engine) memberOf(u imc.URI) (int32, bool) {
+	e.key = u.AppendKey(e.key[:0])
+	mi, ok := e.memberIdx[string(e.key)]
+	return mi, ok
+}
+
 // memberFor returns the member for u, creating it (reachable) if needed.
 func (e *engine) memberFor(u imc.URI, now time.Time) int32 {
-	e.key = u.AppendKey(e.key[:0])
-	if mi, ok := e.memberIdx[string(e.key)]; ok {
+	if mi, ok := e.memberOf(u); ok {
 		return mi
 	}
 	mi := e.members.alloc()
@@ -333,16 +340,21 @@ func (e *engine) groupFor(cls class, u imc.URI, now time.Time) int32 {
 	return gi
 }
 
+// flowKey builds the key of the flow of room's notices in class cls to the
+// member whose key is mkey.
+func (e *engine) flowKey(cls class, room imc.URI, mkey string) []byte {
+	e.key = append(e.groupKey(cls, room), 0)
+	e.key = append(e.key, mkey...)
+	return e.key
+}
+
 // flowFor returns the flow of room's notices in class cls to member mi.
 func (e *engine) flowFor(cls class, room imc.URI, mi int32, now time.Time) int32 {
-	e.key = append(e.key[:0], byte('0'+cls))
-	e.key = room.AppendKey(e.key)
-	e.key = append(e.key, 0)
-	e.key = append(e.key, e.members.v[mi].key...)
-	if fi, ok := e.flowIdx[string(e.key)]; ok {
+	k := e.flowKey(cls, room, e.members.v[mi].key)
+	if fi, ok := e.flowIdx[string(k)]; ok {
 		return fi
 	}
-	key := string(e.key)
+	key := string(k)
 	gu := room
 	if cls == urgent {
 		gu = e.members.v[mi].uri

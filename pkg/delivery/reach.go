@@ -70,8 +70,7 @@ func (e *engine) setReachable(mi int32, now time.Time, why string) {
 
 // reachable handles an outside sign that member u is back.
 func (e *engine) reachable(u imc.URI, now time.Time) {
-	e.key = u.AppendKey(e.key[:0])
-	if mi, ok := e.memberIdx[string(e.key)]; ok {
+	if mi, ok := e.memberOf(u); ok {
 		e.setReachable(mi, now, "registered or sent a message")
 	}
 }

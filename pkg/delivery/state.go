@@ -86,17 +86,12 @@ func (e *engine) setReachableQuiet(mi int32) {
 // remove drops what waits for member in room (both classes), and forgets
 // the member altogether when nothing else waits for them.
 func (e *engine) remove(room, u imc.URI, now time.Time) {
-	e.key = u.AppendKey(e.key[:0])
-	mi, ok := e.memberIdx[string(e.key)]
+	mi, ok := e.memberOf(u)
 	if !ok {
 		return
 	}
 	for cls := range nClasses {
-		e.key = append(e.key[:0], byte('0'+cls))
-		e.key = room.AppendKey(e.key)
-		e.key = append(e.key, 0)
-		e.key = append(e.key, e.members.v[mi].key...)
-		fi, ok := e.flowIdx[string(e.key)]
+		fi, ok := e.flowIdx[string(e.flowKey(cls, room, e.members.v[mi].key))]
 		if !ok {
 			continue
 		}
@@ -178,8 +173,7 @@ func (e *engine) stats(now time.Time, s *Stats) {
 // memberStatus describes member u as seen from room.
 func (e *engine) memberStatus(room, u imc.URI) MemberStatus {
 	st := MemberStatus{Member: u, Reachable: true}
-	e.key = u.AppendKey(e.key[:0])
-	mi, ok := e.memberIdx[string(e.key)]
+	mi, ok := e.memberOf(u)
 	if !ok {
 		return st
 	}

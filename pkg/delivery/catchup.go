@@ -217,13 +217,7 @@ func (e *engine) catchUp(r *CatchUpReply, now time.Time) {
 			it := &e.items.v[ii]
 			*it = item{n: r.Notices[i], at: now, seq: seq, flow: fi, gen: it.gen, state: stQueued,
 				held: !m.reachable, catchUp: true}
-			f = &e.flows.v[fi]
-			it.next = f.head
-			f.head = ii
-			if f.tail == nilIdx {
-				f.tail = ii
-			}
-			f.n++
+			e.linkHead(fi, ii)
 			f.catchUps++
 			m.queued++
 			e.groups.v[f.group].items++

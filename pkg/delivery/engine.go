@@ -302,6 +302,17 @@ func (e *engine) link(fi, ii int32) {
 	f.n++
 }
 
+// linkHead puts item ii at the head of flow fi.
+func (e *engine) linkHead(fi, ii int32) {
+	f := &e.flows.v[fi]
+	e.items.v[ii].next = f.head
+	f.head = ii
+	if f.tail == nilIdx {
+		f.tail = ii
+	}
+	f.n++
+}
+
 // memberOf returns the member for u, if there is one; e.key holds u's key
 // afterwards.
 func (e *engine) memberOf(u imc.URI) (int32, bool) {

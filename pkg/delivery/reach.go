@@ -154,14 +154,9 @@ func (e *engine) ensurePlaceholder(fi int32, now time.Time) {
 	to := e.members.v[f.member].uri
 	ii := e.items.alloc()
 	it := &e.items.v[ii]
-	*it = item{n: imc.Notice{From: f.room, To: to}, at: now, seq: seq, next: f.head, flow: fi, gen: it.gen,
+	*it = item{n: imc.Notice{From: f.room, To: to}, at: now, seq: seq, flow: fi, gen: it.gen,
 		state: stQueued, missed: true, held: !e.members.v[f.member].reachable}
-	f = &e.flows.v[fi]
-	f.head = ii
-	if f.tail == nilIdx {
-		f.tail = ii
-	}
-	f.n++
+	e.linkHead(fi, ii)
 	f.missed = ii
 	e.live++
 	e.refreshFlow(fi)

@@ -97,8 +97,8 @@ type MIClient struct {
 // pending is one request in flight.
 type pending struct {
 	id       uint64
-	sent     time.Time
-	deadline time.Time
+	sent     time.Time      // Send
+	deadline time.Time      // Send
 	reply    chan callReply // Call
 	// Send: onSent is called with tag; the pending comes from and
 	// returns to sendPool.
@@ -269,7 +269,7 @@ func (c *MIClient) Call(ctx context.Context, method string, params []byte) ([]by
 	b = append(b, `,"id":`...)
 	b = strconv.AppendUint(b, id, 10)
 	b = append(b, '}')
-	p := &pending{id: id, reply: make(chan callReply, 1), sent: time.Now()}
+	p := &pending{id: id, reply: make(chan callReply, 1)}
 	c.register(p)
 	c.stateMu.RUnlock()
 
@@ -331,11 +331,7 @@ func (c *MIClient) complete(p *pending, o Outcome) {
 		p.reply <- callReply{err: o.Err}
 		return
 	}
-	var d time.Duration
-	if !p.sent.IsZero() {
-		d = time.Since(p.sent)
-	}
-	c.obs.DeliveryDone(o.Class(), d)
+	c.obs.DeliveryDone(o.Class(), time.Since(p.sent))
 	c.outstanding.Add(-1)
 	c.endSend(p, o)
 }

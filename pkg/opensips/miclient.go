@@ -78,12 +78,11 @@ type MIClient struct {
 	opened  bool
 	closed  bool
 
-	mu          sync.Mutex
-	inflight    map[uint64]*pending
-	nextID      atomic.Uint64
-	outstanding atomic.Int64
-	bufs        sync.Pool
-	sendPool    sync.Pool // *pending of Send
+	mu       sync.Mutex
+	inflight map[uint64]*pending
+	nextID   atomic.Uint64
+	bufs     sync.Pool
+	sendPool sync.Pool // *pending of Send
 
 	unreachLog rateLimit
 	timeoutLog rateLimit
@@ -243,7 +242,17 @@ func (c *MIClient) Close() error {
 }
 
 // Pending returns the number of Send requests in flight.
-func (c *MIClient) Pending() int { return int(c.outstanding.Load()) }
+func (c *MIClient) Pending() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, p := range c.inflight {
+		if p.reply == nil {
+			n++
+		}
+	}
+	return n
+}
 
 // Call sends one MI request and waits for its reply. params is the
 // already-encoded params object (or array), nil for none. It returns the
@@ -332,7 +341,6 @@ func (c *MIClient) complete(p *pending, o Outcome) {
 		return
 	}
 	c.obs.DeliveryDone(o.Class(), time.Since(p.sent))
-	c.outstanding.Add(-1)
 	c.endSend(p, o)
 }
 

@@ -188,7 +188,9 @@ type engine struct {
 	live     int // items not yet reported
 	inflight int
 	seq      uint64
-	key      []byte // scratch for map keys
+	key      []byte  // scratch for map keys
+	room     imc.URI // the room whose key roomKey holds (flowKey)
+	roomKey  []byte
 
 	reports []report
 	ghosts  []ghost
@@ -209,6 +211,7 @@ func newEngine(s settings, eps []Endpoint, log *slog.Logger, now time.Time) *eng
 		memberIdx: make(map[string]int32),
 		active:    [nClasses]int32{nilIdx, nilIdx},
 		key:       make([]byte, 0, 2*imc.KeyBufLen+2),
+		roomKey:   make([]byte, 0, imc.KeyBufLen),
 		nextSweep: now.Add(sweepEvery),
 		nextIdle:  now.Add(idleEvery),
 	}
@@ -352,9 +355,16 @@ func (e *engine) groupFor(cls class, u imc.URI, now time.Time) int32 {
 }
 
 // flowKey builds the key of the flow of room's notices in class cls to the
-// member whose key is mkey.
+// member whose key is mkey. The room's key is kept from one call to the
+// next: a batch is one room's fan-out, so it is built once per batch, not
+// once per notice.
 func (e *engine) flowKey(cls class, room imc.URI, mkey string) []byte {
-	e.key = append(e.groupKey(cls, room), 0)
+	if room != e.room || len(e.roomKey) == 0 {
+		e.room, e.roomKey = room, room.AppendKey(e.roomKey[:0])
+	}
+	e.key = append(e.key[:0], byte('0'+cls))
+	e.key = append(e.key, e.roomKey...)
+	e.key = append(e.key, 0)
 	e.key = append(e.key, mkey...)
 	return e.key
 }

@@ -185,11 +185,11 @@ func (e *engine) unlink(fi, prev, ii int32) {
 
 // catchUp applies the daemon's reply to a CatchUpRequest.
 func (e *engine) catchUp(r *CatchUpReply, now time.Time) {
-	e.key = append(e.key[:0], byte('0'+bulk))
-	e.key = r.Room.AppendKey(e.key)
-	e.key = append(e.key, 0)
-	e.key = r.Member.AppendKey(e.key)
-	fi, ok := e.flowIdx[string(e.key)]
+	mi, ok := e.memberOf(r.Member)
+	if !ok {
+		return
+	}
+	fi, ok := e.flowIdx[string(e.flowKey(bulk, r.Room, e.members.v[mi].key))]
 	if !ok {
 		return
 	}
@@ -198,7 +198,6 @@ func (e *engine) catchUp(r *CatchUpReply, now time.Time) {
 		return // removed meanwhile, or an older request
 	}
 	f.asking = false
-	mi := f.member
 	if f.missed == nilIdx {
 		return
 	}
@@ -218,13 +217,7 @@ func (e *engine) catchUp(r *CatchUpReply, now time.Time) {
 			it := &e.items.v[ii]
 			*it = item{n: r.Notices[i], at: now, seq: seq, flow: fi, gen: it.gen, state: stQueued,
 				held: !m.reachable, catchUp: true}
-			f = &e.flows.v[fi]
-			it.next = f.head
-			f.head = ii
-			if f.tail == nilIdx {
-				f.tail = ii
-			}
-			f.n++
+			e.linkHead(fi, ii)
 			f.catchUps++
 			m.queued++
 			e.groups.v[f.group].items++

@@ -66,9 +66,7 @@ func TestSchedulerCatchUp(t *testing.T) {
 	s := open(t, &delivery.Scheduler{
 		Endpoints: []delivery.Endpoint{{Sender: snd}}, Clock: clock, UnreachableRetry: time.Hour, MemberQueue: 1,
 		FillCatchUp: rec.fill, OnMarks: rec.onMarks,
-		MissedNotice: func(room, member imc.URI, n int) imc.Notice {
-			return imc.Notice{From: room, To: member, Body: "missed", ContentType: "text/plain"}
-		},
+		MissedNotice: missedNotice,
 	})
 	s.Away([]delivery.Mark{{Room: uri("room"), Member: uri("d"), Seq: 4}})
 	if err := s.Submit(delivery.Batch{Notices: seqNotices("room", []string{"a", "d"}, "L7", 7)}); err != nil {

@@ -41,7 +41,6 @@ const (
 // health.
 type endpoint struct {
 	name     string
-	sender   Sender
 	pacer    pacer
 	wait     waitRing
 	inflight int
@@ -60,7 +59,7 @@ func newEndpoint(i int, ep Endpoint, s settings, now time.Time) endpoint {
 	if name == "" {
 		name = fmt.Sprintf("opensips%d", i)
 	}
-	e := endpoint{name: name, sender: ep.Sender, up: true, backoff: endpointRetry}
+	e := endpoint{name: name, up: true, backoff: endpointRetry}
 	e.pacer.init(now, s.rateStart, s.rateMin, s.rateMax, s.rateStep, s.burst, s.adjustEvery, s.lateAfter)
 	e.wait.init(now, s.waitTime)
 	return e

@@ -63,7 +63,6 @@ type flow struct {
 	member int32
 	group  int32
 	cls    class
-	live   bool
 
 	head, tail int32
 	n          int32 // items queued, the placeholder included
@@ -93,9 +92,7 @@ type flow struct {
 // recipient for urgent ones. Its ready flows form a ring served one notice
 // at a time.
 type group struct {
-	key        string
 	cls        class
-	live       bool
 	cursor     int32 // next flow to serve, nilIdx when none is ready
 	ready      int32
 	active     bool  // in the class's ring of groups
@@ -110,7 +107,6 @@ type group struct {
 type member struct {
 	key   string
 	uri   imc.URI
-	live  bool
 	flows int32 // head of the member's flows, linked by flow.mnext
 
 	queued   int32 // real items queued, all flows (placeholders excluded)
@@ -192,7 +188,9 @@ type engine struct {
 	live     int // items not yet reported
 	inflight int
 	seq      uint64
-	key      []byte // scratch for map keys
+	key      []byte  // scratch for map keys
+	room     imc.URI // the room whose key roomKey holds (flowKey)
+	roomKey  []byte
 
 	reports []report
 	ghosts  []ghost
@@ -213,6 +211,7 @@ func newEngine(s settings, eps []Endpoint, log *slog.Logger, now time.Time) *eng
 		memberIdx: make(map[string]int32),
 		active:    [nClasses]int32{nilIdx, nilIdx},
 		key:       make([]byte, 0, 2*imc.KeyBufLen+2),
+		roomKey:   make([]byte, 0, imc.KeyBufLen),
 		nextSweep: now.Add(sweepEvery),
 		nextIdle:  now.Add(idleEvery),
 	}
@@ -306,15 +305,33 @@ func (e *engine) link(fi, ii int32) {
 	f.n++
 }
 
+// linkHead puts item ii at the head of flow fi.
+func (e *engine) linkHead(fi, ii int32) {
+	f := &e.flows.v[fi]
+	e.items.v[ii].next = f.head
+	f.head = ii
+	if f.tail == nilIdx {
+		f.tail = ii
+	}
+	f.n++
+}
+
+// memberOf returns the member for u, if there is one; e.key holds u's key
+// afterwards.
+func (e *engine) memberOf(u imc.URI) (int32, bool) {
+	e.key = u.AppendKey(e.key[:0])
+	mi, ok := e.memberIdx[string(e.key)]
+	return mi, ok
+}
+
 // memberFor returns the member for u, creating it (reachable) if needed.
 func (e *engine) memberFor(u imc.URI, now time.Time) int32 {
-	e.key = u.AppendKey(e.key[:0])
-	if mi, ok := e.memberIdx[string(e.key)]; ok {
+	if mi, ok := e.memberOf(u); ok {
 		return mi
 	}
 	mi := e.members.alloc()
 	key := string(e.key)
-	e.members.v[mi] = member{key: key, uri: u, live: true, flows: nilIdx, reachable: true, unreachPos: -1, epoch: now, used: now}
+	e.members.v[mi] = member{key: key, uri: u, flows: nilIdx, reachable: true, unreachPos: -1, epoch: now, used: now}
 	e.memberIdx[key] = mi
 	return mi
 }
@@ -332,22 +349,33 @@ func (e *engine) groupFor(cls class, u imc.URI, now time.Time) int32 {
 		return gi
 	}
 	gi := e.groups.alloc()
-	key := string(k)
-	e.groups.v[gi] = group{key: key, cls: cls, live: true, cursor: nilIdx, prev: nilIdx, next: nilIdx, used: now}
-	e.groupIdx[key] = gi
+	e.groups.v[gi] = group{cls: cls, cursor: nilIdx, prev: nilIdx, next: nilIdx, used: now}
+	e.groupIdx[string(k)] = gi
 	return gi
+}
+
+// flowKey builds the key of the flow of room's notices in class cls to the
+// member whose key is mkey. The room's key is kept from one call to the
+// next: a batch is one room's fan-out, so it is built once per batch, not
+// once per notice.
+func (e *engine) flowKey(cls class, room imc.URI, mkey string) []byte {
+	if room != e.room || len(e.roomKey) == 0 {
+		e.room, e.roomKey = room, room.AppendKey(e.roomKey[:0])
+	}
+	e.key = append(e.key[:0], byte('0'+cls))
+	e.key = append(e.key, e.roomKey...)
+	e.key = append(e.key, 0)
+	e.key = append(e.key, mkey...)
+	return e.key
 }
 
 // flowFor returns the flow of room's notices in class cls to member mi.
 func (e *engine) flowFor(cls class, room imc.URI, mi int32, now time.Time) int32 {
-	e.key = append(e.key[:0], byte('0'+cls))
-	e.key = room.AppendKey(e.key)
-	e.key = append(e.key, 0)
-	e.key = append(e.key, e.members.v[mi].key...)
-	if fi, ok := e.flowIdx[string(e.key)]; ok {
+	k := e.flowKey(cls, room, e.members.v[mi].key)
+	if fi, ok := e.flowIdx[string(k)]; ok {
 		return fi
 	}
-	key := string(e.key)
+	key := string(k)
 	gu := room
 	if cls == urgent {
 		gu = e.members.v[mi].uri
@@ -355,7 +383,7 @@ func (e *engine) flowFor(cls class, room imc.URI, mi int32, now time.Time) int32
 	gi := e.groupFor(cls, gu, now)
 	fi := e.flows.alloc()
 	m := &e.members.v[mi]
-	e.flows.v[fi] = flow{key: key, room: room, member: mi, group: gi, cls: cls, live: true,
+	e.flows.v[fi] = flow{key: key, room: room, member: mi, group: gi, cls: cls,
 		head: nilIdx, tail: nilIdx, missed: nilIdx, prev: nilIdx, next: nilIdx, mnext: m.flows, used: now}
 	m.flows = fi
 	e.groups.v[gi].flows++

@@ -30,6 +30,11 @@ func notices(room string, to []string, body string) []imc.Notice {
 	return ns
 }
 
+// missedNotice is a Scheduler.MissedNotice whose body is "missed".
+func missedNotice(room, member imc.URI, _ int) imc.Notice {
+	return imc.Notice{From: room, To: member, Body: "missed", ContentType: "text/plain"}
+}
+
 func users(prefix string, n int) []string {
 	out := make([]string, n)
 	for i := range out {

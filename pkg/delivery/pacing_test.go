@@ -71,6 +71,18 @@ func TestAIMD(t *testing.T) {
 		})
 		h.advance(100*time.Millisecond - time.Millisecond - delay)
 	}
+	// halves checks that an interval answered with o halves the rate.
+	halves := func(name string, o opensips.Outcome, after string) {
+		t.Run(name, func(t *testing.T) {
+			h := newH(t)
+			interval(h, time.Millisecond, ok200)
+			r0 := rate(h)
+			interval(h, time.Millisecond, o)
+			if rate(h) != r0/2 {
+				t.Fatalf("rate %v after %s, want %v", rate(h), after, r0/2)
+			}
+		})
+	}
 
 	t.Run("increase while OpenSIPS keeps up", func(t *testing.T) {
 		h := newH(t)
@@ -99,15 +111,7 @@ func TestAIMD(t *testing.T) {
 			t.Fatalf("rate %v grew while the bucket was never empty", rate(h))
 		}
 	})
-	t.Run("lost halves", func(t *testing.T) {
-		h := newH(t)
-		interval(h, time.Millisecond, ok200)
-		r0 := rate(h)
-		interval(h, time.Millisecond, lost)
-		if rate(h) != r0/2 {
-			t.Fatalf("rate %v after a loss, want %v", rate(h), r0/2)
-		}
-	})
+	halves("lost halves", lost, "a loss")
 	t.Run("once per cut", func(t *testing.T) {
 		// Signs from requests written before a cut do not cut again: they
 		// tell of the congestion already acted on.
@@ -132,15 +136,7 @@ func TestAIMD(t *testing.T) {
 			t.Fatalf("%v: a later loss did not cut", r)
 		}
 	})
-	t.Run("overloaded halves", func(t *testing.T) {
-		h := newH(t)
-		interval(h, time.Millisecond, ok200)
-		r0 := rate(h)
-		interval(h, time.Millisecond, overload)
-		if rate(h) != r0/2 {
-			t.Fatalf("rate %v after a 500 from OpenSIPS, want %v", rate(h), r0/2)
-		}
-	})
+	halves("overloaded halves", overload, "a 500 from OpenSIPS")
 	t.Run("late replies cut by a fifth", func(t *testing.T) {
 		h := newH(t)
 		// Learn each member's baseline (1 ms), then every 2xx comes 40 ms

@@ -52,15 +52,8 @@ func (e *engine) setReachable(mi int32, now time.Time, why string) {
 	if m.reachable {
 		return
 	}
-	m.reachable, m.reachableAt = true, now
-	m.probeQueued = false
-	if p := m.unreachPos; p >= 0 {
-		last := e.unreach[len(e.unreach)-1]
-		e.unreach[p] = last
-		e.members.v[last].unreachPos = p
-		e.unreach = e.unreach[:len(e.unreach)-1]
-		m.unreachPos = -1
-	}
+	e.setReachableQuiet(mi)
+	m.reachableAt, m.probeQueued = now, false
 	dropped := 0
 	for fi := m.flows; fi != nilIdx; fi = e.flows.v[fi].mnext {
 		f := &e.flows.v[fi]
@@ -77,8 +70,7 @@ func (e *engine) setReachable(mi int32, now time.Time, why string) {
 
 // reachable handles an outside sign that member u is back.
 func (e *engine) reachable(u imc.URI, now time.Time) {
-	e.key = u.AppendKey(e.key[:0])
-	if mi, ok := e.memberIdx[string(e.key)]; ok {
+	if mi, ok := e.memberOf(u); ok {
 		e.setReachable(mi, now, "registered or sent a message")
 	}
 }
@@ -162,14 +154,9 @@ func (e *engine) ensurePlaceholder(fi int32, now time.Time) {
 	to := e.members.v[f.member].uri
 	ii := e.items.alloc()
 	it := &e.items.v[ii]
-	*it = item{n: imc.Notice{From: f.room, To: to}, at: now, seq: seq, next: f.head, flow: fi, gen: it.gen,
+	*it = item{n: imc.Notice{From: f.room, To: to}, at: now, seq: seq, flow: fi, gen: it.gen,
 		state: stQueued, missed: true, held: !e.members.v[f.member].reachable}
-	f = &e.flows.v[fi]
-	f.head = ii
-	if f.tail == nilIdx {
-		f.tail = ii
-	}
-	f.n++
+	e.linkHead(fi, ii)
 	f.missed = ii
 	e.live++
 	e.refreshFlow(fi)

@@ -198,45 +198,37 @@ func (s *Scheduler) settings() settings {
 		retry: s.UnreachableRetry, retryMax: s.UnreachableRetryMax,
 		lostRetries: s.LostRetries, ghostAfter: s.GhostAfter, missed: s.MissedNotice != nil, catchUp: s.FillCatchUp != nil,
 	}
-	def := func(v *float64, d float64) {
-		if *v <= 0 {
-			*v = d
-		}
-	}
-	defInt := func(v *int, d int) {
-		if *v <= 0 {
-			*v = d
-		}
-	}
-	defDur := func(v *time.Duration, d time.Duration) {
-		if *v <= 0 {
-			*v = d
-		}
-	}
-	def(&st.rateMax, DefaultRateMax)
-	def(&st.rateMin, min(DefaultRateMin, st.rateMax))
-	def(&st.rateStart, st.rateMax/5)
-	def(&st.rateStep, st.rateMax/100)
+	setDefault(&st.rateMax, DefaultRateMax)
+	setDefault(&st.rateMin, min(DefaultRateMin, st.rateMax))
+	setDefault(&st.rateStart, st.rateMax/5)
+	setDefault(&st.rateStep, st.rateMax/100)
 	st.rateStart = max(st.rateMin, min(st.rateMax, st.rateStart))
-	defInt(&st.burst, DefaultBurst)
-	defDur(&st.adjustEvery, DefaultAdjustEvery)
-	defDur(&st.lateAfter, DefaultLateAfter)
-	defInt(&st.outstanding, DefaultOutstanding)
+	setDefault(&st.burst, DefaultBurst)
+	setDefault(&st.adjustEvery, DefaultAdjustEvery)
+	setDefault(&st.lateAfter, DefaultLateAfter)
+	setDefault(&st.outstanding, DefaultOutstanding)
 	if st.waitTime == 0 {
 		st.waitTime = DefaultWaitTime
 	}
-	defInt(&st.memberInflight, DefaultMemberInflight)
-	defInt(&st.memberQueue, DefaultMemberQueue)
-	defDur(&st.memberQueueAge, DefaultMemberQueueAge)
-	defInt(&st.queueLimit, DefaultQueueLimit)
-	defInt(&st.roomLimit, DefaultRoomLimit)
-	defDur(&st.retry, DefaultUnreachableRetry)
-	defDur(&st.retryMax, max(DefaultUnreachableRetryMax, st.retry))
+	setDefault(&st.memberInflight, DefaultMemberInflight)
+	setDefault(&st.memberQueue, DefaultMemberQueue)
+	setDefault(&st.memberQueueAge, DefaultMemberQueueAge)
+	setDefault(&st.queueLimit, DefaultQueueLimit)
+	setDefault(&st.roomLimit, DefaultRoomLimit)
+	setDefault(&st.retry, DefaultUnreachableRetry)
+	setDefault(&st.retryMax, max(DefaultUnreachableRetryMax, st.retry))
 	if st.lostRetries == 0 {
 		st.lostRetries = DefaultLostRetries
 	}
 	st.lostRetries = max(st.lostRetries, 0)
 	return st
+}
+
+// setDefault sets *v to d when it is not positive.
+func setDefault[T int | float64 | time.Duration](v *T, d T) {
+	if *v <= 0 {
+		*v = d
+	}
 }
 
 // Submit admits the batch whole and returns at once, or refuses it whole

@@ -128,10 +128,8 @@ func TestSchedulerFakeClock(t *testing.T) {
 	s := open(t, &delivery.Scheduler{
 		Endpoints: []delivery.Endpoint{{Sender: snd}}, Clock: clock,
 		UnreachableRetry: time.Minute, GhostAfter: 5 * time.Minute,
-		OnGhost: func(m imc.URI, since time.Time) { ghosts <- m },
-		MissedNotice: func(room, member imc.URI, n int) imc.Notice {
-			return imc.Notice{From: room, To: member, Body: "missed", ContentType: "text/plain"}
-		},
+		OnGhost:      func(m imc.URI, since time.Time) { ghosts <- m },
+		MissedNotice: missedNotice,
 	})
 	if err := s.Submit(delivery.Batch{Notices: notices("room", []string{"d"}, "kept")}); err != nil {
 		t.Fatal(err)

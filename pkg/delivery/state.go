@@ -12,8 +12,7 @@ import (
 func (e *engine) evictIdle(now time.Time) {
 	for _, fi := range e.flowIdx {
 		f := &e.flows.v[fi]
-		if f.head == nilIdx && f.out == 0 && f.dropped == 0 && !f.missedOut && !f.stored && !f.behind && !f.asking &&
-			now.Sub(f.used) >= idleAfter {
+		if f.empty() && f.dropped == 0 && now.Sub(f.used) >= idleAfter {
 			e.freeFlow(fi)
 		}
 	}
@@ -28,6 +27,13 @@ func (e *engine) evictIdle(now time.Time) {
 			e.freeMember(mi)
 		}
 	}
+}
+
+// empty reports whether flow f holds nothing for its member: no notice
+// queued or in flight, no placeholder out, no catch-up owed or asked, no
+// mark stored.
+func (f *flow) empty() bool {
+	return f.head == nilIdx && f.out == 0 && !f.missedOut && !f.stored && !f.behind && !f.asking
 }
 
 // freeFlow forgets an empty flow with nothing in flight.
@@ -63,7 +69,8 @@ func (e *engine) freeMember(mi int32) {
 }
 
 // setReachableQuiet takes a member off the unreachable list without the
-// consequences of its return (it is being forgotten).
+// consequences of its return: alone when it is being forgotten, and as the
+// first step of setReachable.
 func (e *engine) setReachableQuiet(mi int32) {
 	m := &e.members.v[mi]
 	m.reachable = true
@@ -79,17 +86,12 @@ func (e *engine) setReachableQuiet(mi int32) {
 // remove drops what waits for member in room (both classes), and forgets
 // the member altogether when nothing else waits for them.
 func (e *engine) remove(room, u imc.URI, now time.Time) {
-	e.key = u.AppendKey(e.key[:0])
-	mi, ok := e.memberIdx[string(e.key)]
+	mi, ok := e.memberOf(u)
 	if !ok {
 		return
 	}
 	for cls := range nClasses {
-		e.key = append(e.key[:0], byte('0'+cls))
-		e.key = room.AppendKey(e.key)
-		e.key = append(e.key, 0)
-		e.key = append(e.key, e.members.v[mi].key...)
-		fi, ok := e.flowIdx[string(e.key)]
+		fi, ok := e.flowIdx[string(e.flowKey(cls, room, e.members.v[mi].key))]
 		if !ok {
 			continue
 		}
@@ -114,7 +116,7 @@ func (e *engine) remove(room, u imc.URI, now time.Time) {
 	// Another room may still hold something for them: a notice, a
 	// placeholder, a catch-up owed or a mark stored.
 	for fi := m.flows; fi != nilIdx; fi = e.flows.v[fi].mnext {
-		if f := &e.flows.v[fi]; f.head != nilIdx || f.out > 0 || f.missedOut || f.stored || f.behind || f.asking {
+		if !e.flows.v[fi].empty() {
 			return
 		}
 	}
@@ -171,8 +173,7 @@ func (e *engine) stats(now time.Time, s *Stats) {
 // memberStatus describes member u as seen from room.
 func (e *engine) memberStatus(room, u imc.URI) MemberStatus {
 	st := MemberStatus{Member: u, Reachable: true}
-	e.key = u.AppendKey(e.key[:0])
-	mi, ok := e.memberIdx[string(e.key)]
+	mi, ok := e.memberOf(u)
 	if !ok {
 		return st
 	}

@@ -78,12 +78,11 @@ type MIClient struct {
 	opened  bool
 	closed  bool
 
-	mu          sync.Mutex
-	inflight    map[uint64]*pending
-	nextID      atomic.Uint64
-	outstanding atomic.Int64
-	bufs        sync.Pool
-	sendPool    sync.Pool // *pending of Send
+	mu       sync.Mutex
+	inflight map[uint64]*pending
+	nextID   atomic.Uint64
+	bufs     sync.Pool
+	sendPool sync.Pool // *pending of Send
 
 	unreachLog rateLimit
 	timeoutLog rateLimit
@@ -97,8 +96,8 @@ type MIClient struct {
 // pending is one request in flight.
 type pending struct {
 	id       uint64
-	sent     time.Time
-	deadline time.Time
+	sent     time.Time      // Send
+	deadline time.Time      // Send
 	reply    chan callReply // Call
 	// Send: onSent is called with tag; the pending comes from and
 	// returns to sendPool.
@@ -243,7 +242,17 @@ func (c *MIClient) Close() error {
 }
 
 // Pending returns the number of Send requests in flight.
-func (c *MIClient) Pending() int { return int(c.outstanding.Load()) }
+func (c *MIClient) Pending() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, p := range c.inflight {
+		if p.reply == nil {
+			n++
+		}
+	}
+	return n
+}
 
 // Call sends one MI request and waits for its reply. params is the
 // already-encoded params object (or array), nil for none. It returns the
@@ -269,7 +278,7 @@ func (c *MIClient) Call(ctx context.Context, method string, params []byte) ([]by
 	b = append(b, `,"id":`...)
 	b = strconv.AppendUint(b, id, 10)
 	b = append(b, '}')
-	p := &pending{id: id, reply: make(chan callReply, 1), sent: time.Now()}
+	p := &pending{id: id, reply: make(chan callReply, 1)}
 	c.register(p)
 	c.stateMu.RUnlock()
 
@@ -331,12 +340,7 @@ func (c *MIClient) complete(p *pending, o Outcome) {
 		p.reply <- callReply{err: o.Err}
 		return
 	}
-	var d time.Duration
-	if !p.sent.IsZero() {
-		d = time.Since(p.sent)
-	}
-	c.obs.DeliveryDone(o.Class(), d)
-	c.outstanding.Add(-1)
+	c.obs.DeliveryDone(o.Class(), time.Since(p.sent))
 	c.endSend(p, o)
 }
 

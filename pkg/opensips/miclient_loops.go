@@ -34,8 +34,9 @@ func (c *MIClient) sendFailed(id uint64, err error) {
 // (or restarted and lost them).
 func (c *MIClient) portClosed(err error) {
 	c.noteUnreachable(err)
+	o := Outcome{Err: fmt.Errorf("%w: %w", ErrUnreachable, err), Reason: err.Error()}
 	for _, p := range c.takeAll() {
-		c.complete(p, Outcome{Err: fmt.Errorf("%w: %w", ErrUnreachable, err), Reason: err.Error()})
+		c.complete(p, o)
 	}
 }
 
@@ -156,6 +157,7 @@ func (c *MIClient) reapLoop(ctx context.Context) {
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	var expired []*pending
+	lost := Outcome{Err: fmt.Errorf("%w in %v: delivery outcome unknown", ErrTimeout, c.Timeout), Reason: "no reply"}
 	for {
 		select {
 		case <-ctx.Done():
@@ -171,7 +173,7 @@ func (c *MIClient) reapLoop(ctx context.Context) {
 			}
 			c.mu.Unlock()
 			for _, p := range expired {
-				c.complete(p, Outcome{Err: fmt.Errorf("%w in %v: delivery outcome unknown", ErrTimeout, c.Timeout), Reason: "no reply"})
+				c.complete(p, lost)
 			}
 			if len(expired) > 0 {
 				if ok, suppressed := c.timeoutLog.allow(); ok {

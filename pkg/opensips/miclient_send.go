@@ -46,7 +46,6 @@ func (c *MIClient) Send(n *imc.Notice, tag uint64, done func(tag uint64, o Outco
 	p := c.sendPool.Get().(*pending)
 	now := time.Now()
 	*p = pending{id: id, sent: now, deadline: now.Add(c.Timeout), onSent: done, tag: tag}
-	c.outstanding.Add(1)
 	// Registered before the write: the reply may be read before Write
 	// returns.
 	c.register(p)
@@ -62,7 +61,6 @@ func (c *MIClient) Send(n *imc.Notice, tag uint64, done func(tag uint64, o Outco
 		// done has been or is being called.
 		return nil
 	}
-	c.outstanding.Add(-1)
 	c.sendPool.Put(p)
 	c.noteUnreachable(err)
 	if errors.Is(err, syscall.ECONNREFUSED) {

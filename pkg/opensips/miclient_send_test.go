@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -14,11 +15,13 @@ import (
 	"github.com/imcd-sip/imcd/pkg/opensipstest"
 )
 
-// sendLog records Send completions by tag and fails on a second one.
+// sendLog records Send completions by tag, in the order they come, and
+// fails on a second one for a tag.
 type sendLog struct {
-	t    testing.TB
-	mu   sync.Mutex
-	outs map[uint64]opensips.Outcome
+	t     testing.TB
+	mu    sync.Mutex
+	order []uint64
+	outs  map[uint64]opensips.Outcome
 }
 
 func newSendLog(t testing.TB) *sendLog { return &sendLog{t: t, outs: map[uint64]opensips.Outcome{}} }
@@ -30,6 +33,14 @@ func (l *sendLog) done(tag uint64, o opensips.Outcome) {
 		l.t.Errorf("tag %d completed twice", tag)
 	}
 	l.outs[tag] = o
+	l.order = append(l.order, tag)
+}
+
+// completed returns the tags in the order they completed.
+func (l *sendLog) completed() []uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.order)
 }
 
 func (l *sendLog) wait(t testing.TB, n int) map[uint64]opensips.Outcome {

@@ -25,40 +25,6 @@ func newNotice(to, body string) *imc.Notice {
 	return &imc.Notice{From: room, To: member(to), Body: body, ContentType: "text/plain"}
 }
 
-// outcomes collects delivery outcomes in the order they complete.
-type outcomes struct {
-	mu   sync.Mutex
-	tags []string
-	outs []opensips.Outcome
-}
-
-func (o *outcomes) done(tag string) func(opensips.Outcome) {
-	return func(out opensips.Outcome) {
-		o.mu.Lock()
-		defer o.mu.Unlock()
-		o.tags = append(o.tags, tag)
-		o.outs = append(o.outs, out)
-	}
-}
-
-// send writes n through c with Send, recording its outcome under tag.
-func (o *outcomes) send(c *opensips.MIClient, n *imc.Notice, tag string) error {
-	done := o.done(tag)
-	return c.Send(n, 0, func(_ uint64, out opensips.Outcome) { done(out) })
-}
-
-func (o *outcomes) wait(t *testing.T, n int) ([]string, []opensips.Outcome) {
-	t.Helper()
-	waitFor(t, fmt.Sprintf("%d outcomes", n), func() bool {
-		o.mu.Lock()
-		defer o.mu.Unlock()
-		return len(o.outs) >= n
-	})
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return append([]string(nil), o.tags...), append([]opensips.Outcome(nil), o.outs...)
-}
-
 // TestSendWire sends notices to URIs the fake answers differently and
 // checks the t_uac_dlg requests as the fake parsed them.
 func TestSendWire(t *testing.T) {
@@ -70,18 +36,19 @@ func TestSendWire(t *testing.T) {
 	obs := newObserver()
 	c := openClient(t, fake.MISocket(), func(c *opensips.MIClient) { c.Observer = obs; c.NextHop = "sip:127.0.0.1:5060;lr" })
 
-	var got outcomes
+	log := newSendLog(t)
 	n := newNotice("ok", "hello from the sidecar")
 	n.InReplyTo = "51699e06c1dedd92@lab"
-	mustf(t, got.send(c, n, "ok"), "send")
+	mustf(t, c.Send(n, 0, log.done), "send")
 	waitFor(t, "the first request at the fake", func() bool { return len(fake.Deliveries()) == 1 })
-	for _, user := range []string{"nf", "ta", "silent", "gone"} {
-		mustf(t, got.send(c, newNotice(user, "to "+user), user), "send")
+	users := []string{"ok", "nf", "ta", "silent", "gone"}
+	for i, user := range users[1:] {
+		mustf(t, c.Send(newNotice(user, "to "+user), uint64(i+1), log.done), "send")
 	}
-	tags, outs := got.wait(t, 5)
+	outs := log.wait(t, 5)
 	byTag := map[string]opensips.Outcome{}
-	for i, tag := range tags {
-		byTag[tag] = outs[i]
+	for i, user := range users {
+		byTag[user] = outs[uint64(i)]
 	}
 	check := func(tag string, status int, reason, class string) {
 		t.Helper()
@@ -133,13 +100,14 @@ func TestSendOutOfOrder(t *testing.T) {
 	fake := startFake(t, opensipstest.Options{})
 	fake.SetDelay("sip:slow@127.0.0.1", 200*time.Millisecond)
 	c := openClient(t, fake.MISocket(), nil)
-	var got outcomes
-	mustf(t, got.send(c, newNotice("slow", "first"), "slow"), "send")
+	const slow = 1000
+	log := newSendLog(t)
+	mustf(t, c.Send(newNotice("slow", "first"), slow, log.done), "send")
 	for i := range 50 {
-		mustf(t, got.send(c, newNotice("fast", fmt.Sprint(i)), fmt.Sprint(i)), "send")
+		mustf(t, c.Send(newNotice("fast", fmt.Sprint(i)), uint64(i), log.done), "send")
 	}
-	tags, outs := got.wait(t, 51)
-	if tags[50] != "slow" {
+	outs := log.wait(t, 51)
+	if tags := log.completed(); tags[50] != slow {
 		t.Fatalf("slow reply was not last: %v", tags)
 	}
 	for _, o := range outs {
@@ -210,17 +178,16 @@ func TestCallTimeoutAndUnreachable(t *testing.T) {
 	})
 	t.Run("unix socket missing", func(t *testing.T) {
 		c := openClient(t, "unix:"+filepath.Join(t.TempDir(), "nope.sock"), nil)
-		var got outcomes
-		err := got.send(c, newNotice("bob", "x"), "x")
+		log := newSendLog(t)
+		err := c.Send(newNotice("bob", "x"), 1, log.done)
 		if err != nil {
 			if !errors.Is(err, opensips.ErrUnreachable) {
 				t.Fatalf("Send: %v", err)
 			}
 			return
 		}
-		_, outs := got.wait(t, 1)
-		if outs[0].Class() != "unreachable" {
-			t.Fatalf("outcome %+v", outs[0])
+		if o := log.wait(t, 1)[1]; o.Class() != "unreachable" {
+			t.Fatalf("outcome %+v", o)
 		}
 	})
 }
@@ -247,10 +214,10 @@ func TestSendUnix(t *testing.T) {
 	}()
 	local := filepath.Join(dir, "imcd.sock")
 	c := openClient(t, "unix:"+path, func(c *opensips.MIClient) { c.LocalPath = local })
-	var got outcomes
-	mustf(t, got.send(c, newNotice("bob", "x"), "x"), "send")
-	if _, outs := got.wait(t, 1); outs[0].Status != 200 {
-		t.Fatalf("outcome %+v", outs[0])
+	log := newSendLog(t)
+	mustf(t, c.Send(newNotice("bob", "x"), 1, log.done), "send")
+	if o := log.wait(t, 1)[1]; o.Status != 200 {
+		t.Fatalf("outcome %+v", o)
 	}
 	c.Close()
 	if _, err := net.Dial("unixgram", local); err == nil {
@@ -262,23 +229,22 @@ func TestMIClientLifecycle(t *testing.T) {
 	fake := startFake(t, opensipstest.Options{FrTimeout: 5 * time.Second})
 	fake.SetNoAnswer("sip:silent@127.0.0.1")
 	c := &opensips.MIClient{Addr: fake.MISocket()}
-	var got outcomes
-	if err := got.send(c, newNotice("bob", "x"), "x"); !errors.Is(err, opensips.ErrClosed) {
+	log := newSendLog(t)
+	if err := c.Send(newNotice("bob", "x"), 0, log.done); !errors.Is(err, opensips.ErrClosed) {
 		t.Fatalf("Send before Open: %v", err)
 	}
 	mustf(t, c.Open(context.Background()), "open")
-	mustf(t, got.send(c, newNotice("silent", "x"), "x"), "send")
+	mustf(t, c.Send(newNotice("silent", "x"), 1, log.done), "send")
 	waitFor(t, "in flight", func() bool { return len(fake.Deliveries()) == 1 })
 	if c.Pending() != 1 {
 		t.Fatalf("%d pending, want 1", c.Pending())
 	}
 	mustf(t, c.Close(), "close")
 	mustf(t, c.Close(), "second close")
-	_, outs := got.wait(t, 1)
-	if !errors.Is(outs[0].Err, opensips.ErrClosed) || outs[0].Class() != "aborted" {
-		t.Fatalf("outcome after Close %+v", outs[0])
+	if o := log.wait(t, 1)[1]; !errors.Is(o.Err, opensips.ErrClosed) || o.Class() != "aborted" {
+		t.Fatalf("outcome after Close %+v", o)
 	}
-	if err := got.send(c, newNotice("bob", "x"), "y"); !errors.Is(err, opensips.ErrClosed) {
+	if err := c.Send(newNotice("bob", "x"), 2, log.done); !errors.Is(err, opensips.ErrClosed) {
 		t.Fatalf("Send after Close: %v", err)
 	}
 	if _, err := c.Call(context.Background(), "which", nil); !errors.Is(err, opensips.ErrClosed) {
@@ -286,7 +252,7 @@ func TestMIClientLifecycle(t *testing.T) {
 	}
 	bad := &imc.Notice{From: room, To: member("bob"), Body: "x", ContentType: "text/plain\r\nX: y"}
 	c2 := openClient(t, fake.MISocket(), nil)
-	if err := got.send(c2, bad, "bad"); !errors.Is(err, opensips.ErrUnsafeHeader) {
+	if err := c2.Send(bad, 3, log.done); !errors.Is(err, opensips.ErrUnsafeHeader) {
 		t.Fatalf("unsafe notice: %v", err)
 	}
 	if err := (&opensips.MIClient{Addr: "nonsense"}).Open(context.Background()); err == nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -134,7 +133,7 @@ type Scheduler struct {
 	stop      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
-	lossLog   rateLimit
+	lossLog   logkey.Limit
 
 	// Owned by the loop.
 	picks  []pick
@@ -163,10 +162,7 @@ func (s *Scheduler) Open(ctx context.Context) error {
 			return fmt.Errorf("%w: endpoint %d has no Sender", ErrNoEndpoint, i)
 		}
 	}
-	if s.log = s.Logger; s.log == nil {
-		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	s.log = s.log.With(logkey.System, logkey.SystemDelivery)
+	s.log = logkey.Child(s.Logger, logkey.SystemDelivery)
 	if s.obs = s.Observer; s.obs == nil {
 		s.obs = NopObserver{}
 	}
@@ -179,7 +175,7 @@ func (s *Scheduler) Open(ctx context.Context) error {
 	s.wake = make(chan struct{}, 1)
 	s.stop = make(chan struct{})
 	s.picks = make([]pick, 0, maxPicks)
-	s.lossLog.interval = 10 * time.Second
+	s.lossLog.Interval = 10 * time.Second
 	s.wg.Add(1)
 	go s.run()
 	s.opened = true
@@ -378,7 +374,7 @@ func (s *Scheduler) sent(tag uint64, o opensips.Outcome) {
 	s.e.complete(tag, o, s.clock.Now())
 	s.mu.Unlock()
 	if o.Lost() {
-		if ok, suppressed := s.lossLog.allow(time.Now()); ok {
+		if ok, suppressed := s.lossLog.Allow(time.Now()); ok {
 			s.log.Warn("OpenSIPS did not answer t_uac_dlg requests: slowing down, retrying", logkey.Status, o.String(), logkey.Suppressed, suppressed)
 		}
 	}

@@ -1,6 +1,8 @@
 // Package logkey names the attributes of imcd's log records, in one place,
 // so that every component calls the same thing by the same key and an
-// operator can filter on it (system=store, callid=…) across the whole log.
+// operator can filter on it (system=store, callid=…) across the whole log;
+// with them, what every component's logging shares: its child logger
+// (Child) and the rate limit of records a flood would repeat (Limit).
 package logkey
 
 // Attribute keys.

@@ -130,7 +130,7 @@ type intake struct {
 	log       *slog.Logger
 	eventName string
 	allow     []netip.Prefix
-	logLimit  rateLimit
+	logLimit  logkey.Limit
 }
 
 func newIntake(transport string, sink Sink, usrloc UsrlocSink, obs Observer, l *slog.Logger, eventName string, allow []netip.Prefix) intake {
@@ -145,10 +145,10 @@ func newIntake(transport string, sink Sink, usrloc UsrlocSink, obs Observer, l *
 		sink:      sink,
 		usrloc:    usrloc,
 		obs:       obs,
-		log:       childLogger(l, logkey.SystemEvents).With(logkey.Transport, transport),
+		log:       logkey.Child(l, logkey.SystemEvents).With(logkey.Transport, transport),
 		eventName: eventName,
 		allow:     allow,
-		logLimit:  rateLimit{interval: time.Second},
+		logLimit:  logkey.Limit{Interval: time.Second},
 	}
 }
 
@@ -176,7 +176,7 @@ func (in *intake) submitRefused(err error, callid string, remote any) {
 // refused counts and logs (rate-limited) one event that was not accepted.
 func (in *intake) refused(result string, err error, callid string, remote any) {
 	in.obs.EventReceived(in.transport, result)
-	if ok, suppressed := in.logLimit.allow(); ok {
+	if ok, suppressed := in.logLimit.Allow(time.Now()); ok {
 		in.log.Warn("event refused", logkey.Err, err, logkey.CallID, callid, logkey.Remote, remote, logkey.Suppressed, suppressed)
 	}
 }

@@ -84,9 +84,8 @@ type MIClient struct {
 	bufs     sync.Pool
 	sendPool sync.Pool // *pending of Send
 
-	unreachLog rateLimit
-	timeoutLog rateLimit
-	replyLog   rateLimit
+	unreachLog logkey.Limit
+	replyLog   logkey.Limit
 
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -119,7 +118,7 @@ func (c *MIClient) Open(ctx context.Context) error {
 	if c.opened || c.closed {
 		return ErrClosed
 	}
-	c.log = childLogger(c.Logger, logkey.SystemMIClient)
+	c.log = logkey.Child(c.Logger, logkey.SystemMIClient)
 	if c.obs = c.Observer; c.obs == nil {
 		c.obs = NopObserver{}
 	}
@@ -154,9 +153,8 @@ func (c *MIClient) Open(ctx context.Context) error {
 	_, _ = rand.Read(rnd[:])
 	c.tagPrefix = hex.EncodeToString(rnd[:]) + "-"
 	c.inflight = make(map[uint64]*pending, 256)
-	c.unreachLog.interval = 10 * time.Second
-	c.timeoutLog.interval = 10 * time.Second
-	c.replyLog.interval = 10 * time.Second
+	c.unreachLog.Interval = 10 * time.Second
+	c.replyLog.Interval = 10 * time.Second
 	c.bufs.New = func() any { b := make([]byte, 0, 1024); return &b }
 	c.sendPool.New = func() any { return new(pending) }
 
@@ -356,7 +354,7 @@ func (c *MIClient) write(b []byte) error {
 
 // noteUnreachable logs, once per interval, that OpenSIPS cannot be reached.
 func (c *MIClient) noteUnreachable(err error) {
-	if ok, suppressed := c.unreachLog.allow(); ok {
+	if ok, suppressed := c.unreachLog.Allow(time.Now()); ok {
 		c.log.Warn("OpenSIPS MI unreachable", logkey.Addr, c.Addr, logkey.Err, err, logkey.Suppressed, suppressed)
 	}
 }

@@ -137,7 +137,7 @@ func (c *MIClient) fromOpenSIPS(from *net.UnixAddr) bool {
 	if from != nil {
 		name = from.Name
 	}
-	if ok, suppressed := c.replyLog.allow(); ok {
+	if ok, suppressed := c.replyLog.Allow(time.Now()); ok {
 		c.log.Warn("dropped an MI datagram from another socket than OpenSIPS's: check that the MI address is the exact path of mi_datagram's socket_name",
 			"from", name, "expected", c.unixRaddr.Name, logkey.Suppressed, suppressed)
 	}
@@ -145,7 +145,7 @@ func (c *MIClient) fromOpenSIPS(from *net.UnixAddr) bool {
 }
 
 func (c *MIClient) badReply(why string, b []byte) {
-	if ok, suppressed := c.replyLog.allow(); ok {
+	if ok, suppressed := c.replyLog.Allow(time.Now()); ok {
 		c.log.Warn("unexpected MI datagram", logkey.Err, why, "datagram", truncate(b, 200), logkey.Suppressed, suppressed)
 	}
 }
@@ -172,13 +172,11 @@ func (c *MIClient) reapLoop(ctx context.Context) {
 				}
 			}
 			c.mu.Unlock()
+			// Not logged here: the Sender's completion callback (the
+			// delivery scheduler) logs lost requests with what it does
+			// about them.
 			for _, p := range expired {
 				c.complete(p, lost)
-			}
-			if len(expired) > 0 {
-				if ok, suppressed := c.timeoutLog.allow(); ok {
-					c.log.Warn("t_uac_dlg requests got no reply in time", "count", len(expired), logkey.Suppressed, suppressed)
-				}
 			}
 			clear(expired)
 		}

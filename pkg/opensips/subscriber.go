@@ -86,7 +86,7 @@ func (s *Subscriber) Open(ctx context.Context) error {
 	if s.Method == "" {
 		s.Method = DefaultSubscribeMethod
 	}
-	s.log = childLogger(s.Logger, logkey.SystemSubscriber).With(logkey.Event, s.Event, logkey.Socket, s.Socket)
+	s.log = logkey.Child(s.Logger, logkey.SystemSubscriber).With(logkey.Event, s.Event, logkey.Socket, s.Socket)
 	if s.Expire <= s.Renew {
 		s.log.Warn("expire is not longer than renew: the subscription may lapse between renewals",
 			"expire", s.Expire.String(), "renew", s.Renew.String())

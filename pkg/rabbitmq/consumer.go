@@ -242,7 +242,7 @@ func (c *Consumer) init() error {
 	if c.obs == nil {
 		c.obs = NopObserver{}
 	}
-	c.log = childLogger(c.Logger, logkey.SystemRabbitMQ)
+	c.log = logkey.Child(c.Logger, logkey.SystemRabbitMQ)
 	// Sessions start at a random point so that a Consumer created again in
 	// the same process (a daemon restarted in-process) never repeats one.
 	c.sessionBase = rand.Uint64()

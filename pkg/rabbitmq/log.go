@@ -1,24 +1,11 @@
 package rabbitmq
 
 import (
-	"io"
-	"log/slog"
 	"net"
 	"strconv"
 
 	amqp "github.com/rabbitmq/amqp091-go"
-
-	"github.com/imcd-sip/imcd/pkg/logkey"
 )
-
-// childLogger returns l (or a discarding logger when l is nil) with the
-// system attribute set.
-func childLogger(l *slog.Logger, system string) *slog.Logger {
-	if l == nil {
-		l = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	return l.With(logkey.System, system)
-}
 
 // Redacted returns the broker of url without its credentials, for logs:
 // amqp://host:port[/vhost].

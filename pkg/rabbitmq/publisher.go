@@ -69,7 +69,7 @@ func (p *Publisher) Open(context.Context) error {
 	if p.Name == "" {
 		p.Name = DefaultName + "-publisher"
 	}
-	p.log = childLogger(p.Logger, logkey.SystemPublisher)
+	p.log = logkey.Child(p.Logger, logkey.SystemPublisher)
 	p.opened = true
 	return nil
 }

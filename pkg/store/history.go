@@ -200,15 +200,28 @@ type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
+// insertLines writes lines in one INSERT. A room, sender or content type
+// equal to the line before's reuses that line's argument: a burst of one
+// room's chat then costs no string and no boxing for them.
 func (db *DB) insertLines(ctx context.Context, on execer, lines []HistoryLine) (int, error) {
 	args := make([]any, 0, 7*len(lines))
+	var room, sender, ctype any
 	for i := range lines {
 		l := &lines[i]
+		if i == 0 || l.Room != lines[i-1].Room {
+			room = l.Room.String()
+		}
+		if i == 0 || l.Sender != lines[i-1].Sender {
+			sender = l.Sender
+		}
+		if i == 0 || l.ContentType != lines[i-1].ContentType {
+			ctype = l.ContentType
+		}
 		body := l.Body
 		if body == nil {
 			body = []byte{} // NOT NULL: a nil slice would be sent as NULL
 		}
-		args = append(args, l.Room.String(), l.Seq, int64(l.Kind), l.Sender, l.Time.UnixMilli(), l.ContentType, body)
+		args = append(args, room, l.Seq, int64(l.Kind), sender, l.Time.UnixMilli(), ctype, body)
 	}
 	res, err := on.ExecContext(ctx, db.hq.insert.sql(len(lines)), args...)
 	if err != nil {

@@ -53,16 +53,17 @@ func validEventKey(k string) bool {
 // eventQueries are the statements of the events table, built at Open when
 // Config.Events is set.
 type eventQueries struct {
-	insert              *multiRow
-	table, claimOf, has string
-	purge, probe        string
+	insert, claimed *multiRow
+	claimOf, has    string
+	purge, probe    string
 }
 
 func buildEventQueries(d *dialect, table string) eventQueries {
 	e := d.table(table)
 	return eventQueries{
-		insert:  newMultiRow(d.bind, d.insertIgnore+e+" (event_key, claim, time_ms) VALUES ", 3, d.ignoreSuffix("event_key")),
-		table:   e,
+		insert: newMultiRow(d.bind, d.insertIgnore+e+" (event_key, claim, time_ms) VALUES ", 3, d.ignoreSuffix("event_key")),
+		// The keys of a list that carry a claim (the first argument).
+		claimed: newInList(d.bind, "SELECT event_key FROM "+e+" WHERE claim = ? AND event_key IN (", ")"),
 		claimOf: rebind(d, "SELECT claim FROM "+e+" WHERE event_key = ?"),
 		has:     rebind(d, "SELECT COUNT(*) FROM "+e+" WHERE event_key = ?"),
 		purge:   rebind(d, d.deleteSome(e, "event_key", "time_ms < ?", "time_ms")),
@@ -213,23 +214,15 @@ func (db *DB) MarkEvents(ctx context.Context, keys []string) (fresh []bool, err 
 // markEvents inserts keys with claim; mine is nil when every key was new,
 // else the keys that carry claim.
 func (db *DB) markEvents(ctx context.Context, keys []string, claim, now int64) (mine map[string]bool, err error) {
-	var inserted int64
-	for rest := keys; len(rest) > 0; {
-		n := min(len(rest), historyChunkLines)
-		args := make([]any, 0, 3*n)
-		for _, k := range rest[:n] {
-			args = append(args, k, claim, now)
-		}
-		res, err := db.db.ExecContext(ctx, db.eq.insert.sql(n), args...)
-		if err != nil {
-			return nil, err
-		}
-		c, err := res.RowsAffected()
-		if err != nil {
-			return nil, err
-		}
-		inserted += c
-		rest = rest[n:]
+	// Every row carries the same claim and time: box them once.
+	c, t := any(claim), any(now)
+	args := make([]any, 0, 3*len(keys))
+	for _, k := range keys {
+		args = append(args, k, c, t)
+	}
+	inserted, err := db.eq.insert.exec(ctx, db.db, args)
+	if err != nil {
+		return nil, err
 	}
 	if inserted == int64(len(keys)) {
 		return nil, nil
@@ -237,13 +230,11 @@ func (db *DB) markEvents(ctx context.Context, keys []string, claim, now int64) (
 	mine = make(map[string]bool, inserted)
 	for rest := keys; len(rest) > 0; {
 		n := min(len(rest), historyChunkLines)
-		args := make([]any, 0, n+1)
-		args = append(args, claim)
+		args = append(args[:0], c)
 		for _, k := range rest[:n] {
 			args = append(args, k)
 		}
-		q := rebind(db.d, "SELECT event_key FROM "+db.eq.table+" WHERE claim = ? AND event_key IN (?"+strings.Repeat(", ?", n-1)+")")
-		rows, err := db.db.QueryContext(ctx, q, args...)
+		rows, err := db.db.QueryContext(ctx, db.eq.claimed.sql(n), args...)
 		if err != nil {
 			return nil, err
 		}

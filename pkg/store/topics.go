@@ -185,14 +185,8 @@ func (db *DB) SetMarks(ctx context.Context, marks []Mark) error {
 	ctx, cancel := context.WithTimeout(ctx, db.cfg.ApplyTimeout)
 	defer cancel()
 	err := db.retrying(ctx, func(ctx context.Context) error {
-		for rest := args; len(rest) > 0; {
-			n := min(len(rest)/4, historyChunkLines)
-			if _, err := db.db.ExecContext(ctx, db.hq.setMarks.sql(n), rest[:4*n]...); err != nil {
-				return err
-			}
-			rest = rest[4*n:]
-		}
-		return nil
+		_, err := db.hq.setMarks.exec(ctx, db.db, args)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("store: set %d marks: %w", len(marks), db.wrap(err))

@@ -261,11 +261,9 @@ func (db *DB) HasEvent(ctx context.Context, key string) (bool, error) {
 	if err := db.needEvents("has event"); err != nil {
 		return false, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, db.cfg.ApplyTimeout)
-	defer cancel()
-	var n int
-	if err := db.db.QueryRowContext(ctx, db.eq.has, key).Scan(&n); err != nil {
-		return false, fmt.Errorf("store: has event %s: %w", key, db.wrap(err))
+	n, err := db.queryInt(ctx, db.eq.has, key)
+	if err != nil {
+		return false, fmt.Errorf("store: has event %s: %w", key, err)
 	}
 	return n > 0, nil
 }

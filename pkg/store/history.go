@@ -298,13 +298,11 @@ func (db *DB) LastSeq(ctx context.Context, room imc.URI) (int64, error) {
 	if err := db.needHistory("last seq"); err != nil {
 		return 0, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, db.cfg.ApplyTimeout)
-	defer cancel()
-	var seq sql.NullInt64
-	if err := db.db.QueryRowContext(ctx, db.hq.lastSeq, room.String()).Scan(&seq); err != nil {
-		return 0, fmt.Errorf("store: last seq of %s: %w", room, db.wrap(err))
+	seq, err := db.queryInt(ctx, db.hq.lastSeq, room.String())
+	if err != nil {
+		return 0, fmt.Errorf("store: last seq of %s: %w", room, err)
 	}
-	return seq.Int64, nil
+	return seq, nil
 }
 
 // History returns up to limit lines of room with seq > afterSeq, oldest
@@ -326,11 +324,9 @@ func (db *DB) CountHistory(ctx context.Context, room imc.URI, afterSeq int64) (i
 	if err := db.needHistory("count history"); err != nil {
 		return 0, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, db.cfg.ApplyTimeout)
-	defer cancel()
-	var n int64
-	if err := db.db.QueryRowContext(ctx, db.hq.count, room.String(), afterSeq).Scan(&n); err != nil {
-		return 0, fmt.Errorf("store: count history of %s: %w", room, db.wrap(err))
+	n, err := db.queryInt(ctx, db.hq.count, room.String(), afterSeq)
+	if err != nil {
+		return 0, fmt.Errorf("store: count history of %s: %w", room, err)
 	}
 	return n, nil
 }
@@ -350,13 +346,23 @@ func (db *DB) CountMissed(ctx context.Context, room imc.URI, sender string, afte
 	if err := db.needHistory("count missed"); err != nil {
 		return 0, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, db.cfg.ApplyTimeout)
-	defer cancel()
-	var n int64
-	if err := db.db.QueryRowContext(ctx, db.hq.countMissed, room.String(), afterSeq, upTo, sender).Scan(&n); err != nil {
-		return 0, fmt.Errorf("store: count missed lines of %s: %w", room, db.wrap(err))
+	n, err := db.queryInt(ctx, db.hq.countMissed, room.String(), afterSeq, upTo, sender)
+	if err != nil {
+		return 0, fmt.Errorf("store: count missed lines of %s: %w", room, err)
 	}
 	return n, nil
+}
+
+// queryInt runs q, which answers one integer (NULL counts as 0), within
+// ApplyTimeout.
+func (db *DB) queryInt(ctx context.Context, q string, args ...any) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, db.cfg.ApplyTimeout)
+	defer cancel()
+	var n sql.NullInt64
+	if err := db.db.QueryRowContext(ctx, q, args...).Scan(&n); err != nil {
+		return 0, db.wrap(err)
+	}
+	return n.Int64, nil
 }
 
 // readLines runs q with room, afterSeq, the extra arguments, then limit.

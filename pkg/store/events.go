@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/imcd-sip/imcd/pkg/imc"
-	"github.com/imcd-sip/imcd/pkg/logkey"
 )
 
 // EventKeyLen is the length of an event key: 32 hex digits.
@@ -110,23 +109,22 @@ func (db *DB) ApplyOnce(ctx context.Context, key string, changes []imc.Change) (
 	ctx, cancel := context.WithTimeout(ctx, db.cfg.ApplyTimeout)
 	defer cancel()
 	doubt := false
-	for attempt := 0; attempt < 2; attempt++ {
+	err = db.retrying(ctx, func(ctx context.Context) error {
+		var err error
 		applied, err = db.applyOnceTx(ctx, key, claim, now, changes)
-		if err == nil {
-			return applied, nil
-		}
-		k := db.kind(err)
-		if k == kindUnavailable {
-			db.dropIdle()
-		}
 		var ce *commitError
-		doubt = doubt || errors.As(err, &ce)
-		if (k != kindUnavailable && k != kindBusy) || ctx.Err() != nil {
-			break
+		if errors.As(err, &ce) {
+			// Unlike Apply's, this commit may be tried again: the claim
+			// tells the retry whether it landed. So it goes bare.
+			doubt = true
+			return fmt.Errorf("commit: %w", ce.err)
 		}
-		db.log.Debug("retrying an applied-once change set", logkey.Err, err)
+		return err
+	})
+	if err == nil {
+		return applied, nil
 	}
-	if err = db.applyError(err); doubt && errors.Is(err, ErrUnavailable) && !errors.Is(err, ErrInDoubt) {
+	if err = db.applyError(err); doubt && errors.Is(err, ErrUnavailable) {
 		err = fmt.Errorf("%w: %w", ErrInDoubt, err)
 	}
 	return false, err

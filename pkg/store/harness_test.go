@@ -83,18 +83,14 @@ type testDB struct {
 // history and events tables are named too, for tests that enable them.
 func testConfig(t testing.TB, engine string) Config {
 	t.Helper()
-	s := randomSuffix()
 	url := engineURL(engine)
 	if engine == dburl.SQLite {
 		url = "sqlite://" + filepath.Join(t.TempDir(), "imc.db")
 	}
-	cfg := Config{URL: url, RoomsTable: "imc_rooms_t" + s, MembersTable: "imc_members_t" + s,
-		HistoryTable: "imc_history_t" + s, TopicsTable: "imc_topics_t" + s, MarksTable: "imc_marks_t" + s,
-		EventsTable: "imc_events_t" + s, ApplyTimeout: 5 * time.Second}
-	if engine != dburl.SQLite {
-		t.Cleanup(func() { dropTables(t, cfg) })
-	}
-	return cfg
+	tb := testdb.NewTables(t, engine, "imc_history", "imc_topics", "imc_marks", "imc_events")
+	return Config{URL: url, RoomsTable: tb.Rooms, MembersTable: tb.Members,
+		HistoryTable: tb.Extra[0], TopicsTable: tb.Extra[1], MarksTable: tb.Extra[2], EventsTable: tb.Extra[3],
+		ApplyTimeout: 5 * time.Second}
 }
 
 // historyConfig is testConfig with the history and events tables on.
@@ -102,30 +98,6 @@ func historyConfig(t testing.TB, engine string) Config {
 	cfg := testConfig(t, engine)
 	cfg.History, cfg.Events = true, true
 	return cfg
-}
-
-func dropTables(t testing.TB, cfg Config) {
-	db, err := connect(context.Background(), Config{URL: cfg.URL, RoomsTable: cfg.RoomsTable, MembersTable: cfg.MembersTable})
-	if err != nil {
-		t.Logf("drop tables: %v", err)
-		return
-	}
-	defer db.Close()
-	ctx := context.Background()
-	names := []any{}
-	for _, tb := range []string{cfg.MembersTable, cfg.RoomsTable, cfg.HistoryTable, cfg.TopicsTable, cfg.MarksTable, cfg.EventsTable} {
-		if tb == "" {
-			continue
-		}
-		names = append(names, tb)
-		if _, err := db.db.ExecContext(ctx, "DROP TABLE IF EXISTS "+db.d.table(tb)); err != nil {
-			t.Logf("drop %s: %v", tb, err)
-		}
-	}
-	q := db.db.Rebind("DELETE FROM " + db.d.table("version") + " WHERE table_name IN (?" + strings.Repeat(", ?", len(names)-1) + ")")
-	if _, err := db.db.ExecContext(ctx, q, names...); err != nil {
-		t.Logf("delete version rows: %v", err)
-	}
 }
 
 // openTest opens a store on fresh, created tables.

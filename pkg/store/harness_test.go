@@ -120,17 +120,33 @@ func openWith(t testing.TB, cfg Config) *testDB {
 	return &testDB{DB: db, cfg: cfg, logs: logs}
 }
 
-// exec runs SQL written with '?' placeholders on the store's own pool;
-// {rooms}, {members}, {history}, {topics}, {marks} and {events} name the
-// test's tables.
+// sql rewrites a test's SQL for the store: {rooms}, {members}, {history},
+// {topics}, {marks} and {events} name the test's tables, and '?'
+// placeholders become the engine's.
+func (db *testDB) sql(q string) string {
+	return db.db.Rebind(strings.NewReplacer("{rooms}", db.d.table(db.cfg.RoomsTable), "{members}", db.d.table(db.cfg.MembersTable),
+		"{history}", db.d.table(db.cfg.HistoryTable), "{topics}", db.d.table(db.cfg.TopicsTable),
+		"{marks}", db.d.table(db.cfg.MarksTable), "{events}", db.d.table(db.cfg.EventsTable)).Replace(q))
+}
+
+// exec runs SQL written as sql takes it on the store's own pool.
 func (db *testDB) exec(t testing.TB, q string, args ...any) {
 	t.Helper()
-	q = strings.NewReplacer("{rooms}", db.d.table(db.cfg.RoomsTable), "{members}", db.d.table(db.cfg.MembersTable),
-		"{history}", db.d.table(db.cfg.HistoryTable), "{topics}", db.d.table(db.cfg.TopicsTable),
-		"{marks}", db.d.table(db.cfg.MarksTable), "{events}", db.d.table(db.cfg.EventsTable)).Replace(q)
-	if _, err := db.db.Exec(db.db.Rebind(q), args...); err != nil {
+	q = db.sql(q)
+	if _, err := db.db.Exec(q, args...); err != nil {
 		t.Fatalf("%s %v: %v", q, args, err)
 	}
+}
+
+// count runs a COUNT(*) query written as sql takes it.
+func (db *testDB) count(t testing.TB, q string, args ...any) int {
+	t.Helper()
+	q = db.sql(q)
+	var n int
+	if err := db.db.Get(&n, q, args...); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return n
 }
 
 func (db *testDB) load(t testing.TB) []*imc.Room {

@@ -19,19 +19,6 @@ func openHistory(t testing.TB, engine string) *testDB {
 	return openWith(t, historyConfig(t, engine))
 }
 
-// count runs a COUNT(*) query written like exec's.
-func (db *testDB) count(t testing.TB, q string, args ...any) int {
-	t.Helper()
-	q = strings.NewReplacer("{history}", db.d.table(db.cfg.HistoryTable), "{topics}", db.d.table(db.cfg.TopicsTable),
-		"{marks}", db.d.table(db.cfg.MarksTable), "{events}", db.d.table(db.cfg.EventsTable),
-		"{rooms}", db.d.table(db.cfg.RoomsTable), "{members}", db.d.table(db.cfg.MembersTable)).Replace(q)
-	var n int
-	if err := db.db.Get(&n, db.db.Rebind(q), args...); err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-	return n
-}
-
 // line makes a history line at a fixed time plus seq seconds.
 func line(room imc.URI, seq int64, body string) HistoryLine {
 	return HistoryLine{Room: room, Seq: seq, Kind: HistoryChat, Sender: "sip:alice@example.com",

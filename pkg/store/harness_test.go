@@ -149,6 +149,18 @@ func (db *testDB) count(t testing.TB, q string, args ...any) int {
 	return n
 }
 
+// another opens a second store (a pool of its own, as another imcd) on
+// db's tables, closed when the test ends.
+func (db *testDB) another(t testing.TB) *DB {
+	t.Helper()
+	other, err := Open(context.Background(), db.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	return other
+}
+
 func (db *testDB) load(t testing.TB) []*imc.Room {
 	t.Helper()
 	rooms, err := db.Load(context.Background())

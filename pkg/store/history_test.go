@@ -35,6 +35,15 @@ func dumpLines(lines []HistoryLine) string {
 	return b.String()
 }
 
+// seqsOf lists the lines' seqs, "1,2,3".
+func seqsOf(lines []HistoryLine) string {
+	s := make([]string, len(lines))
+	for i, l := range lines {
+		s[i] = fmt.Sprint(l.Seq)
+	}
+	return strings.Join(s, ",")
+}
+
 // Lines come back byte for byte (invalid UTF-8, NUL, empty, large), in seq
 // order, from the right room; appending a batch again writes nothing.
 func TestHistoryRoundTrip(t *testing.T) {
@@ -78,11 +87,7 @@ func TestHistoryRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var seqs []string
-			for _, l := range got {
-				seqs = append(seqs, fmt.Sprint(l.Seq))
-			}
-			if g := strings.Join(seqs, ","); g != wantSeqs {
+			if g := seqsOf(got); g != wantSeqs {
 				t.Errorf("after %d, n %d, last %v: seqs %s, want %s", after, n, last, g, wantSeqs)
 			}
 		}
@@ -105,12 +110,8 @@ func TestHistoryRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var seqs []string
-			for _, l := range got {
-				seqs = append(seqs, fmt.Sprint(l.Seq))
-			}
 			c, err := db.CountMissed(ctx, room, sender, after, upTo)
-			if g := strings.Join(seqs, ","); g != wantSeqs || c != wantCount || err != nil {
+			if g := seqsOf(got); g != wantSeqs || c != wantCount || err != nil {
 				t.Errorf("missed by %s in (%d, %d], n %d: seqs %s, count %d, %v; want %s, %d", sender, after, upTo, n, g, c, err, wantSeqs, wantCount)
 			}
 		}
@@ -297,11 +298,7 @@ func TestPurgeHistory(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var s []string
-			for _, l := range got {
-				s = append(s, fmt.Sprint(l.Seq))
-			}
-			return strings.Join(s, ",")
+			return seqsOf(got)
 		}
 		// Lines are 1 s apart from line(…, 1): older than line 6 of each room.
 		cut := time.UnixMilli(1700000000123 + 6*1000)

@@ -12,7 +12,6 @@ package dbproxy
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -223,10 +222,7 @@ func (p *Proxy) pipe(client net.Conn) {
 			p.mu.Unlock()
 		})
 	}
-	read := readChunk
-	if p.proto == MySQL {
-		read = readPacket
-	}
+	fromServer, fromClient := p.reader(server), p.reader(client)
 	// cutReply is set when the COMMIT just forwarded is to be answered by
 	// nobody: the server's next packet, its answer, ends the connection.
 	cutReply := make(chan struct{}, 1)
@@ -235,7 +231,7 @@ func (p *Proxy) pipe(client net.Conn) {
 		defer close(done)
 		defer closeBoth()
 		for {
-			pkt, err := read(server)
+			pkt, err := fromServer()
 			if err != nil {
 				return
 			}
@@ -256,7 +252,7 @@ func (p *Proxy) pipe(client net.Conn) {
 	defer func() { <-done }()
 	defer closeBoth()
 	for {
-		pkt, err := read(client)
+		pkt, err := fromClient()
 		if err != nil {
 			return
 		}
@@ -278,33 +274,37 @@ func (p *Proxy) pipe(client net.Conn) {
 	}
 }
 
-// readChunk reads whatever bytes are there.
-func readChunk(r io.Reader) ([]byte, error) {
+// reader returns what reads r: whatever bytes are there (Raw), or one
+// MySQL packet (a 3-byte little-endian payload length, a sequence byte,
+// the payload). What it returns is valid until its next call: the pipe
+// forwards it before reading on, so one buffer per direction serves.
+func (p *Proxy) reader(r io.Reader) func() ([]byte, error) {
 	buf := make([]byte, 32<<10)
-	n, err := r.Read(buf)
-	if n > 0 {
-		return buf[:n], nil
+	if p.proto == MySQL {
+		return func() ([]byte, error) {
+			if _, err := io.ReadFull(r, buf[:4]); err != nil {
+				return nil, err
+			}
+			n := 4 + (int(buf[0]) | int(buf[1])<<8 | int(buf[2])<<16)
+			if n > len(buf) {
+				buf = append(buf, make([]byte, n-len(buf))...)
+			}
+			if _, err := io.ReadFull(r, buf[4:n]); err != nil {
+				return nil, err
+			}
+			return buf[:n], nil
+		}
 	}
-	if err == nil {
-		err = errors.New("dbproxy: empty read")
-	}
-	return nil, err
-}
-
-// readPacket reads one MySQL packet: a 3-byte little-endian payload
-// length, a sequence byte, the payload. It returns header and payload.
-func readPacket(r io.Reader) ([]byte, error) {
-	var hdr [4]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+	return func() ([]byte, error) {
+		n, err := r.Read(buf)
+		if n > 0 {
+			return buf[:n], nil
+		}
+		if err == nil {
+			err = errors.New("dbproxy: empty read")
+		}
 		return nil, err
 	}
-	n := int(binary.LittleEndian.Uint32(append(hdr[:3:3], 0)))
-	pkt := make([]byte, 4+n)
-	copy(pkt, hdr[:])
-	if _, err := io.ReadFull(r, pkt[4:]); err != nil {
-		return nil, err
-	}
-	return pkt, nil
 }
 
 // isCommit reports whether pkt is the first packet of a command (sequence

@@ -149,11 +149,7 @@ func serverCPU(engine string) time.Duration {
 // 100,000 / 1,000,000): an index lookup on MySQL, a scan of the members
 // table on PostgreSQL and SQLite.
 func BenchmarkLoadRooms(b *testing.B) {
-	sizes := []int{1000}
-	if os.Getenv(envBenchBig) == "1" {
-		sizes = append(sizes, 100000)
-	}
-	for _, rooms := range sizes {
+	for _, rooms := range loadSizes() {
 		for _, engine := range allEngines {
 			b.Run(fmt.Sprintf("%s/rooms=%d", engine, rooms), func(b *testing.B) {
 				needEngine(b, engine)
@@ -183,8 +179,7 @@ func BenchmarkApplyOnce(b *testing.B) {
 			needEngine(b, engine)
 			db := openWith(b, historyConfig(b, engine))
 			ctx := context.Background()
-			room := imc.URI{User: "bench", Host: "example.com"}
-			db.apply(b, createRoom(room, 0), addMember(room, imc.URI{User: "owner", Host: "example.com"}, imc.MemberOwner))
+			room := benchRoom(b, db)
 			keys := make([]string, b.N)
 			for i := range keys {
 				keys[i] = EventKey("call-"+strconv.Itoa(i), "1", "tag")
@@ -192,12 +187,7 @@ func BenchmarkApplyOnce(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				u := imc.URI{User: "u" + strconv.Itoa(i/2), Host: "example.com"}
-				c := addMember(room, u, 0)
-				if i%2 == 1 {
-					c = removeMember(room, u)
-				}
-				if applied, err := db.ApplyOnce(ctx, keys[i], []imc.Change{c}); err != nil || !applied {
+				if applied, err := db.ApplyOnce(ctx, keys[i], []imc.Change{joinOrLeave(room, i)}); err != nil || !applied {
 					b.Fatal(applied, err)
 				}
 			}

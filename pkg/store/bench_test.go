@@ -30,19 +30,13 @@ func BenchmarkApply(b *testing.B) {
 			needEngine(b, engine)
 			db := openTest(b, engine)
 			ctx := context.Background()
-			room := imc.URI{User: "bench", Host: "example.com"}
-			db.apply(b, createRoom(room, 0), addMember(room, imc.URI{User: "owner", Host: "example.com"}, imc.MemberOwner))
+			room := benchRoom(b, db)
 			lat := make([]time.Duration, 0, b.N)
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				u := imc.URI{User: "u" + strconv.Itoa(i/2), Host: "example.com"}
-				c := addMember(room, u, 0)
-				if i%2 == 1 {
-					c = removeMember(room, u)
-				}
 				start := time.Now()
-				if err := db.Apply(ctx, []imc.Change{c}); err != nil {
+				if err := db.Apply(ctx, []imc.Change{joinOrLeave(room, i)}); err != nil {
 					b.Fatal(err)
 				}
 				lat = append(lat, time.Since(start))
@@ -75,12 +69,7 @@ func BenchmarkApplyParallel(b *testing.B) {
 					return
 				}
 				for i := 0; pb.Next(); i++ {
-					u := imc.URI{User: "u" + strconv.Itoa(i/2), Host: "example.com"}
-					c := addMember(room, u, 0)
-					if i%2 == 1 {
-						c = removeMember(room, u)
-					}
-					if err := db.Apply(ctx, []imc.Change{c}); err != nil {
+					if err := db.Apply(ctx, []imc.Change{joinOrLeave(room, i)}); err != nil {
 						b.Error(err)
 						return
 					}
@@ -88,6 +77,32 @@ func BenchmarkApplyParallel(b *testing.B) {
 			})
 		})
 	}
+}
+
+// benchRoom creates the room of an Apply benchmark, with its owner.
+func benchRoom(b *testing.B, db *testDB) imc.URI {
+	room := imc.URI{User: "bench", Host: "example.com"}
+	db.apply(b, createRoom(room, 0), addMember(room, imc.URI{User: "owner", Host: "example.com"}, imc.MemberOwner))
+	return room
+}
+
+// joinOrLeave is change i of an Apply benchmark's steady churn in room:
+// user i/2 joins, then leaves.
+func joinOrLeave(room imc.URI, i int) imc.Change {
+	u := imc.URI{User: "u" + strconv.Itoa(i/2), Host: "example.com"}
+	if i%2 == 1 {
+		return removeMember(room, u)
+	}
+	return addMember(room, u, 0)
+}
+
+// loadSizes are the room counts of the load benchmarks (ten members a
+// room): 1,000, and with IMCD_BENCH_BIG=1 also 100,000.
+func loadSizes() []int {
+	if os.Getenv(envBenchBig) == "1" {
+		return []int{1000, 100000}
+	}
+	return []int{1000}
 }
 
 func reportPercentiles(b *testing.B, lat []time.Duration) {
@@ -106,11 +121,7 @@ func reportPercentiles(b *testing.B, lat []time.Duration) {
 // with IMCD_BENCH_BIG=1 also 100,000 rooms / 1,000,000 members. It reports
 // the heap the loaded rooms hold and the RSS the load needs at its peak.
 func BenchmarkLoad(b *testing.B) {
-	sizes := []int{1000}
-	if os.Getenv(envBenchBig) == "1" {
-		sizes = append(sizes, 100000)
-	}
-	for _, rooms := range sizes {
+	for _, rooms := range loadSizes() {
 		for _, engine := range allEngines {
 			name := fmt.Sprintf("%s/rooms=%d/members=%d", engine, rooms, rooms*10)
 			// Filled once, on the first call, and kept for the parent's

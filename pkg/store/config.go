@@ -3,6 +3,7 @@ package store
 import (
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/imcd-sip/imcd/pkg/store/dburl"
@@ -113,7 +114,7 @@ func (cfg *Config) setDefaults() error {
 		}
 		// Names that differ only in letter case are one table on
 		// PostgreSQL (unquoted names fold) and on SQLite.
-		key := lowerASCII(t.name)
+		key := strings.ToLower(t.name)
 		if other, dup := seen[key]; dup {
 			return fmt.Errorf("store: %w: %s and %s are both %q", ErrBadConfig, other, t.key, t.name)
 		}
@@ -129,16 +130,6 @@ func (cfg *Config) setDefaults() error {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return nil
-}
-
-func lowerASCII(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if c >= 'A' && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
 }
 
 // validTableName admits plain identifiers only, since table names are

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/imcd-sip/imcd/pkg/imc"
-	"github.com/imcd-sip/imcd/pkg/logkey"
 )
 
 // EventKeyLen is the length of an event key: 32 hex digits.
@@ -53,16 +52,17 @@ func validEventKey(k string) bool {
 // eventQueries are the statements of the events table, built at Open when
 // Config.Events is set.
 type eventQueries struct {
-	insert              *multiRow
-	table, claimOf, has string
-	purge, probe        string
+	insert, claimed *multiRow
+	claimOf, has    string
+	purge, probe    string
 }
 
 func buildEventQueries(d *dialect, table string) eventQueries {
 	e := d.table(table)
 	return eventQueries{
-		insert:  newMultiRow(d.bind, d.insertIgnore+e+" (event_key, claim, time_ms) VALUES ", 3, d.ignoreSuffix("event_key")),
-		table:   e,
+		insert: newMultiRow(d.bind, d.insertIgnore+e+" (event_key, claim, time_ms) VALUES ", 3, d.ignoreSuffix("event_key")),
+		// The keys of a list that carry a claim (the first argument).
+		claimed: newInList(d.bind, "SELECT event_key FROM "+e+" WHERE claim = ? AND event_key IN (", ")"),
 		claimOf: rebind(d, "SELECT claim FROM "+e+" WHERE event_key = ?"),
 		has:     rebind(d, "SELECT COUNT(*) FROM "+e+" WHERE event_key = ?"),
 		purge:   rebind(d, d.deleteSome(e, "event_key", "time_ms < ?", "time_ms")),
@@ -109,23 +109,22 @@ func (db *DB) ApplyOnce(ctx context.Context, key string, changes []imc.Change) (
 	ctx, cancel := context.WithTimeout(ctx, db.cfg.ApplyTimeout)
 	defer cancel()
 	doubt := false
-	for attempt := 0; attempt < 2; attempt++ {
+	err = db.retrying(ctx, func(ctx context.Context) error {
+		var err error
 		applied, err = db.applyOnceTx(ctx, key, claim, now, changes)
-		if err == nil {
-			return applied, nil
-		}
-		k := db.kind(err)
-		if k == kindUnavailable {
-			db.dropIdle()
-		}
 		var ce *commitError
-		doubt = doubt || errors.As(err, &ce)
-		if (k != kindUnavailable && k != kindBusy) || ctx.Err() != nil {
-			break
+		if errors.As(err, &ce) {
+			// Unlike Apply's, this commit may be tried again: the claim
+			// tells the retry whether it landed. So it goes bare.
+			doubt = true
+			return fmt.Errorf("commit: %w", ce.err)
 		}
-		db.log.Debug("retrying an applied-once change set", logkey.Err, err)
+		return err
+	})
+	if err == nil {
+		return applied, nil
 	}
-	if err = db.applyError(err); doubt && errors.Is(err, ErrUnavailable) && !errors.Is(err, ErrInDoubt) {
+	if err = db.applyError(err); doubt && errors.Is(err, ErrUnavailable) {
 		err = fmt.Errorf("%w: %w", ErrInDoubt, err)
 	}
 	return false, err
@@ -213,23 +212,15 @@ func (db *DB) MarkEvents(ctx context.Context, keys []string) (fresh []bool, err 
 // markEvents inserts keys with claim; mine is nil when every key was new,
 // else the keys that carry claim.
 func (db *DB) markEvents(ctx context.Context, keys []string, claim, now int64) (mine map[string]bool, err error) {
-	var inserted int64
-	for rest := keys; len(rest) > 0; {
-		n := min(len(rest), historyChunkLines)
-		args := make([]any, 0, 3*n)
-		for _, k := range rest[:n] {
-			args = append(args, k, claim, now)
-		}
-		res, err := db.db.ExecContext(ctx, db.eq.insert.sql(n), args...)
-		if err != nil {
-			return nil, err
-		}
-		c, err := res.RowsAffected()
-		if err != nil {
-			return nil, err
-		}
-		inserted += c
-		rest = rest[n:]
+	// Every row carries the same claim and time: box them once.
+	c, t := any(claim), any(now)
+	args := make([]any, 0, 3*len(keys))
+	for _, k := range keys {
+		args = append(args, k, c, t)
+	}
+	inserted, err := db.eq.insert.exec(ctx, db.db, args)
+	if err != nil {
+		return nil, err
 	}
 	if inserted == int64(len(keys)) {
 		return nil, nil
@@ -237,13 +228,11 @@ func (db *DB) markEvents(ctx context.Context, keys []string, claim, now int64) (
 	mine = make(map[string]bool, inserted)
 	for rest := keys; len(rest) > 0; {
 		n := min(len(rest), historyChunkLines)
-		args := make([]any, 0, n+1)
-		args = append(args, claim)
+		args = append(args[:0], c)
 		for _, k := range rest[:n] {
 			args = append(args, k)
 		}
-		q := rebind(db.d, "SELECT event_key FROM "+db.eq.table+" WHERE claim = ? AND event_key IN (?"+strings.Repeat(", ?", n-1)+")")
-		rows, err := db.db.QueryContext(ctx, q, args...)
+		rows, err := db.db.QueryContext(ctx, db.eq.claimed.sql(n), args...)
 		if err != nil {
 			return nil, err
 		}
@@ -270,11 +259,9 @@ func (db *DB) HasEvent(ctx context.Context, key string) (bool, error) {
 	if err := db.needEvents("has event"); err != nil {
 		return false, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, db.cfg.ApplyTimeout)
-	defer cancel()
-	var n int
-	if err := db.db.QueryRowContext(ctx, db.eq.has, key).Scan(&n); err != nil {
-		return false, fmt.Errorf("store: has event %s: %w", key, db.wrap(err))
+	n, err := db.queryInt(ctx, db.eq.has, key)
+	if err != nil {
+		return false, fmt.Errorf("store: has event %s: %w", key, err)
 	}
 	return n > 0, nil
 }

@@ -89,11 +89,7 @@ func TestApplyOnce(t *testing.T) {
 func TestApplyOnceConcurrent(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, engine string) {
 		a := openHistory(t, engine)
-		b, err := Open(context.Background(), a.cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer b.Close()
+		b := a.another(t)
 		ctx := context.Background()
 		const events = 30
 		wins := make([][2]bool, events)
@@ -192,11 +188,7 @@ func TestMarkEvents(t *testing.T) {
 func TestMarkEventsConcurrent(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, engine string) {
 		a := openHistory(t, engine)
-		b, err := Open(context.Background(), a.cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer b.Close()
+		b := a.another(t)
 		const rounds, perBatch = 10, 40
 		for r := range rounds {
 			keys := make([]string, perBatch)

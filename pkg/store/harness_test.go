@@ -83,18 +83,14 @@ type testDB struct {
 // history and events tables are named too, for tests that enable them.
 func testConfig(t testing.TB, engine string) Config {
 	t.Helper()
-	s := randomSuffix()
 	url := engineURL(engine)
 	if engine == dburl.SQLite {
 		url = "sqlite://" + filepath.Join(t.TempDir(), "imc.db")
 	}
-	cfg := Config{URL: url, RoomsTable: "imc_rooms_t" + s, MembersTable: "imc_members_t" + s,
-		HistoryTable: "imc_history_t" + s, TopicsTable: "imc_topics_t" + s, MarksTable: "imc_marks_t" + s,
-		EventsTable: "imc_events_t" + s, ApplyTimeout: 5 * time.Second}
-	if engine != dburl.SQLite {
-		t.Cleanup(func() { dropTables(t, cfg) })
-	}
-	return cfg
+	tb := testdb.NewTables(t, engine, "imc_history", "imc_topics", "imc_marks", "imc_events")
+	return Config{URL: url, RoomsTable: tb.Rooms, MembersTable: tb.Members,
+		HistoryTable: tb.Extra[0], TopicsTable: tb.Extra[1], MarksTable: tb.Extra[2], EventsTable: tb.Extra[3],
+		ApplyTimeout: 5 * time.Second}
 }
 
 // historyConfig is testConfig with the history and events tables on.
@@ -102,30 +98,6 @@ func historyConfig(t testing.TB, engine string) Config {
 	cfg := testConfig(t, engine)
 	cfg.History, cfg.Events = true, true
 	return cfg
-}
-
-func dropTables(t testing.TB, cfg Config) {
-	db, err := connect(context.Background(), Config{URL: cfg.URL, RoomsTable: cfg.RoomsTable, MembersTable: cfg.MembersTable})
-	if err != nil {
-		t.Logf("drop tables: %v", err)
-		return
-	}
-	defer db.Close()
-	ctx := context.Background()
-	names := []any{}
-	for _, tb := range []string{cfg.MembersTable, cfg.RoomsTable, cfg.HistoryTable, cfg.TopicsTable, cfg.MarksTable, cfg.EventsTable} {
-		if tb == "" {
-			continue
-		}
-		names = append(names, tb)
-		if _, err := db.db.ExecContext(ctx, "DROP TABLE IF EXISTS "+db.d.table(tb)); err != nil {
-			t.Logf("drop %s: %v", tb, err)
-		}
-	}
-	q := db.db.Rebind("DELETE FROM " + db.d.table("version") + " WHERE table_name IN (?" + strings.Repeat(", ?", len(names)-1) + ")")
-	if _, err := db.db.ExecContext(ctx, q, names...); err != nil {
-		t.Logf("delete version rows: %v", err)
-	}
 }
 
 // openTest opens a store on fresh, created tables.
@@ -148,17 +120,45 @@ func openWith(t testing.TB, cfg Config) *testDB {
 	return &testDB{DB: db, cfg: cfg, logs: logs}
 }
 
-// exec runs SQL written with '?' placeholders on the store's own pool;
-// {rooms}, {members}, {history}, {topics}, {marks} and {events} name the
-// test's tables.
+// sql rewrites a test's SQL for the store: {rooms}, {members}, {history},
+// {topics}, {marks} and {events} name the test's tables, and '?'
+// placeholders become the engine's.
+func (db *testDB) sql(q string) string {
+	return db.db.Rebind(strings.NewReplacer("{rooms}", db.d.table(db.cfg.RoomsTable), "{members}", db.d.table(db.cfg.MembersTable),
+		"{history}", db.d.table(db.cfg.HistoryTable), "{topics}", db.d.table(db.cfg.TopicsTable),
+		"{marks}", db.d.table(db.cfg.MarksTable), "{events}", db.d.table(db.cfg.EventsTable)).Replace(q))
+}
+
+// exec runs SQL written as sql takes it on the store's own pool.
 func (db *testDB) exec(t testing.TB, q string, args ...any) {
 	t.Helper()
-	q = strings.NewReplacer("{rooms}", db.d.table(db.cfg.RoomsTable), "{members}", db.d.table(db.cfg.MembersTable),
-		"{history}", db.d.table(db.cfg.HistoryTable), "{topics}", db.d.table(db.cfg.TopicsTable),
-		"{marks}", db.d.table(db.cfg.MarksTable), "{events}", db.d.table(db.cfg.EventsTable)).Replace(q)
-	if _, err := db.db.Exec(db.db.Rebind(q), args...); err != nil {
+	q = db.sql(q)
+	if _, err := db.db.Exec(q, args...); err != nil {
 		t.Fatalf("%s %v: %v", q, args, err)
 	}
+}
+
+// count runs a COUNT(*) query written as sql takes it.
+func (db *testDB) count(t testing.TB, q string, args ...any) int {
+	t.Helper()
+	q = db.sql(q)
+	var n int
+	if err := db.db.Get(&n, q, args...); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return n
+}
+
+// another opens a second store (a pool of its own, as another imcd) on
+// db's tables, closed when the test ends.
+func (db *testDB) another(t testing.TB) *DB {
+	t.Helper()
+	other, err := Open(context.Background(), db.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	return other
 }
 
 func (db *testDB) load(t testing.TB) []*imc.Room {

@@ -200,15 +200,28 @@ type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
+// insertLines writes lines in one INSERT. A room, sender or content type
+// equal to the line before's reuses that line's argument: a burst of one
+// room's chat then costs no string and no boxing for them.
 func (db *DB) insertLines(ctx context.Context, on execer, lines []HistoryLine) (int, error) {
 	args := make([]any, 0, 7*len(lines))
+	var room, sender, ctype any
 	for i := range lines {
 		l := &lines[i]
+		if i == 0 || l.Room != lines[i-1].Room {
+			room = l.Room.String()
+		}
+		if i == 0 || l.Sender != lines[i-1].Sender {
+			sender = l.Sender
+		}
+		if i == 0 || l.ContentType != lines[i-1].ContentType {
+			ctype = l.ContentType
+		}
 		body := l.Body
 		if body == nil {
 			body = []byte{} // NOT NULL: a nil slice would be sent as NULL
 		}
-		args = append(args, l.Room.String(), l.Seq, int64(l.Kind), l.Sender, l.Time.UnixMilli(), l.ContentType, body)
+		args = append(args, room, l.Seq, int64(l.Kind), sender, l.Time.UnixMilli(), ctype, body)
 	}
 	res, err := on.ExecContext(ctx, db.hq.insert.sql(len(lines)), args...)
 	if err != nil {
@@ -285,13 +298,11 @@ func (db *DB) LastSeq(ctx context.Context, room imc.URI) (int64, error) {
 	if err := db.needHistory("last seq"); err != nil {
 		return 0, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, db.cfg.ApplyTimeout)
-	defer cancel()
-	var seq sql.NullInt64
-	if err := db.db.QueryRowContext(ctx, db.hq.lastSeq, room.String()).Scan(&seq); err != nil {
-		return 0, fmt.Errorf("store: last seq of %s: %w", room, db.wrap(err))
+	seq, err := db.queryInt(ctx, db.hq.lastSeq, room.String())
+	if err != nil {
+		return 0, fmt.Errorf("store: last seq of %s: %w", room, err)
 	}
-	return seq.Int64, nil
+	return seq, nil
 }
 
 // History returns up to limit lines of room with seq > afterSeq, oldest
@@ -313,11 +324,9 @@ func (db *DB) CountHistory(ctx context.Context, room imc.URI, afterSeq int64) (i
 	if err := db.needHistory("count history"); err != nil {
 		return 0, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, db.cfg.ApplyTimeout)
-	defer cancel()
-	var n int64
-	if err := db.db.QueryRowContext(ctx, db.hq.count, room.String(), afterSeq).Scan(&n); err != nil {
-		return 0, fmt.Errorf("store: count history of %s: %w", room, db.wrap(err))
+	n, err := db.queryInt(ctx, db.hq.count, room.String(), afterSeq)
+	if err != nil {
+		return 0, fmt.Errorf("store: count history of %s: %w", room, err)
 	}
 	return n, nil
 }
@@ -337,13 +346,23 @@ func (db *DB) CountMissed(ctx context.Context, room imc.URI, sender string, afte
 	if err := db.needHistory("count missed"); err != nil {
 		return 0, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, db.cfg.ApplyTimeout)
-	defer cancel()
-	var n int64
-	if err := db.db.QueryRowContext(ctx, db.hq.countMissed, room.String(), afterSeq, upTo, sender).Scan(&n); err != nil {
-		return 0, fmt.Errorf("store: count missed lines of %s: %w", room, db.wrap(err))
+	n, err := db.queryInt(ctx, db.hq.countMissed, room.String(), afterSeq, upTo, sender)
+	if err != nil {
+		return 0, fmt.Errorf("store: count missed lines of %s: %w", room, err)
 	}
 	return n, nil
+}
+
+// queryInt runs q, which answers one integer (NULL counts as 0), within
+// ApplyTimeout.
+func (db *DB) queryInt(ctx context.Context, q string, args ...any) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, db.cfg.ApplyTimeout)
+	defer cancel()
+	var n sql.NullInt64
+	if err := db.db.QueryRowContext(ctx, q, args...).Scan(&n); err != nil {
+		return 0, db.wrap(err)
+	}
+	return n.Int64, nil
 }
 
 // readLines runs q with room, afterSeq, the extra arguments, then limit.

@@ -19,19 +19,6 @@ func openHistory(t testing.TB, engine string) *testDB {
 	return openWith(t, historyConfig(t, engine))
 }
 
-// count runs a COUNT(*) query written like exec's.
-func (db *testDB) count(t testing.TB, q string, args ...any) int {
-	t.Helper()
-	q = strings.NewReplacer("{history}", db.d.table(db.cfg.HistoryTable), "{topics}", db.d.table(db.cfg.TopicsTable),
-		"{marks}", db.d.table(db.cfg.MarksTable), "{events}", db.d.table(db.cfg.EventsTable),
-		"{rooms}", db.d.table(db.cfg.RoomsTable), "{members}", db.d.table(db.cfg.MembersTable)).Replace(q)
-	var n int
-	if err := db.db.Get(&n, db.db.Rebind(q), args...); err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-	return n
-}
-
 // line makes a history line at a fixed time plus seq seconds.
 func line(room imc.URI, seq int64, body string) HistoryLine {
 	return HistoryLine{Room: room, Seq: seq, Kind: HistoryChat, Sender: "sip:alice@example.com",
@@ -46,6 +33,15 @@ func dumpLines(lines []HistoryLine) string {
 		fmt.Fprintf(&b, "%s #%d k%d %s %d %s %q\n", l.Room, l.Seq, l.Kind, l.Sender, l.Time.UnixMilli(), l.ContentType, l.Body)
 	}
 	return b.String()
+}
+
+// seqsOf lists the lines' seqs, "1,2,3".
+func seqsOf(lines []HistoryLine) string {
+	s := make([]string, len(lines))
+	for i, l := range lines {
+		s[i] = fmt.Sprint(l.Seq)
+	}
+	return strings.Join(s, ",")
 }
 
 // Lines come back byte for byte (invalid UTF-8, NUL, empty, large), in seq
@@ -91,11 +87,7 @@ func TestHistoryRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var seqs []string
-			for _, l := range got {
-				seqs = append(seqs, fmt.Sprint(l.Seq))
-			}
-			if g := strings.Join(seqs, ","); g != wantSeqs {
+			if g := seqsOf(got); g != wantSeqs {
 				t.Errorf("after %d, n %d, last %v: seqs %s, want %s", after, n, last, g, wantSeqs)
 			}
 		}
@@ -118,12 +110,8 @@ func TestHistoryRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var seqs []string
-			for _, l := range got {
-				seqs = append(seqs, fmt.Sprint(l.Seq))
-			}
 			c, err := db.CountMissed(ctx, room, sender, after, upTo)
-			if g := strings.Join(seqs, ","); g != wantSeqs || c != wantCount || err != nil {
+			if g := seqsOf(got); g != wantSeqs || c != wantCount || err != nil {
 				t.Errorf("missed by %s in (%d, %d], n %d: seqs %s, count %d, %v; want %s, %d", sender, after, upTo, n, g, c, err, wantSeqs, wantCount)
 			}
 		}
@@ -310,11 +298,7 @@ func TestPurgeHistory(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var s []string
-			for _, l := range got {
-				s = append(s, fmt.Sprint(l.Seq))
-			}
-			return strings.Join(s, ",")
+			return seqsOf(got)
 		}
 		// Lines are 1 s apart from line(…, 1): older than line 6 of each room.
 		cut := time.UnixMilli(1700000000123 + 6*1000)

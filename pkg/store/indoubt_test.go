@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"errors"
-	"net"
 	"strconv"
 	"testing"
 
@@ -15,19 +14,7 @@ import (
 // proxied opens a store on direct's tables through a MySQL proxy.
 func proxied(t *testing.T, direct *testDB) (*dbproxy.Proxy, *testDB) {
 	t.Helper()
-	u, _ := dburl.Parse(engineURL(dburl.MySQL))
-	if u.Socket != "" {
-		t.Skip("the test database is on a unix socket")
-	}
-	port := u.Port
-	if port == 0 {
-		port = 3306
-	}
-	proxy := startProxy(t, net.JoinHostPort(u.Host, strconv.Itoa(port)), dbproxy.MySQL)
-	host, pport, _ := net.SplitHostPort(proxy.Addr())
-	u.Host, u.Port = host, atoi(pport)
-	cfg := direct.cfg
-	cfg.URL = formatURL(u)
+	proxy, cfg := proxiedConfig(t, direct, dbproxy.MySQL)
 	return proxy, openWith(t, cfg)
 }
 

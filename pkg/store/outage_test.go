@@ -3,12 +3,11 @@ package store
 import (
 	"context"
 	"errors"
-	"net"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/imcd-sip/imcd/internal/dbproxy"
+	"github.com/imcd-sip/imcd/internal/testdb"
 	"github.com/imcd-sip/imcd/pkg/imc"
 	"github.com/imcd-sip/imcd/pkg/store/dburl"
 )
@@ -27,6 +26,20 @@ func startProxy(t *testing.T, target string, proto dbproxy.Protocol) *dbproxy.Pr
 	return p
 }
 
+// proxiedConfig starts a proxy to direct's server and returns direct's
+// configuration with the URL going through it.
+func proxiedConfig(t *testing.T, direct *testDB, proto dbproxy.Protocol) (*dbproxy.Proxy, Config) {
+	t.Helper()
+	url := engineURL(direct.Engine())
+	if u, _ := dburl.Parse(url); u.Socket != "" {
+		t.Skip("the test database is on a unix socket")
+	}
+	proxy := startProxy(t, testdb.HostPort(url), proto)
+	cfg := direct.cfg
+	cfg.URL = testdb.Through(url, proxy.Addr())
+	return proxy, cfg
+}
+
 // The database goes away mid-run and comes back: Apply fails fast with
 // ErrUnavailable while it is away, leaves nothing half-applied (not even
 // when the connection dies inside a transaction), and the very next Apply
@@ -38,20 +51,7 @@ func TestOutage(t *testing.T) {
 			needEngine(t, engine)
 			ctx := context.Background()
 			direct := openTest(t, engine)
-
-			u, _ := dburl.Parse(engineURL(engine))
-			if u.Socket != "" {
-				t.Skip("the test database is on a unix socket")
-			}
-			port := u.Port
-			if port == 0 {
-				port = map[string]int{dburl.MySQL: 3306, dburl.Postgres: 5432}[engine]
-			}
-			proxy := startProxy(t, net.JoinHostPort(u.Host, strconv.Itoa(port)), dbproxy.Raw)
-			host, pport, _ := net.SplitHostPort(proxy.Addr())
-			u.Host, u.Port = host, atoi(pport)
-			cfg := direct.cfg
-			cfg.URL = formatURL(u)
+			proxy, cfg := proxiedConfig(t, direct, dbproxy.Raw)
 			cfg.ApplyTimeout = 2 * time.Second
 			db := openWith(t, cfg)
 
@@ -131,9 +131,4 @@ func TestOutage(t *testing.T) {
 			}
 		})
 	}
-}
-
-func atoi(s string) int {
-	n, _ := strconv.Atoi(s)
-	return n
 }

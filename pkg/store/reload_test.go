@@ -122,12 +122,7 @@ func TestLoadAgain(t *testing.T) {
 		db.apply(t, createRoom(room, 0), addMember(room, alice, imc.MemberOwner))
 		wantRooms(t, db.load(t), "sip:r@h flag=0: *alice@h\n")
 
-		other, err := Open(context.Background(), db.cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer other.Close()
-		if err := other.Apply(context.Background(), []imc.Change{addMember(room, bob, imc.MemberAdmin), createRoom(uri(t, "sip:s@h"), 1)}); err != nil {
+		if err := db.another(t).Apply(context.Background(), []imc.Change{addMember(room, bob, imc.MemberAdmin), createRoom(uri(t, "sip:s@h"), 1)}); err != nil {
 			t.Fatal(err)
 		}
 		db.exec(t, "UPDATE {rooms} SET flag = 1 WHERE name = 'r'")

@@ -46,11 +46,7 @@ func (db *DB) forgetHistory(ctx context.Context, tx *sqlx.Tx, c *imc.Change) err
 	room := c.Room.String()
 	switch c.Op {
 	case imc.OpDeleteRoom:
-		for _, q := range []string{db.hq.deleteRoom, db.hq.deleteTopic, db.hq.deleteMarks} {
-			if _, err := tx.ExecContext(ctx, q, room); err != nil {
-				return err
-			}
-		}
+		return db.deleteRoomRows(ctx, tx, room)
 	case imc.OpRemoveMember:
 		_, err := tx.ExecContext(ctx, db.hq.deleteMark, room, c.Member.User, c.Member.Host)
 		return err
@@ -68,16 +64,20 @@ func (db *DB) ForgetRoom(ctx context.Context, room imc.URI) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, db.cfg.ApplyTimeout)
 	defer cancel()
-	err := db.retrying(ctx, func(ctx context.Context) error {
-		for _, q := range []string{db.hq.deleteRoom, db.hq.deleteTopic, db.hq.deleteMarks} {
-			if _, err := db.db.ExecContext(ctx, q, room.String()); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err := db.retrying(ctx, func(ctx context.Context) error { return db.deleteRoomRows(ctx, db.db, room.String()) })
 	if err != nil {
 		return fmt.Errorf("store: forget the history of %s: %w", room, db.wrap(err))
+	}
+	return nil
+}
+
+// deleteRoomRows deletes the history, topic and marks of room (as
+// imc_members.room spells it).
+func (db *DB) deleteRoomRows(ctx context.Context, on execer, room string) error {
+	for _, q := range []string{db.hq.deleteRoom, db.hq.deleteTopic, db.hq.deleteMarks} {
+		if _, err := on.ExecContext(ctx, q, room); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -185,14 +185,8 @@ func (db *DB) SetMarks(ctx context.Context, marks []Mark) error {
 	ctx, cancel := context.WithTimeout(ctx, db.cfg.ApplyTimeout)
 	defer cancel()
 	err := db.retrying(ctx, func(ctx context.Context) error {
-		for rest := args; len(rest) > 0; {
-			n := min(len(rest)/4, historyChunkLines)
-			if _, err := db.db.ExecContext(ctx, db.hq.setMarks.sql(n), rest[:4*n]...); err != nil {
-				return err
-			}
-			rest = rest[4*n:]
-		}
-		return nil
+		_, err := db.hq.setMarks.exec(ctx, db.db, args)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("store: set %d marks: %w", len(marks), db.wrap(err))

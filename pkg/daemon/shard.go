@@ -74,7 +74,7 @@ type shard struct {
 	queue  chan task
 	mu     sync.RWMutex
 	rooms  *imc.Rooms
-	view   shardView
+	view   imc.View // a shardView, boxed once: converting it per request would allocate
 	logger *slog.Logger
 
 	// commits feeds the committer; committed brings its jobs back. Both

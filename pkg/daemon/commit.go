@@ -17,7 +17,8 @@ import (
 type commitJob struct {
 	room   string     // the room key the changes concern
 	res    imc.Result // changes to commit, notices to send once committed
-	in     *imc.Input // the MESSAGE it answers, nil for operator actions and feedback
+	in     *imc.Input // the MESSAGE it answers (&event), nil for operator actions and feedback
+	event  imc.Input
 	done   func(error)
 	reply  chan error // an operator action's answer
 	dedup  uint64

@@ -50,8 +50,8 @@ func (s *shard) mark(t *task, room string, res imc.Result) bool {
 		t.done(err)
 		return true
 	}
-	job := &commitJob{room: room, res: res, in: &t.in, done: t.done, dedup: t.dedup, broker: t.broker,
-		sender: t.in.From.Key(), queued: time.Now(), owner: s}
+	job := eventJob(t, room, res)
+	job.queued, job.owner = time.Now(), s
 	s.rmq.marking++
 	s.lines[room] = newLine(job.sender)
 	if job.dedup != 0 {

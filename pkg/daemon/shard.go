@@ -233,8 +233,17 @@ func (s *shard) handleEvent(t *task) bool {
 		t.done(nil)
 		return true
 	}
-	s.commit(&commitJob{room: key, res: res, in: &t.in, done: t.done, dedup: t.dedup, sender: t.in.From.Key(), broker: t.broker})
+	s.commit(eventJob(t, key, res))
 	return true
+}
+
+// eventJob is the job of an event's Result for room. It carries a copy of
+// the event: t stays where it is (the shard loop's stack, a line), which
+// it could not if the job pointed into it.
+func eventJob(t *task, room string, res imc.Result) *commitJob {
+	job := &commitJob{room: room, res: res, event: t.in, done: t.done, dedup: t.dedup, sender: t.in.From.Key(), broker: t.broker}
+	job.in = &job.event
+	return job
 }
 
 // duplicate counts and logs a copy of an event seen already.

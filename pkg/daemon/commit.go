@@ -22,7 +22,6 @@ type commitJob struct {
 	done   func(error)
 	reply  chan error // an operator action's answer
 	dedup  uint64
-	sender string // the key of in's sender, "" without one
 	queued time.Time
 	doubt  *doubt // a re-read of doubtful rooms instead of a commit
 	// catchUp is a catch-up to read instead of a commit.
@@ -66,12 +65,9 @@ func (s *shard) commit(job *commitJob) {
 		return
 	}
 	s.jobs++
-	s.lines[job.room] = newLine(job.sender)
+	s.hold(job)
 	if q := job.res.History; q != nil {
 		job.upTo = s.seqs[q.Room.Key()]
-	}
-	if job.dedup != 0 {
-		s.inProgress[job.dedup] = nil
 	}
 	job.queued = time.Now()
 	s.commits <- job // never blocks: at most maxCommits jobs exist

@@ -149,7 +149,7 @@ func (s *shard) refresh(t *task, room string, o servedUnder) bool {
 		s.jobs++
 		s.commits <- &commitJob{queued: now, refresh: r} // never blocks: at most maxCommits jobs exist
 	}
-	s.lines[room] = newLine("")
+	s.lines[room] = newLine(nil)
 	s.wait(s.lines[room], t, now)
 	return true
 }

@@ -21,12 +21,23 @@ type line struct {
 	senders map[string]int // sender key → its tasks in the line, the one being committed included
 }
 
-func newLine(sender string) *line {
+// newLine is the line behind a job for the MESSAGE in (nil for none): its
+// sender's later chat lines wait in it too.
+func newLine(in *imc.Input) *line {
 	l := &line{senders: make(map[string]int, 1)}
-	if sender != "" {
-		l.senders[sender]++
+	if in != nil {
+		l.senders[in.From.Key()]++
 	}
 	return l
+}
+
+// hold opens job's room line (what comes for the room meanwhile waits in
+// it) and marks its event as being applied (a copy waits for its outcome).
+func (s *shard) hold(job *commitJob) {
+	s.lines[job.room] = newLine(job.in)
+	if job.dedup != 0 {
+		s.inProgress[job.dedup] = nil
+	}
 }
 
 func (l *line) push(t task) {

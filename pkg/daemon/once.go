@@ -53,10 +53,7 @@ func (s *shard) mark(t *task, room string, res imc.Result) bool {
 	job := eventJob(t, room, res)
 	job.queued, job.owner = time.Now(), s
 	s.rmq.marking++
-	s.lines[room] = newLine(job.sender)
-	if job.dedup != 0 {
-		s.inProgress[job.dedup] = nil
-	}
+	s.hold(job)
 	s.d.broker.marks <- job // never blocks: it holds maxMarks per shard
 	return true
 }

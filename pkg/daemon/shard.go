@@ -241,7 +241,7 @@ func (s *shard) handleEvent(t *task) bool {
 // the event: t stays where it is (the shard loop's stack, a line), which
 // it could not if the job pointed into it.
 func eventJob(t *task, room string, res imc.Result) *commitJob {
-	job := &commitJob{room: room, res: res, event: t.in, done: t.done, dedup: t.dedup, sender: t.in.From.Key(), broker: t.broker}
+	job := &commitJob{room: room, res: res, event: t.in, done: t.done, dedup: t.dedup, broker: t.broker}
 	job.in = &job.event
 	return job
 }

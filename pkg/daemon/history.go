@@ -292,15 +292,16 @@ func (w *historyWriter) close(ctx context.Context) {
 	w.done.Wait()
 }
 
-// record numbers a chat line in its room, queues it for the history and
-// stamps its number on the line's notices (left 0 without history).
-func (s *shard) record(l *imc.Line, notices []imc.Notice, now time.Time) {
+// record numbers a chat line in its room (of key room, which the caller
+// has at hand: computing it again would allocate per line), queues it for
+// the history and stamps its number on the line's notices (left 0 without
+// history).
+func (s *shard) record(room string, l *imc.Line, notices []imc.Notice, now time.Time) {
 	if s.d.history == nil {
 		return
 	}
-	key := l.Room.Key()
-	seq := s.seqs[key] + 1
-	s.seqs[key] = seq
+	seq := s.seqs[room] + 1
+	s.seqs[room] = seq
 	s.d.history.add(store.HistoryLine{Room: l.Room, Seq: seq, Kind: store.HistoryChat, Sender: l.Sender.String(),
 		Time: now, ContentType: l.ContentType, Body: []byte(l.Text)})
 	// Each notice carries the line's number: delivery knows from it where

@@ -79,7 +79,7 @@ func (s *shard) marked(job *commitJob) {
 		s.settle(job, s.sendUnsent(job))
 	default:
 		if job.res.Record != nil {
-			s.record(job.res.Record, job.res.Notices, time.Now())
+			s.record(job.room, job.res.Record, job.res.Notices, time.Now())
 		}
 		s.d.metrics.Command(job.res.Command, job.res.Outcome.String())
 		s.d.chargeFanout(job.in, len(job.res.Notices))

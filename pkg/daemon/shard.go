@@ -223,7 +223,7 @@ func (s *shard) handleEvent(t *task) bool {
 		return s.mark(t, key, res) // once.go: its key is stored before its notices go out (and its line recorded)
 	}
 	if res.Record != nil {
-		s.record(res.Record, res.Notices, now)
+		s.record(key, res.Record, res.Notices, now)
 	}
 	if len(res.Changes) == 0 && res.Topic == nil && res.History == nil {
 		s.d.metrics.Command(res.Command, res.Outcome.String())

@@ -160,7 +160,7 @@ func (s *shard) applied(job *commitJob) {
 	s.forgetRemoved(job.res.Changes)
 	s.send(job.res.Notices, job.in, true)
 	s.historyApplied(job)
-	s.d.chargeFanout(job.in, len(job.res.Notices))
+	s.d.chargeFanout(job.in, len(job.res.Notices), time.Now())
 	s.settle(job, nil)
 }
 

@@ -81,8 +81,7 @@ func (s *shard) marked(job *commitJob) {
 		if job.res.Record != nil {
 			s.record(job.room, job.res.Record, job.res.Notices, time.Now())
 		}
-		s.d.metrics.Command(job.res.Command, job.res.Outcome.String())
-		s.d.chargeFanout(job.in, len(job.res.Notices))
+		s.d.metrics.Command(job.res.Command, job.res.Outcome.String()) // no fan-out charge: the budget is off in this mode (Open)
 		s.settle(job, s.sendKept(job.broker.key, job.res.Notices))
 	}
 }

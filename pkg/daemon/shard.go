@@ -228,7 +228,7 @@ func (s *shard) handleEvent(t *task) bool {
 	if len(res.Changes) == 0 && res.Topic == nil && res.History == nil {
 		s.d.metrics.Command(res.Command, res.Outcome.String())
 		s.send(res.Notices, &t.in, false)
-		s.d.chargeFanout(&t.in, len(res.Notices))
+		s.d.chargeFanout(&t.in, len(res.Notices), now)
 		s.d.dedup.Record(now, t.dedup)
 		t.done(nil)
 		return true

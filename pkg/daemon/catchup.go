@@ -141,20 +141,15 @@ func (d *Daemon) catchUpFailed(r delivery.CatchUpRequest, err error) {
 // it has been submitted already, and the scheduler ends what the catch-up
 // covers. It takes no room line: it changes nothing.
 func (s *shard) handleCatchUp(c *catchUp) {
-	switch {
-	case !s.d.db.up():
-		s.d.catchUpFailed(c.req, fmt.Errorf("%w: the database is not answering", ErrNotSaved))
-		return
-	case s.jobs >= maxCommits:
-		s.d.catchUpFailed(c.req, fmt.Errorf("%w (%d commits in flight in shard %d)", ErrBusy, s.jobs, s.id))
+	if err := s.admit(); err != nil {
+		s.d.catchUpFailed(c.req, err)
 		return
 	}
 	c.upTo = c.req.Before - 1
 	if c.req.Before <= 0 {
 		c.upTo = s.seqs[c.req.Room.Key()]
 	}
-	s.jobs++
-	s.commits <- &commitJob{room: c.req.Room.Key(), catchUp: c, queued: time.Now()} // never blocks: at most maxCommits jobs exist
+	s.toCommitter(&commitJob{room: c.req.Room.Key(), catchUp: c, queued: time.Now()})
 }
 
 // readCatchUp reads, on the committer, the newest catchup_max lines the

@@ -56,20 +56,35 @@ func (s *shard) commit(job *commitJob) {
 		s.notSaved(job, fmt.Errorf("%w: the rows of room %s are unknown since a commit in doubt (%v)", ErrNotSaved, job.room, d.err))
 		return
 	}
-	if !s.d.db.up() {
-		s.notSaved(job, fmt.Errorf("%w: the database is not answering", ErrNotSaved))
+	if err := s.admit(); err != nil {
+		s.notSaved(job, err)
 		return
 	}
-	if s.jobs >= maxCommits {
-		s.notSaved(job, fmt.Errorf("%w (%d commits in flight in shard %d)", ErrBusy, s.jobs, s.id))
-		return
-	}
-	s.jobs++
 	s.hold(job)
 	if q := job.res.History; q != nil {
 		job.upTo = s.seqs[q.Room.Key()]
 	}
 	job.queued = time.Now()
+	s.toCommitter(job)
+}
+
+// admit returns why the committer cannot take another job now (the
+// database is known down, or the shard has maxCommits jobs there), nil
+// when it can.
+func (s *shard) admit() error {
+	switch {
+	case !s.d.db.up():
+		return errDBDown
+	case s.jobs >= maxCommits:
+		return fmt.Errorf("%w (%d commits in flight in shard %d)", ErrBusy, s.jobs, s.id)
+	}
+	return nil
+}
+
+// toCommitter hands job to the committer, which admit (or a bound of the
+// caller's own) said has room for it.
+func (s *shard) toCommitter(job *commitJob) {
+	s.jobs++
 	s.commits <- job // never blocks: at most maxCommits jobs exist
 }
 
@@ -89,7 +104,7 @@ func (s *shard) commitLoop(st store.Store) {
 		case time.Since(job.queued) > s.d.cfg.CommandTimeout:
 			job.skipped, job.err = true, fmt.Errorf("%w: waited %v for the database", ErrTimeout, s.d.cfg.CommandTimeout)
 		case !s.d.db.up():
-			job.skipped, job.err = true, fmt.Errorf("%w: the database is not answering", ErrNotSaved)
+			job.skipped, job.err = true, errDBDown
 		default:
 			start := time.Now()
 			if job.broker != nil {

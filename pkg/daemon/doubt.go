@@ -41,8 +41,7 @@ func (s *shard) retryDoubts(now time.Time) {
 			continue
 		}
 		d.reading = true
-		s.jobs++
-		s.commits <- &commitJob{doubt: d, queued: now} // never blocks: at most maxCommits jobs exist
+		s.toCommitter(&commitJob{doubt: d, queued: now})
 	}
 }
 

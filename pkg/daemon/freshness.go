@@ -135,19 +135,18 @@ func (s *shard) refreshAdmin(t *task, room string) bool {
 func (s *shard) refresh(t *task, room string, o servedUnder) bool {
 	now := time.Now()
 	if !s.d.db.up() {
-		s.refuse(t, fmt.Errorf("%w: the database is not answering", ErrNotSaved))
+		s.refuse(t, errDBDown)
 		return true
 	}
 	if r := s.rmq.open; r == nil || !r.add(room, o) {
-		if s.jobs >= maxCommits {
-			s.refuse(t, fmt.Errorf("%w (%d commits in flight in shard %d)", ErrBusy, s.jobs, s.id))
+		if err := s.admit(); err != nil {
+			s.refuse(t, err)
 			return true
 		}
 		r = &refresh{}
 		r.add(room, o)
 		s.rmq.open = r
-		s.jobs++
-		s.commits <- &commitJob{queued: now, refresh: r} // never blocks: at most maxCommits jobs exist
+		s.toCommitter(&commitJob{queued: now, refresh: r})
 	}
 	s.lines[room] = newLine(nil)
 	s.wait(s.lines[room], t, now)

@@ -42,7 +42,7 @@ const (
 // and the key goes to the marks writer; finishMarks sends the notices.
 func (s *shard) mark(t *task, room string, res imc.Result) bool {
 	if !s.d.db.up() || s.rmq.marking >= maxMarks {
-		err := fmt.Errorf("%w: the database is not answering", ErrNotSaved)
+		err := errDBDown
 		if s.d.db.up() {
 			err = fmt.Errorf("%w (%d event keys being stored in shard %d)", ErrBusy, s.rmq.marking, s.id)
 		}
@@ -142,7 +142,7 @@ func (b *brokerMode) writeMarks() {
 func (b *brokerMode) store(batch []*commitJob, keys []string) {
 	d := b.d
 	var fresh []bool
-	err := fmt.Errorf("%w: the database is not answering", ErrNotSaved)
+	err := errDBDown
 	if d.db.up() {
 		start := time.Now()
 		fresh, err = b.events.MarkEvents(context.Background(), keys)

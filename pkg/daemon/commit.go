@@ -310,15 +310,21 @@ func (s *shard) replace(truth map[string]*imc.Room) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k, r := range truth {
-		old := s.rooms.Room(k)
 		if r == nil {
 			s.rooms.Delete(k)
 			continue
 		}
-		s.rooms.Put(r)
-		if old != nil && old.Topic().Text != "" { // the imc tables hold no topic
-			s.rooms.SetTopic(k, old.Topic())
-		}
+		s.putStored(k, r)
+	}
+}
+
+// putStored puts room r (of key k) as the database holds it, with the
+// topic memory had: the imc tables hold no topic. s.mu is held.
+func (s *shard) putStored(k string, r *imc.Room) {
+	old := s.rooms.Room(k)
+	s.rooms.Put(r)
+	if old != nil && old.Topic().Text != "" {
+		s.rooms.SetTopic(k, old.Topic())
 	}
 }
 

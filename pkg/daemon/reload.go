@@ -97,10 +97,7 @@ func (s *shard) handleReload(p *reloadPart) {
 		default:
 			continue
 		}
-		s.rooms.Put(r)
-		if old != nil && old.Topic().Text != "" { // the imc tables hold no topic
-			s.rooms.SetTopic(k, old.Topic())
-		}
+		s.putStored(k, r)
 		delete(s.doubtful, k)
 	}
 	s.mu.Unlock()

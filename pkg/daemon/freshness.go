@@ -225,19 +225,3 @@ func (s *shard) forget(room string) {
 		delete(s.rmq.served, room)
 	}
 }
-
-// stored tells the history writer that room's lines up to seq are in the
-// table (written by another instance): a history query then does not wait
-// for this writer to write them.
-func (w *historyWriter) stored(room string, seq int64) {
-	if w == nil {
-		return
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if seq > w.upTo[room] {
-		w.upTo[room] = seq
-		close(w.advance)
-		w.advance = make(chan struct{})
-	}
-}

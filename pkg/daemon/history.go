@@ -192,9 +192,30 @@ func (w *historyWriter) write(ctx context.Context, batch []store.HistoryLine) {
 			w.upTo[k] = batch[i].Seq
 		}
 	}
+	w.advanced()
+	w.mu.Unlock()
+}
+
+// stored tells the writer that room's lines up to seq are in the table
+// (written by another instance, in RabbitMQ mode): a history query then
+// does not wait for this writer to write them.
+func (w *historyWriter) stored(room string, seq int64) {
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if seq > w.upTo[room] {
+		w.upTo[room] = seq
+		w.advanced()
+	}
+}
+
+// advanced wakes whoever waits for lines to be written (waitWritten);
+// w.mu is held.
+func (w *historyWriter) advanced() {
 	close(w.advance)
 	w.advance = make(chan struct{})
-	w.mu.Unlock()
 }
 
 func (w *historyWriter) forgetRoom(ctx context.Context, room imc.URI) {
@@ -204,8 +225,7 @@ func (w *historyWriter) forgetRoom(ctx context.Context, room imc.URI) {
 	w.mu.Lock()
 	delete(w.upTo, room.Key())
 	w.forgot(room.Key())
-	close(w.advance)
-	w.advance = make(chan struct{})
+	w.advanced()
 	w.mu.Unlock()
 }
 

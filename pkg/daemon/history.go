@@ -272,16 +272,7 @@ func (w *historyWriter) purge(ctx context.Context) {
 		return
 	}
 	w.purgeNow(ctx, time.Now())
-	t := time.NewTicker(historyPurgeEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			w.purgeNow(ctx, now)
-		}
-	}
+	every(ctx, historyPurgeEvery, w.purgeNow)
 }
 
 func (w *historyWriter) purgeNow(ctx context.Context, now time.Time) {

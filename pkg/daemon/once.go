@@ -243,20 +243,6 @@ func (s *shard) sendUnsent(job *commitJob) error {
 	return s.sendKept(job.broker.key, ns)
 }
 
-// purge deletes keys older than events_window, every purgeEvery.
-func (b *brokerMode) purge(ctx context.Context) {
-	t := time.NewTicker(purgeEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			b.purgeOnce(ctx, now)
-		}
-	}
-}
-
 // purgeOnce deletes the keys stored before now minus events_window.
 func (b *brokerMode) purgeOnce(ctx context.Context, now time.Time) {
 	start := time.Now()

@@ -160,27 +160,16 @@ func (s *shard) readCatchUp(job *commitJob) {
 	c := job.catchUp
 	r := c.req
 	key := r.Room.Key()
-	ctx, cancel := context.WithTimeout(context.Background(), historyWait)
-	s.d.history.waitWritten(ctx, key, c.upTo)
-	cancel()
+	s.d.history.waitWritten(key, c.upTo)
 	c.upTo = min(c.upTo, s.d.history.writtenUpTo(key))
 	if c.upTo <= r.After {
 		return
 	}
 	limit, member := s.d.cfg.CatchUpMax, r.Member.String()
 	lines, err := s.d.hist.MissedLines(context.Background(), r.Room, member, r.After, c.upTo, limit)
-	if err != nil {
-		job.histErr = err
-		return
-	}
-	total := int64(len(lines))
-	if len(lines) == limit {
-		if total, err = s.d.hist.CountMissed(context.Background(), r.Room, member, r.After, c.upTo); err != nil {
-			job.histErr = err
-			return
-		}
-	}
-	job.stored, job.total = storedLines(lines), total
+	job.page(lines, err, limit, func() (int64, error) {
+		return s.d.hist.CountMissed(context.Background(), r.Room, member, r.After, c.upTo)
+	})
 }
 
 // caughtUp hands what the committer read back to the scheduler, as the

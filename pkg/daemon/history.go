@@ -246,9 +246,11 @@ func (w *historyWriter) writtenUpTo(room string) int64 {
 	return w.upTo[room]
 }
 
-// waitWritten waits until room's lines up to seq are written, or ctx
-// ends: a query then sees every line said before it.
-func (w *historyWriter) waitWritten(ctx context.Context, room string, seq int64) {
+// waitWritten waits until room's lines up to seq are written, at most
+// historyWait: a query then sees every line said before it.
+func (w *historyWriter) waitWritten(room string, seq int64) {
+	ctx, cancel := context.WithTimeout(context.Background(), historyWait)
+	defer cancel()
 	for {
 		w.mu.Lock()
 		done, advance := w.forgetting[room] == 0 && w.upTo[room] >= seq, w.advance
@@ -330,21 +332,22 @@ const historyWait = time.Second
 // lines said before the query to be written, then reads them.
 func (s *shard) readHistory(job *commitJob) {
 	q := job.res.History
-	ctx, cancel := context.WithTimeout(context.Background(), historyWait)
-	s.d.history.waitWritten(ctx, q.Room.Key(), job.upTo)
-	cancel()
-	after := q.After
-	lines, err := s.d.hist.LastLines(context.Background(), q.Room, after, q.Last)
+	s.d.history.waitWritten(q.Room.Key(), job.upTo)
+	lines, err := s.d.hist.LastLines(context.Background(), q.Room, q.After, q.Last)
+	job.page(lines, err, q.Last, func() (int64, error) { return s.d.hist.CountHistory(context.Background(), q.Room, q.After) })
+}
+
+// page keeps what a history read of at most limit lines found, or why it
+// failed; how many lines matched is asked of the table (count) only when
+// the read came back full.
+func (job *commitJob) page(lines []store.HistoryLine, err error, limit int, count func() (int64, error)) {
+	total := int64(len(lines))
+	if err == nil && len(lines) == limit {
+		total, err = count()
+	}
 	if err != nil {
 		job.histErr = err
 		return
-	}
-	total := int64(len(lines))
-	if len(lines) == q.Last {
-		if total, err = s.d.hist.CountHistory(context.Background(), q.Room, after); err != nil {
-			job.histErr = err
-			return
-		}
 	}
 	job.stored, job.total = storedLines(lines), total
 }

@@ -187,15 +187,7 @@ func (s *shard) refreshed(job *commitJob) {
 			logkey.Rooms, len(r.keys), logkey.Err, job.reread)
 		err := fmt.Errorf("%w: re-reading rooms: %w", ErrNotSaved, job.reread)
 		for _, room := range r.keys {
-			l := s.lines[room]
-			delete(s.lines, room)
-			if l == nil {
-				continue
-			}
-			s.waiting -= len(l.tasks)
-			for i := range l.tasks {
-				s.refuse(&l.tasks[i], err)
-			}
+			s.refuseLine(room, err)
 		}
 		return
 	}

@@ -56,15 +56,30 @@ func (l *line) hasSender(u imc.URI) bool {
 // handled again, in order, and stops at the next commit (later tasks wait
 // behind that one).
 func (s *shard) release(room string) {
+	tasks := s.takeLine(room)
+	for i := range tasks {
+		s.handle(&tasks[i])
+	}
+}
+
+// refuseLine ends room's line, answering what waited in it with err:
+// nothing of it was attempted.
+func (s *shard) refuseLine(room string, err error) {
+	tasks := s.takeLine(room)
+	for i := range tasks {
+		s.refuse(&tasks[i], err)
+	}
+}
+
+// takeLine ends room's line and returns what waited in it.
+func (s *shard) takeLine(room string) []task {
 	l := s.lines[room]
-	delete(s.lines, room)
 	if l == nil {
-		return
+		return nil
 	}
+	delete(s.lines, room)
 	s.waiting -= len(l.tasks)
-	for i := range l.tasks {
-		s.handle(&l.tasks[i])
-	}
+	return l.tasks
 }
 
 // sweep answers the tasks that waited longer than command_timeout behind a

@@ -39,12 +39,11 @@ type commitJob struct {
 	skipped bool                 // not attempted: the database was known down, or the job waited too long
 	truth   map[string]*imc.Room // after a commit in doubt: the rooms as the database holds them
 	reread  error                // why truth could not be read
-	took    time.Duration
-	dup     bool             // RabbitMQ mode: the event's key was stored already (once.go)
-	topicAt time.Time        // when a topic change was stored
-	stored  []imc.StoredLine // what a history query read, oldest first
-	total   int64            // how many lines the query matched
-	histErr error            // why the history query failed (the job itself did not)
+	dup     bool                 // RabbitMQ mode: the event's key was stored already (once.go)
+	topicAt time.Time            // when a topic change was stored
+	stored  []imc.StoredLine     // what a history query read, oldest first
+	total   int64                // how many lines the query matched
+	histErr error                // why the history query failed (the job itself did not)
 }
 
 // commit starts committing job's changes: the room takes a line (so later
@@ -115,8 +114,7 @@ func (s *shard) commitLoop(st store.Store) {
 			if job.err == nil && job.broker == nil && job.res.Topic != nil {
 				job.err = s.storeTopic(job) // (applyOnce stores a brokered event's topic itself)
 			}
-			job.took = time.Since(start)
-			s.d.metrics.DB("apply", job.took)
+			s.d.metrics.DB("apply", time.Since(start))
 			if job.err == nil && !job.dup && job.res.History != nil {
 				s.readHistory(job)
 			}

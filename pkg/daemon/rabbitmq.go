@@ -243,8 +243,5 @@ func (b *brokerMode) ready() error {
 	if !ok {
 		return errors.New("rabbitmq: not started")
 	}
-	if err := src.consumer.Ready(); err != nil {
-		return err
-	}
-	return nil
+	return src.consumer.Ready()
 }

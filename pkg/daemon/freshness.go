@@ -118,30 +118,31 @@ func (s *shard) brokerFirst(t *task, room string) bool {
 	if room == "" || s.rmq.served[room] == origin(o) {
 		return false
 	}
-	return s.refresh(t, room, origin(o))
+	s.refresh(t, room, origin(o))
+	return true
 }
 
 func origin(o opensips.Origin) servedUnder { return servedUnder{queue: o.Queue, session: o.Session} }
 
 // refreshAdmin re-reads an operator action's room before it runs.
-func (s *shard) refreshAdmin(t *task, room string) bool {
+func (s *shard) refreshAdmin(t *task, room string) {
 	t.fresh = true
-	return s.refresh(t, room, servedUnder{})
+	s.refresh(t, room, servedUnder{})
 }
 
 // refresh parks t in a new line of room and has the committer re-read the
 // room, in the re-read it has not taken yet or a new one; refreshed
 // releases the line.
-func (s *shard) refresh(t *task, room string, o servedUnder) bool {
+func (s *shard) refresh(t *task, room string, o servedUnder) {
 	now := time.Now()
 	if !s.d.db.up() {
 		s.refuse(t, errDBDown)
-		return true
+		return
 	}
 	if r := s.rmq.open; r == nil || !r.add(room, o) {
 		if err := s.admit(); err != nil {
 			s.refuse(t, err)
-			return true
+			return
 		}
 		r = &refresh{}
 		r.add(room, o)
@@ -150,7 +151,6 @@ func (s *shard) refresh(t *task, room string, o servedUnder) bool {
 	}
 	s.lines[room] = newLine(nil)
 	s.wait(s.lines[room], t, now)
-	return true
 }
 
 // reread is the committer's side of a refresh. With history, the rooms'

@@ -40,7 +40,7 @@ const (
 
 // mark stores t's key before res's notices go out: the room takes a line
 // and the key goes to the marks writer; finishMarks sends the notices.
-func (s *shard) mark(t *task, room string, res imc.Result) bool {
+func (s *shard) mark(t *task, room string, res imc.Result) {
 	if !s.d.db.up() || s.rmq.marking >= maxMarks {
 		err := errDBDown
 		if s.d.db.up() {
@@ -48,14 +48,13 @@ func (s *shard) mark(t *task, room string, res imc.Result) bool {
 		}
 		s.d.metrics.Command(res.Command, metrics.ResultDBError)
 		t.done(err)
-		return true
+		return
 	}
 	job := eventJob(t, room, res)
 	job.queued, job.owner = time.Now(), s
 	s.rmq.marking++
 	s.hold(job)
 	s.d.broker.marks <- job // never blocks: it holds maxMarks per shard
-	return true
 }
 
 // finishMarks takes verdicts back from the marks writer: a fresh key's

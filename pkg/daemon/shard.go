@@ -212,22 +212,22 @@ func (s *shard) handleEvent(t *task) {
 		return
 	}
 	res := s.d.engine.Handle(s.view, t.in)
-	if t.broker != nil && len(res.Changes) == 0 && res.Topic == nil && res.History == nil {
+	if len(res.Changes) > 0 || res.Topic != nil || res.History != nil {
+		s.commit(eventJob(t, key, res))
+		return
+	}
+	if t.broker != nil {
 		s.mark(t, key, res) // once.go: its key is stored before its notices go out (and its line recorded)
 		return
 	}
-	if res.Record != nil {
+	if res.Record != nil { // a chat line: it has nothing to save
 		s.record(key, res.Record, res.Notices, now)
 	}
-	if len(res.Changes) == 0 && res.Topic == nil && res.History == nil {
-		s.d.metrics.Command(res.Command, res.Outcome.String())
-		s.send(res.Notices, &t.in, false)
-		s.d.chargeFanout(&t.in, len(res.Notices), now)
-		s.d.dedup.Record(now, t.dedup)
-		t.done(nil)
-		return
-	}
-	s.commit(eventJob(t, key, res))
+	s.d.metrics.Command(res.Command, res.Outcome.String())
+	s.send(res.Notices, &t.in, false)
+	s.d.chargeFanout(&t.in, len(res.Notices), now)
+	s.d.dedup.Record(now, t.dedup)
+	t.done(nil)
 }
 
 // eventJob is the job of an event's Result for room. It carries a copy of

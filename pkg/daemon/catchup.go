@@ -123,10 +123,7 @@ func (d *Daemon) fillCatchUp(r delivery.CatchUpRequest) {
 		d.catchUpFailed(r, ErrStopping)
 		return
 	}
-	s := d.shardFor(r.Room.Key())
-	select {
-	case s.queue <- task{kind: taskCatchUp, catchUp: &catchUp{req: r}}:
-	default:
+	if s := d.shardFor(r.Room.Key()); !s.offer(task{kind: taskCatchUp, catchUp: &catchUp{req: r}}) {
 		d.catchUpFailed(r, fmt.Errorf("%w (shard %d)", ErrBusy, s.id))
 	}
 }

@@ -303,11 +303,13 @@ func (s *shard) matches(changes []imc.Change, truth map[string]*imc.Room) bool {
 	return true
 }
 
-// replace puts the database's rooms in memory (nil: the room is gone).
+// replace puts the database's rooms in memory (nil: the room is gone):
+// being what the database holds, they are no longer doubtful.
 func (s *shard) replace(truth map[string]*imc.Room) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k, r := range truth {
+		delete(s.doubtful, k)
 		if r == nil {
 			s.rooms.Delete(k)
 			continue

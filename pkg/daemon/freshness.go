@@ -193,9 +193,6 @@ func (s *shard) refreshed(job *commitJob) {
 	}
 	s.d.broker.metrics.Reread(metrics.RereadOK, len(r.keys))
 	s.replace(job.truth)
-	for k := range job.truth {
-		delete(s.doubtful, k)
-	}
 	for i, room := range r.keys {
 		if r.origins[i] != (servedUnder{}) {
 			s.rmq.served[room] = r.origins[i]

@@ -203,9 +203,6 @@ func (s *shard) appliedElsewhere(job *commitJob) {
 			logkey.Room, job.room, logkey.Err, job.reread)
 	} else {
 		s.replace(job.truth)
-		for k := range job.truth {
-			delete(s.doubtful, k)
-		}
 		s.logger.Debug("a redelivered command was applied before (here or by another instance): acknowledged",
 			logkey.Room, job.room, logkey.Command, job.res.Command)
 	}

@@ -59,7 +59,13 @@ func testLogger(t *testing.T) *slog.Logger {
 // has its subscription; Close runs at the end of the test.
 func openDaemon(t *testing.T, f *opensipstest.Server, cfg config.Config) *Daemon {
 	t.Helper()
-	d := New(cfg, testLogger(t))
+	return openWith(t, f, cfg, testLogger(t))
+}
+
+// openWith is openDaemon logging to logger.
+func openWith(t *testing.T, f *opensipstest.Server, cfg config.Config, logger *slog.Logger) *Daemon {
+	t.Helper()
+	d := New(cfg, logger)
 	if err := d.Open(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -57,16 +57,8 @@ func rabbitDB(t *testing.T) (url string, tables testdb.Tables, lines []string) {
 
 // delivered is how many messages p took from the broker.
 func delivered(p *proc) float64 {
-	var n float64
 	_, body := p.get("/metrics")
-	for line := range strings.Lines(body) {
-		if strings.HasPrefix(line, "opensips_imc_rabbitmq_deliveries_total{") {
-			var v float64
-			fmt.Sscanf(line[strings.LastIndexByte(line, ' ')+1:], "%g", &v)
-			n += v
-		}
-	}
-	return n
+	return metricSum(body, "opensips_imc_rabbitmq_deliveries_total")
 }
 
 // TestFailoverStorm: three imcd consume one queue, one active and two

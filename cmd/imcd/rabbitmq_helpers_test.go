@@ -70,6 +70,15 @@ func newModel(set ...func(*config.Config)) *model {
 	}
 }
 
+// modelOf is the model having applied events, in order.
+func modelOf(events []opensips.Event) *model {
+	m := newModel()
+	for _, ev := range events {
+		m.apply(ev)
+	}
+	return m
+}
+
 func (m *model) apply(ev opensips.Event) {
 	in, err := m.engine.Prepare(ev.Req)
 	if err != nil {
@@ -200,6 +209,16 @@ func (m *model) checkTables(url string, tables testdb.Tables) error {
 		return fmt.Errorf("%d rooms differ:\n%s", len(diffs), strings.Join(diffs, "\n"))
 	}
 	return nil
+}
+
+// waitApplied waits, at most 120 s (since: after what), until the tables
+// at url equal the model and r's queues are empty.
+func (m *model) waitApplied(t *testing.T, r *feed.Feed, url string, tables testdb.Tables, since string) {
+	t.Helper()
+	var err error
+	if !waitFor(120*time.Second, func() bool { err = m.checkTables(url, tables); return err == nil && r.Ready() == 0 }) {
+		t.Fatalf("not applied within 120s%s (%d messages still queued): %v", since, r.Ready(), err)
+	}
 }
 
 // describe writes a room as the tables keep it: flags and members with

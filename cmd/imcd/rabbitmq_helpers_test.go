@@ -16,6 +16,7 @@ import (
 	"github.com/imcd-sip/imcd/internal/testbroker/feed"
 	"github.com/imcd-sip/imcd/internal/testdb"
 	"github.com/imcd-sip/imcd/pkg/config"
+	"github.com/imcd-sip/imcd/pkg/daemon"
 	"github.com/imcd-sip/imcd/pkg/imc"
 	"github.com/imcd-sip/imcd/pkg/opensips"
 	"github.com/imcd-sip/imcd/pkg/opensipstest"
@@ -60,10 +61,7 @@ func newModel(set ...func(*config.Config)) *model {
 		f(&cfg)
 	}
 	return &model{
-		engine: imc.NewEngine(imc.Config{StartChar: cfg.StartChar, MaxBody: cfg.MaxBody, CreateOnJoin: cfg.CreateOnJoin,
-			ManagerUser: cfg.ManagerUser, MaxRoomsListed: imc.DefaultConfig().MaxRoomsListed,
-			MaxMembers: cfg.MaxMembers, MaxOwnedRooms: cfg.MaxOwnedRooms,
-			RoomPrefix: cfg.RoomPrefix, Domains: cfg.Domains, MemberDomains: cfg.MemberDomains}),
+		engine:    imc.NewEngine(daemon.EngineConfig(cfg, false)),
 		rooms:     imc.NewRooms(),
 		notices:   map[string][]string{},
 		droppable: map[string]int{},

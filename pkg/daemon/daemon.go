@@ -177,16 +177,16 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	return nil
 }
 
-// newEngine builds the room engine; whether the rooms keep history is known
-// once the store is open.
-func (d *Daemon) newEngine(history bool) *imc.Engine {
-	cfg := d.cfg
-	return imc.NewEngine(imc.Config{StartChar: cfg.StartChar, MaxBody: cfg.MaxBody, CreateOnJoin: cfg.CreateOnJoin,
+// EngineConfig is the room engine's configuration as a daemon of cfg
+// runs it, history saying whether its rooms keep one (known once the store
+// is open). Tests that model the daemon build their engine from it.
+func EngineConfig(cfg config.Config, history bool) imc.Config {
+	return imc.Config{StartChar: cfg.StartChar, MaxBody: cfg.MaxBody, CreateOnJoin: cfg.CreateOnJoin,
 		ManagerUser: cfg.ManagerUser, MaxRoomsListed: imc.DefaultConfig().MaxRoomsListed,
 		MaxMembers: cfg.MaxMembers, MaxOwnedRooms: cfg.MaxOwnedRooms,
 		RoomPrefix: cfg.RoomPrefix, Domains: cfg.Domains, MemberDomains: cfg.MemberDomains,
 		History: history, HistoryDefault: cfg.HistoryLines, HistoryMax: cfg.HistoryMax, HistoryOnJoin: cfg.HistoryOnJoin,
-		CatchUpMax: cfg.CatchUpMax})
+		CatchUpMax: cfg.CatchUpMax}
 }
 
 // Addrs returns the addresses the daemon bound; valid once Open returned.

@@ -46,7 +46,7 @@ func (d *Daemon) openStore(ctx context.Context) error {
 		return err
 	}
 	d.store = db
-	d.engine = d.newEngine(history)
+	d.engine = imc.NewEngine(EngineConfig(d.cfg, history))
 	start := time.Now()
 	rooms, err := db.Load(ctx)
 	d.metrics.DB("load", time.Since(start))

@@ -35,10 +35,9 @@ type Daemon struct {
 	metrics *metrics.Metrics
 
 	// miClients talk to each OpenSIPS of opensips_mi (t_uac_dlg,
-	// event_subscribe); opensips is the first, which also carries the MI
-	// pass-through. sched paces every notice into them (pkg/delivery).
+	// event_subscribe); the first also carries the MI pass-through. sched
+	// paces every notice into them (pkg/delivery).
 	miClients   []*opensips.MIClient
-	opensips    *opensips.MIClient
 	sched       *delivery.Scheduler
 	subsMu      sync.Mutex             // subscribers is read by the event server (resubscribe)
 	subscribers []*opensips.Subscriber // eventSubs, and the usrloc ones

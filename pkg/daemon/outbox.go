@@ -28,7 +28,6 @@ func (d *Daemon) openOutbox(ctx context.Context) error {
 		d.miClients = append(d.miClients, c)
 		eps = append(eps, delivery.Endpoint{Name: a, Sender: c})
 	}
-	d.opensips = d.miClients[0]
 	d.sched = newScheduler(cfg, eps)
 	d.sched.Logger, d.sched.Observer = d.logger, d.metrics
 	d.sched.MissedNotice = d.engine.Missed

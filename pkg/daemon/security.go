@@ -62,7 +62,7 @@ func (d *Daemon) miServer(reg *mi.Registry) *mi.Server {
 	if !d.cfg.ForwardsMI() {
 		return srv
 	}
-	srv.Forward = d.opensips
+	srv.Forward = d.miClients[0] // the first node of opensips_mi
 	srv.PassthroughAll = d.cfg.MIPassthrough == config.PassthroughAll
 	srv.PassthroughAllow = d.cfg.MIPassthroughAllow
 	if d.cfg.MIPassthrough == config.PassthroughYes {

@@ -170,7 +170,7 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	d.started.Store(true)
 	rooms, members := d.counts()
 	a := d.addrs
-	d.notice("imcd started", "rooms", rooms, "members", members, "shards", len(d.shards),
+	d.notice("imcd started", logkey.Rooms, rooms, logkey.Members, members, "shards", len(d.shards),
 		logkey.Events, a.Events, logkey.OpenSIPSMI, cfg.OpenSIPSMI, logkey.MIDatagram, a.MIDatagram, logkey.MIHTTP, a.MIHTTP,
 		logkey.MIFIFO, a.MIFIFO, logkey.Metrics, a.Metrics)
 	return nil

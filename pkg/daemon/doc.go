@@ -35,6 +35,8 @@
 //     fair queues, members away; it calls onDelivered and onGhost;
 //   - each MI client's reader and reaper (one client per opensips_mi node);
 //   - one that pings a database known down;
+//   - with the history: its writer (the lines and catch-up marks to write,
+//     in batches) and the purge of old lines;
 //   - in RabbitMQ mode: the consumer's connection keeper and one worker per
 //     queue (decode only, then Submit), one marks writer (the keys of events
 //     without changes, stored in batches) and one purge of old keys;

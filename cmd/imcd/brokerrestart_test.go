@@ -19,10 +19,7 @@ func TestBrokerRestartMidStorm(t *testing.T) {
 	r := feed.New(t, pb.URL(), 1, false) // imcd declares the topology
 	f := opensipstest.New(t, opensipstest.Options{})
 	events := storm(8000, 16, 12)
-	m := newModel()
-	for _, ev := range events {
-		m.apply(ev)
-	}
+	m := modelOf(events)
 	lines := rabbitLines(r, append(dbLines, "rabbitmq_declare = yes")...)
 	a := startIMCD(t, f, procOpts{extra: lines})
 	b := startIMCD(t, f, procOpts{extra: lines})
@@ -59,10 +56,7 @@ func TestBrokerRestartMidStorm(t *testing.T) {
 	if err := r.Publish(events[half:]...); err != nil {
 		t.Fatalf("publishing after the restart: %v", err)
 	}
-	var tablesErr error
-	if !waitFor(120*time.Second, func() bool { tablesErr = m.checkTables(dbURL, tables); return tablesErr == nil && r.Ready() == 0 }) {
-		t.Fatalf("not applied within 120s (%d messages still queued): %v", r.Ready(), tablesErr)
-	}
+	m.waitApplied(t, r, dbURL, tables, "")
 	settle(f, 20*time.Second) // the notices: checked below
 	var dups float64
 	for _, p := range []*proc{a, b} {

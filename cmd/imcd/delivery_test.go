@@ -54,7 +54,6 @@ func lineNo(body string) int {
 	return i
 }
 
-// waitUntil polls cond with a generous deadline.
 // waitUsrlocSubscribed waits until p subscribed to the three usrloc
 // events (usrloc_events = yes).
 func waitUsrlocSubscribed(t *testing.T, f *opensipstest.Server, p *proc) {
@@ -69,6 +68,7 @@ func waitUsrlocSubscribed(t *testing.T, f *opensipstest.Server, p *proc) {
 	}
 }
 
+// waitUntil polls cond with a generous deadline.
 func waitUntil(t *testing.T, what string, d time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)

@@ -57,16 +57,8 @@ func rabbitDB(t *testing.T) (url string, tables testdb.Tables, lines []string) {
 
 // delivered is how many messages p took from the broker.
 func delivered(p *proc) float64 {
-	var n float64
 	_, body := p.get("/metrics")
-	for line := range strings.Lines(body) {
-		if strings.HasPrefix(line, "opensips_imc_rabbitmq_deliveries_total{") {
-			var v float64
-			fmt.Sscanf(line[strings.LastIndexByte(line, ' ')+1:], "%g", &v)
-			n += v
-		}
-	}
-	return n
+	return metricSum(body, "opensips_imc_rabbitmq_deliveries_total")
 }
 
 // TestFailoverStorm: three imcd consume one queue, one active and two
@@ -91,10 +83,7 @@ func stormFailover(t *testing.T, graceful bool) {
 	f := opensipstest.New(t, opensipstest.Options{})
 	events := storm(6000, 16, 12)
 	const backlog = 3000
-	m := newModel()
-	for _, ev := range events {
-		m.apply(ev)
-	}
+	m := modelOf(events)
 	var procs []*proc
 	for range 3 { // one after the other: the first registered is the active one
 		procs = append(procs, startIMCD(t, f, procOpts{extra: rabbitLines(r, dbLines...)}))
@@ -166,10 +155,7 @@ func stormFailover(t *testing.T, graceful bool) {
 	if t.Failed() {
 		return
 	}
-	var tablesErr error
-	if !waitFor(120*time.Second, func() bool { tablesErr = m.checkTables(dbURL, tables); return tablesErr == nil && r.Ready() == 0 }) {
-		t.Fatalf("not applied within 120s (%d messages still queued): %v", r.Ready(), tablesErr)
-	}
+	m.waitApplied(t, r, dbURL, tables, "")
 	t.Logf("%d events applied in %v with two failovers", len(events), time.Since(start).Round(time.Millisecond))
 	for p := range alive {
 		t.Logf("survivor: %v deliveries redelivered, %v events found applied before (duplicates), %v rooms re-read",
@@ -206,10 +192,7 @@ func TestShardedFailover(t *testing.T) {
 	r := feed.New(t, url, 3, true)
 	f := opensipstest.New(t, opensipstest.Options{})
 	events := storm(6000, 24, 12)
-	m := newModel()
-	for _, ev := range events {
-		m.apply(ev)
-	}
+	m := modelOf(events)
 	var procs []*proc
 	for i := range 3 {
 		var standby []string
@@ -246,10 +229,7 @@ func TestShardedFailover(t *testing.T) {
 	if err := r.Publish(events[3000:]...); err != nil {
 		t.Fatal(err)
 	}
-	var tablesErr error
-	if !waitFor(120*time.Second, func() bool { tablesErr = m.checkTables(dbURL, tables); return tablesErr == nil && r.Ready() == 0 }) {
-		t.Fatalf("not applied within 120s (%d messages still queued): %v", r.Ready(), tablesErr)
-	}
+	m.waitApplied(t, r, dbURL, tables, "")
 	for _, p := range procs[1:] {
 		if code := p.stop(); code != 0 {
 			t.Errorf("exit code %d", code)

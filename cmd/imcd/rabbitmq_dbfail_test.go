@@ -28,10 +28,7 @@ func TestRabbitMQDatabaseOutage(t *testing.T) {
 	r := feed.New(t, url, 1, true)
 	f := opensipstest.New(t, opensipstest.Options{})
 	events := storm(3000, 16, 12)
-	m := newModel()
-	for _, ev := range events {
-		m.apply(ev)
-	}
+	m := modelOf(events)
 	p := startIMCD(t, f, procOpts{extra: rabbitLines(r, "db_url = "+testdb.Through(dbURL, proxy.Addr()), "rooms_table = "+tables.Rooms,
 		"members_table = "+tables.Members, "events_table = "+tables.Extra[0], "create_tables = yes")})
 	if err := r.Publish(events...); err != nil {
@@ -50,10 +47,7 @@ func TestRabbitMQDatabaseOutage(t *testing.T) {
 		t.Errorf("%d notices sent while the database was gone", n-cut)
 	}
 	proxy.Restore()
-	var tablesErr error
-	if !waitFor(120*time.Second, func() bool { tablesErr = m.checkTables(dbURL, tables); return tablesErr == nil && r.Ready() == 0 }) {
-		t.Fatalf("not applied within 120s of the database's return (%d messages queued): %v", r.Ready(), tablesErr)
-	}
+	m.waitApplied(t, r, dbURL, tables, " of the database's return")
 	settle(f, 20*time.Second) // the notices: checked below
 	returned := p.metric(t, `opensips_imc_rabbitmq_settled_total{outcome="returned",queue="`+r.Topology.Queues[0]+`"}`)
 	if code := p.stop(); code != 0 {

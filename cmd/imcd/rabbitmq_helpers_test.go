@@ -16,6 +16,7 @@ import (
 	"github.com/imcd-sip/imcd/internal/testbroker/feed"
 	"github.com/imcd-sip/imcd/internal/testdb"
 	"github.com/imcd-sip/imcd/pkg/config"
+	"github.com/imcd-sip/imcd/pkg/daemon"
 	"github.com/imcd-sip/imcd/pkg/imc"
 	"github.com/imcd-sip/imcd/pkg/opensips"
 	"github.com/imcd-sip/imcd/pkg/opensipstest"
@@ -60,14 +61,20 @@ func newModel(set ...func(*config.Config)) *model {
 		f(&cfg)
 	}
 	return &model{
-		engine: imc.NewEngine(imc.Config{StartChar: cfg.StartChar, MaxBody: cfg.MaxBody, CreateOnJoin: cfg.CreateOnJoin,
-			ManagerUser: cfg.ManagerUser, MaxRoomsListed: imc.DefaultConfig().MaxRoomsListed,
-			MaxMembers: cfg.MaxMembers, MaxOwnedRooms: cfg.MaxOwnedRooms,
-			RoomPrefix: cfg.RoomPrefix, Domains: cfg.Domains, MemberDomains: cfg.MemberDomains}),
+		engine:    imc.NewEngine(daemon.EngineConfig(cfg, false)),
 		rooms:     imc.NewRooms(),
 		notices:   map[string][]string{},
 		droppable: map[string]int{},
 	}
+}
+
+// modelOf is the model having applied events, in order.
+func modelOf(events []opensips.Event) *model {
+	m := newModel()
+	for _, ev := range events {
+		m.apply(ev)
+	}
+	return m
 }
 
 func (m *model) apply(ev opensips.Event) {
@@ -200,6 +207,16 @@ func (m *model) checkTables(url string, tables testdb.Tables) error {
 		return fmt.Errorf("%d rooms differ:\n%s", len(diffs), strings.Join(diffs, "\n"))
 	}
 	return nil
+}
+
+// waitApplied waits, at most 120 s (since: after what), until the tables
+// at url equal the model and r's queues are empty.
+func (m *model) waitApplied(t *testing.T, r *feed.Feed, url string, tables testdb.Tables, since string) {
+	t.Helper()
+	var err error
+	if !waitFor(120*time.Second, func() bool { err = m.checkTables(url, tables); return err == nil && r.Ready() == 0 }) {
+		t.Fatalf("not applied within 120s%s (%d messages still queued): %v", since, r.Ready(), err)
+	}
 }
 
 // describe writes a room as the tables keep it: flags and members with

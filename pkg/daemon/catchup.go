@@ -123,10 +123,7 @@ func (d *Daemon) fillCatchUp(r delivery.CatchUpRequest) {
 		d.catchUpFailed(r, ErrStopping)
 		return
 	}
-	s := d.shardFor(r.Room.Key())
-	select {
-	case s.queue <- task{kind: taskCatchUp, catchUp: &catchUp{req: r}}:
-	default:
+	if s := d.shardFor(r.Room.Key()); !s.offer(task{kind: taskCatchUp, catchUp: &catchUp{req: r}}) {
 		d.catchUpFailed(r, fmt.Errorf("%w (shard %d)", ErrBusy, s.id))
 	}
 }
@@ -141,20 +138,15 @@ func (d *Daemon) catchUpFailed(r delivery.CatchUpRequest, err error) {
 // it has been submitted already, and the scheduler ends what the catch-up
 // covers. It takes no room line: it changes nothing.
 func (s *shard) handleCatchUp(c *catchUp) {
-	switch {
-	case !s.d.db.up():
-		s.d.catchUpFailed(c.req, fmt.Errorf("%w: the database is not answering", ErrNotSaved))
-		return
-	case s.jobs >= maxCommits:
-		s.d.catchUpFailed(c.req, fmt.Errorf("%w (%d commits in flight in shard %d)", ErrBusy, s.jobs, s.id))
+	if err := s.admit(); err != nil {
+		s.d.catchUpFailed(c.req, err)
 		return
 	}
 	c.upTo = c.req.Before - 1
 	if c.req.Before <= 0 {
 		c.upTo = s.seqs[c.req.Room.Key()]
 	}
-	s.jobs++
-	s.commits <- &commitJob{room: c.req.Room.Key(), catchUp: c, queued: time.Now()} // never blocks: at most maxCommits jobs exist
+	s.toCommitter(&commitJob{room: c.req.Room.Key(), catchUp: c, queued: time.Now()})
 }
 
 // readCatchUp reads, on the committer, the newest catchup_max lines the
@@ -165,27 +157,16 @@ func (s *shard) readCatchUp(job *commitJob) {
 	c := job.catchUp
 	r := c.req
 	key := r.Room.Key()
-	ctx, cancel := context.WithTimeout(context.Background(), historyWait)
-	s.d.history.waitWritten(ctx, key, c.upTo)
-	cancel()
+	s.d.history.waitWritten(key, c.upTo)
 	c.upTo = min(c.upTo, s.d.history.writtenUpTo(key))
 	if c.upTo <= r.After {
 		return
 	}
 	limit, member := s.d.cfg.CatchUpMax, r.Member.String()
 	lines, err := s.d.hist.MissedLines(context.Background(), r.Room, member, r.After, c.upTo, limit)
-	if err != nil {
-		job.histErr = err
-		return
-	}
-	total := int64(len(lines))
-	if len(lines) == limit {
-		if total, err = s.d.hist.CountMissed(context.Background(), r.Room, member, r.After, c.upTo); err != nil {
-			job.histErr = err
-			return
-		}
-	}
-	job.stored, job.total = storedLines(lines), total
+	job.page(lines, err, limit, func() (int64, error) {
+		return s.d.hist.CountMissed(context.Background(), r.Room, member, r.After, c.upTo)
+	})
 }
 
 // caughtUp hands what the committer read back to the scheduler, as the

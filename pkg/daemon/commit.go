@@ -17,11 +17,11 @@ import (
 type commitJob struct {
 	room   string     // the room key the changes concern
 	res    imc.Result // changes to commit, notices to send once committed
-	in     *imc.Input // the MESSAGE it answers, nil for operator actions and feedback
+	in     *imc.Input // the MESSAGE it answers (&event), nil for operator actions and feedback
+	event  imc.Input
 	done   func(error)
 	reply  chan error // an operator action's answer
 	dedup  uint64
-	sender string // the key of in's sender, "" without one
 	queued time.Time
 	doubt  *doubt // a re-read of doubtful rooms instead of a commit
 	// catchUp is a catch-up to read instead of a commit.
@@ -39,12 +39,11 @@ type commitJob struct {
 	skipped bool                 // not attempted: the database was known down, or the job waited too long
 	truth   map[string]*imc.Room // after a commit in doubt: the rooms as the database holds them
 	reread  error                // why truth could not be read
-	took    time.Duration
-	dup     bool             // RabbitMQ mode: the event's key was stored already (once.go)
-	topicAt time.Time        // when a topic change was stored
-	stored  []imc.StoredLine // what a history query read, oldest first
-	total   int64            // how many lines the query matched
-	histErr error            // why the history query failed (the job itself did not)
+	dup     bool                 // RabbitMQ mode: the event's key was stored already (once.go)
+	topicAt time.Time            // when a topic change was stored
+	stored  []imc.StoredLine     // what a history query read, oldest first
+	total   int64                // how many lines the query matched
+	histErr error                // why the history query failed (the job itself did not)
 }
 
 // commit starts committing job's changes: the room takes a line (so later
@@ -56,23 +55,35 @@ func (s *shard) commit(job *commitJob) {
 		s.notSaved(job, fmt.Errorf("%w: the rows of room %s are unknown since a commit in doubt (%v)", ErrNotSaved, job.room, d.err))
 		return
 	}
-	if !s.d.db.up() {
-		s.notSaved(job, fmt.Errorf("%w: the database is not answering", ErrNotSaved))
+	if err := s.admit(); err != nil {
+		s.notSaved(job, err)
 		return
 	}
-	if s.jobs >= maxCommits {
-		s.notSaved(job, fmt.Errorf("%w (%d commits in flight in shard %d)", ErrBusy, s.jobs, s.id))
-		return
-	}
-	s.jobs++
-	s.lines[job.room] = newLine(job.sender)
+	s.hold(job)
 	if q := job.res.History; q != nil {
 		job.upTo = s.seqs[q.Room.Key()]
 	}
-	if job.dedup != 0 {
-		s.inProgress[job.dedup] = nil
-	}
 	job.queued = time.Now()
+	s.toCommitter(job)
+}
+
+// admit returns why the committer cannot take another job now (the
+// database is known down, or the shard has maxCommits jobs there), nil
+// when it can.
+func (s *shard) admit() error {
+	switch {
+	case !s.d.db.up():
+		return errDBDown
+	case s.jobs >= maxCommits:
+		return fmt.Errorf("%w (%d commits in flight in shard %d)", ErrBusy, s.jobs, s.id)
+	}
+	return nil
+}
+
+// toCommitter hands job to the committer, which admit (or a bound of the
+// caller's own) said has room for it.
+func (s *shard) toCommitter(job *commitJob) {
+	s.jobs++
 	s.commits <- job // never blocks: at most maxCommits jobs exist
 }
 
@@ -92,7 +103,7 @@ func (s *shard) commitLoop(st store.Store) {
 		case time.Since(job.queued) > s.d.cfg.CommandTimeout:
 			job.skipped, job.err = true, fmt.Errorf("%w: waited %v for the database", ErrTimeout, s.d.cfg.CommandTimeout)
 		case !s.d.db.up():
-			job.skipped, job.err = true, fmt.Errorf("%w: the database is not answering", ErrNotSaved)
+			job.skipped, job.err = true, errDBDown
 		default:
 			start := time.Now()
 			if job.broker != nil {
@@ -103,8 +114,7 @@ func (s *shard) commitLoop(st store.Store) {
 			if job.err == nil && job.broker == nil && job.res.Topic != nil {
 				job.err = s.storeTopic(job) // (applyOnce stores a brokered event's topic itself)
 			}
-			job.took = time.Since(start)
-			s.d.metrics.DB("apply", job.took)
+			s.d.metrics.DB("apply", time.Since(start))
 			if job.err == nil && !job.dup && job.res.History != nil {
 				s.readHistory(job)
 			}
@@ -163,7 +173,7 @@ func (s *shard) applied(job *commitJob) {
 	s.forgetRemoved(job.res.Changes)
 	s.send(job.res.Notices, job.in, true)
 	s.historyApplied(job)
-	s.d.chargeFanout(job.in, len(job.res.Notices))
+	s.d.chargeFanout(job.in, len(job.res.Notices), time.Now())
 	s.settle(job, nil)
 }
 
@@ -293,20 +303,28 @@ func (s *shard) matches(changes []imc.Change, truth map[string]*imc.Room) bool {
 	return true
 }
 
-// replace puts the database's rooms in memory (nil: the room is gone).
+// replace puts the database's rooms in memory (nil: the room is gone):
+// being what the database holds, they are no longer doubtful.
 func (s *shard) replace(truth map[string]*imc.Room) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k, r := range truth {
-		old := s.rooms.Room(k)
+		delete(s.doubtful, k)
 		if r == nil {
 			s.rooms.Delete(k)
 			continue
 		}
-		s.rooms.Put(r)
-		if old != nil && old.Topic().Text != "" { // the imc tables hold no topic
-			s.rooms.SetTopic(k, old.Topic())
-		}
+		s.putStored(k, r)
+	}
+}
+
+// putStored puts room r (of key k) as the database holds it, with the
+// topic memory had: the imc tables hold no topic. s.mu is held.
+func (s *shard) putStored(k string, r *imc.Room) {
+	old := s.rooms.Room(k)
+	s.rooms.Put(r)
+	if old != nil && old.Topic().Text != "" {
+		s.rooms.SetTopic(k, old.Topic())
 	}
 }
 

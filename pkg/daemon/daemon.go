@@ -35,10 +35,9 @@ type Daemon struct {
 	metrics *metrics.Metrics
 
 	// miClients talk to each OpenSIPS of opensips_mi (t_uac_dlg,
-	// event_subscribe); opensips is the first, which also carries the MI
-	// pass-through. sched paces every notice into them (pkg/delivery).
+	// event_subscribe); the first also carries the MI pass-through. sched
+	// paces every notice into them (pkg/delivery).
 	miClients   []*opensips.MIClient
-	opensips    *opensips.MIClient
 	sched       *delivery.Scheduler
 	subsMu      sync.Mutex             // subscribers is read by the event server (resubscribe)
 	subscribers []*opensips.Subscriber // eventSubs, and the usrloc ones
@@ -171,22 +170,22 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	d.started.Store(true)
 	rooms, members := d.counts()
 	a := d.addrs
-	d.notice("imcd started", "rooms", rooms, "members", members, "shards", len(d.shards),
+	d.notice("imcd started", logkey.Rooms, rooms, logkey.Members, members, "shards", len(d.shards),
 		logkey.Events, a.Events, logkey.OpenSIPSMI, cfg.OpenSIPSMI, logkey.MIDatagram, a.MIDatagram, logkey.MIHTTP, a.MIHTTP,
 		logkey.MIFIFO, a.MIFIFO, logkey.Metrics, a.Metrics)
 	return nil
 }
 
-// newEngine builds the room engine; whether the rooms keep history is known
-// once the store is open.
-func (d *Daemon) newEngine(history bool) *imc.Engine {
-	cfg := d.cfg
-	return imc.NewEngine(imc.Config{StartChar: cfg.StartChar, MaxBody: cfg.MaxBody, CreateOnJoin: cfg.CreateOnJoin,
+// EngineConfig is the room engine's configuration as a daemon of cfg
+// runs it, history saying whether its rooms keep one (known once the store
+// is open). Tests that model the daemon build their engine from it.
+func EngineConfig(cfg config.Config, history bool) imc.Config {
+	return imc.Config{StartChar: cfg.StartChar, MaxBody: cfg.MaxBody, CreateOnJoin: cfg.CreateOnJoin,
 		ManagerUser: cfg.ManagerUser, MaxRoomsListed: imc.DefaultConfig().MaxRoomsListed,
 		MaxMembers: cfg.MaxMembers, MaxOwnedRooms: cfg.MaxOwnedRooms,
 		RoomPrefix: cfg.RoomPrefix, Domains: cfg.Domains, MemberDomains: cfg.MemberDomains,
 		History: history, HistoryDefault: cfg.HistoryLines, HistoryMax: cfg.HistoryMax, HistoryOnJoin: cfg.HistoryOnJoin,
-		CatchUpMax: cfg.CatchUpMax})
+		CatchUpMax: cfg.CatchUpMax}
 }
 
 // Addrs returns the addresses the daemon bound; valid once Open returned.

@@ -39,14 +39,14 @@ func (d *Daemon) openStore(ctx context.Context) error {
 	if embedded {
 		d.notice("no db_url configured: using the embedded SQLite database", "path", url[len("sqlite://"):])
 	} else {
-		d.notice("using database", "db_url", store.Redacted(url))
+		d.notice("using database", logkey.DBURL, store.Redacted(url))
 	}
 	db, history, err := d.openDatabase(ctx, url, embedded || d.cfg.CreateTables)
 	if err != nil {
 		return err
 	}
 	d.store = db
-	d.engine = d.newEngine(history)
+	d.engine = imc.NewEngine(EngineConfig(d.cfg, history))
 	start := time.Now()
 	rooms, err := db.Load(ctx)
 	d.metrics.DB("load", time.Since(start))
@@ -56,7 +56,7 @@ func (d *Daemon) openStore(ctx context.Context) error {
 	for _, r := range rooms {
 		d.shardFor(r.Key()).rooms.Put(r)
 	}
-	d.notice("rooms loaded", "rooms", len(rooms), "took", time.Since(start).Round(time.Millisecond))
+	d.notice("rooms loaded", logkey.Rooms, len(rooms), "took", time.Since(start).Round(time.Millisecond))
 	d.logOutsidePolicy(rooms)
 	if history {
 		return d.openHistory(ctx, db)

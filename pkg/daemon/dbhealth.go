@@ -2,12 +2,16 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"time"
 
 	"github.com/imcd-sip/imcd/pkg/logkey"
 	"github.com/imcd-sip/imcd/pkg/store"
 )
+
+// errDBDown answers what needs the database while it is known down.
+var errDBDown = fmt.Errorf("%w: the database is not answering", ErrNotSaved)
 
 // dbPingEvery is how often a database known down is asked whether it is
 // back.

@@ -14,7 +14,11 @@
 // dbhealth.go (saving changes, commits in doubt, a database that stopped
 // answering), reload.go (imc:reload), view.go (what the engine sees),
 // security.go (the fan-out charge, stored rooms outside the room policy,
-// the MI pass-through policy and the FIFO), shutdown.go; for RabbitMQ mode,
+// the MI pass-through policy and the FIFO), shutdown.go; with the history,
+// history.go (chat lines numbered, history queries and topics, on the
+// shard and its committer), historywriter.go (the writer of lines and
+// catch-up marks, and the purge of old lines) and catchup.go (members
+// caught up from the history when they are back); for RabbitMQ mode,
 // rabbitmq.go (the consumer in place of the event listener, and the mode's
 // rules), once.go (events applied once: the marks writer, the purge of old
 // keys) and freshness.go (re-reading rooms served under a new consumer
@@ -31,6 +35,8 @@
 //     fair queues, members away; it calls onDelivered and onGhost;
 //   - each MI client's reader and reaper (one client per opensips_mi node);
 //   - one that pings a database known down;
+//   - with the history: its writer (the lines and catch-up marks to write,
+//     in batches) and the purge of old lines;
 //   - in RabbitMQ mode: the consumer's connection keeper and one worker per
 //     queue (decode only, then Submit), one marks writer (the keys of events
 //     without changes, stored in batches) and one purge of old keys;

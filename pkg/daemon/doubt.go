@@ -41,8 +41,7 @@ func (s *shard) retryDoubts(now time.Time) {
 			continue
 		}
 		d.reading = true
-		s.jobs++
-		s.commits <- &commitJob{doubt: d, queued: now} // never blocks: at most maxCommits jobs exist
+		s.toCommitter(&commitJob{doubt: d, queued: now})
 	}
 }
 
@@ -57,9 +56,6 @@ func (s *shard) settleDoubt(job *commitJob) {
 		d.next = time.Now().Add(d.backoff)
 		return
 	}
-	s.replace(job.truth)
-	for _, r := range d.rooms {
-		delete(s.doubtful, r.Key())
-	}
+	s.replace(job.truth) // d.rooms, each mapped
 	s.logger.Warn("rooms re-read after a commit in doubt: memory follows the database again", logkey.Rooms, len(d.rooms))
 }

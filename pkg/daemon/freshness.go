@@ -118,40 +118,39 @@ func (s *shard) brokerFirst(t *task, room string) bool {
 	if room == "" || s.rmq.served[room] == origin(o) {
 		return false
 	}
-	return s.refresh(t, room, origin(o))
+	s.refresh(t, room, origin(o))
+	return true
 }
 
 func origin(o opensips.Origin) servedUnder { return servedUnder{queue: o.Queue, session: o.Session} }
 
 // refreshAdmin re-reads an operator action's room before it runs.
-func (s *shard) refreshAdmin(t *task, room string) bool {
+func (s *shard) refreshAdmin(t *task, room string) {
 	t.fresh = true
-	return s.refresh(t, room, servedUnder{})
+	s.refresh(t, room, servedUnder{})
 }
 
 // refresh parks t in a new line of room and has the committer re-read the
 // room, in the re-read it has not taken yet or a new one; refreshed
 // releases the line.
-func (s *shard) refresh(t *task, room string, o servedUnder) bool {
+func (s *shard) refresh(t *task, room string, o servedUnder) {
 	now := time.Now()
 	if !s.d.db.up() {
-		s.refuse(t, fmt.Errorf("%w: the database is not answering", ErrNotSaved))
-		return true
+		s.refuse(t, errDBDown)
+		return
 	}
 	if r := s.rmq.open; r == nil || !r.add(room, o) {
-		if s.jobs >= maxCommits {
-			s.refuse(t, fmt.Errorf("%w (%d commits in flight in shard %d)", ErrBusy, s.jobs, s.id))
-			return true
+		if err := s.admit(); err != nil {
+			s.refuse(t, err)
+			return
 		}
 		r = &refresh{}
 		r.add(room, o)
 		s.rmq.open = r
-		s.jobs++
-		s.commits <- &commitJob{queued: now, refresh: r} // never blocks: at most maxCommits jobs exist
+		s.toCommitter(&commitJob{queued: now, refresh: r})
 	}
-	s.lines[room] = newLine("")
+	s.lines[room] = newLine(nil)
 	s.wait(s.lines[room], t, now)
-	return true
 }
 
 // reread is the committer's side of a refresh. With history, the rooms'
@@ -188,23 +187,12 @@ func (s *shard) refreshed(job *commitJob) {
 			logkey.Rooms, len(r.keys), logkey.Err, job.reread)
 		err := fmt.Errorf("%w: re-reading rooms: %w", ErrNotSaved, job.reread)
 		for _, room := range r.keys {
-			l := s.lines[room]
-			delete(s.lines, room)
-			if l == nil {
-				continue
-			}
-			s.waiting -= len(l.tasks)
-			for i := range l.tasks {
-				s.refuse(&l.tasks[i], err)
-			}
+			s.refuseLine(room, err)
 		}
 		return
 	}
 	s.d.broker.metrics.Reread(metrics.RereadOK, len(r.keys))
 	s.replace(job.truth)
-	for k := range job.truth {
-		delete(s.doubtful, k)
-	}
 	for i, room := range r.keys {
 		if r.origins[i] != (servedUnder{}) {
 			s.rmq.served[room] = r.origins[i]
@@ -224,21 +212,5 @@ func (s *shard) refreshed(job *commitJob) {
 func (s *shard) forget(room string) {
 	if s.rmq.on {
 		delete(s.rmq.served, room)
-	}
-}
-
-// stored tells the history writer that room's lines up to seq are in the
-// table (written by another instance): a history query then does not wait
-// for this writer to write them.
-func (w *historyWriter) stored(room string, seq int64) {
-	if w == nil {
-		return
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if seq > w.upTo[room] {
-		w.upTo[room] = seq
-		close(w.advance)
-		w.advance = make(chan struct{})
 	}
 }

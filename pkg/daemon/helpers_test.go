@@ -34,7 +34,7 @@ const (
 
 // testConfig is imcd's default configuration with every socket on loopback
 // port 0, the database in dir and OpenSIPS's MI at f.
-func testConfig(t *testing.T, f *opensipstest.Server, dir string) config.Config {
+func testConfig(t testing.TB, f *opensipstest.Server, dir string) config.Config {
 	cfg := config.Default()
 	cfg.DataDir = dir
 	cfg.OpenSIPSMI = f.MISocket()
@@ -59,7 +59,13 @@ func testLogger(t *testing.T) *slog.Logger {
 // has its subscription; Close runs at the end of the test.
 func openDaemon(t *testing.T, f *opensipstest.Server, cfg config.Config) *Daemon {
 	t.Helper()
-	d := New(cfg, testLogger(t))
+	return openWith(t, f, cfg, testLogger(t))
+}
+
+// openWith is openDaemon logging to logger.
+func openWith(t *testing.T, f *opensipstest.Server, cfg config.Config, logger *slog.Logger) *Daemon {
+	t.Helper()
+	d := New(cfg, logger)
 	if err := d.Open(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +94,7 @@ func waitReady(t *testing.T, d *Daemon) {
 	}
 }
 
-func ctxTimeout(t *testing.T, d time.Duration) context.Context {
+func ctxTimeout(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx

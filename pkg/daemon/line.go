@@ -21,12 +21,23 @@ type line struct {
 	senders map[string]int // sender key → its tasks in the line, the one being committed included
 }
 
-func newLine(sender string) *line {
+// newLine is the line behind a job for the MESSAGE in (nil for none): its
+// sender's later chat lines wait in it too.
+func newLine(in *imc.Input) *line {
 	l := &line{senders: make(map[string]int, 1)}
-	if sender != "" {
-		l.senders[sender]++
+	if in != nil {
+		l.senders[in.From.Key()]++
 	}
 	return l
+}
+
+// hold opens job's room line (what comes for the room meanwhile waits in
+// it) and marks its event as being applied (a copy waits for its outcome).
+func (s *shard) hold(job *commitJob) {
+	s.lines[job.room] = newLine(job.in)
+	if job.dedup != 0 {
+		s.inProgress[job.dedup] = nil
+	}
 }
 
 func (l *line) push(t task) {
@@ -45,15 +56,30 @@ func (l *line) hasSender(u imc.URI) bool {
 // handled again, in order, and stops at the next commit (later tasks wait
 // behind that one).
 func (s *shard) release(room string) {
+	tasks := s.takeLine(room)
+	for i := range tasks {
+		s.handle(&tasks[i])
+	}
+}
+
+// refuseLine ends room's line, answering what waited in it with err:
+// nothing of it was attempted.
+func (s *shard) refuseLine(room string, err error) {
+	tasks := s.takeLine(room)
+	for i := range tasks {
+		s.refuse(&tasks[i], err)
+	}
+}
+
+// takeLine ends room's line and returns what waited in it.
+func (s *shard) takeLine(room string) []task {
 	l := s.lines[room]
-	delete(s.lines, room)
 	if l == nil {
-		return
+		return nil
 	}
+	delete(s.lines, room)
 	s.waiting -= len(l.tasks)
-	for i := range l.tasks {
-		s.handle(&l.tasks[i])
-	}
+	return l.tasks
 }
 
 // sweep answers the tasks that waited longer than command_timeout behind a

@@ -40,25 +40,21 @@ const (
 
 // mark stores t's key before res's notices go out: the room takes a line
 // and the key goes to the marks writer; finishMarks sends the notices.
-func (s *shard) mark(t *task, room string, res imc.Result) bool {
+func (s *shard) mark(t *task, room string, res imc.Result) {
 	if !s.d.db.up() || s.rmq.marking >= maxMarks {
-		err := fmt.Errorf("%w: the database is not answering", ErrNotSaved)
+		err := errDBDown
 		if s.d.db.up() {
 			err = fmt.Errorf("%w (%d event keys being stored in shard %d)", ErrBusy, s.rmq.marking, s.id)
 		}
 		s.d.metrics.Command(res.Command, metrics.ResultDBError)
 		t.done(err)
-		return true
+		return
 	}
-	job := &commitJob{room: room, res: res, in: &t.in, done: t.done, dedup: t.dedup, broker: t.broker,
-		sender: t.in.From.Key(), queued: time.Now(), owner: s}
+	job := eventJob(t, room, res)
+	job.queued, job.owner = time.Now(), s
 	s.rmq.marking++
-	s.lines[room] = newLine(job.sender)
-	if job.dedup != 0 {
-		s.inProgress[job.dedup] = nil
-	}
+	s.hold(job)
 	s.d.broker.marks <- job // never blocks: it holds maxMarks per shard
-	return true
 }
 
 // finishMarks takes verdicts back from the marks writer: a fresh key's
@@ -82,10 +78,9 @@ func (s *shard) marked(job *commitJob) {
 		s.settle(job, s.sendUnsent(job))
 	default:
 		if job.res.Record != nil {
-			s.record(job.res.Record, job.res.Notices, time.Now())
+			s.record(job.room, job.res.Record, job.res.Notices, time.Now())
 		}
-		s.d.metrics.Command(job.res.Command, job.res.Outcome.String())
-		s.d.chargeFanout(job.in, len(job.res.Notices))
+		s.d.metrics.Command(job.res.Command, job.res.Outcome.String()) // no fan-out charge: the budget is off in this mode (Open)
 		s.settle(job, s.sendKept(job.broker.key, job.res.Notices))
 	}
 }
@@ -146,7 +141,7 @@ func (b *brokerMode) writeMarks() {
 func (b *brokerMode) store(batch []*commitJob, keys []string) {
 	d := b.d
 	var fresh []bool
-	err := fmt.Errorf("%w: the database is not answering", ErrNotSaved)
+	err := errDBDown
 	if d.db.up() {
 		start := time.Now()
 		fresh, err = b.events.MarkEvents(context.Background(), keys)
@@ -208,9 +203,6 @@ func (s *shard) appliedElsewhere(job *commitJob) {
 			logkey.Room, job.room, logkey.Err, job.reread)
 	} else {
 		s.replace(job.truth)
-		for k := range job.truth {
-			delete(s.doubtful, k)
-		}
 		s.logger.Debug("a redelivered command was applied before (here or by another instance): acknowledged",
 			logkey.Room, job.room, logkey.Command, job.res.Command)
 	}
@@ -245,20 +237,6 @@ func (s *shard) sendUnsent(job *commitJob) error {
 	delete(s.rmq.unsent, job.broker.key)
 	s.logger.Debug("an event found applied has notices not sent yet: they go out now", logkey.Room, job.room, logkey.Command, job.res.Command)
 	return s.sendKept(job.broker.key, ns)
-}
-
-// purge deletes keys older than events_window, every purgeEvery.
-func (b *brokerMode) purge(ctx context.Context) {
-	t := time.NewTicker(purgeEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			b.purgeOnce(ctx, now)
-		}
-	}
 }
 
 // purgeOnce deletes the keys stored before now minus events_window.

@@ -28,7 +28,6 @@ func (d *Daemon) openOutbox(ctx context.Context) error {
 		d.miClients = append(d.miClients, c)
 		eps = append(eps, delivery.Endpoint{Name: a, Sender: c})
 	}
-	d.opensips = d.miClients[0]
 	d.sched = newScheduler(cfg, eps)
 	d.sched.Logger, d.sched.Observer = d.logger, d.metrics
 	d.sched.MissedNotice = d.engine.Missed
@@ -111,10 +110,7 @@ func (d *Daemon) invitationFailed(inv imc.Invitation, status string) {
 		d.unsentMu.Unlock()
 		return
 	}
-	s := d.shardFor(inv.Room.Key())
-	select {
-	case s.queue <- task{kind: taskInvitationFailed, inv: &inv, status: status}:
-	default:
+	if !d.shardFor(inv.Room.Key()).offer(task{kind: taskInvitationFailed, inv: &inv, status: status}) {
 		d.logger.Warn("shard queue full: failed invitation stays pending", logkey.Room, inv.Room.String(), logkey.User, inv.Invitee.String(), logkey.Status, status)
 	}
 }
@@ -170,9 +166,7 @@ func (d *Daemon) onGhost(member imc.URI, since time.Time) {
 	}
 	d.logger.Warn("member unreachable for longer than ghost_after: removing them from their rooms (ghost_policy remove)", logkey.Member, member.String(), logkey.AwayFor, away)
 	for _, s := range d.shards {
-		select {
-		case s.queue <- task{kind: taskGhost, ghost: &member}:
-		default:
+		if !s.offer(task{kind: taskGhost, ghost: &member}) {
 			s.logger.Warn("shard queue full: an unreachable member stays in this shard's rooms", logkey.Member, member.String())
 		}
 	}

@@ -94,7 +94,7 @@ func (d *Daemon) openBrokerMode() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	b.stopPurge = cancel
 	b.purgeWG.Add(1)
-	go func() { defer b.purgeWG.Done(); b.purge(ctx) }()
+	go func() { defer b.purgeWG.Done(); every(ctx, purgeEvery, b.purgeOnce) }()
 	d.broker = b
 	return nil
 }
@@ -243,8 +243,5 @@ func (b *brokerMode) ready() error {
 	if !ok {
 		return errors.New("rabbitmq: not started")
 	}
-	if err := src.consumer.Ready(); err != nil {
-		return err
-	}
-	return nil
+	return src.consumer.Ready()
 }

@@ -35,12 +35,8 @@ func (d *Daemon) Reload(ctx context.Context) (mi.ReloadReport, error) {
 	}
 	var total mi.ReloadReport
 	for i, s := range d.shards {
-		select {
-		case s.queue <- task{kind: taskReload, reload: parts[i]}:
-		case <-ctx.Done():
-			return total, ctx.Err()
-		case <-d.stopping:
-			return total, ErrStopping
+		if err := d.put(ctx, s, task{kind: taskReload, reload: parts[i]}); err != nil {
+			return total, err
 		}
 	}
 	for _, p := range parts {
@@ -97,10 +93,7 @@ func (s *shard) handleReload(p *reloadPart) {
 		default:
 			continue
 		}
-		s.rooms.Put(r)
-		if old != nil && old.Topic().Text != "" { // the imc tables hold no topic
-			s.rooms.SetTopic(k, old.Topic())
-		}
+		s.putStored(k, r)
 		delete(s.doubtful, k)
 	}
 	s.mu.Unlock()

@@ -82,11 +82,33 @@ func (d *Daemon) Submit(ev opensips.Event, done func(error)) error {
 	if d.broker != nil {
 		d.broker.take(&t, &ev) // rabbitmq.go: the event's applied-once key and origin
 	}
+	if !s.offer(t) {
+		return fmt.Errorf("%w (shard %d, %d queued)", ErrBusy, s.id, cap(s.queue))
+	}
+	return nil
+}
+
+// offer queues t on s without blocking: false when the queue is full (the
+// event intake and the scheduler's callbacks must never wait).
+func (s *shard) offer(t task) bool {
+	select {
+	case s.queue <- t:
+		return true
+	default:
+		return false
+	}
+}
+
+// put queues t on s for the MI, which may wait for room until ctx ends
+// or imcd stops.
+func (d *Daemon) put(ctx context.Context, s *shard, t task) error {
 	select {
 	case s.queue <- t:
 		return nil
-	default:
-		return fmt.Errorf("%w (shard %d, %d queued)", ErrBusy, s.id, cap(s.queue))
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-d.stopping:
+		return ErrStopping
 	}
 }
 
@@ -94,13 +116,8 @@ func (d *Daemon) Submit(ev opensips.Event, done func(error)) error {
 // waits until it is committed and its notices are queued for delivery.
 func (d *Daemon) Admin(ctx context.Context, op imc.AdminOp) error {
 	reply := make(chan error, 1)
-	s := d.shardFor(op.Room.Key())
-	select {
-	case s.queue <- task{kind: taskAdmin, op: &op, reply: reply}:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-d.stopping:
-		return ErrStopping
+	if err := d.put(ctx, d.shardFor(op.Room.Key()), task{kind: taskAdmin, op: &op, reply: reply}); err != nil {
+		return err
 	}
 	select {
 	case err := <-reply:

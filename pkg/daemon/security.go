@@ -20,12 +20,12 @@ import (
 // chargeFanout takes the MESSAGEs a sender's request made imcd send from
 // the sender's fan-out budget (fanout_limit). It runs on the shard
 // goroutine after the notices were handed over, and allocates nothing.
-func (d *Daemon) chargeFanout(in *imc.Input, deliveries int) {
+func (d *Daemon) chargeFanout(in *imc.Input, deliveries int, now time.Time) {
 	if in == nil || deliveries == 0 {
 		return
 	}
 	var key [imc.KeyBufLen]byte
-	d.limiter.Charge(in.From.AppendKey(key[:0]), deliveries, time.Now())
+	d.limiter.Charge(in.From.AppendKey(key[:0]), deliveries, now)
 }
 
 // maxPolicyExamples bounds the rooms named in the log line about rooms
@@ -62,7 +62,7 @@ func (d *Daemon) miServer(reg *mi.Registry) *mi.Server {
 	if !d.cfg.ForwardsMI() {
 		return srv
 	}
-	srv.Forward = d.opensips
+	srv.Forward = d.miClients[0] // the first node of opensips_mi
 	srv.PassthroughAll = d.cfg.MIPassthrough == config.PassthroughAll
 	srv.PassthroughAllow = d.cfg.MIPassthroughAllow
 	if d.cfg.MIPassthrough == config.PassthroughYes {

@@ -1,57 +1,29 @@
 package daemon
 
 import (
-	"bytes"
-	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/imcd-sip/imcd/internal/imcdproc"
 	"github.com/imcd-sip/imcd/pkg/config"
 	"github.com/imcd-sip/imcd/pkg/imc"
 	"github.com/imcd-sip/imcd/pkg/opensipstest"
 )
 
-// syncBuffer is a log destination the test can read while the daemon writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // openLogged is openDaemon with the log kept for the test to read.
-func openLogged(t *testing.T, f *opensipstest.Server, cfg config.Config) (*Daemon, *syncBuffer) {
+func openLogged(t *testing.T, f *opensipstest.Server, cfg config.Config) (*Daemon, *imcdproc.LogBuffer) {
 	t.Helper()
-	var log syncBuffer
-	d := New(cfg, slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelInfo})))
-	if err := d.Open(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		d.Close()
+	log := new(imcdproc.LogBuffer)
+	t.Cleanup(func() { // after the daemon's Close
 		if t.Failed() {
 			t.Logf("daemon log:\n%s", log.String())
 		}
 	})
-	if err := f.WaitSubscribed(ctxTimeout(t, 5*time.Second), cfg.EventName, d.Addrs().Events); err != nil {
-		t.Fatal(err)
-	}
-	return d, &log
+	return openWith(t, f, cfg, slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelInfo}))), log
 }
 
 // TestFanoutBudget: what a sender's lines cost is the MESSAGEs they make

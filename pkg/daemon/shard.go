@@ -74,7 +74,7 @@ type shard struct {
 	queue  chan task
 	mu     sync.RWMutex
 	rooms  *imc.Rooms
-	view   shardView
+	view   imc.View // a shardView, boxed once: converting it per request would allocate
 	logger *slog.Logger
 
 	// commits feeds the committer; committed brings its jobs back. Both
@@ -152,32 +152,26 @@ func (s *shard) run() {
 // handle runs one task, turning a panic into a logged, counted failure of
 // that task alone.
 func (s *shard) handle(t *task) {
-	answered := false
 	defer func() {
 		if r := recover(); r != nil {
 			s.d.metrics.Panic(metrics.ComponentShard)
 			s.logger.Error("panic while handling a request", logkey.Panic, fmt.Sprint(r), logkey.CallID, t.in.Req.CallID, logkey.Stack, string(debug.Stack()))
-			if !answered {
-				s.answer(t, errPanic)
-			}
+			s.answer(t, errPanic)
 		}
 	}()
 	switch t.kind {
 	case taskEvent:
-		answered = s.handleEvent(t)
+		s.handleEvent(t)
 	case taskInvitationFailed:
 		s.handleInvitationFailed(t)
 	case taskAdmin:
-		answered = s.handleAdmin(t)
+		s.handleAdmin(t)
 	case taskReload:
 		s.handleReload(t.reload)
-		answered = true
 	case taskGhost:
 		s.removeGhost(*t.ghost)
-		answered = true
 	case taskCatchUp:
 		s.handleCatchUp(t.catchUp)
-		answered = true
 	}
 }
 
@@ -192,49 +186,57 @@ func (s *shard) answer(t *task, err error) {
 }
 
 // handleEvent applies one MESSAGE: rules, then either the notices at once
-// (nothing to save) or a commit whose end sends them. It reports whether t
-// was answered or handed on (to a line or a commit), so that a panic after
-// that point does not answer it twice.
-func (s *shard) handleEvent(t *task) bool {
+// (nothing to save) or a commit whose end sends them.
+func (s *shard) handleEvent(t *task) {
 	now := time.Now()
 	if t.dedup != 0 {
 		if s.d.dedup.Done(now, t.dedup) {
 			s.duplicate(t)
 			t.done(nil)
-			return true
+			return
 		}
 		if waiters, ok := s.inProgress[t.dedup]; ok {
 			// The first copy is being saved: this one is answered with it.
 			s.duplicate(t)
 			s.inProgress[t.dedup] = append(waiters, t.done)
-			return true
+			return
 		}
 	}
 	key := t.in.RoomKey()
 	// In RabbitMQ mode every event of a room waits behind its line.
 	if l := s.lines[key]; l != nil && (s.rmq.on || !(t.in.Command() == "chat" && !l.hasSender(t.in.From))) {
-		return s.wait(l, t, now)
+		s.wait(l, t, now)
+		return
 	}
 	if t.broker != nil && s.brokerFirst(t, key) { // freshness.go: a failed session, a room to re-read
-		return true
+		return
 	}
 	res := s.d.engine.Handle(s.view, t.in)
-	if t.broker != nil && len(res.Changes) == 0 && res.Topic == nil && res.History == nil {
-		return s.mark(t, key, res) // once.go: its key is stored before its notices go out (and its line recorded)
+	if len(res.Changes) > 0 || res.Topic != nil || res.History != nil {
+		s.commit(eventJob(t, key, res))
+		return
 	}
-	if res.Record != nil {
-		s.record(res.Record, res.Notices, now)
+	if t.broker != nil {
+		s.mark(t, key, res) // once.go: its key is stored before its notices go out (and its line recorded)
+		return
 	}
-	if len(res.Changes) == 0 && res.Topic == nil && res.History == nil {
-		s.d.metrics.Command(res.Command, res.Outcome.String())
-		s.send(res.Notices, &t.in, false)
-		s.d.chargeFanout(&t.in, len(res.Notices))
-		s.d.dedup.Record(now, t.dedup)
-		t.done(nil)
-		return true
+	if res.Record != nil { // a chat line: it has nothing to save
+		s.record(key, res.Record, res.Notices, now)
 	}
-	s.commit(&commitJob{room: key, res: res, in: &t.in, done: t.done, dedup: t.dedup, sender: t.in.From.Key(), broker: t.broker})
-	return true
+	s.d.metrics.Command(res.Command, res.Outcome.String())
+	s.send(res.Notices, &t.in, false)
+	s.d.chargeFanout(&t.in, len(res.Notices), now)
+	s.d.dedup.Record(now, t.dedup)
+	t.done(nil)
+}
+
+// eventJob is the job of an event's Result for room. It carries a copy of
+// the event: t stays where it is (the shard loop's stack, a line), which
+// it could not if the job pointed into it.
+func eventJob(t *task, room string, res imc.Result) *commitJob {
+	job := &commitJob{room: room, res: res, event: t.in, done: t.done, dedup: t.dedup, broker: t.broker}
+	job.in = &job.event
+	return job
 }
 
 // duplicate counts and logs a copy of an event seen already.
@@ -245,15 +247,14 @@ func (s *shard) duplicate(t *task) {
 
 // wait puts t in line l; when the shard cannot hold more, a command is
 // answered "try again later" at once.
-func (s *shard) wait(l *line, t *task, now time.Time) bool {
+func (s *shard) wait(l *line, t *task, now time.Time) {
 	if s.waiting >= maxWaiting || len(l.tasks) >= maxWaiting/4 {
 		s.refuse(t, fmt.Errorf("%w (room %s has %d requests waiting for the database)", ErrBusy, t.in.RoomKey(), len(l.tasks)))
-		return true
+		return
 	}
 	t.queued = now
 	l.push(*t)
 	s.waiting++
-	return true
 }
 
 // refuse answers t without running it: the sender of an event is told to
@@ -293,32 +294,33 @@ func (s *shard) handleInvitationFailed(t *task) {
 // handleAdmin runs an operator action; the MI caller (t.reply, or t.done
 // for a ghost's removal) is answered once it is committed and its notices
 // are queued for delivery.
-func (s *shard) handleAdmin(t *task) bool {
+func (s *shard) handleAdmin(t *task) {
 	key := t.op.Room.Key()
 	if l := s.lines[key]; l != nil {
-		return s.wait(l, t, time.Now())
+		s.wait(l, t, time.Now())
+		return
 	}
 	if s.rmq.on && !t.fresh {
-		return s.refreshAdmin(t, key) // freshness.go: another instance may have changed the room
+		s.refreshAdmin(t, key) // freshness.go: another instance may have changed the room
+		return
 	}
 	res, err := s.d.engine.Admin(s.view, *t.op)
 	if err != nil {
 		s.d.metrics.Command(metrics.CommandAdmin, imc.Refused.String())
 		s.answer(t, err)
-		return true
+		return
 	}
 	if len(res.Changes) == 0 {
 		s.d.metrics.Command(res.Command, res.Outcome.String())
 		if err := s.send(res.Notices, nil, false); err != nil {
 			err = fmt.Errorf("notices not sent: %w", err)
 			s.answer(t, err)
-			return true
+			return
 		}
 		s.answer(t, nil)
-		return true
+		return
 	}
 	s.commit(&commitJob{room: key, res: res, reply: t.reply, done: t.done})
-	return true
 }
 
 // send submits the notices of one Result to the scheduler as one batch,

@@ -93,6 +93,21 @@ func (d *Daemon) shutdown(grace time.Duration) error {
 	return errors.Join(errs...)
 }
 
+// every calls fn every period until ctx ends (the purges of old history
+// lines and of old event keys).
+func every(ctx context.Context, period time.Duration, fn func(context.Context, time.Time)) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			fn(ctx, now)
+		}
+	}
+}
+
 // waitCtx waits for wg, or for ctx to end first (false).
 func waitCtx(ctx context.Context, wg *sync.WaitGroup) bool {
 	done := make(chan struct{})

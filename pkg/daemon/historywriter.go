@@ -1,0 +1,305 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+	"maps"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/imcd-sip/imcd/pkg/imc"
+	"github.com/imcd-sip/imcd/pkg/logkey"
+	"github.com/imcd-sip/imcd/pkg/store"
+)
+
+// History writer limits.
+const (
+	// historyQueue is how many lines may wait to be written; beyond it
+	// (the database away for long) lines are left out of the history,
+	// counted and logged, and chat goes on.
+	historyQueue = 1 << 16
+	// historyBatch is the most lines one write takes (one INSERT per
+	// store chunk).
+	historyBatch = 256
+	// historyRetry bounds the pause between two attempts at a batch.
+	historyRetry = 2 * time.Second
+	// historyPurgeEvery is how often old lines are purged.
+	historyPurgeEvery = 5 * time.Minute
+)
+
+// historyItem is one line to write; or, with forget set, the sign that
+// its room was destroyed: what was queued of it before is written first,
+// then deleted with the room's topic and marks; or a catch-up mark to
+// store (away) or delete.
+type historyItem struct {
+	line   store.HistoryLine
+	forget bool
+	mark   *markChange
+}
+
+// historyWriter writes the rooms' chat lines in the background, in
+// batches, so that chat never waits for the database: the shards queue
+// lines without blocking and one goroutine writes them in order. A batch
+// that fails is written again (the store skips lines already there), while
+// newer lines wait; when the queue is full, lines are left out of the
+// history rather than slowing chat. A second goroutine purges old lines.
+type historyWriter struct {
+	st   store.HistoryStore
+	log  *slog.Logger
+	keep int
+	age  time.Duration
+
+	queue   chan historyItem
+	dropped atomic.Int64
+	written atomic.Int64
+	purged  atomic.Int64
+
+	mu      sync.Mutex
+	upTo    map[string]int64 // room key → highest seq written
+	advance chan struct{}    // closed and replaced after each batch
+	// forgetting counts, per room key, the destroyed rooms whose history
+	// is queued for deletion: until then upTo is the old room's, which a
+	// query of a new room of the same name must not take for its own.
+	forgetting map[string]int
+
+	cancel context.CancelFunc
+	done   sync.WaitGroup
+}
+
+// newHistoryWriter starts the writer; written holds each room's last seq
+// already in the table, which queries need not wait for.
+func newHistoryWriter(st store.HistoryStore, log *slog.Logger, keepLines int, maxAge time.Duration, written map[string]int64) *historyWriter {
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &historyWriter{st: st, log: log.With(logkey.System, logkey.SystemHistory), keep: keepLines, age: maxAge,
+		queue: make(chan historyItem, historyQueue), upTo: maps.Clone(written), advance: make(chan struct{}),
+		forgetting: make(map[string]int), cancel: cancel}
+	w.done.Add(2)
+	go func() { defer w.done.Done(); w.run(ctx) }()
+	go func() { defer w.done.Done(); w.purge(ctx) }()
+	return w
+}
+
+// add queues a line without blocking; a full queue leaves it out.
+func (w *historyWriter) add(l store.HistoryLine) {
+	select {
+	case w.queue <- historyItem{line: l}:
+	default:
+		if w.dropped.Add(1)%1000 == 1 {
+			w.log.Warn("history queue full (the database is slow or away): lines are left out of the history",
+				logkey.Room, l.Room.String(), logkey.Dropped, w.dropped.Load())
+		}
+	}
+}
+
+// forget queues the destruction of a room's history behind its lines.
+func (w *historyWriter) forget(room imc.URI) {
+	key := room.Key()
+	w.mu.Lock()
+	w.forgetting[key]++
+	w.mu.Unlock()
+	select {
+	case w.queue <- historyItem{line: store.HistoryLine{Room: room}, forget: true}:
+	default:
+		w.mu.Lock()
+		w.forgot(key)
+		w.mu.Unlock()
+		// Full: the destroy's own transaction deleted what was written;
+		// what is queued may survive it until the room's lines are purged.
+		w.log.Warn("history queue full: a destroyed room's last lines may outlive it until purged", logkey.Room, room.String())
+	}
+}
+
+// run writes queued lines in batches until ctx ends and the queue is
+// empty.
+func (w *historyWriter) run(ctx context.Context) {
+	batch := make([]store.HistoryLine, 0, historyBatch)
+	var marks []markChange
+	for {
+		var it historyItem
+		select {
+		case it = <-w.queue:
+		case <-ctx.Done():
+			return
+		}
+		// What is queued already joins the batch: under load batches fill
+		// up, when idle a line is written at once.
+		batch, marks = batch[:0], marks[:0]
+		for more := true; more; {
+			switch {
+			case it.forget:
+				w.write(ctx, batch)
+				w.writeMarks(ctx, marks)
+				batch, marks = batch[:0], marks[:0]
+				w.forgetRoom(ctx, it.line.Room)
+			case it.mark != nil:
+				marks = append(marks, *it.mark)
+			default:
+				batch = append(batch, it.line)
+			}
+			more = false
+			if len(batch) < historyBatch {
+				select {
+				case it = <-w.queue:
+					more = true
+				default:
+				}
+			}
+		}
+		w.write(ctx, batch)
+		w.writeMarks(ctx, marks)
+	}
+}
+
+// retry runs fn until it succeeds or ctx ends, pausing longer after each
+// failure (up to historyRetry); fn's own context outlives ctx, so that
+// what is being written when imcd stops is finished.
+func (w *historyWriter) retry(ctx context.Context, fn func(context.Context) error, attrs ...any) bool {
+	pause := 50 * time.Millisecond
+	for {
+		err := fn(context.WithoutCancel(ctx))
+		if err == nil {
+			return true
+		}
+		w.log.Warn("history not written yet; trying again", append(attrs, logkey.Err, err)...)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, historyRetry)
+	}
+}
+
+// write stores one batch, again and again until it is stored or imcd
+// stops: the store skips lines already there, so a retry after an error
+// (a commit in doubt included) writes nothing twice.
+func (w *historyWriter) write(ctx context.Context, batch []store.HistoryLine) {
+	if len(batch) == 0 {
+		return
+	}
+	if !w.retry(ctx, func(ctx context.Context) error {
+		_, err := w.st.AppendHistory(ctx, batch)
+		return err
+	}, logkey.Lines, len(batch)) {
+		return
+	}
+	w.written.Add(int64(len(batch)))
+	w.mu.Lock()
+	for i := range batch {
+		if k := batch[i].Room.Key(); batch[i].Seq > w.upTo[k] {
+			w.upTo[k] = batch[i].Seq
+		}
+	}
+	w.advanced()
+	w.mu.Unlock()
+}
+
+// stored tells the writer that room's lines up to seq are in the table
+// (written by another instance, in RabbitMQ mode): a history query then
+// does not wait for this writer to write them.
+func (w *historyWriter) stored(room string, seq int64) {
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if seq > w.upTo[room] {
+		w.upTo[room] = seq
+		w.advanced()
+	}
+}
+
+// advanced wakes whoever waits for lines to be written (waitWritten);
+// w.mu is held.
+func (w *historyWriter) advanced() {
+	close(w.advance)
+	w.advance = make(chan struct{})
+}
+
+func (w *historyWriter) forgetRoom(ctx context.Context, room imc.URI) {
+	if err := w.st.ForgetRoom(context.WithoutCancel(ctx), room); err != nil {
+		w.log.Warn("a destroyed room's history could not be deleted again; its lines go with the purge", logkey.Room, room.String(), logkey.Err, err)
+	}
+	w.mu.Lock()
+	delete(w.upTo, room.Key())
+	w.forgot(room.Key())
+	w.advanced()
+	w.mu.Unlock()
+}
+
+// forgot counts one destroyed room of key as forgotten; w.mu is held.
+func (w *historyWriter) forgot(key string) {
+	if w.forgetting[key]--; w.forgetting[key] <= 0 {
+		delete(w.forgetting, key)
+	}
+}
+
+// writtenUpTo returns the highest seq of room's lines written.
+func (w *historyWriter) writtenUpTo(room string) int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.forgetting[room] > 0 {
+		return 0 // the old room's, not this one's
+	}
+	return w.upTo[room]
+}
+
+// waitWritten waits until room's lines up to seq are written, at most
+// historyWait: a query then sees every line said before it.
+func (w *historyWriter) waitWritten(room string, seq int64) {
+	ctx, cancel := context.WithTimeout(context.Background(), historyWait)
+	defer cancel()
+	for {
+		w.mu.Lock()
+		done, advance := w.forgetting[room] == 0 && w.upTo[room] >= seq, w.advance
+		w.mu.Unlock()
+		if done {
+			return
+		}
+		select {
+		case <-advance:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// purge deletes lines beyond history_keep_lines or older than
+// history_max_age, in small statements: at start (imcd may have been
+// stopped for long, or the limits lowered), then every historyPurgeEvery.
+func (w *historyWriter) purge(ctx context.Context) {
+	if w.keep <= 0 && w.age <= 0 {
+		return
+	}
+	w.purgeNow(ctx, time.Now())
+	every(ctx, historyPurgeEvery, w.purgeNow)
+}
+
+func (w *historyWriter) purgeNow(ctx context.Context, now time.Time) {
+	var olderThan time.Time
+	if w.age > 0 {
+		olderThan = now.Add(-w.age)
+	}
+	n, err := w.st.PurgeHistory(ctx, w.keep, olderThan, 0)
+	w.purged.Add(int64(n))
+	if err != nil {
+		w.log.Warn("history purge failed; trying again later", logkey.Err, err)
+		return
+	}
+	if n > 0 {
+		w.log.Info("old history lines purged", logkey.Lines, n)
+	}
+}
+
+// close writes what is queued within ctx, then stops.
+func (w *historyWriter) close(ctx context.Context) {
+	if w == nil {
+		return
+	}
+	for len(w.queue) > 0 && ctx.Err() == nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+	w.cancel()
+	w.done.Wait()
+}

@@ -169,6 +169,14 @@ func (s *shard) applied(job *commitJob) {
 	s.mu.Lock()
 	s.rooms.Apply(job.res.Changes)
 	s.mu.Unlock()
+	s.landed(job)
+}
+
+// landed follows a command whose changes are in the database and in memory:
+// the notices, the history's side (topic, a destroyed room's lines) and
+// the sender's fan-out charge, whether the commit was seen to succeed or
+// found landed after a doubt.
+func (s *shard) landed(job *commitJob) {
 	s.d.metrics.Command(job.res.Command, job.res.Outcome.String())
 	s.forgetRemoved(job.res.Changes)
 	s.send(job.res.Notices, job.in, true)
@@ -207,10 +215,7 @@ func (s *shard) inDoubt(job *commitJob) {
 	s.replace(job.truth)
 	if landed {
 		s.logger.Warn("a commit was in doubt and the database shows it landed", logkey.Room, job.room, logkey.Command, job.res.Command)
-		s.d.metrics.Command(job.res.Command, job.res.Outcome.String())
-		s.forgetRemoved(job.res.Changes)
-		s.send(job.res.Notices, job.in, true)
-		s.settle(job, nil)
+		s.landed(job)
 		return
 	}
 	s.logger.Warn("a commit was in doubt and the database shows it did not land; memory now follows the database",

@@ -12,8 +12,9 @@ import (
 
 // reloadPart is one shard's share of a reload.
 type reloadPart struct {
-	rooms map[string]*imc.Room // the database's rooms of this shard
-	reply chan mi.ReloadReport
+	rooms  map[string]*imc.Room // the database's rooms of this shard
+	report mi.ReloadReport      // what the shard did, once done says nil
+	done   chan error
 }
 
 // Reload reads every room from the database again and makes memory equal
@@ -28,7 +29,7 @@ func (d *Daemon) Reload(ctx context.Context) (mi.ReloadReport, error) {
 	}
 	parts := make([]*reloadPart, len(d.shards))
 	for i := range parts {
-		parts[i] = &reloadPart{rooms: make(map[string]*imc.Room), reply: make(chan mi.ReloadReport, 1)}
+		parts[i] = &reloadPart{rooms: make(map[string]*imc.Room), done: make(chan error, 1)}
 	}
 	for _, r := range rooms {
 		parts[d.shardFor(r.Key()).id].rooms[r.Key()] = r
@@ -39,9 +40,13 @@ func (d *Daemon) Reload(ctx context.Context) (mi.ReloadReport, error) {
 			return total, err
 		}
 	}
-	for _, p := range parts {
+	for i, p := range parts {
 		select {
-		case r := <-p.reply:
+		case err := <-p.done:
+			if err != nil {
+				return total, fmt.Errorf("reload: shard %d: %w", i, err)
+			}
+			r := p.report
 			total.Added += r.Added
 			total.Removed += r.Removed
 			total.Changed += r.Changed
@@ -97,5 +102,6 @@ func (s *shard) handleReload(p *reloadPart) {
 		delete(s.doubtful, k)
 	}
 	s.mu.Unlock()
-	p.reply <- rep
+	p.report = rep
+	p.done <- nil
 }

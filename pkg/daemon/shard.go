@@ -175,15 +175,25 @@ func (s *shard) handle(t *task) {
 	}
 }
 
-// answer tells the origin of t how it ended.
+// answer tells the origin of t how it ended, unless t handed its origin
+// on (handOff): then the new holder answers it, once.
 func (s *shard) answer(t *task, err error) {
 	switch {
 	case t.done != nil:
 		t.done(err)
 	case t.reply != nil:
 		t.reply <- err
+	case t.catchUp != nil:
+		s.d.catchUpFailed(t.catchUp.req, err)
+	case t.reload != nil:
+		t.reload.done <- err
 	}
 }
+
+// handOff records that whoever t's origin waits on (t.done, t.reply) now
+// sits elsewhere (a line, a commit job, a duplicate's original): what
+// happens to t after this, a panic included, must not answer it again.
+func (t *task) handOff() { t.done, t.reply, t.catchUp, t.reload = nil, nil, nil, nil }
 
 // handleEvent applies one MESSAGE: rules, then either the notices at once
 // (nothing to save) or a commit whose end sends them.
@@ -199,6 +209,7 @@ func (s *shard) handleEvent(t *task) {
 			// The first copy is being saved: this one is answered with it.
 			s.duplicate(t)
 			s.inProgress[t.dedup] = append(waiters, t.done)
+			t.handOff()
 			return
 		}
 	}
@@ -236,6 +247,7 @@ func (s *shard) handleEvent(t *task) {
 func eventJob(t *task, room string, res imc.Result) *commitJob {
 	job := &commitJob{room: room, res: res, event: t.in, done: t.done, dedup: t.dedup, broker: t.broker}
 	job.in = &job.event
+	t.handOff()
 	return job
 }
 
@@ -254,6 +266,7 @@ func (s *shard) wait(l *line, t *task, now time.Time) {
 	}
 	t.queued = now
 	l.push(*t)
+	t.handOff()
 	s.waiting++
 }
 
@@ -320,7 +333,9 @@ func (s *shard) handleAdmin(t *task) {
 		s.answer(t, nil)
 		return
 	}
-	s.commit(&commitJob{room: key, res: res, reply: t.reply, done: t.done})
+	job := &commitJob{room: key, res: res, reply: t.reply, done: t.done}
+	t.handOff()
+	s.commit(job)
 }
 
 // send submits the notices of one Result to the scheduler as one batch,

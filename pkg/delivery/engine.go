@@ -3,6 +3,7 @@ package delivery
 import (
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/imcd-sip/imcd/pkg/imc"
@@ -183,7 +184,10 @@ type engine struct {
 	probes    []int32         // members whose probe is due, FIFO from probeHead
 	probeHead int
 	unreach   []int32 // unreachable members
-	eps       []endpoint
+	// nAway mirrors len(unreach) for readers without the scheduler's lock
+	// (Reachable's fast path: most MESSAGEs come from members never away).
+	nAway atomic.Int32
+	eps  []endpoint
 
 	live     int // items not yet reported
 	inflight int

@@ -44,6 +44,7 @@ func (e *engine) goAway(mi int32, now time.Time) {
 	m.nextProbe = now.Add(m.backoff)
 	m.unreachPos = int32(len(e.unreach))
 	e.unreach = append(e.unreach, mi)
+	e.nAway.Store(int32(len(e.unreach)))
 }
 
 // setReachable resumes sending to member mi.

@@ -250,8 +250,12 @@ func (s *Scheduler) Submit(b Batch) error {
 
 // Reachable says that member is back (a usrloc registration for their AOR,
 // or a MESSAGE they sent): what was kept for them is sent, in order. It
-// does nothing for a member not known to be unreachable.
+// does nothing for a member not known to be unreachable, and costs
+// nothing (neither the lock nor a wake-up) while nobody is.
 func (s *Scheduler) Reachable(member imc.URI) {
+	if s.e == nil || s.e.nAway.Load() == 0 {
+		return
+	}
 	s.mu.Lock()
 	if s.opened && !s.closed {
 		s.e.reachable(member, s.clock.Now())

@@ -79,6 +79,7 @@ func (e *engine) setReachableQuiet(mi int32) {
 		e.unreach[p] = last
 		e.members.v[last].unreachPos = p
 		e.unreach = e.unreach[:len(e.unreach)-1]
+		e.nAway.Store(int32(len(e.unreach)))
 		m.unreachPos = -1
 	}
 }

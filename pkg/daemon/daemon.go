@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/imcd-sip/imcd/pkg/config"
 	"github.com/imcd-sip/imcd/pkg/delivery"
@@ -61,10 +62,10 @@ type Daemon struct {
 
 	// delivered is onDelivered as a func value made once: a method value
 	// taken per batch would allocate per line.
-	delivered   delivery.Done
-	lastSendErr atomic.Int64 // unix nanos of the last "cannot send" log line
-	lastULErr   atomic.Int64 // unix nanos of the last unusable usrloc event logged
-	started     atomic.Bool  // Open finished: every component is up
+	delivered delivery.Done
+	sendLog   logkey.Limit // "notices refused for delivery": once a second
+	ulLog     logkey.Limit // unusable usrloc events: once in 10 s
+	started   atomic.Bool  // Open finished: every component is up
 	// shardsStopping is set when the shards are told to stop: delivery
 	// feedback can no longer go through them, so failed invitations wait
 	// in unsent for withdrawUnsent.
@@ -109,7 +110,8 @@ type Addrs struct {
 
 // New returns a daemon for cfg; Open starts it.
 func New(cfg config.Config, logger *slog.Logger) *Daemon {
-	d := &Daemon{cfg: cfg, logger: logger, stopping: make(chan struct{}), stopNow: make(chan struct{})}
+	d := &Daemon{cfg: cfg, logger: logger, stopping: make(chan struct{}), stopNow: make(chan struct{}),
+		sendLog: logkey.Limit{Interval: time.Second}, ulLog: logkey.Limit{Interval: 10 * time.Second}}
 	d.delivered = d.onDelivered
 	return d
 }

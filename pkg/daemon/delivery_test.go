@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"log/slog"
 	"strconv"
 	"strings"
 	"testing"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/imcd-sip/imcd/internal/imcdproc"
 	"github.com/imcd-sip/imcd/pkg/config"
 	"github.com/imcd-sip/imcd/pkg/opensips"
 	"github.com/imcd-sip/imcd/pkg/opensipstest"
@@ -172,11 +174,12 @@ func TestAwayMemberComesBack(t *testing.T) {
 // is ignored (logged): it never reaches the scheduler, which this daemon
 // does not even have.
 func TestUsrlocWithoutDomain(t *testing.T) {
-	d := &Daemon{logger: testLogger(t)}
+	log := new(imcdproc.LogBuffer)
+	d := New(config.Config{}, slog.New(slog.NewTextHandler(log, nil)))
 	d.Usrloc(&opensips.UsrlocEvent{Name: opensips.EventULAORInsert, Table: "location", AOR: "bob"})
 	d.Usrloc(&opensips.UsrlocEvent{Name: opensips.EventULContactInsert, Table: "location", AOR: "@"})
-	if d.lastULErr.Load() == 0 {
-		t.Fatal("the unusable AOR was not logged")
+	if !strings.Contains(log.String(), "usrloc event without a usable AOR ignored") {
+		t.Fatalf("the unusable AOR was not logged: %q", log.String())
 	}
 }
 

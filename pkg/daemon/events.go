@@ -95,10 +95,9 @@ func (d *Daemon) Usrloc(ev *opensips.UsrlocEvent) {
 	uri := ev.URI(d.cfg.UsrlocDomain)
 	u, err := imc.ParseURI(uri)
 	if uri == "" || err != nil {
-		now := time.Now().UnixNano()
-		if last := d.lastULErr.Load(); now-last >= int64(10*time.Second) && d.lastULErr.CompareAndSwap(last, now) {
-			d.logger.Warn("usrloc event without a usable AOR ignored (with usrloc's use_domain off, set usrloc_domain; further ones of the next 10 s not logged)",
-				logkey.Event, ev.Name, "aor", ev.AOR, logkey.Err, err)
+		if ok, suppressed := d.ulLog.Allow(time.Now()); ok {
+			d.logger.Warn("usrloc event without a usable AOR ignored (with usrloc's use_domain off, set usrloc_domain; at most one such line in 10 s)",
+				logkey.Event, ev.Name, "aor", ev.AOR, logkey.Err, err, logkey.Suppressed, suppressed)
 		}
 		return
 	}

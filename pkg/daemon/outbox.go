@@ -187,10 +187,7 @@ func (d *Daemon) MemberStates(room imc.URI, members []imc.URI) []mi.MemberState 
 // sendFailed logs notices that could not be sent, at most once a second:
 // when delivery is saturated every batch fails the same way.
 func (d *Daemon) sendFailed(err error) {
-	now := time.Now().UnixNano()
-	last := d.lastSendErr.Load()
-	if now-last < int64(time.Second) || !d.lastSendErr.CompareAndSwap(last, now) {
-		return
+	if ok, suppressed := d.sendLog.Allow(time.Now()); ok {
+		d.logger.Warn("notices refused for delivery (at most one such line a second)", logkey.Err, err, logkey.Suppressed, suppressed)
 	}
-	d.logger.Warn("notices refused for delivery (further refusals of this second not logged)", logkey.Err, err)
 }

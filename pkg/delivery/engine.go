@@ -187,7 +187,7 @@ type engine struct {
 	// nAway mirrors len(unreach) for readers without the scheduler's lock
 	// (Reachable's fast path: most MESSAGEs come from members never away).
 	nAway atomic.Int32
-	eps  []endpoint
+	eps   []endpoint
 
 	live     int // items not yet reported
 	inflight int

@@ -119,7 +119,7 @@ func (d *Daemon) onMarks(changes []delivery.MarkChange) {
 // request goes to the room's shard without blocking; when it cannot, the
 // member is told how many they missed instead.
 func (d *Daemon) fillCatchUp(r delivery.CatchUpRequest) {
-	if d.shardsStopping.Load() {
+	if d.isStopping() {
 		d.catchUpFailed(r, ErrStopping)
 		return
 	}

@@ -66,12 +66,8 @@ type Daemon struct {
 	sendLog   logkey.Limit // "notices refused for delivery": once a second
 	ulLog     logkey.Limit // unusable usrloc events: once in 10 s
 	started   atomic.Bool  // Open finished: every component is up
-	// shardsStopping is set when the shards are told to stop: delivery
-	// feedback can no longer go through them, so failed invitations wait
-	// in unsent for withdrawUnsent.
-	shardsStopping atomic.Bool
-	unsentMu       sync.Mutex
-	unsent         []unsentInvitation
+	unsentMu  sync.Mutex
+	unsent    []unsentInvitation
 
 	// marksAtStart are the catch-up marks stored before the restart, for
 	// the scheduler once it is open (restoreMarks).

@@ -104,7 +104,7 @@ func (d *Daemon) onDelivered(n imc.Notice, r delivery.Result) {
 // shards run (which also tells the inviter), else at the end of the
 // shutdown.
 func (d *Daemon) invitationFailed(inv imc.Invitation, status string) {
-	if d.shardsStopping.Load() {
+	if d.isStopping() {
 		d.unsentMu.Lock()
 		d.unsent = append(d.unsent, unsentInvitation{inv: inv, status: status})
 		d.unsentMu.Unlock()

@@ -44,8 +44,7 @@ func (d *Daemon) shutdown(grace time.Duration) error {
 	close(d.stopping)
 	// What was taken is applied: the shards drain their queues and the
 	// commits in flight; past the deadline they answer what still waits.
-	// Delivery feedback no longer goes through them from here.
-	d.shardsStopping.Store(true)
+	// Delivery feedback no longer goes through them from here (isStopping).
 	for _, s := range d.shards {
 		select {
 		case s.queue <- task{kind: taskStop}:
@@ -109,6 +108,18 @@ func every(ctx context.Context, period time.Duration, fn func(context.Context, t
 }
 
 // waitCtx waits for wg, or for ctx to end first (false).
+// isStopping reports whether the shards were told to stop: delivery
+// feedback can no longer go through them (failed invitations wait in
+// unsent for withdrawUnsent, a catch-up falls back).
+func (d *Daemon) isStopping() bool {
+	select {
+	case <-d.stopping:
+		return true
+	default:
+		return false
+	}
+}
+
 func waitCtx(ctx context.Context, wg *sync.WaitGroup) bool {
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()

@@ -44,7 +44,7 @@ func TestCatchUpAfterRestart(t *testing.T) {
 	}
 	f.Reset()
 	say(0, 2)
-	waitUntil(t, "lines 0 and 1 to bob", 10*time.Second, func() bool { return len(bodiesTo(f, bob)) == 2 })
+	waitUntil(t, "lines 0 and 1 to bob", 10*time.Second, func() bool { return len(f.BodiesTo(bob)) == 2 })
 	f.SetStatus(bob, "404 Not Found")
 	say(2, 12)
 	waitUntil(t, "bob away, 3 lines kept", 20*time.Second, func() bool {
@@ -60,16 +60,16 @@ func TestCatchUpAfterRestart(t *testing.T) {
 	waitUntil(t, "line 12 kept for bob, still away", 10*time.Second, func() bool {
 		return p.metric(t, "opensips_imc_delivery_kept") == 1 && p.metric(t, "opensips_imc_members_unreachable") == 1
 	})
-	if got := bodiesTo(f, bob); len(got) != 0 {
+	if got := f.BodiesTo(bob); len(got) != 0 {
 		t.Fatalf("bob, away before the restart, was sent %q", got)
 	}
 	f.ClearRules()
 	if err := f.Register("bob@127.0.0.1", "sip:bob@192.0.2.2:5060", time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "bob caught up", 20*time.Second, func() bool { return len(bodiesTo(f, bob)) >= 2 })
+	waitUntil(t, "bob caught up", 20*time.Second, func() bool { return len(f.BodiesTo(bob)) >= 2 })
 	time.Sleep(100 * time.Millisecond)
-	got := bodiesTo(f, bob)
+	got := f.BodiesTo(bob)
 	stamp := regexp.MustCompile(`\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] `)
 	head := "While you were unreachable, 10 lines were said in " + r + "; the first 5 are left out:"
 	for i := 7; i < 12; i++ {

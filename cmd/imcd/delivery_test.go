@@ -202,8 +202,8 @@ func TestDeadMembersRoom(t *testing.T) {
 	if err := f.Register(strings.TrimPrefix(back, "sip:"), "sip:m10@192.0.2.10:5060", time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, back+" given what was kept", 20*time.Second, func() bool { return len(bodiesTo(f, back)) == 1+memberQ })
-	got := bodiesTo(f, back)
+	waitUntil(t, back+" given what was kept", 20*time.Second, func() bool { return len(f.BodiesTo(back)) == 1+memberQ })
+	got := f.BodiesTo(back)
 	if want := fmt.Sprintf("*** you missed %d messages in this room while you could not be reached", n-memberQ); got[0] != want {
 		t.Fatalf("%s first got %q, want %q", back, got[0], want)
 	}
@@ -265,9 +265,9 @@ func TestBusyRoomSheds(t *testing.T) {
 		}
 	}
 	waitUntil(t, "each line delivered or refused", 30*time.Second, func() bool {
-		return len(bodiesTo(f, bob))+len(bodiesTo(f, alice)) == n
+		return len(f.BodiesTo(bob))+len(f.BodiesTo(alice)) == n
 	})
-	busy := bodiesTo(f, alice)
+	busy := f.BodiesTo(alice)
 	if len(busy) == 0 {
 		t.Fatal("no line was refused")
 	}
@@ -277,7 +277,7 @@ func TestBusyRoomSheds(t *testing.T) {
 		}
 	}
 	last := -1
-	for _, b := range bodiesTo(f, bob) {
+	for _, b := range f.BodiesTo(bob) {
 		if i := lineNo(b); i <= last {
 			t.Fatalf("bob got %q after line %d", b, last)
 		} else {
@@ -298,13 +298,3 @@ func TestBusyRoomSheds(t *testing.T) {
 	}
 }
 
-// bodiesTo returns the bodies the fake got for uri, in arrival order.
-func bodiesTo(f *opensipstest.Server, uri string) []string {
-	var out []string
-	for _, d := range f.Deliveries() {
-		if d.To == uri {
-			out = append(out, d.Body)
-		}
-	}
-	return out
-}

@@ -90,9 +90,9 @@ func bobBack(t *testing.T, f *opensipstest.Server, n int) []string {
 	if err := f.Register("bob@example.com", "sip:bob@192.0.2.2:5060", time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, fmt.Sprintf("%d MESSAGEs to bob", n), func() bool { return len(bodiesTo(f, bob)) >= n })
+	eventually(t, fmt.Sprintf("%d MESSAGEs to bob", n), func() bool { return len(f.BodiesTo(bob)) >= n })
 	quiet(t, f, len(f.Deliveries()))
-	return unstamped(bodiesTo(f, bob))
+	return unstamped(f.BodiesTo(bob))
 }
 
 // catchUpText is what the catch-up of lines from..to-1 shows when the
@@ -130,7 +130,7 @@ func TestCatchUpFromHistory(t *testing.T) {
 		d := openWithUsrloc(t, f, catchUpConfig(t, f, engine, t.TempDir(), newTables(t, engine), 4))
 		aliceAndBob(t, f)
 		raiseLines(t, f, alice, 2)
-		eventually(t, "lines 0 and 1 to bob", func() bool { return len(bodiesTo(f, bob)) == 2 })
+		eventually(t, "lines 0 and 1 to bob", func() bool { return len(f.BodiesTo(bob)) == 2 })
 		bobAway(t, f, d, 2, 12)
 		eventually(t, "bob's mark stored", func() bool { return strings.Join(marksOf(t, d), ",") == bob+" 2" })
 
@@ -159,8 +159,8 @@ func TestCatchUpAcrossRestart(t *testing.T) {
 		d := openWithUsrloc(t, f, catchUpConfig(t, f, engine, dir, tables, 50))
 		aliceAndBob(t, f)
 		raiseLines(t, f, alice, 2)
-		eventually(t, "lines 0 and 1 to bob", func() bool { return len(bodiesTo(f, bob)) == 2 })
-		before := bodiesTo(f, bob)
+		eventually(t, "lines 0 and 1 to bob", func() bool { return len(f.BodiesTo(bob)) == 2 })
+		before := f.BodiesTo(bob)
 		bobAway(t, f, d, 2, 12)
 		if err := d.Close(); err != nil {
 			t.Fatal(err)
@@ -175,8 +175,8 @@ func TestCatchUpAcrossRestart(t *testing.T) {
 		if _, err := f.Raise(opensipstest.NewEvent(carol, room1, "#join")); err != nil { // a MESSAGE that waits for bob too
 			t.Fatal(err)
 		}
-		eventually(t, "carol's join", func() bool { return len(bodiesTo(f, carol)) >= 1 })
-		if got := bodiesTo(f, bob); len(got) != 0 {
+		eventually(t, "carol's join", func() bool { return len(f.BodiesTo(carol)) >= 1 })
+		if got := f.BodiesTo(bob); len(got) != 0 {
 			t.Fatalf("bob, away before the restart, was sent %q", got)
 		}
 		got := bobBack(t, f, 3)

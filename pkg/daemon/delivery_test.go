@@ -31,18 +31,6 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// bodiesTo returns the bodies delivered to uri, in the order they reached
-// the fake.
-func bodiesTo(f *opensipstest.Server, uri string) []string {
-	var out []string
-	for _, d := range f.Deliveries() {
-		if d.To == uri {
-			out = append(out, d.Body)
-		}
-	}
-	return out
-}
-
 // settled waits until the scheduler holds nothing, then checks that every
 // notice it admitted ended in one counted result.
 func settled(t *testing.T, d *Daemon) {
@@ -76,9 +64,9 @@ func TestBusyRoomTellsSender(t *testing.T) {
 	const n = 30
 	raiseLines(t, f, alice, n)
 	eventually(t, "every line to bob or a busy notice to alice", func() bool {
-		return len(bodiesTo(f, bob))+len(bodiesTo(f, alice)) == n
+		return len(f.BodiesTo(bob))+len(f.BodiesTo(alice)) == n
 	})
-	busy := bodiesTo(f, alice)
+	busy := f.BodiesTo(alice)
 	if len(busy) == 0 {
 		t.Fatal("no line was refused: the room queue was never full")
 	}
@@ -89,7 +77,7 @@ func TestBusyRoomTellsSender(t *testing.T) {
 	}
 	// What bob got is in order, with gaps where lines were refused.
 	last := -1
-	for _, b := range bodiesTo(f, bob) {
+	for _, b := range f.BodiesTo(bob) {
 		i, err := strconv.Atoi(strings.TrimPrefix(b, "<alice@example.com>: line "))
 		if err != nil || i <= last {
 			t.Fatalf("bob got %q after line %d", b, last)
@@ -142,12 +130,12 @@ func TestAwayMemberComesBack(t *testing.T) {
 	if err := f.Register("bob@example.com", "sip:bob@192.0.2.2:5060", time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "what was kept, delivered", func() bool { return len(bodiesTo(f, bob)) == 1+cfg.MemberQueue })
+	eventually(t, "what was kept, delivered", func() bool { return len(f.BodiesTo(bob)) == 1+cfg.MemberQueue })
 	want := []string{"*** you missed 3 messages in this room while you could not be reached"}
 	for i := n - cfg.MemberQueue; i < n; i++ {
 		want = append(want, "<alice@example.com>: line "+strconv.Itoa(i))
 	}
-	if got := bodiesTo(f, bob); strings.Join(got, "\n") != strings.Join(want, "\n") {
+	if got := f.BodiesTo(bob); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("bob got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	settled(t, d)
@@ -167,7 +155,7 @@ func TestAwayMemberComesBack(t *testing.T) {
 		t.Fatal("a contact deletion brought bob back")
 	}
 	d.Usrloc(&opensips.UsrlocEvent{Name: opensips.EventULAORInsert, Table: "location", AOR: "bob"})
-	eventually(t, "the line kept, delivered", func() bool { return len(bodiesTo(f, bob)) == 1 })
+	eventually(t, "the line kept, delivered", func() bool { return len(f.BodiesTo(bob)) == 1 })
 }
 
 // TestUsrlocWithoutDomain: without usrloc_domain an AOR that has no domain
@@ -199,8 +187,8 @@ func TestOwnMessageBringsMemberBack(t *testing.T) {
 	if _, err := f.Raise(opensipstest.NewEvent(bob, room1, "I am back")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the kept lines", func() bool { return len(bodiesTo(f, bob)) == 3 })
-	if got := strings.Join(bodiesTo(f, bob), "|"); got != "<alice@example.com>: line 0|<alice@example.com>: line 1|<alice@example.com>: line 2" {
+	eventually(t, "the kept lines", func() bool { return len(f.BodiesTo(bob)) == 3 })
+	if got := strings.Join(f.BodiesTo(bob), "|"); got != "<alice@example.com>: line 0|<alice@example.com>: line 1|<alice@example.com>: line 2" {
 		t.Fatalf("bob got %s", got)
 	}
 	settled(t, d)
@@ -222,7 +210,7 @@ func TestGhostRemoved(t *testing.T) {
 	f.Reset()
 	raiseLines(t, f, alice, 2)
 	eventually(t, "alice told bob was removed", func() bool {
-		for _, b := range bodiesTo(f, alice) {
+		for _, b := range f.BodiesTo(alice) {
 			if b == "*** <"+bob+"> has been removed" {
 				return true
 			}
@@ -246,7 +234,7 @@ func TestGhostRemoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "the farewell", func() bool {
-		return strings.Join(bodiesTo(f, bob), "|") == "You have been removed from this room"
+		return strings.Join(f.BodiesTo(bob), "|") == "You have been removed from this room"
 	})
 	settled(t, d)
 }

@@ -1,14 +1,13 @@
 package opensips_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/imcd-sip/imcd/internal/imcdproc"
 	"github.com/imcd-sip/imcd/pkg/opensips"
 	"github.com/imcd-sip/imcd/pkg/opensipstest"
 )
@@ -78,29 +77,11 @@ func TestSubscriberDown(t *testing.T) {
 	waitFor(t, "active", sub.Active)
 }
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestSubscriberRefused: an error reply is logged with OpenSIPS's message.
 func TestSubscriberRefused(t *testing.T) {
 	fake := startFake(t, opensipstest.Options{})
 	c := openClient(t, fake.MISocket(), nil)
-	var logs syncBuffer
+	var logs imcdproc.LogBuffer
 	sub := &opensips.Subscriber{Client: c, Event: "E_NO_SUCH_EVENT", Socket: "udp:127.0.0.1:9999",
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))}
 	mustf(t, sub.Open(context.Background()), "open")

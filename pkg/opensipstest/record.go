@@ -152,6 +152,20 @@ func (s *Server) Deliveries() []Delivery {
 	return append([]Delivery(nil), s.rec.deliveries...)
 }
 
+// BodiesTo returns the bodies of the accepted t_uac_dlg requests to uri
+// so far, in arrival order.
+func (s *Server) BodiesTo(uri string) []string {
+	s.rec.mu.Lock()
+	defer s.rec.mu.Unlock()
+	var out []string
+	for _, d := range s.rec.deliveries {
+		if d.To == uri {
+			out = append(out, d.Body)
+		}
+	}
+	return out
+}
+
 // WaitDeliveries waits until at least n deliveries were recorded and returns
 // them all.
 func (s *Server) WaitDeliveries(ctx context.Context, n int) ([]Delivery, error) {

@@ -297,4 +297,3 @@ func TestBusyRoomSheds(t *testing.T) {
 		t.Errorf("not every admitted notice was delivered:\n%s", grepMetrics(p, "opensips_imc_delivery"))
 	}
 }
-

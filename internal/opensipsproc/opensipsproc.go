@@ -284,19 +284,32 @@ func countPrefix(ps []Process, prefix string) int {
 	return n
 }
 
-// CPUTime returns the time process pid has spent on a CPU so far (from
-// /proc/PID/schedstat: nanoseconds, not clock ticks).
+// CPUTime returns the CPU time (user and system) process pid and all its
+// threads, ended ones included, have used so far: /proc/PID/stat's utime
+// and stime, in clock ticks of 10 ms (schedstat would be finer, but counts
+// one thread only: a Go process has many).
 func CPUTime(pid int) (time.Duration, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/schedstat")
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return 0, err
 	}
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return 0, fmt.Errorf("schedstat of %d: empty", pid)
+	// The command name, in parentheses, may hold spaces: fields count from
+	// the last ')'.
+	rest := string(b)
+	if i := strings.LastIndexByte(rest, ')'); i >= 0 {
+		rest = rest[i+1:]
 	}
-	ns, err := strconv.ParseInt(f[0], 10, 64)
-	return time.Duration(ns), err
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: too short", pid)
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: %q %q", pid, f[11], f[12])
+	}
+	const tick = 10 * time.Millisecond // sysconf(_SC_CLK_TCK) = 100 on Linux
+	return time.Duration(utime+stime) * tick, nil
 }
 
 // tail keeps the last limit bytes written, and copies them on.

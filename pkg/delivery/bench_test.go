@@ -7,14 +7,13 @@ import (
 
 	"github.com/imcd-sip/imcd/pkg/delivery"
 	"github.com/imcd-sip/imcd/pkg/imc"
-	"github.com/imcd-sip/imcd/pkg/opensips"
 )
 
 // leanSender answers every request at once with 200 OK and allocates
 // nothing.
 type leanSender struct{}
 
-func (leanSender) Send(_ *imc.Notice, tag uint64, done func(uint64, opensips.Outcome)) error {
+func (leanSender) Send(_ *imc.Notice, tag uint64, done func(uint64, delivery.Outcome)) error {
 	done(tag, ok200)
 	return nil
 }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/imcd-sip/imcd/pkg/imc"
 	"github.com/imcd-sip/imcd/pkg/logkey"
-	"github.com/imcd-sip/imcd/pkg/opensips"
 )
 
 // Defaults of the Scheduler's fields (docs/delivery.md gives their config
@@ -122,7 +121,7 @@ type Scheduler struct {
 	log    *slog.Logger
 	obs    Observer
 	clock  Clock
-	onSent func(tag uint64, o opensips.Outcome)
+	onSent func(tag uint64, o Outcome)
 
 	mu     sync.Mutex
 	e      *engine
@@ -373,7 +372,7 @@ func (s *Scheduler) Close() error {
 }
 
 // sent is the Senders' completion callback.
-func (s *Scheduler) sent(tag uint64, o opensips.Outcome) {
+func (s *Scheduler) sent(tag uint64, o Outcome) {
 	s.mu.Lock()
 	s.e.complete(tag, o, s.clock.Now())
 	s.mu.Unlock()

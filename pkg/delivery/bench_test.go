@@ -25,7 +25,7 @@ func BenchmarkSubmitDispatch(b *testing.B) {
 	var done atomic.Int64
 	s := open(b, &delivery.Scheduler{
 		Endpoints: []delivery.Endpoint{{Sender: leanSender{}}},
-		RateMax:   1e9, RateMin: 1e9, Burst: 4096, Outstanding: 1 << 20, WaitTime: -1,
+		RateMax:   1e9, RateMin: 1e9, Burst: 4096, Outstanding: 1 << 20,
 	})
 	rooms := make([][]imc.Notice, 16)
 	for i := range rooms {

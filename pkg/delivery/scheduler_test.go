@@ -172,7 +172,7 @@ func TestSchedulerFakeClock(t *testing.T) {
 func TestSchedulerCap(t *testing.T) {
 	snd := newFakeSender(func(*imc.Notice) (delivery.Outcome, bool) { return delivery.Outcome{}, false })
 	res := newResults()
-	s := open(t, &delivery.Scheduler{Endpoints: []delivery.Endpoint{{Sender: snd}}, Outstanding: 25, WaitTime: -1})
+	s := open(t, &delivery.Scheduler{Endpoints: []delivery.Endpoint{{Sender: snd}}, Outstanding: 25})
 	for i := range 10 {
 		if err := s.Submit(delivery.Batch{Notices: notices("room", users("m", 10), fmt.Sprint(i)), Done: res.done}); err != nil {
 			t.Fatal(err)

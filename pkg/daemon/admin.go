@@ -20,7 +20,7 @@ func (d *Daemon) openMI(ctx context.Context) error {
 		}
 	}
 	srv := d.miServer(reg)
-	open := func(key, value string, t server) (net.Addr, error) {
+	open := func(key, value string, t transport) (net.Addr, error) {
 		if err := t.Open(ctx); err != nil {
 			return nil, fmt.Errorf("%s %s: %w", key, value, err)
 		}
@@ -28,7 +28,7 @@ func (d *Daemon) openMI(ctx context.Context) error {
 		return t.LocalAddr(), nil
 	}
 	if a := d.cfg.MIDatagramAddress(); !a.IsZero() {
-		bound, err := open("mi_datagram", d.cfg.MIDatagram, &mi.DatagramTransport{Server: srv, Network: a.Network, Addr: a.Addr})
+		bound, err := open("mi_datagram", d.cfg.MIDatagram, closeAtOnce{&mi.DatagramTransport{Server: srv, Network: a.Network, Addr: a.Addr}})
 		if err != nil {
 			return err
 		}
@@ -47,7 +47,7 @@ func (d *Daemon) openMI(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if _, err := open("mi_fifo", fifo.Path, fifo); err != nil {
+		if _, err := open("mi_fifo", fifo.Path, closeAtOnce{fifo}); err != nil {
 			return err
 		}
 		d.addrs.MIFIFO = fifo.Path
@@ -58,8 +58,7 @@ func (d *Daemon) openMI(ctx context.Context) error {
 func (d *Daemon) openMetrics(ctx context.Context) error {
 	d.metricsServer = &sockets.HTTPServer{Addr: d.cfg.MetricsListen, Handler: d.metrics.Handler(d.ready),
 		Logger: d.logger.With(logkey.System, logkey.SystemMetrics)}
-	err := d.metricsServer.Open(ctx, func(err error) { d.logger.Error("metrics server stopped", logkey.Err, err) })
-	if err != nil {
+	if err := d.metricsServer.Open(ctx); err != nil {
 		return fmt.Errorf("metrics_listen %s: %w", d.cfg.MetricsListen, err)
 	}
 	d.addrs.Metrics = d.metricsServer.LocalAddr().String()

@@ -47,7 +47,7 @@ type Daemon struct {
 	broker      *brokerMode // RabbitMQ mode (rabbitmq.go); nil otherwise
 	db          *dbHealth
 	// miTransports serve imcd's own MI (datagram, HTTP, FIFO).
-	miTransports  []server
+	miTransports  []transport
 	metricsServer *sockets.HTTPServer
 	addrs         Addrs
 
@@ -80,6 +80,20 @@ type server interface {
 	LocalAddr() net.Addr
 	Close() error
 }
+
+// transport is one of imcd's MI transports: a server whose stop may let
+// requests in progress finish within the shutdown budget (Shutdown).
+type transport interface {
+	server
+	Shutdown(ctx context.Context) error
+}
+
+// closeAtOnce is a transport with no request to let finish (datagram,
+// FIFO: Close waits for the one being answered): its Shutdown is Close.
+type closeAtOnce struct{ server }
+
+// Shutdown closes the transport.
+func (t closeAtOnce) Shutdown(context.Context) error { return t.Close() }
 
 // eventServer is an event listener: StopIntake stops taking events but
 // lets replies to those taken go out, until Close.

@@ -40,9 +40,9 @@ func (d *Daemon) openOutbox(ctx context.Context) error {
 	return nil
 }
 
-// newScheduler maps the delivery keys to the scheduler's fields. Where a
-// key's 0 means "none" and the field's 0 means "default", the field gets a
-// negative value.
+// newScheduler maps the delivery keys to the scheduler's fields, one for
+// one: the keys' defaults are the scheduler's (pkg/config takes them from
+// pkg/delivery).
 func newScheduler(cfg config.Config, eps []delivery.Endpoint) *delivery.Scheduler {
 	s := &delivery.Scheduler{Endpoints: eps,
 		RateMax: cfg.DeliveryRateMax, RateMin: cfg.DeliveryRateMin, RateStep: cfg.DeliveryRateStep,
@@ -51,12 +51,6 @@ func newScheduler(cfg config.Config, eps []delivery.Endpoint) *delivery.Schedule
 		QueueLimit: cfg.DeliveryQueue, RoomLimit: cfg.DeliveryRoomQueue,
 		UnreachableRetry: cfg.UnreachableRetry, UnreachableRetryMax: cfg.UnreachableRetryMax,
 		LostRetries: cfg.DeliveryLostRetries, GhostAfter: cfg.GhostAfter, LateAfter: cfg.DeliveryLateAfter,
-	}
-	if s.WaitTime == 0 {
-		s.WaitTime = -1
-	}
-	if s.LostRetries == 0 {
-		s.LostRetries = -1
 	}
 	return s
 }

@@ -35,11 +35,7 @@ func (d *Daemon) shutdown(grace time.Duration) error {
 		d.events.StopIntake()
 	}
 	for _, t := range d.miTransports {
-		if sh, ok := t.(interface{ Shutdown(context.Context) error }); ok {
-			errs = append(errs, sh.Shutdown(ctx))
-		} else {
-			errs = append(errs, t.Close())
-		}
+		errs = append(errs, t.Shutdown(ctx))
 	}
 	close(d.stopping)
 	// What was taken is applied: the shards drain their queues and the

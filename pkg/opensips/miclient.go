@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/imcd-sip/imcd/pkg/delivery"
 	"github.com/imcd-sip/imcd/pkg/jsonrpc"
 	"github.com/imcd-sip/imcd/pkg/logkey"
 )
@@ -49,8 +50,8 @@ type MIClient struct {
 	// Observer counts delivery outcomes; nil means NopObserver.
 	Observer Observer
 	// Timeout is how long a t_uac_dlg reply is awaited before the request
-	// is counted ClassTimeout (lost: outcome unknown); DefaultMITimeout when
-	// 0. It must exceed tm's fr_timeout.
+	// is counted lost (delivery.FaultLost: outcome unknown);
+	// DefaultMITimeout when 0. It must exceed tm's fr_timeout.
 	Timeout time.Duration
 	// CallTimeout bounds Call and Forward when their context has no sooner
 	// deadline; DefaultCallTimeout when 0.
@@ -100,7 +101,7 @@ type pending struct {
 	reply    chan callReply // Call
 	// Send: onSent is called with tag; the pending comes from and
 	// returns to sendPool.
-	onSent func(tag uint64, o Outcome)
+	onSent func(tag uint64, o delivery.Outcome)
 	tag    uint64
 }
 
@@ -215,7 +216,7 @@ func setBuffers(conn net.Conn, rb, wb int) {
 }
 
 // Close stops the client. Requests still in flight end with ErrClosed
-// (ClassAborted). Safe to call more than once.
+// (delivery.FaultAborted). Safe to call more than once.
 func (c *MIClient) Close() error {
 	c.closeOnce.Do(func() {
 		c.stateMu.Lock()
@@ -228,7 +229,7 @@ func (c *MIClient) Close() error {
 		c.cancel()
 		c.conn.Close()
 		c.wg.Wait()
-		aborted := Outcome{Err: ErrClosed, Reason: ErrClosed.Error()}
+		aborted := abortedOutcome()
 		for _, p := range c.takeAll() { // no Send can add more: closed is set
 			c.complete(p, aborted)
 		}
@@ -333,7 +334,7 @@ func (c *MIClient) takeAll() []*pending {
 }
 
 // complete ends a request taken out of the map: it reports the outcome.
-func (c *MIClient) complete(p *pending, o Outcome) {
+func (c *MIClient) complete(p *pending, o delivery.Outcome) {
 	if p.reply != nil {
 		p.reply <- callReply{err: o.Err}
 		return

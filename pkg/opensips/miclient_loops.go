@@ -25,7 +25,7 @@ func (c *MIClient) sendFailed(id uint64, err error) {
 	}
 	if p := c.take(id); p != nil {
 		c.noteUnreachable(err)
-		c.complete(p, Outcome{Err: fmt.Errorf("%w: %w", ErrUnreachable, err), Reason: err.Error()})
+		c.complete(p, notSentOutcome(err))
 	}
 }
 
@@ -34,7 +34,7 @@ func (c *MIClient) sendFailed(id uint64, err error) {
 // (or restarted and lost them).
 func (c *MIClient) portClosed(err error) {
 	c.noteUnreachable(err)
-	o := Outcome{Err: fmt.Errorf("%w: %w", ErrUnreachable, err), Reason: err.Error()}
+	o := notSentOutcome(err)
 	for _, p := range c.takeAll() {
 		c.complete(p, o)
 	}
@@ -157,7 +157,7 @@ func (c *MIClient) reapLoop(ctx context.Context) {
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	var expired []*pending
-	lost := Outcome{Err: fmt.Errorf("%w in %v: delivery outcome unknown", ErrTimeout, c.Timeout), Reason: "no reply"}
+	lost := lostOutcome(c.Timeout)
 	for {
 		select {
 		case <-ctx.Done():

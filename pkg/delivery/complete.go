@@ -67,7 +67,11 @@ func (e *engine) complete(tag uint64, o Outcome, now time.Time) {
 	var excess time.Duration
 	known := false
 	if v == vDelivered {
-		excess, known = m.excess(now.Sub(it.sentAt), now)
+		at := now
+		if !o.At.IsZero() && o.At.Before(now) {
+			at = o.At
+		}
+		excess, known = m.excess(at.Sub(it.sentAt), now)
 	}
 	e.endpointOutcome(ei, it.sentAt, v, o, excess, known, wasEpProbe, now)
 

@@ -88,6 +88,7 @@ type options struct {
 	opensipsStep   time.Duration
 	opensipsGap    time.Duration
 	opensipsSHM    int
+	opensipsNative bool
 }
 
 var allScenarios = []string{"fanout", "latency", "commands", "scale", "dead", "ladder", "rabbitmq", "rabbitmq-latency", "history", "dbhang"}
@@ -190,6 +191,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&osPaths, "opensips-paths", "proxy", "opensips scenario: imcd's delivery_path values to measure, each a system of its own")
 	fs.DurationVar(&o.opensipsStep, "opensips-step", 20*time.Second, "opensips scenario: sending time of each step")
 	fs.DurationVar(&o.opensipsGap, "opensips-gap", 8*time.Second, "opensips scenario: pause between steps (OpenSIPS frees its transactions after wt_timer)")
+	fs.BoolVar(&o.opensipsNative, "opensips-native", true, "opensips scenario: measure native imc too (false: imcd's steps only, for comparing imcd builds)")
 	fs.IntVar(&o.opensipsSHM, "opensips-shm", 1024, "opensips scenario: OpenSIPS's shared memory in MB (-m)")
 	fs.StringVar(&o.markdown, "markdown", "", "also write the tables as Markdown to this file")
 	fs.BoolVar(&o.quick, "quick", false, "a short smoke run: 1 s runs, fewer sizes, 10k rooms only")

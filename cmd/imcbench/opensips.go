@@ -152,7 +152,10 @@ func (b *bench) opensipsLadder(ctx context.Context) *table {
 	}
 	defer uac.Close()
 
-	systems := []labSystem{{name: "native", room: "native-perf"}}
+	var systems []labSystem
+	if o.opensipsNative {
+		systems = append(systems, labSystem{name: "native", room: "native-perf"})
+	}
 	for _, path := range o.opensipsPaths {
 		s := labSystem{name: "imcd", room: "chat-perf"}
 		if path != "" && path != "proxy" {

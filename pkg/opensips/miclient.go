@@ -17,6 +17,7 @@ import (
 	"github.com/valyala/fastjson"
 
 	"github.com/imcd-sip/imcd/pkg/delivery"
+	"github.com/imcd-sip/imcd/pkg/imc"
 	"github.com/imcd-sip/imcd/pkg/jsonrpc"
 	"github.com/imcd-sip/imcd/pkg/logkey"
 	"github.com/imcd-sip/imcd/pkg/rawio"
@@ -78,6 +79,10 @@ type MIClient struct {
 	ReadBuffer, WriteBuffer int
 	// NextHop is passed as next_hop (the outbound_proxy); "" sends none.
 	NextHop string
+	// Routes, when set, sends a member's MESSAGEs straight to their
+	// contact when it knows it (delivery_path = contact); the others go
+	// to their address of record through NextHop.
+	Routes Router
 	// PollEvery is how long replies may wait to be read while requests
 	// are in flight and nobody else polls (UDP); DefaultPollEvery when
 	// 0. It delays what a reply tells the scheduler, never a MESSAGE, and
@@ -144,6 +149,8 @@ type pending struct {
 	// returns to sendPool.
 	onSent delivery.Completion
 	tag    uint64
+	to     imc.URI // the member, and whether the request went to their
+	direct bool    // contact (Routes) rather than through the proxy
 }
 
 // queuedRequest is one encoded request waiting for Flush.

@@ -35,7 +35,13 @@ func (c *MIClient) Send(n *imc.Notice, tag uint64, done delivery.Completion) err
 	}
 	id := c.nextID.Add(1)
 	bp := c.bufs.Get().(*[]byte)
-	b, omitted, err := appendUAC((*bp)[:0], id, n, c.tagPrefix, id, true, c.NextHop)
+	route, direct := Route{NextHop: c.NextHop}, false
+	if c.Routes != nil {
+		if r, ok := c.Routes.Route(n.To); ok {
+			route, direct = r, true
+		}
+	}
+	b, omitted, err := appendUAC((*bp)[:0], id, n, c.tagPrefix, id, true, route)
 	*bp = b
 	if err != nil {
 		c.bufs.Put(bp)
@@ -46,7 +52,7 @@ func (c *MIClient) Send(n *imc.Notice, tag uint64, done delivery.Completion) err
 	}
 	p := c.sendPool.Get().(*pending)
 	now := time.Now()
-	*p = pending{id: id, sent: now, deadline: now.Add(c.Timeout), onSent: done, tag: tag}
+	*p = pending{id: id, sent: now, deadline: now.Add(c.Timeout), onSent: done, tag: tag, to: n.To, direct: direct}
 	// Registered before the write: the reply may be read before the write
 	// returns.
 	c.register(p)
@@ -124,8 +130,17 @@ func (c *MIClient) dropQueued() {
 	c.queued = c.queued[:0]
 }
 
-// endSend reports the outcome of a Send request and recycles it.
+// endSend reports the outcome of a Send request and recycles it. A MESSAGE
+// sent straight to a contact that did not arrive makes the Router forget
+// the contact; one OpenSIPS refused (a socket it no longer has, a contact
+// it cannot parse) was not sent at all, and goes again, through the proxy.
 func (c *MIClient) endSend(p *pending, o delivery.Outcome, more bool) {
+	if p.direct && !o.Delivered() {
+		c.Routes.Forget(p.to)
+		if o.Fault == delivery.FaultRefused || o.Fault == delivery.FaultNoRoute {
+			o.Fault = delivery.FaultNotSent
+		}
+	}
 	done, tag := p.onSent, p.tag
 	*p = pending{}
 	c.sendPool.Put(p)

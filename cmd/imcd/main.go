@@ -16,10 +16,12 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 
 	"github.com/imcd-sip/imcd/pkg/config"
 	"github.com/imcd-sip/imcd/pkg/daemon"
+	"github.com/imcd-sip/imcd/pkg/logkey"
 )
 
 // Exit codes, documented in docs/operations.md.
@@ -44,6 +46,7 @@ func run(args []string, stderr io.Writer) int {
 	level := new(slog.LevelVar)
 	level.Set(cfg.LogLevel.Slog())
 	logger := newLogger(stderr, cfg.LogFormat, level)
+	setProcs(cfg.GOMAXPROCS, logger)
 
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
@@ -119,4 +122,16 @@ func newLogger(w io.Writer, format string, level *slog.LevelVar) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// setProcs applies gomaxprocs unless the GOMAXPROCS environment variable
+// says otherwise (the Go runtime has applied that already).
+func setProcs(n int, logger *slog.Logger) {
+	if env := os.Getenv("GOMAXPROCS"); env != "" {
+		logger.Info("GOMAXPROCS from the environment: gomaxprocs is not applied", logkey.GOMAXPROCS, runtime.GOMAXPROCS(0))
+		return
+	}
+	if n > 0 {
+		runtime.GOMAXPROCS(n)
+	}
 }

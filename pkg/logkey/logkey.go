@@ -58,6 +58,7 @@ const (
 	InFlight = "in_flight"
 	DownFor  = "down_for"
 	Member   = "member"
+	Contact  = "contact"
 	Kept     = "kept"
 	Dropped  = "dropped"
 	Rate     = "rate"
@@ -88,6 +89,7 @@ const (
 	MIHTTP     = "mi_http"
 	MIFIFO     = "mi_fifo"
 	Metrics    = "metrics"
+	GOMAXPROCS = "gomaxprocs"
 )
 
 // Values of System.
@@ -103,4 +105,5 @@ const (
 	SystemRabbitMQ   = "rabbitmq"
 	SystemHistory    = "history"
 	SystemPublisher  = "rabbitmq-publisher"
+	SystemContacts   = "contacts"
 )

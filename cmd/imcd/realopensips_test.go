@@ -149,16 +149,25 @@ func bodies(ms []sipua.Received) string {
 // MESSAGEs, the fragment raises them to imcd, and imcd's answers reach
 // the registered users through t_uac_dlg and the proxy.
 func TestRealOpenSIPSConversation(t *testing.T) {
-	for _, transport := range []string{"stream", "datagram"} {
-		t.Run(transport, func(t *testing.T) {
-			l := startLab(t, labOpts{transport: transport, users: []string{"alice", "bob", "carol"}})
+	for _, c := range []struct{ name, transport, path string }{
+		{"stream", "stream", "proxy"}, {"datagram", "datagram", "proxy"}, {"stream-contact", "stream", "contact"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			l := startLab(t, labOpts{transport: c.transport, users: []string{"alice", "bob", "carol"},
+				imcd: []string{"delivery_path = " + c.path}})
 			l.send("alice", "sip:chat-1@127.0.0.1", "#create chat-1")
 			l.expect("alice", "chat-1", "room was created", 0)
 			l.send("bob", "sip:chat-manager@127.0.0.1", "#join chat-1")
 			l.expect("alice", "chat-1", "<sip:bob@127.0.0.1> has joined", 0)
 			l.expect("bob", "chat-1", "<sip:bob@127.0.0.1> has joined", 0)
 			l.send("alice", "sip:chat-1@127.0.0.1", "hello bob, through a real OpenSIPS")
-			l.expect("bob", "chat-1", "alice@127.0.0.1>: hello bob, through a real OpenSIPS", 0)
+			i := l.expect("bob", "chat-1", "alice@127.0.0.1>: hello bob, through a real OpenSIPS", 0)
+			// The proxy path loops through OpenSIPS's script (two Vias);
+			// the contact path goes straight to bob's contact, which imcd
+			// looked up when it first sent to him (one).
+			if hops, want := l.ua.MessagesTo("bob")[i].Hops, map[string]int{"proxy": 2, "contact": 1}[c.path]; hops != want {
+				t.Errorf("delivery_path %s: the line reached bob with %d Vias, want %d", c.path, hops, want)
+			}
 			// A non-member is told, and nothing reaches the room.
 			l.send("carol", "sip:chat-1@127.0.0.1", "let me in")
 			l.expect("carol", "chat-1", "not a member", 0)

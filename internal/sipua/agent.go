@@ -29,6 +29,9 @@ type Received struct {
 	CallID string
 	Body   string
 	At     time.Time
+	// Hops is the number of Via headers: 1 when OpenSIPS sent it
+	// straight here, 2 when it went through the proxy once more.
+	Hops int
 }
 
 // Agent is one UDP socket playing any number of users.
@@ -193,7 +196,7 @@ func (a *Agent) request(m *Message, now time.Time) int {
 	if a.OnMessage == nil && !a.Record {
 		return code
 	}
-	r := Received{User: user, From: string(m.From), CallID: string(m.CallID), Body: string(m.Body), At: now}
+	r := Received{User: user, From: string(m.From), CallID: string(m.CallID), Body: string(m.Body), At: now, Hops: len(m.Vias)}
 	if a.OnMessage != nil {
 		a.OnMessage(&r)
 	}

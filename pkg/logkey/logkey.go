@@ -59,6 +59,7 @@ const (
 	DownFor  = "down_for"
 	Member   = "member"
 	Contact  = "contact"
+	Leg      = "leg"
 	Kept     = "kept"
 	Dropped  = "dropped"
 	Rate     = "rate"
@@ -106,4 +107,5 @@ const (
 	SystemHistory    = "history"
 	SystemPublisher  = "rabbitmq-publisher"
 	SystemContacts   = "contacts"
+	SystemCanary     = "canary"
 )

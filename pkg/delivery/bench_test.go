@@ -22,6 +22,8 @@ func (leanSender) Flush() {}
 
 func (leanSender) Poll() int { return 0 }
 
+func (leanSender) InOrder(imc.URI) bool { return true }
+
 // BenchmarkSubmitDispatch measures one delivery through the scheduler:
 // Submit (one batch per 10-member room line), pick, write, outcome, Done.
 // ns/op and allocs/op are per delivery.

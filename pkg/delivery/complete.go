@@ -52,6 +52,10 @@ func (e *engine) complete(tag uint64, o Outcome, now time.Time) {
 	v := verdictOf(o)
 
 	f.out--
+	if it.unordered {
+		f.unordered--
+		it.unordered = false
+	}
 	m.inflight--
 	e.eps[ei].inflight--
 	e.inflight--

@@ -86,6 +86,8 @@ func (nopSender) Flush() {}
 
 func (nopSender) Poll() int { return 0 }
 
+func (nopSender) InOrder(imc.URI) bool { return true }
+
 func missedText(room, member imc.URI, n int) imc.Notice {
 	return imc.Notice{From: room, To: member, Body: fmt.Sprintf("missed %d", n), ContentType: "text/plain"}
 }

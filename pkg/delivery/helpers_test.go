@@ -62,6 +62,9 @@ func (w tWriter) Write(p []byte) (int, error) {
 type fakeSender struct {
 	mu   sync.Mutex
 	rule func(n *imc.Notice) (delivery.Outcome, bool)
+	// unordered lists the members whose requests may be reordered on the
+	// way (InOrder false): through a proxy.
+	unordered map[string]bool
 	err  error
 	sent []imc.Notice
 	held map[uint64]heldReq
@@ -79,6 +82,13 @@ func newFakeSender(rule func(n *imc.Notice) (delivery.Outcome, bool)) *fakeSende
 func (f *fakeSender) Flush() {}
 
 func (f *fakeSender) Poll() int { return 0 }
+
+func (f *fakeSender) InOrder(u imc.URI) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return !f.unordered[u.User]
+}
+
 
 func (f *fakeSender) Send(n *imc.Notice, tag uint64, done delivery.Completion) error {
 	f.mu.Lock()

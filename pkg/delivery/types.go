@@ -23,6 +23,13 @@ type Sender interface {
 	Send(n *imc.Notice, tag uint64, done Completion) error
 	Flush()
 	Poll() int
+	// InOrder reports whether the Sender's requests to member reach them
+	// in the order they are written (through one MI process straight to
+	// their contact), so that several may be in flight without a room's
+	// notices overtaking each other; false when a proxy's workers may
+	// swap two (then the scheduler keeps one of a room's in flight to
+	// them at a time). It must not block.
+	InOrder(member imc.URI) bool
 }
 
 // Completion receives the outcome of one request. more says that other

@@ -130,6 +130,18 @@ func (c *MIClient) dropQueued() {
 	c.queued = c.queued[:0]
 }
 
+// InOrder reports whether requests to member keep their order on their
+// way: they do when they go straight to the member's contact (OpenSIPS's
+// one MI process writes them in the order it reads them); through the
+// proxy, its SIP workers may swap two (delivery.Sender).
+func (c *MIClient) InOrder(member imc.URI) bool {
+	if c.Routes == nil {
+		return false
+	}
+	_, ok := c.Routes.Route(member)
+	return ok
+}
+
 // endSend reports the outcome of a Send request and recycles it. A MESSAGE
 // sent straight to a contact that did not arrive makes the Router forget
 // the contact; one OpenSIPS refused (a socket it no longer has, a contact

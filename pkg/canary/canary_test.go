@@ -88,7 +88,7 @@ func TestLegs(t *testing.T) {
 		t.Fatalf("healthy path: %s %v", v, p.Err())
 	}
 	for _, c := range []struct {
-		leg   Leg
+		leg    Leg
 		break_ func(*loop)
 	}{
 		{LegMI, func(l *loop) { l.miErr = errors.New("no reply from OpenSIPS") }},

@@ -65,9 +65,9 @@ type fakeSender struct {
 	// unordered lists the members whose requests may be reordered on the
 	// way (InOrder false): through a proxy.
 	unordered map[string]bool
-	err  error
-	sent []imc.Notice
-	held map[uint64]heldReq
+	err       error
+	sent      []imc.Notice
+	held      map[uint64]heldReq
 }
 
 type heldReq struct {
@@ -88,7 +88,6 @@ func (f *fakeSender) InOrder(u imc.URI) bool {
 	defer f.mu.Unlock()
 	return !f.unordered[u.User]
 }
-
 
 func (f *fakeSender) Send(n *imc.Notice, tag uint64, done delivery.Completion) error {
 	f.mu.Lock()

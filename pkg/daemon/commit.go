@@ -206,7 +206,7 @@ func (s *shard) inDoubt(job *commitJob) {
 	if job.reread != nil {
 		s.markDoubtful(job, job.reread)
 		s.logger.Error("a commit is in doubt and the rooms could not be re-read: commands for them are refused until they can be",
-			logkey.Room, job.room, logkey.Command, job.res.Command, logkey.Err, job.err, "reread_err", job.reread)
+			logkey.Room, job.room, logkey.Command, job.res.Command, logkey.Err, job.err, logkey.RereadErr, job.reread)
 		s.d.metrics.Command(job.res.Command, metrics.ResultDBError)
 		s.tell(job, s.d.engine.InDoubt, fmt.Errorf("%w: commit outcome unknown: %w", ErrNotSaved, job.err))
 		return

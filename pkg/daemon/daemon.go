@@ -12,6 +12,7 @@ import (
 	"github.com/imcd-sip/imcd/pkg/delivery"
 	"github.com/imcd-sip/imcd/pkg/flood"
 	"github.com/imcd-sip/imcd/pkg/imc"
+	"github.com/imcd-sip/imcd/pkg/logging"
 	"github.com/imcd-sip/imcd/pkg/logkey"
 	"github.com/imcd-sip/imcd/pkg/metrics"
 	"github.com/imcd-sip/imcd/pkg/opensips"
@@ -63,9 +64,9 @@ type Daemon struct {
 	// delivered is onDelivered as a func value made once: a method value
 	// taken per batch would allocate per line.
 	delivered delivery.Done
-	sendLog   logkey.Limit // "notices refused for delivery": once a second
-	ulLog     logkey.Limit // unusable usrloc events: once in 10 s
-	started   atomic.Bool  // Open finished: every component is up
+	sendLog   logging.Limit // "notices refused for delivery": once a second
+	ulLog     logging.Limit // unusable usrloc events: once in 10 s
+	started   atomic.Bool   // Open finished: every component is up
 	unsentMu  sync.Mutex
 	unsent    []unsentInvitation
 
@@ -121,7 +122,7 @@ type Addrs struct {
 // New returns a daemon for cfg; Open starts it.
 func New(cfg config.Config, logger *slog.Logger) *Daemon {
 	d := &Daemon{cfg: cfg, logger: logger, stopping: make(chan struct{}), stopNow: make(chan struct{}),
-		sendLog: logkey.Limit{Interval: time.Second}, ulLog: logkey.Limit{Interval: 10 * time.Second}}
+		sendLog: logging.Limit{Interval: time.Second}, ulLog: logging.Limit{Interval: 10 * time.Second}}
 	d.delivered = d.onDelivered
 	return d
 }
@@ -182,7 +183,7 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	d.started.Store(true)
 	rooms, members := d.counts()
 	a := d.addrs
-	d.notice("imcd started", logkey.Rooms, rooms, logkey.Members, members, "shards", len(d.shards),
+	d.notice("imcd started", logkey.Rooms, rooms, logkey.Members, members, logkey.Shards, len(d.shards),
 		logkey.Events, a.Events, logkey.OpenSIPSMI, cfg.OpenSIPSMI, logkey.MIDatagram, a.MIDatagram, logkey.MIHTTP, a.MIHTTP,
 		logkey.MIFIFO, a.MIFIFO, logkey.Metrics, a.Metrics)
 	return nil

@@ -37,7 +37,7 @@ func (d *Daemon) openStore(ctx context.Context) error {
 		return err
 	}
 	if embedded {
-		d.notice("no db_url configured: using the embedded SQLite database", "path", url[len("sqlite://"):])
+		d.notice("no db_url configured: using the embedded SQLite database", logkey.Path, url[len("sqlite://"):])
 	} else {
 		d.notice("using database", logkey.DBURL, store.Redacted(url))
 	}
@@ -56,7 +56,7 @@ func (d *Daemon) openStore(ctx context.Context) error {
 	for _, r := range rooms {
 		d.shardFor(r.Key()).rooms.Put(r)
 	}
-	d.notice("rooms loaded", logkey.Rooms, len(rooms), "took", time.Since(start).Round(time.Millisecond))
+	d.notice("rooms loaded", logkey.Rooms, len(rooms), logkey.Took, time.Since(start).Round(time.Millisecond))
 	d.logOutsidePolicy(rooms)
 	if history {
 		return d.openHistory(ctx, db)
@@ -113,8 +113,8 @@ func (d *Daemon) openHistory(ctx context.Context, db *store.DB) error {
 	w := d.history
 	d.metrics.History(metrics.HistoryReadings{Written: w.written.Load, Dropped: w.dropped.Load, Purged: w.purged.Load,
 		Queued: func() int64 { return int64(len(w.queue)) }})
-	d.notice("history on", "rooms_with_history", len(seqs), "topics", len(topics), "keep_lines", d.cfg.HistoryKeepLines,
-		"max_age", d.cfg.HistoryMaxAge)
+	d.notice("history on", logkey.RoomsWithHistory, len(seqs), logkey.Topics, len(topics), logkey.KeepLines, d.cfg.HistoryKeepLines,
+		logkey.MaxAge, d.cfg.HistoryMaxAge)
 	return nil
 }
 

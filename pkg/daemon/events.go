@@ -97,7 +97,7 @@ func (d *Daemon) Usrloc(ev *opensips.UsrlocEvent) {
 	if uri == "" || err != nil {
 		if ok, suppressed := d.ulLog.Allow(time.Now()); ok {
 			d.logger.Warn("usrloc event without a usable AOR ignored (with usrloc's use_domain off, set usrloc_domain; at most one such line in 10 s)",
-				logkey.Event, ev.Name, "aor", ev.AOR, logkey.Err, err, logkey.Suppressed, suppressed)
+				logkey.Event, ev.Name, logkey.AOR, ev.AOR, logkey.Err, err, logkey.Suppressed, suppressed)
 		}
 		return
 	}

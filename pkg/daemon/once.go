@@ -147,7 +147,7 @@ func (b *brokerMode) store(batch []*commitJob, keys []string) {
 		fresh, err = b.events.MarkEvents(context.Background(), keys)
 		d.metrics.DB("mark", time.Since(start))
 		if err != nil {
-			d.logger.Error("cannot store the keys of applied events: their queues rewind", logkey.Err, err, "keys", len(keys))
+			d.logger.Error("cannot store the keys of applied events: their queues rewind", logkey.Err, err, logkey.Keys, len(keys))
 			if isUnavailable(err) {
 				d.db.failed(err)
 			}
@@ -246,7 +246,7 @@ func (b *brokerMode) purgeOnce(ctx context.Context, now time.Time) {
 	b.d.metrics.DB("purge", time.Since(start))
 	b.metrics.Purged(n)
 	if err != nil && ctx.Err() == nil {
-		b.d.logger.Warn("cannot purge old keys of applied events (tried again in a minute)", logkey.Err, err, "purged", n)
+		b.d.logger.Warn("cannot purge old keys of applied events (tried again in a minute)", logkey.Err, err, logkey.Purged, n)
 	}
 }
 

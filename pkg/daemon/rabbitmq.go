@@ -175,7 +175,7 @@ func (d *Daemon) openRabbitMQ(ctx context.Context) error {
 		return fmt.Errorf("rabbitmq: %w", err)
 	}
 	d.notice("events come from RabbitMQ", logkey.Broker, rabbitmq.Redacted(r.URL), logkey.Queues, active,
-		logkey.Standby, standby, "reroute", c.Reroute != nil, "declare", r.Declare)
+		logkey.Standby, standby, logkey.Reroute, c.Reroute != nil, logkey.Declare, r.Declare)
 	return nil
 }
 

@@ -56,8 +56,8 @@ func (d *Daemon) Reload(ctx context.Context) (mi.ReloadReport, error) {
 		}
 	}
 	total.Rooms, total.Took = len(rooms), time.Since(start)
-	d.notice("rooms reloaded from the database", logkey.Rooms, total.Rooms, "added", total.Added, "removed", total.Removed,
-		"changed", total.Changed, "busy", total.Busy, "took", total.Took.Round(time.Millisecond))
+	d.notice("rooms reloaded from the database", logkey.Rooms, total.Rooms, logkey.Added, total.Added, logkey.Removed, total.Removed,
+		logkey.Changed, total.Changed, logkey.Busy, total.Busy, logkey.Took, total.Took.Round(time.Millisecond))
 	return total, nil
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/imcd-sip/imcd/pkg/delivery"
 	"github.com/imcd-sip/imcd/pkg/jsonrpc"
+	"github.com/imcd-sip/imcd/pkg/logging"
 	"github.com/imcd-sip/imcd/pkg/logkey"
 )
 
@@ -85,8 +86,8 @@ type MIClient struct {
 	bufs     sync.Pool
 	sendPool sync.Pool // *pending of Send
 
-	unreachLog logkey.Limit
-	replyLog   logkey.Limit
+	unreachLog logging.Limit
+	replyLog   logging.Limit
 
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -119,7 +120,7 @@ func (c *MIClient) Open(ctx context.Context) error {
 	if c.opened || c.closed {
 		return ErrClosed
 	}
-	c.log = logkey.Child(c.Logger, logkey.SystemMIClient)
+	c.log = logging.Child(c.Logger, logkey.SystemMIClient)
 	if c.obs = c.Observer; c.obs == nil {
 		c.obs = NopObserver{}
 	}
@@ -165,7 +166,7 @@ func (c *MIClient) Open(ctx context.Context) error {
 	go c.readLoop(runCtx)
 	go c.reapLoop(runCtx)
 	c.opened = true
-	c.log.Info("MI client ready", logkey.Addr, c.Addr, "timeout", c.Timeout.String())
+	c.log.Info("MI client ready", logkey.Addr, c.Addr, logkey.Timeout, c.Timeout.String())
 	return nil
 }
 

@@ -1,23 +1,29 @@
-package logkey
+// Package logging holds what every imcd component's logging shares besides
+// the attribute keys (pkg/logkey): how a component gets its child logger
+// (Child), and the rate limit of records a flood would repeat (Limit).
+package logging
 
 import (
 	"log/slog"
 	"sync/atomic"
 	"time"
+
+	"github.com/imcd-sip/imcd/pkg/logkey"
 )
 
 // Child returns l, or a logger that discards everything when l is nil,
-// with System set: how every component gets its logger.
+// with logkey.System set to system (one of the logkey.System* values): how
+// every component gets its logger.
 func Child(l *slog.Logger, system string) *slog.Logger {
 	if l == nil {
 		l = slog.New(slog.DiscardHandler)
 	}
-	return l.With(System, system)
+	return l.With(logkey.System, system)
 }
 
 // Limit lets one log record through per Interval and counts the ones it
 // held back, so that a flood (OpenSIPS down, a noisy sender) costs one line
-// per interval, logged with Suppressed. Safe for concurrent use; the zero
+// per interval, logged with logkey.Suppressed. Safe for concurrent use; the zero
 // Interval lets everything through.
 type Limit struct {
 	Interval   time.Duration

@@ -118,7 +118,7 @@ func (d *Daemon) ready() error {
 	if err := d.store.Ping(ctx); err != nil {
 		return fmt.Errorf("database: %w", err)
 	}
-	d.db.answered()
+	d.db.Answered()
 	// Each node's E_IMC_MESSAGE subscription; the usrloc ones are not
 	// needed to take MESSAGEs.
 	for i, sub := range d.eventSubs {
@@ -126,8 +126,8 @@ func (d *Daemon) ready() error {
 			return fmt.Errorf("not subscribed to OpenSIPS events at %s", d.miClients[i].Addr)
 		}
 	}
-	if d.broker != nil {
-		return d.broker.ready()
+	if d.cfg.IsRabbitMQ() {
+		return d.rabbitMQReady()
 	}
 	return nil
 }

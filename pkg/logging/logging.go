@@ -4,12 +4,23 @@
 package logging
 
 import (
+	"context"
 	"log/slog"
 	"sync/atomic"
 	"time"
 
 	"github.com/imcd-sip/imcd/pkg/logkey"
 )
+
+// LevelNotice is the slog level of OpenSIPS's "notice", imcd's default:
+// between slog's Info and Warn. What an operator should see on every start
+// and stop is logged at it.
+const LevelNotice = slog.Level(2)
+
+// Notice logs msg at LevelNotice.
+func Notice(l *slog.Logger, msg string, attrs ...any) {
+	l.Log(context.Background(), LevelNotice, msg, attrs...)
+}
 
 // Child returns l, or a logger that discards everything when l is nil,
 // with logkey.System set to system (one of the logkey.System* values): how

@@ -12,8 +12,9 @@ import (
 
 // keyStart is, for each logging call, the index of its first attribute
 // key: slog's Debug/Info/Warn/Error(msg, args...), Log(ctx, level, msg,
-// args...), With(args...), and the daemon's notice(msg, args...).
-var keyStart = map[string]int{"Debug": 1, "Info": 1, "Warn": 1, "Error": 1, "Log": 3, "With": 0, "notice": 1}
+// args...), With(args...), the daemon's notice(msg, args...) and
+// logging.Notice(logger, msg, args...).
+var keyStart = map[string]int{"Debug": 1, "Info": 1, "Warn": 1, "Error": 1, "Log": 3, "With": 0, "notice": 1, "Notice": 2}
 
 // TestKeysFromHere: no log record of imcd's code spells a key as a string
 // literal: every key is one of this package's constants, so that two

@@ -1,4 +1,4 @@
-package daemon
+package rooms
 
 import (
 	"context"
@@ -8,19 +8,18 @@ import (
 
 	"github.com/imcd-sip/imcd/internal/dbproxy"
 	"github.com/imcd-sip/imcd/internal/testdb"
-	"github.com/imcd-sip/imcd/pkg/config"
 	"github.com/imcd-sip/imcd/pkg/imc"
-	"github.com/imcd-sip/imcd/pkg/opensipstest"
 	"github.com/imcd-sip/imcd/pkg/store"
 )
 
-// The reliability tests run the daemon on the machine's MariaDB through a
+// The reliability tests run the runtime on the machine's MariaDB through a
 // proxy the test controls: the database can hang, or a connection can die
 // right before or right after its COMMIT.
 
-// mariaDB returns a configuration on tables of the test's own, reached
-// through a proxy, and the URL that bypasses it (to read the truth).
-func mariaDB(t *testing.T, f *opensipstest.Server) (config.Config, *dbproxy.Proxy, string) {
+// onMariaDB opens a runtime on tables of the test's own, reached through a
+// proxy; it returns the proxy, and the store configuration that bypasses
+// it (to read the truth).
+func onMariaDB(t *testing.T, o options) (*harness, *dbproxy.Proxy, store.Config) {
 	t.Helper()
 	url := testdb.Need(t, testdb.MySQL)
 	tables := testdb.NewTables(t, testdb.MySQL)
@@ -29,19 +28,16 @@ func mariaDB(t *testing.T, f *opensipstest.Server) (config.Config, *dbproxy.Prox
 		t.Fatal(err)
 	}
 	t.Cleanup(proxy.Close)
-	cfg := testConfig(t, f, t.TempDir())
-	cfg.DBURL = testdb.Through(url, proxy.Addr())
-	cfg.RoomsTable, cfg.MembersTable = tables.Rooms, tables.Members
-	cfg.CreateTables = true
-	cfg.RateLimit = 0
-	cfg.History = config.HistoryOff // these tests are about the standard tables
-	return cfg, proxy, url
+	direct := store.Config{URL: url, RoomsTable: tables.Rooms, MembersTable: tables.Members}
+	through := direct
+	through.URL, through.CreateTables = testdb.Through(url, proxy.Addr()), true
+	return openRuntime(t, through, o), proxy, direct
 }
 
 // truth reads every room from the database itself, past the proxy.
-func truth(t *testing.T, cfg config.Config, url string) map[string]*imc.Room {
+func truth(t *testing.T, sc store.Config) map[string]*imc.Room {
 	t.Helper()
-	st, err := store.Open(context.Background(), store.Config{URL: url, RoomsTable: cfg.RoomsTable, MembersTable: cfg.MembersTable})
+	st, err := store.Open(context.Background(), sc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,12 +53,12 @@ func truth(t *testing.T, cfg config.Config, url string) map[string]*imc.Room {
 	return out
 }
 
-// memoryEqualsDatabase fails unless the daemon's rooms equal the tables'.
-func memoryEqualsDatabase(t *testing.T, d *Daemon, cfg config.Config, url string) {
+// memoryEqualsDatabase fails unless the runtime's rooms equal the tables'.
+func memoryEqualsDatabase(t *testing.T, h *harness, sc store.Config) {
 	t.Helper()
-	db := truth(t, cfg, url)
+	db := truth(t, sc)
 	mem := map[string]*imc.Room{}
-	globalView{d}.EachRoom(func(r *imc.Room) bool { mem[r.Key()] = r; return true })
+	h.rt.View().EachRoom(func(r *imc.Room) bool { mem[r.Key()] = r; return true })
 	for k, r := range db {
 		if !sameRoom(mem[k], r) {
 			t.Errorf("room %s: memory %v, database %v", k, describe(mem[k]), describe(r))
@@ -98,12 +94,12 @@ const unavailable = "The room service cannot save changes right now; please try 
 // TestCommitInDoubt: the connection dies right before the COMMIT reaches
 // MariaDB (nothing landed) or right after MariaDB committed (it landed),
 // for a create, a destroy, a join and a removal. Either way the store
-// cannot tell, the daemon re-reads the rooms, memory equals the database
+// cannot tell, the runtime re-reads the rooms, memory equals the database
 // afterwards, and the sender is told what really happened.
 func TestCommitInDoubt(t *testing.T) {
 	type step struct {
 		from, to, body string
-		landed         []string // deliveries when the change landed
+		landed         []string // notices when the change landed
 	}
 	joined := func(u string) []string {
 		return []string{alice + ": *** <" + u + "> has joined the room", bob + ": *** <" + u + "> has joined the room", u + ": *** <" + u + "> has joined the room"}
@@ -117,10 +113,8 @@ func TestCommitInDoubt(t *testing.T) {
 	for _, name := range []string{"create", "destroy", "join", "remove"} {
 		for _, cut := range []dbproxy.Commit{dbproxy.BeforeCommit, dbproxy.AfterCommit} {
 			t.Run(name+"/"+cut.String(), func(t *testing.T) {
-				f := opensipstest.New(t, opensipstest.Options{})
-				cfg, proxy, url := mariaDB(t, f)
-				d := openDaemon(t, f, cfg)
-				aliceAndBob(t, f)
+				h, proxy, direct := onMariaDB(t, options{})
+				h.aliceAndBob()
 				st := steps[name]
 				proxy.CutAtCommit(cut)
 				var want []string
@@ -129,13 +123,13 @@ func TestCommitInDoubt(t *testing.T) {
 				} else {
 					want = []string{st.from + ": " + unavailable}
 				}
-				got := send(t, f, st.from, st.to, st.body, len(want))
-				quiet(t, f, len(want))
+				got := h.send(st.from, st.to, st.body, len(want))
+				h.quiet(len(want))
 				if name == "remove" && cut == dbproxy.AfterCommit {
 					// The removal notice's text is the engine's; only the
 					// recipients matter here.
 					if len(got) != 2 || !strings.HasPrefix(got[0], alice) || !strings.HasPrefix(got[1], bob) {
-						t.Fatalf("deliveries %q", got)
+						t.Fatalf("notices %q", got)
 					}
 				} else {
 					same(t, st.body, got, want...)
@@ -148,11 +142,11 @@ func TestCommitInDoubt(t *testing.T) {
 				default:
 					t.Fatal("the proxy cut nothing: the change set had no COMMIT?")
 				}
-				memoryEqualsDatabase(t, d, cfg, url)
+				memoryEqualsDatabase(t, h, direct)
 				// The room takes commands again at once: nothing is left
 				// doubtful when the re-read worked.
-				same(t, "list", send(t, f, alice, manager, "#create chat-9", 1), alice+": *** room was created")
-				memoryEqualsDatabase(t, d, cfg, url)
+				same(t, "list", h.send(alice, manager, "#create chat-9", 1), alice+": *** room was created")
+				memoryEqualsDatabase(t, h, direct)
 			})
 		}
 	}
@@ -164,11 +158,8 @@ func TestCommitInDoubt(t *testing.T) {
 // back; once it is back, commands work again and everything acknowledged
 // is in the tables.
 func TestHungDatabase(t *testing.T) {
-	f := opensipstest.New(t, opensipstest.Options{})
-	cfg, proxy, url := mariaDB(t, f)
-	cfg.CommandTimeout = time.Second
-	d := openDaemon(t, f, cfg)
-	aliceAndBob(t, f)
+	h, proxy, direct := onMariaDB(t, options{commandTimeout: time.Second})
+	h.aliceAndBob()
 
 	proxy.Hold()
 	released := false
@@ -177,78 +168,61 @@ func TestHungDatabase(t *testing.T) {
 			proxy.Release()
 		}
 	}()
-	same(t, "chat while the database hangs", send(t, f, alice, room1, "still here", 1), bob+": <alice@example.com>: still here")
-	same(t, "a command while it hangs", send(t, f, carol, room1, "#join", 1), carol+": "+unavailable)
+	same(t, "chat while the database hangs", h.send(alice, room1, "still here", 1), bob+": <alice@example.com>: still here")
+	same(t, "a command while it hangs", h.send(carol, room1, "#join", 1), carol+": "+unavailable)
 	// The database is known down now: the next command is answered at once.
-	same(t, "a second command", send(t, f, carol, manager, "#create chat-3", 1), carol+": "+unavailable)
-	same(t, "chat again", send(t, f, bob, room1, "and me", 1), alice+": <bob@example.com>: and me")
-	memoryHas := func(key string) bool { return globalView{d}.Room(key) != nil }
-	if memoryHas("chat-3@example.com") {
+	same(t, "a second command", h.send(carol, manager, "#create chat-3", 1), carol+": "+unavailable)
+	same(t, "chat again", h.send(bob, room1, "and me", 1), alice+": <bob@example.com>: and me")
+	if h.rt.View().Room("chat-3@example.com") != nil {
 		t.Fatal("a refused #create is in memory")
 	}
 
 	proxy.Release()
 	released = true
-	waitReady(t, d)
-	same(t, "join once it is back", send(t, f, carol, room1, "#join", 3), joinedAll(carol)...)
-	memoryEqualsDatabase(t, d, cfg, url)
+	eventually(t, "the database known up again", h.db.Up)
+	same(t, "join once it is back", h.send(carol, room1, "#join", 3), joined(carol)...)
+	memoryEqualsDatabase(t, h, direct)
 }
 
-func joinedAll(u string) []string {
+func joined(u string) []string {
 	return []string{alice + ": *** <" + u + "> has joined the room", bob + ": *** <" + u + "> has joined the room", u + ": *** <" + u + "> has joined the room"}
 }
 
 // TestCommandsKeepTheirOrder: while a command of a room is being saved,
-// other senders' chat lines are not held behind it, but the command's
-// sender's own later line is: "#join" then "hello" arrive in that order.
+// other senders' chat lines do not wait behind it, but the command's
+// sender's own later line does: "#join" then "hello" arrive in that order.
 func TestCommandsKeepTheirOrder(t *testing.T) {
-	f := opensipstest.New(t, opensipstest.Options{})
-	cfg, proxy, _ := mariaDB(t, f)
-	openDaemon(t, f, cfg)
-	aliceAndBob(t, f)
+	h, proxy, _ := onMariaDB(t, options{})
+	h.aliceAndBob()
 
 	proxy.Hold()
-	f.Reset()
-	for _, ev := range []opensipstest.Event{
-		opensipstest.NewEvent(carol, room1, "#join"),
-		opensipstest.NewEvent(carol, room1, "hello, I am new"),
-		opensipstest.NewEvent(alice, room1, "lunch?"),
-	} {
-		if _, err := f.Raise(ev); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// alice's line is not held behind carol's join; carol is no member yet.
-	ds, err := f.WaitDeliveries(ctxTimeout(t, 5*time.Second), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	same(t, "while the join is being saved", lines(ds), bob+": <alice@example.com>: lunch?")
+	h.raise(carol, room1, "#join", nil)
+	h.raise(carol, room1, "hello, I am new", nil)
+	h.raise(alice, room1, "lunch?", nil)
+	// alice's line does not wait behind carol's join; carol is no member yet.
+	same(t, "while the join is being saved", h.out.wait(t, "lunch?", 1), bob+": <alice@example.com>: lunch?")
 	proxy.Release()
-	ds, err = f.WaitDeliveries(ctxTimeout(t, 5*time.Second), 6)
-	if err != nil {
-		t.Fatalf("%v: %q", err, lines(f.Deliveries()))
-	}
-	quiet(t, f, 6)
+	h.out.wait(t, "join and hello", 6)
+	h.quiet(6)
 	var toAlice []string
-	for _, dl := range ds {
-		if dl.To == alice {
-			toAlice = append(toAlice, dl.Body)
+	h.out.mu.Lock()
+	for _, n := range h.out.notices {
+		if n.To.String() == alice {
+			toAlice = append(toAlice, n.Body)
 		}
 	}
+	h.out.mu.Unlock()
 	if want := []string{"*** <" + carol + "> has joined the room", "<carol@example.com>: hello, I am new"}; strings.Join(toAlice, "|") != strings.Join(want, "|") {
 		t.Fatalf("alice got %q, want %q", toAlice, want)
 	}
 }
 
 // TestReload: rows changed behind imcd's back (by an operator, a
-// migration) reach memory with imc:reload, which says what changed.
+// migration) reach memory with Reload, which says what changed.
 func TestReload(t *testing.T) {
-	f := opensipstest.New(t, opensipstest.Options{})
-	cfg, _, url := mariaDB(t, f)
-	d := openDaemon(t, f, cfg)
-	aliceAndBob(t, f)
-	db, err := testdb.Open(url)
+	h, _, direct := onMariaDB(t, options{})
+	h.aliceAndBob()
+	db, err := testdb.Open(direct.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,16 +233,16 @@ func TestReload(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	exec("INSERT INTO "+cfg.MembersTable+" (username, domain, room, flag) VALUES ('carol', 'example.com', ?, 0)", room1)
-	exec("INSERT INTO " + cfg.RoomsTable + " (name, domain, flag) VALUES ('chat-7', 'example.com', 0)")
-	exec("INSERT INTO " + cfg.MembersTable + " (username, domain, room, flag) VALUES ('dave', 'example.com', 'sip:chat-7@example.com', 1)")
-	got := miCall(t, d, `{"jsonrpc":"2.0","method":"imc:reload","id":1}`)
-	if !strings.HasPrefix(got, `{"jsonrpc":"2.0","result":{"ROOMS":2,"ADDED":1,"REMOVED":0,"CHANGED":1,"BUSY":0,"TOOK_MS":`) {
-		t.Fatalf("imc:reload: %s", got)
+	exec("INSERT INTO "+direct.MembersTable+" (username, domain, room, flag) VALUES ('carol', 'example.com', ?, 0)", room1)
+	exec("INSERT INTO " + direct.RoomsTable + " (name, domain, flag) VALUES ('chat-7', 'example.com', 0)")
+	exec("INSERT INTO " + direct.MembersTable + " (username, domain, room, flag) VALUES ('dave', 'example.com', 'sip:chat-7@example.com', 1)")
+	rep, err := h.rt.Reload(context.Background())
+	if err != nil || rep.Rooms != 2 || rep.Added != 1 || rep.Removed != 0 || rep.Changed != 1 || rep.Busy != 0 {
+		t.Fatalf("reload: %+v, %v", rep, err)
 	}
-	memoryEqualsDatabase(t, d, cfg, url)
-	same(t, "carol is a member now", send(t, f, carol, room1, "hi", 2), alice+": <carol@example.com>: hi", bob+": <carol@example.com>: hi")
-	if got := miCall(t, d, `{"jsonrpc":"2.0","method":"imc_reload","id":2}`); !strings.Contains(got, `"ADDED":0,"REMOVED":0,"CHANGED":0`) {
-		t.Fatalf("a second reload changed something: %s", got)
+	memoryEqualsDatabase(t, h, direct)
+	same(t, "carol is a member now", h.send(carol, room1, "hi", 2), alice+": <carol@example.com>: hi", bob+": <carol@example.com>: hi")
+	if rep, err := h.rt.Reload(context.Background()); err != nil || rep.Added+rep.Removed+rep.Changed != 0 {
+		t.Fatalf("a second reload changed something: %+v, %v", rep, err)
 	}
 }

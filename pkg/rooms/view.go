@@ -1,18 +1,32 @@
-package daemon
+package rooms
 
 import "github.com/imcd-sip/imcd/pkg/imc"
+
+// shards is a runtime's shards, in the order of their ids.
+type shards []*shard
+
+// of maps a room key to its shard with FNV-1a: cheap, allocation-free, and
+// stable for the life of the process.
+func (ss shards) of(key string) *shard {
+	h := uint32(2166136261)
+	for i := 0; i < len(key); i++ {
+		h ^= uint32(key[i])
+		h *= 16777619
+	}
+	return ss[h&uint32(len(ss)-1)]
+}
 
 // shardView is what the engine sees from inside one shard: the shard's own
 // rooms without locking (its goroutine is their only writer) and every other
 // shard's rooms under that shard's read lock. Only #rooms looks beyond the
 // request's own room.
 type shardView struct {
-	d    *Daemon
+	all  shards
 	self *shard
 }
 
 func (v shardView) Room(key string) *imc.Room {
-	s := v.d.shardFor(key)
+	s := v.all.of(key)
 	if s == v.self {
 		return s.rooms.Room(key)
 	}
@@ -22,7 +36,7 @@ func (v shardView) Room(key string) *imc.Room {
 }
 
 func (v shardView) EachRoom(fn func(*imc.Room) bool) {
-	for _, s := range v.d.shards {
+	for _, s := range v.all {
 		if s == v.self {
 			cont := true
 			s.rooms.EachRoom(func(r *imc.Room) bool { cont = fn(r); return cont })
@@ -37,21 +51,22 @@ func (v shardView) EachRoom(fn func(*imc.Room) bool) {
 	}
 }
 
-// globalView is the MI's view: every shard under its read lock, held only
-// while copying room pointers so that listing 100k rooms never stalls a
-// shard for longer than a map walk. Rooms are immutable, so the pointers are
-// a consistent snapshot of each room.
-type globalView struct{ d *Daemon }
+// globalView is the view from outside the shards (the MI's): every shard
+// under its read lock, held only while copying room pointers so that
+// listing 100k rooms never stalls a shard for longer than a map walk.
+// Rooms are immutable, so the pointers are a consistent snapshot of each
+// room.
+type globalView struct{ all shards }
 
 func (v globalView) Room(key string) *imc.Room {
-	s := v.d.shardFor(key)
+	s := v.all.of(key)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.rooms.Room(key)
 }
 
 func (v globalView) EachRoom(fn func(*imc.Room) bool) {
-	for _, s := range v.d.shards {
+	for _, s := range v.all {
 		if !eachLocked(s, fn) {
 			return
 		}
@@ -74,8 +89,8 @@ func eachLocked(s *shard, fn func(*imc.Room) bool) bool {
 }
 
 // counts sums rooms and members over all shards, for the metrics gauges.
-func (d *Daemon) counts() (rooms, members int) {
-	for _, s := range d.shards {
+func (ss shards) counts() (rooms, members int) {
+	for _, s := range ss {
 		s.mu.RLock()
 		r, m := s.rooms.Summary()
 		s.mu.RUnlock()

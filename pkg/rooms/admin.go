@@ -18,7 +18,9 @@ func (s *shard) handleAdmin(t *task) {
 		s.wait(w, t, time.Now())
 		return
 	}
-	if !t.fresh && s.mode.firstAdmin(s, t, key) { // RabbitMQ mode: another instance may have changed the room
+	if !t.fresh && s.mode.rereadsAdmin() { // RabbitMQ mode: another instance may have changed the room
+		t.fresh = true
+		s.readFirst(t, key, nil)
 		return
 	}
 	res, err := s.engine.Admin(s.view, *t.op)

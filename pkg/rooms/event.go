@@ -31,7 +31,12 @@ func (s *shard) handleEvent(t *task) {
 		s.wait(w, t, now)
 		return
 	}
-	if s.mode.first(s, t, key) { // RabbitMQ mode: a failed session, a room to read again
+	if reread, fail := s.mode.first(s, t.origin, key); fail != nil { // RabbitMQ mode: an earlier event of its session failed
+		s.metrics.Command(t.in.Command(), metrics.ResultDBError)
+		t.done(fail)
+		return
+	} else if reread { // RabbitMQ mode: another instance may have changed the room
+		s.readFirst(t, key, t.origin)
 		return
 	}
 	res := s.engine.Handle(s.view, t.in)
@@ -39,7 +44,8 @@ func (s *shard) handleEvent(t *task) {
 		s.commit(eventJob(t, key, res))
 		return
 	}
-	if s.mode.unchanged(s, t, key, res) { // RabbitMQ mode: its key is stored before its notices go out
+	if s.mode.keyFirst(t.origin) { // RabbitMQ mode: its key is stored before its notices go out
+		s.mode.storeKey(s, eventJob(t, key, res))
 		return
 	}
 	if res.Record != nil { // a chat line: it has nothing to save

@@ -1,7 +1,5 @@
 package rooms
 
-import "github.com/imcd-sip/imcd/pkg/imc"
-
 // Mode is how a runtime's events are acknowledged and applied once, and how
 // a room is made fresh before it is served: what differs between imcd alone
 // on its tables (SingleNode) and several imcd consuming shared RabbitMQ
@@ -15,17 +13,25 @@ type Mode interface {
 	// strict reports whether every event of a room waits while the room
 	// has anything in flight, not only commands and their sender's lines.
 	strict() bool
-	// take prepares an event's task as Submit takes it, on the caller's
-	// goroutine.
-	take(t *task)
-	// first runs on the shard before an event is applied (firstAdmin
-	// before an operator action): true when it took t over, failing it or
-	// holding it until its room is read again.
-	first(s *shard, t *task, room string) bool
-	firstAdmin(s *shard, t *task, room string) bool
-	// unchanged takes over an event whose Result saves nothing when its
-	// notices may not go out at once (true): they go once the mode says.
-	unchanged(s *shard, t *task, room string, res imc.Result) bool
+	// take wraps the done of an event of origin as Submit takes it, on
+	// the caller's goroutine.
+	take(origin *Origin, done func(error)) func(error)
+	// first says, on the shard, what comes before an event of origin is
+	// applied in room: nothing (false, nil), reading the room again first
+	// (reread), or failing it with fail.
+	first(s *shard, origin *Origin, room string) (reread bool, fail error)
+	// rereadsAdmin reports whether an operator action reads its room
+	// again first.
+	rereadsAdmin() bool
+	// reread has room read again, what comes for it waiting meanwhile
+	// (readFirst); the room is then served under origin (nil for an
+	// operator action). An error says why it cannot be now.
+	reread(s *shard, room string, origin *Origin) error
+	// keyFirst reports whether an event of origin whose Result saves
+	// nothing has its key stored before its notices go out (storeKey,
+	// which sends them once it is).
+	keyFirst(origin *Origin) bool
+	storeKey(s *shard, job *commitJob)
 	// apply saves a command's changes its own way, on the committer:
 	// false leaves them to applyChanges.
 	apply(s *shard, job *commitJob) bool
@@ -53,17 +59,19 @@ func SingleNode() Mode { return singleNode{} }
 
 type singleNode struct{}
 
-func (singleNode) open([]*shard)                                    {}
-func (singleNode) close()                                           {}
-func (singleNode) strict() bool                                     { return false }
-func (singleNode) take(*task)                                       {}
-func (singleNode) first(*shard, *task, string) bool                 { return false }
-func (singleNode) firstAdmin(*shard, *task, string) bool            { return false }
-func (singleNode) unchanged(*shard, *task, string, imc.Result) bool { return false }
-func (singleNode) apply(*shard, *commitJob) bool                    { return false }
-func (singleNode) appliedBefore(*shard, *commitJob)                 {}
-func (singleNode) settled(*shard, *commitJob, error)                {}
-func (singleNode) redelivers(*Origin, error) bool                   { return false }
-func (singleNode) conflicted(*shard, string)                        {}
-func (singleNode) idle(*shard) bool                                 { return true }
-func (singleNode) returned(*shard, []*commitJob)                    {}
+func (singleNode) open([]*shard)                                {}
+func (singleNode) close()                                       {}
+func (singleNode) strict() bool                                 { return false }
+func (singleNode) take(_ *Origin, done func(error)) func(error) { return done }
+func (singleNode) first(*shard, *Origin, string) (bool, error)  { return false, nil }
+func (singleNode) rereadsAdmin() bool                           { return false }
+func (singleNode) reread(*shard, string, *Origin) error         { return nil }
+func (singleNode) keyFirst(*Origin) bool                        { return false }
+func (singleNode) storeKey(*shard, *commitJob)                  {}
+func (singleNode) apply(*shard, *commitJob) bool                { return false }
+func (singleNode) appliedBefore(*shard, *commitJob)             {}
+func (singleNode) settled(*shard, *commitJob, error)            {}
+func (singleNode) redelivers(*Origin, error) bool               { return false }
+func (singleNode) conflicted(*shard, string)                    {}
+func (singleNode) idle(*shard) bool                             { return true }
+func (singleNode) returned(*shard, []*commitJob)                {}

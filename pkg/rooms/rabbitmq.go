@@ -102,13 +102,11 @@ func (m *rabbitMQ) strict() bool { return true }
 // take makes an event's done record a failed session: the later events of
 // the session then fail too (first), but for a conflict with the stored
 // rows, which no retry can cure (the intake rejects the message).
-func (m *rabbitMQ) take(t *task) {
-	o := t.origin
+func (m *rabbitMQ) take(o *Origin, done func(error)) func(error) {
 	if o == nil {
-		return
+		return done
 	}
-	done := t.done
-	t.done = func(err error) {
+	return func(err error) {
 		if err != nil && !errors.Is(err, store.ErrConflict) {
 			if f := m.failed[o.Queue]; f != nil {
 				f.Store(o.Session)

@@ -76,52 +76,38 @@ func (r *refresh) take() []imc.URI {
 
 // first runs before an event is applied: an event of a session that failed
 // is failed too, and a room not fresh for the event's origin is read again
-// first. It reports whether it took t over.
-func (m *rabbitMQ) first(s *shard, t *task, room string) bool {
-	o := t.origin
-	if o == nil {
-		return false
+// first.
+func (m *rabbitMQ) first(s *shard, o *Origin, room string) (bool, error) {
+	switch {
+	case o == nil:
+		return false, nil
+	case m.rewound(o):
+		return false, errRewound
 	}
-	if m.rewound(o) {
-		s.metrics.Command(t.in.Command(), metrics.ResultDBError)
-		t.done(errRewound)
-		return true
-	}
-	if room == "" || m.of(s).served[room] == o.servedUnder() {
-		return false
-	}
-	m.refresh(s, t, room, o.servedUnder())
-	return true
+	return room != "" && m.of(s).served[room] != o.servedUnder(), nil
 }
 
-// firstAdmin reads an operator action's room again before it runs.
-func (m *rabbitMQ) firstAdmin(s *shard, t *task, room string) bool {
-	t.fresh = true
-	m.refresh(s, t, room, servedUnder{})
-	return true
-}
+// rereadsAdmin: an operator action reads its room again before it runs.
+func (m *rabbitMQ) rereadsAdmin() bool { return true }
 
-// refresh makes t wait behind a re-read of room: the one the committer has
-// not taken yet, or a new one; the re-read's finish releases it.
-func (m *rabbitMQ) refresh(s *shard, t *task, room string, o servedUnder) {
-	now := time.Now()
-	if !s.dbUp() {
-		s.refuse(t, errDBDown)
-		return
+// reread adds room to the re-read the committer has not taken yet, or
+// sends a new one; the re-read's finish releases what waits for the room.
+func (m *rabbitMQ) reread(s *shard, room string, o *Origin) error {
+	var under servedUnder
+	if o != nil {
+		under = o.servedUnder()
 	}
 	ms := m.of(s)
-	if r := ms.open; r == nil || !r.add(room, o) {
+	if r := ms.open; r == nil || !r.add(room, under) {
 		if err := s.admit(); err != nil {
-			s.refuse(t, err)
-			return
+			return err
 		}
 		r = &refresh{mode: m}
-		r.add(room, o)
+		r.add(room, under)
 		ms.open = r
 		s.toCommitter(r)
 	}
-	s.behind[room] = newWaiters(nil)
-	s.wait(s.behind[room], t, now)
+	return nil
 }
 
 // run is the committer's side of a refresh. With history, the rooms' last

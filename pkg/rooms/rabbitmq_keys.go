@@ -61,29 +61,28 @@ func (m *rabbitMQ) close() {
 	})
 }
 
-// unchanged stores t's key before res's notices go out: the room holds
-// what comes for it, and the key goes to the key writer; returned sends
-// the notices.
-func (m *rabbitMQ) unchanged(s *shard, t *task, room string, res imc.Result) bool {
-	if t.origin == nil {
-		return false
-	}
+// keyFirst: an event from a queue has its key stored before its notices
+// go out.
+func (m *rabbitMQ) keyFirst(o *Origin) bool { return o != nil }
+
+// storeKey stores the key of job's event before its notices go out: the
+// room holds what comes for it, and the key goes to the key writer;
+// returned sends the notices.
+func (m *rabbitMQ) storeKey(s *shard, job *commitJob) {
 	ms := m.of(s)
 	if !s.dbUp() || ms.storing >= maxStoring {
 		err := errDBDown
 		if s.dbUp() {
 			err = fmt.Errorf("%w (%d event keys being stored in shard %d)", ErrBusy, ms.storing, s.id)
 		}
-		s.metrics.Command(res.Command, metrics.ResultDBError)
-		t.done(err)
-		return true
+		s.metrics.Command(job.res.Command, metrics.ResultDBError)
+		job.done(err)
+		return
 	}
-	job := eventJob(t, room, res)
 	job.queued, job.returnTo = time.Now(), s.returned
 	ms.storing++
 	s.holdRoom(job)
 	m.keys <- job // never blocks: it holds maxStoring per shard
-	return true
 }
 
 // returned takes verdicts back from the key writer: a fresh key's notices

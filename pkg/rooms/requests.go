@@ -62,8 +62,7 @@ func (r *Runtime) Submit(ev *Event) error {
 		return nil
 	}
 	s := r.all.of(routeKey(in))
-	t := task{kind: taskEvent, in: *in, done: ev.Done, dedup: ev.Dedup, origin: ev.Origin}
-	r.mode.take(&t)
+	t := task{kind: taskEvent, in: *in, done: r.mode.take(ev.Origin, ev.Done), dedup: ev.Dedup, origin: ev.Origin}
 	if !s.offer(t) {
 		return fmt.Errorf("%w (shard %d, %d queued)", ErrBusy, s.id, cap(s.queue))
 	}

@@ -30,6 +30,22 @@ func (s *shard) wait(w *waiters, t *task, now time.Time) {
 	s.nBehind++
 }
 
+// readFirst makes t wait behind a re-read of room (the mode's), which
+// releases it once memory equals the database.
+func (s *shard) readFirst(t *task, room string, o *Origin) {
+	now := time.Now()
+	if !s.dbUp() {
+		s.refuse(t, errDBDown)
+		return
+	}
+	if err := s.mode.reread(s, room, o); err != nil {
+		s.refuse(t, err)
+		return
+	}
+	s.behind[room] = newWaiters(nil)
+	s.wait(s.behind[room], t, now)
+}
+
 // takeWaiting ends room's hold and returns what waited behind it.
 func (s *shard) takeWaiting(room string) []task {
 	w := s.behind[room]

@@ -72,17 +72,21 @@ type Config struct {
 	MaxEventSize int
 
 	// OpenSIPS.
-	OpenSIPSMI      string // mi_datagram addresses of OpenSIPS, comma-separated: "udp:host:port" or "unix:/path"
-	EventName       string
-	EventListen     string // "tcp:ip:port" (event_stream), "udp:ip:port" or "unix:/path" (event_datagram)
-	EventSocket     string // what OpenSIPS is told to send to; "" = EventListen
-	EventSources    []netip.Prefix
-	Subscribe       bool
-	SubscribeExpire time.Duration
-	SubscribeRenew  time.Duration
-	DeliveryTimeout time.Duration
-	UsrlocEvents    bool   // subscribe the usrloc events that bring members back
-	UsrlocDomain    string // domain added to a usrloc AOR without one (use_domain off)
+	OpenSIPSMI   string // mi_datagram addresses of OpenSIPS, comma-separated: "udp:host:port" or "unix:/path"
+	EventName    string
+	EventListen  string         // "tcp:ip:port" (event_stream), "udp:ip:port" or "unix:/path" (event_datagram)
+	EventSocket  string         // what OpenSIPS is told to send to; "" = EventListen
+	EventSources []netip.Prefix // never empty once loaded; AcceptsAnySource for *
+	// event_stream's bounds (opensips.EventStreamServer).
+	EventMaxConns     int
+	EventAtMaxConns   string // opensips.AtMaxRefuse or opensips.AtMaxCloseIdle
+	EventFrameTimeout time.Duration
+	Subscribe         bool
+	SubscribeExpire   time.Duration
+	SubscribeRenew    time.Duration
+	DeliveryTimeout   time.Duration
+	UsrlocEvents      bool   // subscribe the usrloc events that bring members back
+	UsrlocDomain      string // domain added to a usrloc AOR without one (use_domain off)
 
 	// Delivery (pkg/delivery's Scheduler).
 	DeliveryQueue       int
@@ -135,43 +139,46 @@ type Config struct {
 func Default() Config {
 	engine := imc.DefaultConfig()
 	return Config{
-		DataDir:          "var",
-		RoomsTable:       store.DefaultRoomsTable,
-		MembersTable:     store.DefaultMembersTable,
-		HashSize:         4,
-		StartChar:        engine.StartChar,
-		MaxBody:          engine.MaxBody,
-		CreateOnJoin:     engine.CreateOnJoin,
-		ManagerUser:      engine.ManagerUser,
-		ShardQueue:       4096,
-		CommandTimeout:   3 * time.Second,
-		MaxMembers:       1000,
-		MaxOwnedRooms:    20,
-		RoomPrefix:       engine.RoomPrefix,
-		History:          HistoryAuto,
-		HistoryTable:     store.DefaultHistoryTable,
-		TopicsTable:      store.DefaultTopicsTable,
-		MarksTable:       store.DefaultMarksTable,
-		HistoryLines:     engine.HistoryDefault,
-		HistoryMax:       engine.HistoryMax,
-		HistoryOnJoin:    engine.HistoryOnJoin,
-		CatchUpMax:       engine.CatchUpMax,
-		HistoryKeepLines: store.DefaultHistoryKeepLines,
-		HistoryMaxAge:    store.DefaultHistoryMaxAge,
-		RateLimit:        10,
-		RateBurst:        20,
-		FanoutLimit:      200,
-		FanoutBurst:      4000,
-		DedupWindow:      32 * time.Second,
-		MaxEventSize:     opensips.DefaultMaxFrame,
-		OpenSIPSMI:       "udp:127.0.0.1:8080",
-		EventName:        opensips.DefaultEventName,
-		EventListen:      "tcp:127.0.0.1:9998",
-		EventSources:     []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
-		Subscribe:        true,
-		SubscribeExpire:  opensips.DefaultExpire,
-		SubscribeRenew:   opensips.DefaultRenew,
-		DeliveryTimeout:  opensips.DefaultMITimeout,
+		DataDir:           "var",
+		RoomsTable:        store.DefaultRoomsTable,
+		MembersTable:      store.DefaultMembersTable,
+		HashSize:          4,
+		StartChar:         engine.StartChar,
+		MaxBody:           engine.MaxBody,
+		CreateOnJoin:      engine.CreateOnJoin,
+		ManagerUser:       engine.ManagerUser,
+		ShardQueue:        4096,
+		CommandTimeout:    3 * time.Second,
+		MaxMembers:        1000,
+		MaxOwnedRooms:     20,
+		RoomPrefix:        engine.RoomPrefix,
+		History:           HistoryAuto,
+		HistoryTable:      store.DefaultHistoryTable,
+		TopicsTable:       store.DefaultTopicsTable,
+		MarksTable:        store.DefaultMarksTable,
+		HistoryLines:      engine.HistoryDefault,
+		HistoryMax:        engine.HistoryMax,
+		HistoryOnJoin:     engine.HistoryOnJoin,
+		CatchUpMax:        engine.CatchUpMax,
+		HistoryKeepLines:  store.DefaultHistoryKeepLines,
+		HistoryMaxAge:     store.DefaultHistoryMaxAge,
+		RateLimit:         10,
+		RateBurst:         20,
+		FanoutLimit:       200,
+		FanoutBurst:       4000,
+		DedupWindow:       32 * time.Second,
+		MaxEventSize:      opensips.DefaultMaxFrame,
+		OpenSIPSMI:        "udp:127.0.0.1:8080",
+		EventName:         opensips.DefaultEventName,
+		EventListen:       "tcp:127.0.0.1:9998",
+		EventSources:      []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
+		EventMaxConns:     opensips.DefaultMaxConns,
+		EventAtMaxConns:   opensips.AtMaxRefuse,
+		EventFrameTimeout: opensips.DefaultFrameTimeout,
+		Subscribe:         true,
+		SubscribeExpire:   opensips.DefaultExpire,
+		SubscribeRenew:    opensips.DefaultRenew,
+		DeliveryTimeout:   opensips.DefaultMITimeout,
 
 		DeliveryQueue:       delivery.DefaultQueueLimit,
 		DeliveryRoomQueue:   delivery.DefaultRoomLimit,
@@ -246,6 +253,32 @@ func (e *KeyError) Error() string {
 
 // Unwrap returns ErrInvalid.
 func (e *KeyError) Unwrap() error { return ErrInvalid }
+
+// AnySource is the value of event_sources that accepts events from any
+// address.
+const AnySource = "*"
+
+// errNoSources refuses an empty event_sources, which accepted events from
+// any address without saying so.
+var errNoSources = errors.New("must name the addresses OpenSIPS sends events from (such as 127.0.0.1, or 10.0.0.0/24); " +
+	"to accept events from any address, say so with *")
+
+// anySource is what event_sources = * stands for: every IPv4 and IPv6
+// address.
+func anySource() []netip.Prefix {
+	return []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}
+}
+
+// AcceptsAnySource reports whether event_sources lets events in from any
+// address (*, or a prefix as wide), which the daemon warns about at start.
+func (c *Config) AcceptsAnySource() bool {
+	for _, p := range c.EventSources {
+		if p.Bits() == 0 {
+			return true
+		}
+	}
+	return false
+}
 
 // EventAddress returns EventListen parsed: a TCP address is event_stream,
 // UDP or unixgram event_datagram. The key's parser has checked it.

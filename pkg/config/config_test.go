@@ -22,83 +22,86 @@ func writeFile(t *testing.T, text string) string {
 
 // sample holds a valid, non-default value for every key.
 var sample = map[string]string{
-	"db_url":                "mysql://opensips:pw@127.0.0.1/opensips",
-	"data_dir":              "/var/lib/imcd",
-	"rooms_table":           "rooms2",
-	"members_table":         "members2",
-	"create_tables":         "true",
-	"hash_size":             "6",
-	"imc_cmd_start_char":    "*",
-	"max_body":              "2000",
-	"create_on_join":        "false",
-	"manager_user":          "rooms",
-	"outbound_proxy":        "sip:127.0.0.1:5060;transport=tcp",
-	"shard_queue":           "100",
-	"max_members":           "50",
-	"max_rooms_per_user":    "3",
-	"room_prefix":           "room-",
-	"domains":               "example.com,example.org",
-	"member_domains":        "*",
-	"rate_limit":            "2.5",
-	"rate_burst":            "5",
-	"fanout_limit":          "50",
-	"fanout_burst":          "500",
-	"dedup_window":          "1m0s",
-	"max_event_size":        "65536",
-	"opensips_mi":           "unix:/run/opensips/mi.sock,udp:10.0.0.2:8080",
-	"event_name":            "E_ROOMS",
-	"event_listen":          "udp:127.0.0.1:7000",
-	"event_socket":          "udp:10.0.0.5:7000",
-	"event_sources":         "10.0.0.0/8,192.0.2.1/32",
-	"event_subscribe":       "false",
-	"event_expire":          "5m0s",
-	"event_renew":           "30s",
-	"delivery_timeout":      "40s",
-	"delivery_queue":        "1000",
-	"mi_datagram":           "unix:/run/imcd/mi.sock",
-	"mi_http":               "127.0.0.1:9000",
-	"mi_http_path":          "/json",
-	"mi_http_hosts":         "imcd.internal,mi.example.com",
-	"mi_http_origins":       "https://admin.example.com",
-	"mi_fifo":               "/run/imcd/fifo",
-	"mi_fifo_reply_dir":     "/run/imcd",
-	"mi_fifo_mode":          "0660",
-	"mi_fifo_group":         "opensips",
-	"mi_passthrough":        "all",
-	"mi_passthrough_allow":  "usrloc:dump,ul_dump",
-	"metrics_listen":        "",
-	"log_level":             "debug",
-	"log_format":            "json",
-	"shutdown_grace":        "3s",
-	"command_timeout":       "7s",
-	"history":               "off",
-	"history_table":         "h_lines",
-	"topics_table":          "h_topics",
-	"history_marks_table":   "h_marks",
-	"history_lines":         "5",
-	"history_max":           "50",
-	"history_on_join":       "0",
-	"catchup_max":           "20",
-	"history_keep_lines":    "200",
-	"history_max_age":       "24h0m0s",
-	"usrloc_events":         "true",
-	"usrloc_domain":         "example.com",
-	"delivery_room_queue":   "500",
-	"delivery_rate_max":     "5000",
-	"delivery_rate_min":     "50",
-	"delivery_rate_step":    "25.5",
-	"delivery_burst":        "16",
-	"delivery_late_after":   "20ms",
-	"delivery_outstanding":  "8192",
-	"opensips_wt_timer":     "2s",
-	"delivery_lost_retries": "0",
-	"member_inflight":       "2",
-	"member_queue":          "50",
-	"member_queue_age":      "5m0s",
-	"unreachable_retry":     "10s",
-	"unreachable_retry_max": "20m0s",
-	"ghost_after":           "24h0m0s",
-	"ghost_policy":          "remove",
+	"db_url":                   "mysql://opensips:pw@127.0.0.1/opensips",
+	"data_dir":                 "/var/lib/imcd",
+	"rooms_table":              "rooms2",
+	"members_table":            "members2",
+	"create_tables":            "true",
+	"hash_size":                "6",
+	"imc_cmd_start_char":       "*",
+	"max_body":                 "2000",
+	"create_on_join":           "false",
+	"manager_user":             "rooms",
+	"outbound_proxy":           "sip:127.0.0.1:5060;transport=tcp",
+	"shard_queue":              "100",
+	"max_members":              "50",
+	"max_rooms_per_user":       "3",
+	"room_prefix":              "room-",
+	"domains":                  "example.com,example.org",
+	"member_domains":           "*",
+	"rate_limit":               "2.5",
+	"rate_burst":               "5",
+	"fanout_limit":             "50",
+	"fanout_burst":             "500",
+	"dedup_window":             "1m0s",
+	"max_event_size":           "65536",
+	"opensips_mi":              "unix:/run/opensips/mi.sock,udp:10.0.0.2:8080",
+	"event_name":               "E_ROOMS",
+	"event_listen":             "udp:127.0.0.1:7000",
+	"event_socket":             "udp:10.0.0.5:7000",
+	"event_sources":            "10.0.0.0/8,192.0.2.1/32",
+	"event_subscribe":          "false",
+	"event_max_connections":    "4",
+	"event_at_max_connections": "close_idle",
+	"event_frame_timeout":      "2s",
+	"event_expire":             "5m0s",
+	"event_renew":              "30s",
+	"delivery_timeout":         "40s",
+	"delivery_queue":           "1000",
+	"mi_datagram":              "unix:/run/imcd/mi.sock",
+	"mi_http":                  "127.0.0.1:9000",
+	"mi_http_path":             "/json",
+	"mi_http_hosts":            "imcd.internal,mi.example.com",
+	"mi_http_origins":          "https://admin.example.com",
+	"mi_fifo":                  "/run/imcd/fifo",
+	"mi_fifo_reply_dir":        "/run/imcd",
+	"mi_fifo_mode":             "0660",
+	"mi_fifo_group":            "opensips",
+	"mi_passthrough":           "all",
+	"mi_passthrough_allow":     "usrloc:dump,ul_dump",
+	"metrics_listen":           "",
+	"log_level":                "debug",
+	"log_format":               "json",
+	"shutdown_grace":           "3s",
+	"command_timeout":          "7s",
+	"history":                  "off",
+	"history_table":            "h_lines",
+	"topics_table":             "h_topics",
+	"history_marks_table":      "h_marks",
+	"history_lines":            "5",
+	"history_max":              "50",
+	"history_on_join":          "0",
+	"catchup_max":              "20",
+	"history_keep_lines":       "200",
+	"history_max_age":          "24h0m0s",
+	"usrloc_events":            "true",
+	"usrloc_domain":            "example.com",
+	"delivery_room_queue":      "500",
+	"delivery_rate_max":        "5000",
+	"delivery_rate_min":        "50",
+	"delivery_rate_step":       "25.5",
+	"delivery_burst":           "16",
+	"delivery_late_after":      "20ms",
+	"delivery_outstanding":     "8192",
+	"opensips_wt_timer":        "2s",
+	"delivery_lost_retries":    "0",
+	"member_inflight":          "2",
+	"member_queue":             "50",
+	"member_queue_age":         "5m0s",
+	"unreachable_retry":        "10s",
+	"unreachable_retry_max":    "20m0s",
+	"ghost_after":              "24h0m0s",
+	"ghost_policy":             "remove",
 
 	"event_source":            "rabbitmq",
 	"rabbitmq_url":            "amqp://imcd:pw@10.0.0.9:5673/imcd",
@@ -193,6 +196,12 @@ func TestInvalidValues(t *testing.T) {
 	f("opensips_mi = 127.0.0.1:8080", "udp:host:port or unix:/path")
 	f("opensips_mi = unix:relative.sock", "must be absolute")
 	f("event_sources = 10.0.0.0/8,bogus", `"bogus" is neither`)
+	f("event_sources =", "to accept events from any address, say so with *")
+	f(`event_sources = ""`, "must name the addresses OpenSIPS sends events from")
+	f("event_sources = ,", "must name the addresses")
+	f("event_at_max_connections = drop", "must be one of refuse, close_idle")
+	f("event_max_connections = 0", "must be between 1 and")
+	f("event_frame_timeout = 1ms", "must be at least 100ms")
 	f("event_expire = soon", "not a duration")
 	f("event_renew = 10m", "shorter than event_expire")
 	f("outbound_proxy = 127.0.0.1", "sip: or sips: URI")
@@ -385,4 +394,34 @@ func TestSockets(t *testing.T) {
 	f("tcp:127.0.0.1:9998", "tcp", "127.0.0.1:9998")
 	f("udp:127.0.0.1:9999", "udp", "127.0.0.1:9999")
 	f("unix:/run/imcd/ev.sock", "unixgram", "/run/imcd/ev.sock")
+}
+
+// TestEventSources: an empty event_sources, which used to accept events
+// from any address without a word, is refused; * says so explicitly.
+func TestEventSources(t *testing.T) {
+	cfg, _, err := Load([]string{"-config", writeFile(t, "event_sources = *\n")}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.AcceptsAnySource() || len(cfg.EventSources) != 2 {
+		t.Fatalf("event_sources = * gave %v", cfg.EventSources)
+	}
+	for _, k := range Keys() {
+		if k.Name == "event_sources" && k.Get(&cfg) != "*" {
+			t.Fatalf("written back as %q", k.Get(&cfg))
+		}
+	}
+	if d := Default(); d.AcceptsAnySource() {
+		t.Fatal("the default accepts any source")
+	}
+	// The flag as well as the file.
+	if _, _, err := Load([]string{"-event_sources", ""}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "say so with *") {
+		t.Fatalf("-event_sources '': %v", err)
+	}
+	// And a configuration built in code.
+	c := Default()
+	c.EventSources = nil
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "event_sources") {
+		t.Fatalf("Validate with no sources: %v", err)
+	}
 }

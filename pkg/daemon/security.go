@@ -32,9 +32,11 @@ import (
 func (d *Daemon) spendFanout(t *task, res *imc.Result, now time.Time) bool {
 	var key [imc.KeyBufLen]byte
 	k := t.in.From.AppendKey(key[:0])
-	dec := d.limiter.Check(k, now)
+	var dec flood.Decision
 	if len(res.Changes) == 0 && res.Topic == nil && res.History == nil {
 		dec = d.limiter.Spend(k, len(res.Notices), now)
+	} else {
+		dec = d.limiter.Check(k, now)
 	}
 	if dec == flood.Allowed {
 		return true

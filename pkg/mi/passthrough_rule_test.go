@@ -124,20 +124,8 @@ func TestRepliesAreJSON(t *testing.T) {
 	for _, id := range ids {
 		for _, m := range methods {
 			req := `{"jsonrpc":"2.0","method":` + m + `,"id":` + id + `}`
-			reply := s.Handle(context.Background(), []byte(req))
-			var r struct {
-				JSONRPC string          `json:"jsonrpc"`
-				ID      json.RawMessage `json:"id"`
-			}
-			if err := json.Unmarshal(reply, &r); err != nil || r.JSONRPC != "2.0" {
-				t.Errorf("%s: reply %q is not JSON-RPC (%v)", req, reply, err)
-				continue
-			}
-			var sent, back any
-			_ = json.Unmarshal([]byte(id), &sent)
-			_ = json.Unmarshal(r.ID, &back)
-			if sent != back {
-				t.Errorf("%s: id came back as %s", req, r.ID)
+			if err := opensipstest.CheckReplyID(s.Handle(context.Background(), []byte(req)), id); err != nil {
+				t.Errorf("%s: %v", req, err)
 			}
 		}
 	}

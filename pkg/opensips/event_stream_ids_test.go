@@ -6,6 +6,8 @@ import (
 	"io"
 	"testing"
 	"time"
+
+	"github.com/imcd-sip/imcd/pkg/opensipstest"
 )
 
 // TestStreamReplyIDs: every reliable-mode answer is valid JSON by
@@ -27,18 +29,12 @@ func TestStreamReplyIDs(t *testing.T) {
 				t.Fatal(err)
 			}
 			c.SetReadDeadline(time.Now().Add(3 * time.Second))
-			var reply struct {
-				JSONRPC string          `json:"jsonrpc"`
-				ID      json.RawMessage `json:"id"`
+			var reply json.RawMessage
+			if err := dec.Decode(&reply); err != nil {
+				t.Fatalf("%s: the answer is not JSON: %v", frame, err)
 			}
-			if err := dec.Decode(&reply); err != nil || reply.JSONRPC != "2.0" {
-				t.Fatalf("%s: reply is not JSON-RPC: %v", frame, err)
-			}
-			var sent, back any
-			_ = json.Unmarshal([]byte(id), &sent)
-			_ = json.Unmarshal(reply.ID, &back)
-			if sent != back {
-				t.Fatalf("%s: id came back as %s", frame, reply.ID)
+			if err := opensipstest.CheckReplyID(reply, id); err != nil {
+				t.Fatalf("%s: %v", frame, err)
 			}
 		}
 	}

@@ -56,7 +56,8 @@ func appendString(dst []byte, s string, slash bool) []byte {
 // or null), or null when id is nil. A string goes through AppendString, so a
 // control byte comes back escaped as JSON wants it ("\u0001"), never as
 // fastjson's own encoder would write it ("\x01", not JSON); a number is
-// written as it was sent (Decode checked that it is a JSON number).
+// written as it was sent when it is a JSON number, else as null (Decode
+// refuses the others but for leading zeros: 01).
 func AppendID(dst []byte, id *fastjson.Value) []byte {
 	if id == nil {
 		return append(dst, "null"...)
@@ -66,9 +67,11 @@ func AppendID(dst []byte, id *fastjson.Value) []byte {
 		b, _ := id.StringBytes()
 		return AppendString(dst, string(b))
 	case fastjson.TypeNumber:
-		if n := id.MarshalTo(nil); ValidNumber(n) {
-			return append(dst, n...)
+		start := len(dst)
+		if dst = id.MarshalTo(dst); ValidNumber(dst[start:]) {
+			return dst
 		}
+		dst = dst[:start]
 	}
 	return append(dst, "null"...)
 }

@@ -31,10 +31,15 @@ func TestAppendIDHostile(t *testing.T) {
 			t.Fatalf("id %s came back as %s", id, got.ID)
 		}
 	}
+	// 01 passes fastjson and Decode's cheap integer check: written null.
+	m, err := Decode(&p, []byte(`{"jsonrpc":"2.0","method":"x","id":01}`))
+	if err != nil || string(AppendID([]byte("x"), m.ID)) != "xnull" {
+		t.Fatalf("id 01: %v %s", err, AppendID(nil, m.ID))
+	}
 	if got := string(AppendID(nil, nil)); got != "null" {
 		t.Fatalf("nil id: %s", got)
 	}
-	m, _ := Decode(&p, []byte(`{"jsonrpc":"2.0","method":"x","id":"\u0001"}`))
+	m, _ = Decode(&p, []byte(`{"jsonrpc":"2.0","method":"x","id":"\u0001"}`))
 	if got := string(AppendID(nil, m.ID)); got != `"\u0001"` {
 		t.Fatalf(`id "\u0001" -> %s`, got)
 	}

@@ -105,7 +105,10 @@ func Decode(p *fastjson.Parser, data []byte) (Message, error) {
 		switch m.ID.Type() {
 		case fastjson.TypeString, fastjson.TypeNull:
 		case fastjson.TypeNumber:
-			if !ValidNumber(m.ID.MarshalTo(nil)) {
+			// An integer (what every client sends) is cheap to check;
+			// only another form is written out to be checked. AppendID
+			// checks what it writes again (01 passes Int64).
+			if _, err := m.ID.Int64(); err != nil && !ValidNumber(m.ID.MarshalTo(nil)) {
 				m.ID = nil
 				return m, invalid("id is not a JSON number")
 			}

@@ -1,7 +1,7 @@
 package jsonrpc
 
 import (
-	"strings"
+	"bytes"
 
 	"github.com/valyala/fastjson"
 )
@@ -28,7 +28,9 @@ func CheckKeys(o *fastjson.Object, known ...string) *Error {
 }
 
 // checkKeys is CheckKeys that also says which name the refusal is about:
-// the known member read twice, or the key appearing twice.
+// the known member read twice, or the key appearing twice. It allocates
+// nothing for an object of up to maxKeysPairwise keys that passes: every
+// event and every MI reply goes through it.
 func checkKeys(o *fastjson.Object, known []string) (bad *Error, name string) {
 	if o == nil {
 		return nil, ""
@@ -38,28 +40,27 @@ func checkKeys(o *fastjson.Object, known []string) (bad *Error, name string) {
 	if o.Len() > maxKeysPairwise {
 		seen = make(map[string]struct{}, o.Len())
 	}
-	var keys [maxKeysPairwise]string
-	o.Visit(func(k []byte, _ *fastjson.Value) {
+	var keys [maxKeysPairwise][]byte // point into the parser's buffer: valid during Visit
+	o.Visit(func(key []byte, _ *fastjson.Value) {
 		if bad != nil {
 			return
 		}
-		key := string(k)
 		for _, m := range known {
-			if key != m && asOpenSIPSReads(key, m) {
+			if string(key) != m && asOpenSIPSReads(key, m) {
 				bad, name = keyError(key, "differs from \""+m+"\" only in what OpenSIPS ignores (case, or what follows a NUL)"), m
 				return
 			}
 		}
 		if seen != nil {
-			if _, dup := seen[key]; dup {
-				bad, name = keyError(key, "appears twice"), key
+			if _, dup := seen[string(key)]; dup {
+				bad, name = keyError(key, "appears twice"), string(key)
 			}
-			seen[key] = struct{}{}
+			seen[string(key)] = struct{}{}
 			return
 		}
 		for _, prev := range keys[:n] {
-			if prev == key {
-				bad, name = keyError(key, "appears twice"), key
+			if string(prev) == string(key) {
+				bad, name = keyError(key, "appears twice"), string(key)
 				return
 			}
 		}
@@ -71,8 +72,8 @@ func checkKeys(o *fastjson.Object, known []string) (bad *Error, name string) {
 
 // asOpenSIPSReads reports whether cJSON's case-insensitive lookup of name
 // would find key: equal ignoring ASCII case, the key cut at its first NUL.
-func asOpenSIPSReads(key, name string) bool {
-	if i := strings.IndexByte(key, 0); i >= 0 {
+func asOpenSIPSReads(key []byte, name string) bool {
+	if i := bytes.IndexByte(key, 0); i >= 0 {
 		key = key[:i]
 	}
 	if len(key) != len(name) {
@@ -95,10 +96,11 @@ func lower(c byte) byte {
 
 // keyError is the Invalid Request naming a key (clipped: it was sent by
 // whoever reached the socket).
-func keyError(key, why string) *Error {
-	if len(key) > 64 {
-		key = key[:64] + "..."
+func keyError(key []byte, why string) *Error {
+	k := string(key)
+	if len(k) > 64 {
+		k = k[:64] + "..."
 	}
 	return &Error{Code: CodeInvalidRequest, Message: "Invalid Request",
-		Data: "key " + string(AppendString(nil, key)) + " " + why}
+		Data: "key " + string(AppendString(nil, k)) + " " + why}
 }

@@ -72,21 +72,22 @@ type Config struct {
 	MaxEventSize int
 
 	// OpenSIPS.
-	OpenSIPSMI   string // mi_datagram addresses of OpenSIPS, comma-separated: "udp:host:port" or "unix:/path"
-	EventName    string
-	EventListen  string         // "tcp:ip:port" (event_stream), "udp:ip:port" or "unix:/path" (event_datagram)
-	EventSocket  string         // what OpenSIPS is told to send to; "" = EventListen
-	EventSources []netip.Prefix // never empty once loaded; AcceptsAnySource for *
+	OpenSIPSMI      string // mi_datagram addresses of OpenSIPS, comma-separated: "udp:host:port" or "unix:/path"
+	EventName       string
+	EventListen     string // "tcp:ip:port" (event_stream), "udp:ip:port" or "unix:/path" (event_datagram)
+	EventSocket     string // what OpenSIPS is told to send to; "" = EventListen
+	EventSources    []netip.Prefix
+	Subscribe       bool
+	SubscribeExpire time.Duration
+	SubscribeRenew  time.Duration
+	DeliveryTimeout time.Duration
+	UsrlocEvents    bool   // subscribe the usrloc events that bring members back
+	UsrlocDomain    string // domain added to a usrloc AOR without one (use_domain off)
+
 	// event_stream's bounds (opensips.EventStreamServer).
 	EventMaxConns     int
 	EventAtMaxConns   string // opensips.AtMaxRefuse or opensips.AtMaxCloseIdle
 	EventFrameTimeout time.Duration
-	Subscribe         bool
-	SubscribeExpire   time.Duration
-	SubscribeRenew    time.Duration
-	DeliveryTimeout   time.Duration
-	UsrlocEvents      bool   // subscribe the usrloc events that bring members back
-	UsrlocDomain      string // domain added to a usrloc AOR without one (use_domain off)
 
 	// Delivery (pkg/delivery's Scheduler).
 	DeliveryQueue       int
@@ -139,46 +140,47 @@ type Config struct {
 func Default() Config {
 	engine := imc.DefaultConfig()
 	return Config{
-		DataDir:           "var",
-		RoomsTable:        store.DefaultRoomsTable,
-		MembersTable:      store.DefaultMembersTable,
-		HashSize:          4,
-		StartChar:         engine.StartChar,
-		MaxBody:           engine.MaxBody,
-		CreateOnJoin:      engine.CreateOnJoin,
-		ManagerUser:       engine.ManagerUser,
-		ShardQueue:        4096,
-		CommandTimeout:    3 * time.Second,
-		MaxMembers:        1000,
-		MaxOwnedRooms:     20,
-		RoomPrefix:        engine.RoomPrefix,
-		History:           HistoryAuto,
-		HistoryTable:      store.DefaultHistoryTable,
-		TopicsTable:       store.DefaultTopicsTable,
-		MarksTable:        store.DefaultMarksTable,
-		HistoryLines:      engine.HistoryDefault,
-		HistoryMax:        engine.HistoryMax,
-		HistoryOnJoin:     engine.HistoryOnJoin,
-		CatchUpMax:        engine.CatchUpMax,
-		HistoryKeepLines:  store.DefaultHistoryKeepLines,
-		HistoryMaxAge:     store.DefaultHistoryMaxAge,
-		RateLimit:         10,
-		RateBurst:         20,
-		FanoutLimit:       200,
-		FanoutBurst:       4000,
-		DedupWindow:       32 * time.Second,
-		MaxEventSize:      opensips.DefaultMaxFrame,
-		OpenSIPSMI:        "udp:127.0.0.1:8080",
-		EventName:         opensips.DefaultEventName,
-		EventListen:       "tcp:127.0.0.1:9998",
-		EventSources:      []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
+		DataDir:          "var",
+		RoomsTable:       store.DefaultRoomsTable,
+		MembersTable:     store.DefaultMembersTable,
+		HashSize:         4,
+		StartChar:        engine.StartChar,
+		MaxBody:          engine.MaxBody,
+		CreateOnJoin:     engine.CreateOnJoin,
+		ManagerUser:      engine.ManagerUser,
+		ShardQueue:       4096,
+		CommandTimeout:   3 * time.Second,
+		MaxMembers:       1000,
+		MaxOwnedRooms:    20,
+		RoomPrefix:       engine.RoomPrefix,
+		History:          HistoryAuto,
+		HistoryTable:     store.DefaultHistoryTable,
+		TopicsTable:      store.DefaultTopicsTable,
+		MarksTable:       store.DefaultMarksTable,
+		HistoryLines:     engine.HistoryDefault,
+		HistoryMax:       engine.HistoryMax,
+		HistoryOnJoin:    engine.HistoryOnJoin,
+		CatchUpMax:       engine.CatchUpMax,
+		HistoryKeepLines: store.DefaultHistoryKeepLines,
+		HistoryMaxAge:    store.DefaultHistoryMaxAge,
+		RateLimit:        10,
+		RateBurst:        20,
+		FanoutLimit:      200,
+		FanoutBurst:      4000,
+		DedupWindow:      32 * time.Second,
+		MaxEventSize:     opensips.DefaultMaxFrame,
+		OpenSIPSMI:       "udp:127.0.0.1:8080",
+		EventName:        opensips.DefaultEventName,
+		EventListen:      "tcp:127.0.0.1:9998",
+		EventSources:     []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
+		Subscribe:        true,
+		SubscribeExpire:  opensips.DefaultExpire,
+		SubscribeRenew:   opensips.DefaultRenew,
+		DeliveryTimeout:  opensips.DefaultMITimeout,
+
 		EventMaxConns:     opensips.DefaultMaxConns,
 		EventAtMaxConns:   opensips.AtMaxRefuse,
 		EventFrameTimeout: opensips.DefaultFrameTimeout,
-		Subscribe:         true,
-		SubscribeExpire:   opensips.DefaultExpire,
-		SubscribeRenew:    opensips.DefaultRenew,
-		DeliveryTimeout:   opensips.DefaultMITimeout,
 
 		DeliveryQueue:       delivery.DefaultQueueLimit,
 		DeliveryRoomQueue:   delivery.DefaultRoomLimit,

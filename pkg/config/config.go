@@ -84,6 +84,11 @@ type Config struct {
 	UsrlocEvents    bool   // subscribe the usrloc events that bring members back
 	UsrlocDomain    string // domain added to a usrloc AOR without one (use_domain off)
 
+	// event_stream's bounds (opensips.EventStreamServer).
+	EventMaxConns     int
+	EventAtMaxConns   string // opensips.AtMaxRefuse or opensips.AtMaxCloseIdle
+	EventFrameTimeout time.Duration
+
 	// Delivery (pkg/delivery's Scheduler).
 	DeliveryQueue       int
 	DeliveryRoomQueue   int
@@ -173,6 +178,10 @@ func Default() Config {
 		SubscribeRenew:   opensips.DefaultRenew,
 		DeliveryTimeout:  opensips.DefaultMITimeout,
 
+		EventMaxConns:     opensips.DefaultMaxConns,
+		EventAtMaxConns:   opensips.AtMaxRefuse,
+		EventFrameTimeout: opensips.DefaultFrameTimeout,
+
 		DeliveryQueue:       delivery.DefaultQueueLimit,
 		DeliveryRoomQueue:   delivery.DefaultRoomLimit,
 		DeliveryRateMax:     delivery.DefaultRateMax,
@@ -246,6 +255,32 @@ func (e *KeyError) Error() string {
 
 // Unwrap returns ErrInvalid.
 func (e *KeyError) Unwrap() error { return ErrInvalid }
+
+// AnySource is the value of event_sources that accepts events from any
+// address.
+const AnySource = "*"
+
+// errNoSources refuses an empty event_sources, which accepted events from
+// any address without saying so.
+var errNoSources = errors.New("must name the addresses OpenSIPS sends events from (such as 127.0.0.1, or 10.0.0.0/24); " +
+	"to accept events from any address, say so with *")
+
+// anySource is what event_sources = * stands for: every IPv4 and IPv6
+// address.
+func anySource() []netip.Prefix {
+	return []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}
+}
+
+// AcceptsAnySource reports whether event_sources lets events in from any
+// address (*, or a prefix as wide), which the daemon warns about at start.
+func (c *Config) AcceptsAnySource() bool {
+	for _, p := range c.EventSources {
+		if p.Bits() == 0 {
+			return true
+		}
+	}
+	return false
+}
 
 // EventAddress returns EventListen parsed: a TCP address is event_stream,
 // UDP or unixgram event_datagram. The key's parser has checked it.

@@ -100,6 +100,10 @@ var sample = map[string]string{
 	"ghost_after":           "24h0m0s",
 	"ghost_policy":          "remove",
 
+	"event_max_connections":    "4",
+	"event_at_max_connections": "close_idle",
+	"event_frame_timeout":      "2s",
+
 	"event_source":            "rabbitmq",
 	"rabbitmq_url":            "amqp://imcd:pw@10.0.0.9:5673/imcd",
 	"rabbitmq_exchange":       "rooms",
@@ -193,6 +197,12 @@ func TestInvalidValues(t *testing.T) {
 	f("opensips_mi = 127.0.0.1:8080", "udp:host:port or unix:/path")
 	f("opensips_mi = unix:relative.sock", "must be absolute")
 	f("event_sources = 10.0.0.0/8,bogus", `"bogus" is neither`)
+	f("event_sources =", "to accept events from any address, say so with *")
+	f(`event_sources = ""`, "must name the addresses OpenSIPS sends events from")
+	f("event_sources = ,", "must name the addresses")
+	f("event_at_max_connections = drop", "must be one of refuse, close_idle")
+	f("event_max_connections = 0", "must be between 1 and")
+	f("event_frame_timeout = 1ms", "must be at least 100ms")
 	f("event_expire = soon", "not a duration")
 	f("event_renew = 10m", "shorter than event_expire")
 	f("outbound_proxy = 127.0.0.1", "sip: or sips: URI")
@@ -385,4 +395,34 @@ func TestSockets(t *testing.T) {
 	f("tcp:127.0.0.1:9998", "tcp", "127.0.0.1:9998")
 	f("udp:127.0.0.1:9999", "udp", "127.0.0.1:9999")
 	f("unix:/run/imcd/ev.sock", "unixgram", "/run/imcd/ev.sock")
+}
+
+// TestEventSources: an empty event_sources, which used to accept events
+// from any address without a word, is refused; * says so explicitly.
+func TestEventSources(t *testing.T) {
+	cfg, _, err := Load([]string{"-config", writeFile(t, "event_sources = *\n")}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.AcceptsAnySource() || len(cfg.EventSources) != 2 {
+		t.Fatalf("event_sources = * gave %v", cfg.EventSources)
+	}
+	for _, k := range Keys() {
+		if k.Name == "event_sources" && k.Get(&cfg) != "*" {
+			t.Fatalf("written back as %q", k.Get(&cfg))
+		}
+	}
+	if d := Default(); d.AcceptsAnySource() {
+		t.Fatal("the default accepts any source")
+	}
+	// The flag as well as the file.
+	if _, _, err := Load([]string{"-event_sources", ""}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "say so with *") {
+		t.Fatalf("-event_sources '': %v", err)
+	}
+	// And a configuration built in code.
+	c := Default()
+	c.EventSources = nil
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "event_sources") {
+		t.Fatalf("Validate with no sources: %v", err)
+	}
 }

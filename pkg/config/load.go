@@ -133,6 +133,9 @@ func (c *Config) Validate() error {
 	if c.ForwardsMI() && c.OpenSIPSMI == "" {
 		return &KeyError{Key: "mi_passthrough", Reason: "needs opensips_mi"}
 	}
+	if len(c.EventSources) == 0 {
+		return &KeyError{Key: "event_sources", Reason: errNoSources.Error()}
+	}
 	if c.StartChar == 0 {
 		return &KeyError{Key: "imc_cmd_start_char", Reason: "must be set"}
 	}

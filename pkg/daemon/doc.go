@@ -13,7 +13,7 @@
 // shard's goroutine and the lines behind commits), commit.go, doubt.go and
 // dbhealth.go (saving changes, commits in doubt, a database that stopped
 // answering), reload.go (imc:reload), view.go (what the engine sees),
-// security.go (the fan-out charge, stored rooms outside the room policy,
+// security.go (the fan-out budget on the shard, stored rooms outside the room policy,
 // the MI pass-through policy and the FIFO), shutdown.go; with the history,
 // history.go (chat lines numbered, history queries and topics, on the
 // shard and its committer), historywriter.go (the writer of lines and

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/imcd-sip/imcd/pkg/delivery"
 	"github.com/imcd-sip/imcd/pkg/flood"
 	"github.com/imcd-sip/imcd/pkg/imc"
 	"github.com/imcd-sip/imcd/pkg/logkey"
@@ -64,16 +63,8 @@ func (d *Daemon) Submit(ev opensips.Event, done func(error)) error {
 		return nil
 	}
 	var buf [imc.KeyBufLen]byte
-	switch d.limiter.Allow(in.From.AppendKey(buf[:0]), now) {
-	case flood.FirstRefusal:
-		d.logger.Warn("sender over the rate limit: told once, dropping until it slows down", logkey.From, in.From.String(), logkey.CallID, ev.Req.CallID)
-		n := []imc.Notice{{From: in.RURI, To: in.From, Body: imc.TxtRateLimited, ContentType: "text/plain", InReplyTo: in.ReplyID()}}
-		if err := d.submit(delivery.Batch{Notices: n, Urgent: true, Done: d.delivered}); err != nil {
-			d.sendFailed(err)
-		}
-		fallthrough
-	case flood.Refused:
-		d.metrics.Command(metrics.CommandRateLimited, imc.Refused.String())
+	if dec := d.limiter.Allow(in.From.AppendKey(buf[:0]), now); dec != flood.Allowed {
+		d.rateLimited(&in, dec) // security.go
 		done(nil)
 		return nil
 	}

@@ -223,6 +223,9 @@ func (s *shard) handleEvent(t *task) {
 		return
 	}
 	res := s.d.engine.Handle(s.view, t.in)
+	if !s.d.spendFanout(t, &res, now) { // security.go: over the budget, answered
+		return
+	}
 	if len(res.Changes) > 0 || res.Topic != nil || res.History != nil {
 		s.commit(eventJob(t, key, res))
 		return
@@ -235,8 +238,7 @@ func (s *shard) handleEvent(t *task) {
 		s.record(key, res.Record, res.Notices, now)
 	}
 	s.d.metrics.Command(res.Command, res.Outcome.String())
-	s.send(res.Notices, &t.in, false)
-	s.d.chargeFanout(&t.in, len(res.Notices), now)
+	s.send(res.Notices, &t.in, false) // charged by spendFanout
 	s.d.dedup.Record(now, t.dedup)
 	t.done(nil)
 }

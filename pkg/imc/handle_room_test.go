@@ -154,7 +154,7 @@ func TestRooms(t *testing.T) {
 	f("zed", "sip:x@nowhere", "#rooms", "ok", "x@nowhere>zed@h re: No rooms")
 	f("mike", "mgr", "#ROOMS", "ok", "chat-manager@h>mike@h re: Rooms:\nsip:away@far (2 members, private, admin)\nsip:priv@h (3 members, private, member)\nsip:pub@h (3 members, member)\nsip:Zoo@h (1 member, invited)")
 	f("alice", "gone", "#rooms", "ok", "gone@h>alice@h re: Rooms:\nsip:priv@h (3 members, private, owner)\nsip:pub@h (3 members, owner)\nsip:Zoo@h (1 member)")
-	f("ivy", "pub", "#rooms", "ok", "pub@h>ivy@h re: Rooms:\nsip:priv@h (3 members, private, invited)\nsip:pub@h (3 members, invited)\nsip:Zoo@h (1 member)")
+	f("ivy", "pub", "#rooms", "ok", "pub@h>ivy@h re: Rooms:\nsip:priv@h (private, invited)\nsip:pub@h (3 members, invited)\nsip:Zoo@h (1 member)")
 	f("bob", "pub", "#rooms", "ok", "pub@h>bob@h re: Rooms:\nsip:away@far (2 members, private, owner)\nsip:other@elsewhere (1 member, owner)\nsip:pub@h (3 members)\nsip:secret@h (1 member, private, owner)\nsip:Zoo@h (1 member, owner)")
 	f("zed", "pub", "#rooms all", "refused", "pub@h>zed@h re: Too many parameters: usage #rooms")
 

@@ -148,14 +148,20 @@ const (
 // active member count, whether the room is private, and the sender's role
 // there (or "invited") when it is in the room.
 func roomLine(b *strings.Builder, r *Room, m Member, member bool) {
-	b.WriteString(r.URI.String())
-	n := r.ActiveCount()
-	b.WriteString(" (" + strconv.Itoa(n) + " member")
-	if n != 1 {
-		b.WriteByte('s')
-	}
-	if r.Private() {
-		b.WriteString(", private")
+	b.WriteString(r.URI.String() + " (")
+	if r.Private() && (!member || m.Invited()) {
+		// Who is in a private room is for its members: an invitee learns
+		// that it exists, which the invitation told them, and no more.
+		b.WriteString("private")
+	} else {
+		n := r.ActiveCount()
+		b.WriteString(strconv.Itoa(n) + " member")
+		if n != 1 {
+			b.WriteByte('s')
+		}
+		if r.Private() {
+			b.WriteString(", private")
+		}
 	}
 	switch {
 	case !member:
@@ -339,6 +345,11 @@ func txtTooManyRooms(max int) string {
 
 func txtRoomPrefix(sc string, room URI, prefix string) string {
 	return "Room " + room.String() + " not created: room names here start with '" + prefix +
+		"', as in '" + sc + "create " + prefix + "team'"
+}
+
+func txtRoomOnlyPrefix(sc string, room URI, prefix string) string {
+	return "Room " + room.String() + " not created: a room name needs more than '" + prefix +
 		"', as in '" + sc + "create " + prefix + "team'"
 }
 

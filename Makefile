@@ -8,8 +8,9 @@ BENCHTIME ?= 1s
 
 all: build
 
+# bin/imcd, static, with its version stamped (imcd -version; scripts/version.sh).
 build:
-	$(GO) build -o bin/imcd ./cmd/imcd
+	GO=$(GO) scripts/build.sh bin/imcd
 
 # The whole suite, installing and starting MariaDB/PostgreSQL as needed.
 test:

@@ -30,18 +30,11 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	imcdBin = filepath.Join(dir, "imcd")
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		// scripts/test.sh puts its Go on PATH; this is for a bare `go test`
-		// from a toolchain that is not (the test binary was built by it).
-		//lint:ignore SA1019 no other way to find the toolchain that built us
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
 	args := []string{"build", "-o", imcdBin}
 	if os.Getenv("IMCD_E2E_RACE") != "" {
 		args = append(args, "-race")
 	}
-	build := exec.Command(goBin, append(args, ".")...)
+	build := exec.Command(goTool(), append(args, ".")...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building imcd:", err)
@@ -50,6 +43,17 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// goTool is the go command: scripts/test.sh puts its Go on PATH; else, for
+// a bare `go test` from a toolchain that is not, the one that built the
+// test binary.
+func goTool() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	//lint:ignore SA1019 no other way to find the toolchain that built us
+	return filepath.Join(runtime.GOROOT(), "bin", "go")
 }
 
 // proc is one running imcd.

@@ -386,3 +386,22 @@ func TestSockets(t *testing.T) {
 	f("udp:127.0.0.1:9999", "udp", "127.0.0.1:9999")
 	f("unix:/run/imcd/ev.sock", "unixgram", "/run/imcd/ev.sock")
 }
+
+// TestActions: -version reads no file (a broken one does not hide the
+// version); -check reads and validates everything, as a start would.
+func TestActions(t *testing.T) {
+	cmd, err := Parse([]string{"-version", "-config", "/nonexistent/imcd.conf"}, &bytes.Buffer{})
+	if err != nil || cmd.Action != ActionVersion {
+		t.Fatalf("-version: %+v, %v", cmd.Action, err)
+	}
+	cmd, err = Parse([]string{"-check", "-hash_size", "3"}, &bytes.Buffer{})
+	if err != nil || cmd.Action != ActionCheck || cmd.Config.HashSize != 3 {
+		t.Fatalf("-check: %+v, %v", cmd, err)
+	}
+	if _, err := Parse([]string{"-check", "-config", "/nonexistent/imcd.conf"}, &bytes.Buffer{}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("-check of a missing file: %v", err)
+	}
+	if cmd, err := Parse(nil, &bytes.Buffer{}); err != nil || cmd.Action != ActionRun {
+		t.Fatalf("no flag: %+v, %v", cmd.Action, err)
+	}
+}

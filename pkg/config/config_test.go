@@ -366,7 +366,9 @@ func TestShippedConfigParses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.DBURL == "" || cfg.EventListen != "tcp:127.0.0.1:9998" || cfg.MIFIFO != "/run/imcd/imcd_fifo" {
+	// The Debian package installs it as /etc/imcd/imcd.conf: the embedded
+	// SQLite database in /var/lib/imcd, the FIFO in /run/imcd.
+	if cfg.DBURL != "" || cfg.DataDir != "/var/lib/imcd" || cfg.EventListen != "tcp:127.0.0.1:9998" || cfg.MIFIFO != "/run/imcd/imcd_fifo" {
 		t.Fatalf("unexpected values: %+v", cfg)
 	}
 }

@@ -42,9 +42,9 @@ const CodeReplyFIFO = jsonrpc.CodeServerError - 2
 type replyPlace int
 
 const (
-	replyNowhere replyPlace = iota
-	replyInDir              // in the reply directory: the request is run and answered
-	replyInCLIDir           // only in CLIReplyDir: the client is told to use the reply directory
+	replyNowhere  replyPlace = iota
+	replyInDir               // in the reply directory: the request is run and answered
+	replyInCLIDir            // only in CLIReplyDir: the client is told to use the reply directory
 )
 
 // locate finds the reply FIFO name: in the reply directory, else in

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imcd-sip/imcd/internal/imcdproc"
 	"github.com/imcd-sip/imcd/pkg/store"
 )
 
@@ -45,10 +46,8 @@ func runFlags(t *testing.T, bin string, args ...string) (code int, stdout, stder
 // file that does not exist (-version reads none).
 func TestVersion(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "imcd")
-	build := exec.Command(goTool(), "build", "-o", bin,
-		"-ldflags", "-X main.version=9.8.7+test -X main.commit=0123456789abcdef", ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	if err := imcdproc.Build(bin, ".", "-ldflags", "-X main.version=9.8.7+test -X main.commit=0123456789abcdef"); err != nil {
+		t.Fatalf("go build: %v", err)
 	}
 	code, out, errOut := runFlags(t, bin, "-version", "-config", "/nonexistent/imcd.conf")
 	want := "imcd 9.8.7+test\ncommit 0123456789abcdef\n" + runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH + "\n"

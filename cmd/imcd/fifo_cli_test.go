@@ -20,8 +20,8 @@ import (
 // replyDir says otherwise): a reply FIFO named
 // opensips_fifo_reply_<pid>_<time> made with mkfifo and chmod 0666, an
 // open and close of the command FIFO without writing (its check), the
-// request written, then the reply FIFO opened for reading until imcd
-// closes it. It returns the reply.
+// request written, and the reply read from the reply FIFO until imcd closes
+// it. It returns the reply.
 func opensipsCLIFIFO(t *testing.T, fifo, replyDir, request string) []byte {
 	t.Helper()
 	now := time.Now()
@@ -34,6 +34,7 @@ func opensipsCLIFIFO(t *testing.T, fifo, replyDir, request string) []byte {
 	if err := os.Chmod(path, 0o666); err != nil {
 		t.Fatal(err)
 	}
+	wait := awaitFIFOReply(path)
 	for _, b := range []string{"", ":" + name + ":" + request} {
 		w, err := os.OpenFile(fifo, os.O_WRONLY, 0)
 		if err != nil {
@@ -44,6 +45,20 @@ func opensipsCLIFIFO(t *testing.T, fifo, replyDir, request string) []byte {
 		}
 		w.Close()
 	}
+	b, ok := wait(10 * time.Second)
+	if !ok {
+		t.Fatalf("no reply in 10s to %s with its reply FIFO in %s", request, replyDir)
+	}
+	return b
+}
+
+// awaitFIFOReply opens the reply FIFO at path for reading, as a client
+// does (the open waits for imcd to open it for writing), and reads until
+// imcd closes it; the function it returns waits for that, false when it
+// took longer than limit (a client like opensips-cli would wait for ever:
+// the reader is unblocked). The reader starts at once, so that imcd finds
+// it however slowly the test goes on to write the request.
+func awaitFIFOReply(path string) func(limit time.Duration) ([]byte, bool) {
 	got := make(chan []byte, 1)
 	go func() {
 		r, err := os.OpenFile(path, os.O_RDONLY, 0)
@@ -55,16 +70,17 @@ func opensipsCLIFIFO(t *testing.T, fifo, replyDir, request string) []byte {
 		r.Close()
 		got <- b
 	}()
-	select {
-	case b := <-got:
-		return b
-	case <-time.After(10 * time.Second):
-		// What opensips-cli would do: wait for ever. Unblock our reader.
-		if w, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
-			w.Close()
+	return func(limit time.Duration) ([]byte, bool) {
+		select {
+		case b := <-got:
+			return b, true
+		case <-time.After(limit):
+			if w, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+				w.Close()
+			}
+			<-got
+			return nil, false
 		}
-		t.Fatalf("no reply in 10s to %s with its reply FIFO in %s", request, replyDir)
-		return nil
 	}
 }
 

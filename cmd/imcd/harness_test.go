@@ -9,9 +9,7 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"testing"
@@ -30,30 +28,17 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	imcdBin = filepath.Join(dir, "imcd")
-	args := []string{"build", "-o", imcdBin}
+	var flags []string
 	if os.Getenv("IMCD_E2E_RACE") != "" {
-		args = append(args, "-race")
+		flags = append(flags, "-race")
 	}
-	build := exec.Command(goTool(), append(args, ".")...)
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
+	if err := imcdproc.Build(imcdBin, ".", flags...); err != nil {
 		fmt.Fprintln(os.Stderr, "building imcd:", err)
 		os.Exit(1)
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-// goTool is the go command: scripts/test.sh puts its Go on PATH; else, for
-// a bare `go test` from a toolchain that is not, the one that built the
-// test binary.
-func goTool() string {
-	if p, err := exec.LookPath("go"); err == nil {
-		return p
-	}
-	//lint:ignore SA1019 no other way to find the toolchain that built us
-	return filepath.Join(runtime.GOROOT(), "bin", "go")
 }
 
 // proc is one running imcd.

@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/imcd-sip/imcd/internal/imcdproc"
 )
 
 const (
@@ -119,22 +121,12 @@ func requireMachine(t *testing.T) {
 	}
 }
 
-// goTool is the toolchain that built this test (scripts/test.sh puts its
-// Go on PATH).
-func goTool() string {
-	if p, err := exec.LookPath("go"); err == nil {
-		return p
-	}
-	//lint:ignore SA1019 no other way to find the toolchain that built us
-	return filepath.Join(runtime.GOROOT(), "bin", "go")
-}
-
 // buildDeb runs `make deb`'s script into a temporary directory and checks
 // the file's name: imcd_<version>_<arch>.deb.
 func buildDeb(t *testing.T) string {
 	out := t.TempDir()
 	build := exec.Command(filepath.Join(root, "scripts/deb/build.sh"), out)
-	build.Env = append(os.Environ(), "GO="+goTool())
+	build.Env = append(os.Environ(), "GO="+imcdproc.GoTool())
 	b, err := build.Output()
 	if err != nil {
 		t.Fatalf("scripts/deb/build.sh: %v\n%s", err, stderrOf(err))

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -47,14 +46,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	imcdBin = filepath.Join(dir, "imcd")
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		//lint:ignore SA1019 no other way to find the toolchain that built us
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	build := exec.Command(goBin, "build", "-o", imcdBin, "../../cmd/imcd")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
+	if err := imcdproc.Build(imcdBin, "../../cmd/imcd"); err != nil {
 		fmt.Fprintln(os.Stderr, "building imcd:", err)
 		os.Exit(1)
 	}

@@ -10,12 +10,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/valyala/fastjson"
 )
 
 // cliReplyFIFO creates a reply FIFO in /tmp as opensips-cli does with its
@@ -51,14 +48,8 @@ func cliRequest(t *testing.T, name string) []byte {
 // id, instead of waiting for ever; the request is not run. With the reply
 // directory it says, the same request is answered.
 func TestFIFOOpensipsCLIDefault(t *testing.T) {
-	var runs atomic.Int32
 	s := newServer(t, state(t, stateInitial), nil)
-	if err := s.Registry.Register(Command{Name: "test:count", Handler: func(context.Context, *fastjson.Value) ([]byte, error) {
-		runs.Add(1)
-		return []byte(`"OK"`), nil
-	}}); err != nil {
-		t.Fatal(err)
-	}
+	runs := countCommand(t, s)
 	tr := openFIFO(t, s)
 
 	name, path := cliReplyFIFO(t)

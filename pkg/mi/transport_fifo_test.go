@@ -45,6 +45,20 @@ func writeFIFO(t testing.TB, path string, b []byte) {
 	}
 }
 
+// countCommand registers test:count, which answers "OK", and returns how
+// many times it ran.
+func countCommand(t testing.TB, s *Server) *atomic.Int32 {
+	t.Helper()
+	var runs atomic.Int32
+	if err := s.Registry.Register(Command{Name: "test:count", Handler: func(context.Context, *fastjson.Value) ([]byte, error) {
+		runs.Add(1)
+		return []byte(`"OK"`), nil
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	return &runs
+}
+
 // probeFIFO opens and closes the FIFO without writing: opensips-cli's check.
 func probeFIFO(t testing.TB, path string) {
 	t.Helper()
@@ -214,14 +228,8 @@ func TestFIFOConcurrentWriters(t *testing.T) {
 // and a request whose reply cannot be delivered (no reply FIFO, not a
 // FIFO, not a plain name) is not run.
 func TestFIFOBadReplyFIFOs(t *testing.T) {
-	var runs atomic.Int32
 	s := newServer(t, state(t, stateInitial), nil)
-	if err := s.Registry.Register(Command{Name: "test:count", Handler: func(context.Context, *fastjson.Value) ([]byte, error) {
-		runs.Add(1)
-		return []byte(`"OK"`), nil
-	}}); err != nil {
-		t.Fatal(err)
-	}
+	runs := countCommand(t, s)
 	tr := openFIFO(t, s)
 	dir := tr.replyDir()
 	count := func(name string) []byte {

@@ -46,7 +46,7 @@ func Run(ctx context.Context, cfg config.Config, path string, out io.Writer, log
 	if path == "" {
 		path = "(no file: defaults and flags)"
 	}
-	c.line("configuration", path)
+	c.line("configuration", "%s", path)
 	c.database(ctx)
 	c.sources()
 	c.mi()

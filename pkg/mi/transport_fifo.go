@@ -233,7 +233,7 @@ func (t *FIFOTransport) serveBuffered(ctx context.Context, buf []byte, log *slog
 		case errors.Is(err, errFIFOJunk):
 			log.Debug("MI FIFO: dropped bytes that are no request", logkey.Size, n)
 		case errors.Is(err, errFIFOBadValue):
-			t.answer(fr.reply, nil, func() []byte { return jsonrpc.AppendError(nil, nullID(), jsonrpc.ErrParse) }, log)
+			t.answer(fr.reply, nil, parseErrorReply, log)
 		default:
 			// A request whose reply cannot be delivered safely is not run.
 			t.answer(fr.reply, fr.req, func() []byte { return t.Server.handle(ctx, fr.req, 0) }, log)
@@ -242,12 +242,15 @@ func (t *FIFOTransport) serveBuffered(ctx context.Context, buf []byte, log *slog
 	return buf[:0]
 }
 
+// parseErrorReply is the reply to bytes that are no JSON-RPC request.
+func parseErrorReply() []byte { return jsonrpc.AppendError(nil, nullID(), jsonrpc.ErrParse) }
+
 // dropPartial answers a request that never completed with a parse error.
 func (t *FIFOTransport) dropPartial(buf []byte, log *slog.Logger) {
 	fr, _, _ := splitFIFO(buf)
 	log.Debug("MI FIFO: incomplete request dropped", logkey.Size, len(buf))
 	if fr.reply != nil {
-		t.answer(fr.reply, nil, func() []byte { return jsonrpc.AppendError(nil, nullID(), jsonrpc.ErrParse) }, log)
+		t.answer(fr.reply, nil, parseErrorReply, log)
 	}
 }
 

@@ -304,6 +304,20 @@ func (c *Config) MIFIFOPath() string {
 	return filepath.Join(c.DataDir, c.MIFIFO)
 }
 
+// EmbeddedDBFile is the file name of the embedded SQLite database in
+// data_dir, used when db_url is empty.
+const EmbeddedDBFile = "imcd.db"
+
+// EmbeddedDatabase returns the absolute path of the embedded SQLite
+// database. It creates nothing.
+func (c *Config) EmbeddedDatabase() (string, error) {
+	dir, err := filepath.Abs(c.DataDir)
+	if err != nil {
+		return "", fmt.Errorf("data_dir: %w", err)
+	}
+	return filepath.Join(dir, EmbeddedDBFile), nil
+}
+
 // ForwardsMI reports whether any MI command is passed to OpenSIPS.
 func (c *Config) ForwardsMI() bool { return c.MIPassthrough != PassthroughNo }
 

@@ -376,7 +376,9 @@ func TestShippedConfigParses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.DBURL == "" || cfg.EventListen != "tcp:127.0.0.1:9998" || cfg.MIFIFO != "/run/imcd/imcd_fifo" {
+	// The Debian package installs it as /etc/imcd/imcd.conf: the embedded
+	// SQLite database in /var/lib/imcd, the FIFO in /run/imcd.
+	if cfg.DBURL != "" || cfg.DataDir != "/var/lib/imcd" || cfg.EventListen != "tcp:127.0.0.1:9998" || cfg.MIFIFO != "/run/imcd/imcd_fifo" {
 		t.Fatalf("unexpected values: %+v", cfg)
 	}
 }
@@ -424,5 +426,24 @@ func TestEventSources(t *testing.T) {
 	c.EventSources = nil
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "event_sources") {
 		t.Fatalf("Validate with no sources: %v", err)
+	}
+}
+
+// TestActions: -version reads no file (a broken one does not hide the
+// version); -check reads and validates everything, as a start would.
+func TestActions(t *testing.T) {
+	cmd, err := Parse([]string{"-version", "-config", "/nonexistent/imcd.conf"}, &bytes.Buffer{})
+	if err != nil || cmd.Action != ActionVersion {
+		t.Fatalf("-version: %+v, %v", cmd.Action, err)
+	}
+	cmd, err = Parse([]string{"-check", "-hash_size", "3"}, &bytes.Buffer{})
+	if err != nil || cmd.Action != ActionCheck || cmd.Config.HashSize != 3 {
+		t.Fatalf("-check: %+v, %v", cmd, err)
+	}
+	if _, err := Parse([]string{"-check", "-config", "/nonexistent/imcd.conf"}, &bytes.Buffer{}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("-check of a missing file: %v", err)
+	}
+	if cmd, err := Parse(nil, &bytes.Buffer{}); err != nil || cmd.Action != ActionRun {
+		t.Fatalf("no flag: %+v, %v", cmd.Action, err)
 	}
 }

@@ -171,7 +171,8 @@ func TestHandleDoesNotMutate(t *testing.T) {
 	rs := fixture(t)
 	before := rs.Room("pub@h")
 	snapshot := members(rs, "pub")
-	for _, body := range []string{"#join", "#invite bob", "#modify mike owner", "#remove adam", "#destroy", "#exit", "#add bob", "hi"} {
+	for _, body := range []string{"#join", "#invite bob", "#modify mike owner", "#remove adam", "#destroy", "#exit", "#add bob", "hi",
+		"#ban mike", "#ban zed", "#moderate on", "#voice mike"} {
 		e.Handle(rs, prepare(t, e, "alice", "pub", body))
 		if members(rs, "pub") != snapshot {
 			t.Fatalf("%q changed the view", body)

@@ -342,6 +342,28 @@ func TestModerationApply(t *testing.T) {
 		t.Errorf("an empty moderation is kept: %+v", r.mod)
 	}
 
+	// SameModeration: what a commit in doubt is judged by.
+	base := NewRoom(pub, 0, []Member{{uri(t, "alice"), MemberOwner}, {mike, 0}})
+	same := func(a, b Moderation) bool { return base.WithModeration(a).SameModeration(base.WithModeration(b)) }
+	zb := Ban{User: zed, Reason: "r", By: uri(t, "alice")}
+	for i, c := range []struct {
+		a, b Moderation
+		want bool
+	}{
+		{Moderation{}, Moderation{}, true},
+		{Moderation{Moderated: true}, Moderation{}, false},
+		{Moderation{Voiced: []URI{mike}}, Moderation{Voiced: []URI{uri(t, "MIKE")}}, true},
+		{Moderation{Voiced: []URI{mike}}, Moderation{Moderated: true, Voiced: []URI{mike}}, false},
+		{Moderation{Bans: []Ban{zb}}, Moderation{Bans: []Ban{{User: uri(t, "ZED"), Reason: "r", By: uri(t, "ALICE")}}}, true},
+		{Moderation{Bans: []Ban{zb}}, Moderation{Bans: []Ban{{User: zed, Reason: "other", By: zb.By}}}, false},
+		{Moderation{Bans: []Ban{zb}}, Moderation{Bans: []Ban{{User: zed, Reason: "r"}}}, false},
+		{Moderation{Bans: []Ban{zb}}, Moderation{Bans: []Ban{{User: uri(t, "bob"), Reason: "r", By: zb.By}}}, false},
+	} {
+		if got := same(c.a, c.b); got != c.want {
+			t.Errorf("%d: SameModeration(%+v, %+v) = %v", i, c.a, c.b, got)
+		}
+	}
+
 	// WithModeration (the store's loading) keeps voices of members only.
 	r = NewRoom(pub, 0, []Member{{uri(t, "alice"), MemberOwner}, {mike, 0}}).WithModeration(Moderation{
 		Moderated: true, Voiced: []URI{uri(t, "MIKE"), zed}, Bans: []Ban{{User: zed, Reason: "x"}, {User: uri(t, "bob")}}})

@@ -107,6 +107,32 @@ func (r *Room) Moderation() Moderation {
 	return m
 }
 
+// SameModeration reports whether r and o hold the same moderation state as
+// the store keeps it: the mode, who has voice, and who is banned by whom
+// and why (identities compared as identities). The daemon uses it to tell
+// whether a commit in doubt landed.
+func (r *Room) SameModeration(o *Room) bool {
+	a, b := r.mod, o.mod
+	if a == nil || b == nil {
+		return a == b
+	}
+	if a.moderated != b.moderated || len(a.voiced) != len(b.voiced) || len(a.bans) != len(b.bans) {
+		return false
+	}
+	for k := range a.voiced {
+		if _, ok := b.voiced[k]; !ok {
+			return false
+		}
+	}
+	for k, x := range a.bans {
+		y, ok := b.bans[k]
+		if !ok || x.Reason != y.Reason || !x.By.Equal(y.By) {
+			return false
+		}
+	}
+	return true
+}
+
 // WithModeration returns a copy of r with moderation state m, as the store
 // reads it beside the standard tables. Voices of users who are not members
 // are dropped: voice belongs to a member and ends when they leave.

@@ -92,15 +92,9 @@ func joinedNotices(a answer, r *Room, u URI, pending bool) []Notice {
 // given: the owner removes anyone but himself, an admin only plain members
 // and pending invitees.
 func (c *call) remove() Result {
-	target, r, sender, msg := c.managed()
+	target, r, sender, msg := c.sanctioned(txtRemoveSelf(c.e.sc))
 	if msg != "" {
 		return c.refuse(msg)
-	}
-	if target.Equal(sender.URI) {
-		return c.refuse(txtRemoveSelf(c.e.sc))
-	}
-	if len(c.in.reason) > MaxReasonLen {
-		return c.refuse(txtReasonTooLong())
 	}
 	m, ok := r.Member(target)
 	if !ok {
@@ -110,6 +104,22 @@ func (c *call) remove() Result {
 		return c.refuse(msg)
 	}
 	return c.ok(removal(c.answer(), r, m, c.in.reason))
+}
+
+// sanctioned runs the checks shared by #remove and #ban: those of managed,
+// that the sender does not name himself (self says so), and the length of
+// the reason.
+func (c *call) sanctioned(self string) (target URI, r *Room, sender Member, msg string) {
+	if target, r, sender, msg = c.managed(); msg != "" {
+		return
+	}
+	switch {
+	case target.Equal(sender.URI):
+		msg = self
+	case len(c.in.reason) > MaxReasonLen:
+		msg = txtReasonTooLong()
+	}
+	return
 }
 
 // outrankRefusal says why sender may not verb ("remove", "ban"; done:

@@ -9,15 +9,9 @@ import "strings"
 // ban removes the user, when they are in the room, and keeps them out
 // until #unban. A user who is not in the room can be banned too.
 func (c *call) ban() Result {
-	target, r, sender, msg := c.managed()
+	target, r, sender, msg := c.sanctioned(txtBanSelf(c.e.sc))
 	if msg != "" {
 		return c.refuse(msg)
-	}
-	if target.Equal(sender.URI) {
-		return c.refuse(txtBanSelf(c.e.sc))
-	}
-	if len(c.in.reason) > MaxReasonLen {
-		return c.refuse(txtReasonTooLong())
 	}
 	if b, ok := r.Banned(target); ok {
 		return c.refuse(txtIsBanned(b.User, r.URI))

@@ -1,7 +1,6 @@
 package imc
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -12,11 +11,7 @@ import (
 // priv: alice owner, adam admin, mike member, ivy pending invitee.
 
 func TestBan(t *testing.T) {
-	f := func(from, to, body string, want ...string) {
-		t.Helper()
-		w := newWorld(t, nativeRules())
-		eq(t, from+" "+to+" "+body, w.send(from, to, body), want)
-	}
+	f := fresh(t, nativeRules())
 	for _, room := range []string{"pub", "priv"} {
 		r := room + "@h>"
 		sr := "sip:" + room + "@h"
@@ -144,10 +139,7 @@ func TestReasonArgs(t *testing.T) {
 // an invitation and an addition of them.
 func TestBannedUser(t *testing.T) {
 	w := newWorld(t, nativeRules())
-	f := func(from, to, body string, want ...string) {
-		t.Helper()
-		eq(t, from+" "+to+" "+body, w.send(from, to, body), want)
-	}
+	f := w.expect
 	w.send("alice", "pub", "#ban mike flooding")
 	w.send("alice", "pub", "#ban zed")
 	w.send("alice", "priv", "#ban ivy")
@@ -179,10 +171,7 @@ func TestBannedUser(t *testing.T) {
 
 func TestUnban(t *testing.T) {
 	w := newWorld(t, nativeRules())
-	f := func(from, to, body string, want ...string) {
-		t.Helper()
-		eq(t, from+" "+to+" "+body, w.send(from, to, body), want)
-	}
+	f := w.expect
 	w.send("alice", "pub", "#ban zed")
 	f("mike", "pub", "#unban zed", "refused", "pub@h>mike@h re: Only the owner or an admin of sip:pub@h can use #unban")
 	f("ivy", "pub", "#unban zed", "refused", "pub@h>ivy@h re: You are invited to sip:pub@h but have not joined yet: send '#accept' first")
@@ -201,10 +190,7 @@ func TestBans(t *testing.T) {
 	cfg := nativeRules()
 	cfg.MaxBody = 120
 	w := newWorld(t, cfg)
-	f := func(from, to, body string, want ...string) {
-		t.Helper()
-		eq(t, from+" "+to+" "+body, w.send(from, to, body), want)
-	}
+	f := w.expect
 	f("alice", "pub", "#bans", "ok", "pub@h>alice@h re: Nobody is banned from sip:pub@h")
 	w.send("alice", "pub", "#ban zed too loud")
 	w.send("adam", "pub", "#ban mike")
@@ -230,10 +216,7 @@ func TestBans(t *testing.T) {
 
 func TestModerate(t *testing.T) {
 	w := newWorld(t, nativeRules())
-	f := func(from, to, body string, want ...string) {
-		t.Helper()
-		eq(t, from+" "+to+" "+body, w.send(from, to, body), want)
-	}
+	f := w.expect
 	f("mike", "pub", "#moderate on", "refused", "pub@h>mike@h re: Only the owner or an admin of sip:pub@h can use #moderate")
 	f("ivy", "pub", "#moderate on", "refused", "pub@h>ivy@h re: You are invited to sip:pub@h but have not joined yet: send '#accept' first")
 	f("zed", "pub", "#moderate on", "refused", "pub@h>zed@h re: You are not a member of sip:pub@h")
@@ -272,10 +255,7 @@ func TestModerate(t *testing.T) {
 
 func TestVoice(t *testing.T) {
 	w := newWorld(t, nativeRules())
-	f := func(from, to, body string, want ...string) {
-		t.Helper()
-		eq(t, from+" "+to+" "+body, w.send(from, to, body), want)
-	}
+	f := w.expect
 	w.send("alice", "pub", "#moderate on")
 	f("adam", "pub", "#voice mike", "ok", "voice sip:pub@h sip:mike@h",
 		"pub@h>alice@h: *** <sip:mike@h> has been given voice", "pub@h>adam@h re: *** <sip:mike@h> has been given voice",
@@ -376,26 +356,7 @@ func TestModerationApply(t *testing.T) {
 func TestAdminModeration(t *testing.T) {
 	w := newWorld(t, nativeRules())
 	u := func(s string) URI { return uri(t, s) }
-	f := func(op AdminOp, want ...string) {
-		t.Helper()
-		res, err := w.e.Admin(w.rs, op)
-		if err != nil {
-			t.Fatalf("Admin(%+v): %v", op, err)
-		}
-		checkResult(t, res)
-		eq(t, op.Kind.String(), render(res), want)
-		w.rs.Apply(res.Changes)
-	}
-	fails := func(op AdminOp, sentinel error, msg string) {
-		t.Helper()
-		res, err := w.e.Admin(w.rs, op)
-		if !errors.Is(err, sentinel) || !strings.Contains(err.Error(), msg) {
-			t.Errorf("Admin(%+v): %v, want %v containing %q", op, err, sentinel, msg)
-		}
-		if len(res.Changes)+len(res.Notices) != 0 {
-			t.Errorf("Admin(%+v) failed but returned %v", op, render(res))
-		}
-	}
+	f, fails := w.adminOK, w.adminFails
 	// The operator bans admins too, never the owner.
 	f(AdminOp{Kind: AdminBan, Room: u("pub"), User: u("adam"), Text: "rogue admin"}, "ok",
 		"remove-member sip:pub@h sip:adam@h flag=0", `ban sip:pub@h sip:adam@h by=operator reason="rogue admin"`,

@@ -66,6 +66,10 @@ func unbanning(a answer, r *Room, b Ban) ([]Change, []Notice) {
 	return changes, a.tell(nil, r, txtUnbanned(b.User), active)
 }
 
+// maxBansListed caps the bans #bans shows, so that a long list costs its
+// asker a few MESSAGEs, not hundreds; the operator's imc:bans shows all.
+const maxBansListed = 100
+
 // bans lists who is banned, for the owner and admins.
 func (c *call) bans() Result {
 	r, msg := c.existing()
@@ -79,10 +83,14 @@ func (c *call) bans() Result {
 	if len(bans) == 0 {
 		return c.ok(nil, []Notice{c.reply(r.URI, txtNoBans(r.URI))})
 	}
-	lines := make([]string, 0, len(bans)+1)
+	shown := min(len(bans), maxBansListed)
+	lines := make([]string, 0, shown+2)
 	lines = append(lines, txtBansHead(r.URI, len(bans)))
-	for _, b := range bans {
+	for _, b := range bans[:shown] {
 		lines = append(lines, banLine(b))
+	}
+	if shown < len(bans) {
+		lines = append(lines, txtMore(len(bans)-shown))
 	}
 	var ns []Notice
 	for _, body := range pack(lines, c.e.maxText()) {

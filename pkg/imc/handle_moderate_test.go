@@ -212,6 +212,18 @@ func TestBans(t *testing.T) {
 	f("zed", "priv", "#bans", "refused", "priv@h>zed@h re: You are not a member of sip:priv@h")
 	f("alice", "mgr", "#bans", "refused", "chat-manager@h>alice@h re: sip:chat-manager@h is the room manager, not a room: name the room, as in '#bans <room>'")
 	f("alice", "mgr", "#bans priv", "ok", "priv@h>alice@h re: Nobody is banned from sip:priv@h")
+
+	// At most maxBansListed lines, then how many more.
+	var bans []Ban
+	for i := range maxBansListed + 3 {
+		bans = append(bans, Ban{User: uri(t, fmt.Sprintf("u%03d", i))})
+	}
+	w.rs.Put(w.rs.Room("priv@h").WithModeration(Moderation{Bans: bans}))
+	body := strings.Join(w.send("alice", "priv", "#bans")[1:], "\n")
+	if !strings.Contains(body, "(103 users)") || !strings.Contains(body, "sip:u099@h (by the operator)") ||
+		strings.Contains(body, "u100") || !strings.HasSuffix(body, "sip:u099@h (by the operator)\n... and 3 more") {
+		t.Errorf("#bans of 103:\n%s", body)
+	}
 }
 
 func TestModerate(t *testing.T) {

@@ -35,6 +35,27 @@ func BenchmarkChat100(b *testing.B) {
 	}
 }
 
+// BenchmarkChatModerated100: BenchmarkChat100 in a moderated room with
+// bans, the sender given voice: the moderation checks cost no allocation.
+func BenchmarkChatModerated100(b *testing.B) {
+	e := NewEngine(DefaultConfig())
+	rs := bigRoom(b, 100)
+	r := rs.Room("chat-1@example.com")
+	rs.Put(r.WithModeration(Moderation{Moderated: true, Voiced: []URI{{User: "user42", Host: "example.com"}},
+		Bans: []Ban{{User: URI{User: "troll", Host: "example.com"}}}}))
+	req := Request{From: "sip:User42@example.com;transport=tcp", RURI: "sip:chat-1@example.com", Body: "hello everybody, how are you today?", ContentType: "text/plain;charset=UTF-8", CallID: "abc@h"}
+	b.ReportAllocs()
+	for b.Loop() {
+		in, err := e.Prepare(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if res := e.Handle(rs, in); len(res.Notices) != 99 {
+			b.Fatalf("%d notices", len(res.Notices))
+		}
+	}
+}
+
 // BenchmarkJoin: a #join into a 100-member room (refused: the sender is a
 // member already, so the room stays the same size) and a new joiner.
 func BenchmarkJoin(b *testing.B) {

@@ -72,7 +72,10 @@ func (r *Room) Voiced(u URI) bool {
 	if r.mod == nil || len(r.mod.voiced) == 0 {
 		return false
 	}
-	_, ok := r.mod.voiced[u.Key()]
+	// On the chat path of moderated rooms: the key goes into a stack
+	// buffer, as in Room.find.
+	var buf [KeyBufLen]byte
+	_, ok := r.mod.voiced[string(u.AppendKey(buf[:0]))]
 	return ok
 }
 
@@ -81,7 +84,8 @@ func (r *Room) Banned(u URI) (Ban, bool) {
 	if r.mod == nil || len(r.mod.bans) == 0 {
 		return Ban{}, false
 	}
-	b, ok := r.mod.bans[u.Key()]
+	var buf [KeyBufLen]byte
+	b, ok := r.mod.bans[string(u.AppendKey(buf[:0]))]
 	return b, ok
 }
 

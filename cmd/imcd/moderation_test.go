@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imcd-sip/imcd/internal/dbproxy"
 	"github.com/imcd-sip/imcd/internal/testbroker"
 	"github.com/imcd-sip/imcd/internal/testbroker/feed"
 	"github.com/imcd-sip/imcd/internal/testdb"
@@ -187,5 +188,66 @@ func TestRabbitMQBanHolds(t *testing.T) {
 	send(carol, room, "I may", alice+": <carol@127.0.0.1>: I may", bob+": <carol@127.0.0.1>: I may")
 	if n := second.metric(t, `opensips_imc_rabbitmq_room_rereads_total{result="ok"}`); n == 0 {
 		t.Errorf("the second instance re-read no room")
+	}
+}
+
+// TestModerationInDoubt: the connection to MariaDB dies right before the
+// COMMIT of a moderation change reaches it (nothing landed) or right after
+// MariaDB committed it (it landed). imcd re-reads the room and tells alice
+// what really happened, judging by the room's moderation as well as its
+// members: "#moderate on" and "#unban" change no member row, so a
+// comparison of members alone would take a lost change for a landed one.
+func TestModerationInDoubt(t *testing.T) {
+	url := testdb.Need(t, testdb.MySQL)
+	const unavailable = "The room service cannot save changes right now; please try again later"
+	moderated := "*** <" + alice + "> made the room moderated: only the owner, admins and members with voice may speak"
+	unbanned := "*** <" + dave + "> is no longer banned"
+	notModerated := "<bob@127.0.0.1>: still free"
+	for _, cut := range []dbproxy.Commit{dbproxy.BeforeCommit, dbproxy.AfterCommit} {
+		t.Run(cut.String(), func(t *testing.T) {
+			tables := testdb.NewTables(t, testdb.MySQL, "imc_bans", "imc_moderation")
+			proxy, err := dbproxy.Start(testdb.HostPort(url), dbproxy.MySQL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(proxy.Close)
+			f := opensipstest.New(t, opensipstest.Options{})
+			startIMCD(t, f, procOpts{extra: []string{"db_url = " + testdb.Through(url, proxy.Addr()), "create_tables = yes",
+				"rooms_table = " + tables.Rooms, "members_table = " + tables.Members,
+				"bans_table = " + tables.Extra[0], "moderation_table = " + tables.Extra[1]}})
+			r := room1
+			step(t, f, alice, r, r, "#create chat-1", want{to: alice, body: "*** room was created", reply: true})
+			step(t, f, bob, r, r, "#join", want{to: alice, body: joined(bob)}, want{to: bob, body: joined(bob), reply: true})
+			step(t, f, alice, r, r, "#ban dave", want{to: alice, body: "*** <" + dave + "> has been banned", reply: true},
+				want{to: bob, body: "*** <" + dave + "> has been banned"})
+
+			cutAt := func(body string, landed ...want) {
+				t.Helper()
+				proxy.CutAtCommit(cut)
+				if cut == dbproxy.BeforeCommit {
+					landed = []want{{to: alice, body: unavailable, reply: true}}
+				}
+				step(t, f, alice, r, r, body, landed...)
+				select {
+				case c := <-proxy.Cuts:
+					if c != cut {
+						t.Fatalf("the proxy cut %v", c)
+					}
+				default:
+					t.Fatalf("%q: the proxy cut nothing", body)
+				}
+			}
+			cutAt("#moderate on", want{to: alice, body: moderated, reply: true}, want{to: bob, body: moderated})
+			cutAt("#unban dave", want{to: alice, body: unbanned, reply: true}, want{to: bob, body: unbanned})
+			if cut == dbproxy.BeforeCommit {
+				step(t, f, bob, r, r, "still free", want{to: alice, body: notModerated, ctype: "text/plain;charset=UTF-8"})
+				step(t, f, dave, r, r, "#join", want{to: dave, body: "You are banned from " + r, reply: true})
+				return
+			}
+			step(t, f, bob, r, r, "still free", want{to: bob, reply: true,
+				body: "Room " + r + " is moderated: only the owner, admins and members with voice may speak; your message was not sent"})
+			step(t, f, dave, r, r, "#join", want{to: alice, body: joined(dave)}, want{to: bob, body: joined(dave)},
+				want{to: dave, body: joined(dave), reply: true})
+		})
 	}
 }

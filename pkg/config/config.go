@@ -33,6 +33,9 @@ type Config struct {
 	RoomsTable   string
 	MembersTable string
 	CreateTables bool
+	// imcd's own tables of bans, moderated rooms and voices.
+	BansTable       string
+	ModerationTable string
 
 	// Rooms.
 	HashSize       int // 2^HashSize shards
@@ -143,6 +146,8 @@ func Default() Config {
 		DataDir:          "var",
 		RoomsTable:       store.DefaultRoomsTable,
 		MembersTable:     store.DefaultMembersTable,
+		BansTable:        store.DefaultBansTable,
+		ModerationTable:  store.DefaultModTable,
 		HashSize:         4,
 		StartChar:        engine.StartChar,
 		MaxBody:          engine.MaxBody,

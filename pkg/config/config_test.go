@@ -26,6 +26,8 @@ var sample = map[string]string{
 	"data_dir":              "/var/lib/imcd",
 	"rooms_table":           "rooms2",
 	"members_table":         "members2",
+	"bans_table":            "bans2",
+	"moderation_table":      "moderation2",
 	"create_tables":         "true",
 	"hash_size":             "6",
 	"imc_cmd_start_char":    "*",

@@ -37,6 +37,9 @@ func Keys() []Key {
 			func(c *Config) *string { return &c.DataDir }, nonEmpty),
 		str("rooms_table", "name of the rooms table", func(c *Config) *string { return &c.RoomsTable }, identifier),
 		str("members_table", "name of the members table", func(c *Config) *string { return &c.MembersTable }, identifier),
+		str("bans_table", "name of imcd's table of the users banned from rooms (#ban)", func(c *Config) *string { return &c.BansTable }, identifier),
+		str("moderation_table", "name of imcd's table of moderated rooms and members with voice (#moderate, #voice)",
+			func(c *Config) *string { return &c.ModerationTable }, identifier),
 		boolean("create_tables", "create missing tables (and version rows) at start; always done for the embedded SQLite default",
 			func(c *Config) *bool { return &c.CreateTables }),
 

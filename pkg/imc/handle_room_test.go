@@ -113,7 +113,17 @@ const imcdHelpText = "#create <room_name> private - create a room that others jo
 	"#add <user_name> [<room_name>] - add a user to the conference room\r\n" +
 	"#modify <user_name> owner|admin|member [<room_name>] - change the role of a member\r\n" +
 	"#reject, #leave, #members - the same as #deny, #exit, #list\r\n" +
-	"##<text> - send a message that starts with #\r\n"
+	"##<text> - send a message that starts with #\r\n" + moderationHelpText
+
+// moderationHelpText closes imcdHelpText: the commands of the owner and
+// admins that keep order, with who may use them.
+const moderationHelpText = "For the owner and admins:\r\n" +
+	"#remove <user_name> [<room_name>] [<reason>] - remove a user, saying why\r\n" +
+	"#ban <user_name> [<room_name>] [<reason>] - remove a user and keep them out\r\n" +
+	"#unban <user_name> [<room_name>] - let a banned user in again\r\n" +
+	"#bans [<room_name>] - list the banned users\r\n" +
+	"#moderate on|off [<room_name>] - let only the owner, admins and members with voice speak\r\n" +
+	"#voice|#devoice <user_name> [<room_name>] - give a member voice, or take it away\r\n"
 
 func TestHelp(t *testing.T) {
 	if len(nativeHelpText) != 505 {

@@ -3,9 +3,13 @@
 // imc tables, answers through OpenSIPS's t_uac_dlg, and serves the imc MI
 // commands.
 //
-// Exit codes: 0 after a clean stop (SIGTERM/SIGINT, drained); 1 when a
-// running daemon fails or a second signal cut the drain short; 2 for a
-// configuration or usage error; 3 when start-up failed (database, sockets).
+// `imcd -version` prints the version; `imcd -check` checks the configuration
+// and the database's tables and prints what would be used (pkg/preflight).
+//
+// Exit codes: 0 after a clean stop (SIGTERM/SIGINT, drained), or a -check
+// that found nothing wrong; 1 when a running daemon fails or a second signal
+// cut the drain short; 2 for a configuration or usage error; 3 when start-up
+// failed (database, sockets), or -check found what would make it fail.
 package main
 
 import (
@@ -21,6 +25,7 @@ import (
 	"github.com/imcd-sip/imcd/pkg/config"
 	"github.com/imcd-sip/imcd/pkg/daemon"
 	"github.com/imcd-sip/imcd/pkg/logkey"
+	"github.com/imcd-sip/imcd/pkg/preflight"
 )
 
 // Exit codes, documented in docs/operations.md.
@@ -31,20 +36,28 @@ const (
 	exitStart   = 3
 )
 
-func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
-func run(args []string, stderr io.Writer) int {
-	cfg, path, err := config.Load(args, stderr)
+func run(args []string, stdout, stderr io.Writer) int {
+	cmd, err := config.Parse(args, stderr)
 	if errors.Is(err, config.ErrHelp) {
+		return exitOK
+	}
+	if cmd.Action == config.ActionVersion {
+		printVersion(stdout)
 		return exitOK
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "imcd: configuration: %v\n", err)
 		return exitConfig
 	}
+	cfg, path := cmd.Config, cmd.Path
 	level := new(slog.LevelVar)
 	level.Set(cfg.LogLevel.Slog())
 	logger := newLogger(stderr, cfg.LogFormat, level)
+	if cmd.Action == config.ActionCheck {
+		return check(cfg, path, stdout, logger)
+	}
 
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
@@ -79,6 +92,19 @@ func run(args []string, stderr io.Writer) int {
 			}
 		}
 	}
+	return exitOK
+}
+
+// check runs `imcd -check`: what would be used goes to stdout, what the
+// store warns about to the log.
+func check(cfg config.Config, path string, stdout io.Writer, logger *slog.Logger) int {
+	v, _ := buildVersion()
+	fmt.Fprintf(stdout, "imcd %s -check\n", v)
+	if err := preflight.Run(context.Background(), cfg, path, stdout, logger); err != nil {
+		fmt.Fprintln(stdout, "\nimcd would not start or work as configured: see the problems above")
+		return exitStart
+	}
+	fmt.Fprintln(stdout, "\nconfiguration OK")
 	return exitOK
 }
 

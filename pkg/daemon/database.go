@@ -80,7 +80,7 @@ func (d *Daemon) openStore(ctx context.Context) error {
 // off with a notice saying how to turn it on.
 func (d *Daemon) openDatabase(ctx context.Context, url string, create bool) (*store.DB, bool, error) {
 	cfg := store.Config{URL: url, RoomsTable: d.cfg.RoomsTable, MembersTable: d.cfg.MembersTable,
-		Logger: d.logger, CreateTables: create, History: d.cfg.History != config.HistoryOff,
+		BansTable: d.cfg.BansTable, ModerationTable: d.cfg.ModerationTable, Logger: d.logger, CreateTables: create, History: d.cfg.History != config.HistoryOff,
 		HistoryTable: d.cfg.HistoryTable, TopicsTable: d.cfg.TopicsTable, MarksTable: d.cfg.MarksTable,
 		Events: d.cfg.IsRabbitMQ(), EventsTable: d.cfg.RabbitMQ.EventsTable} // RabbitMQ mode: events applied once
 	db, err := store.Open(ctx, cfg)

@@ -22,9 +22,13 @@ func (d *Daemon) openEvents(ctx context.Context) error {
 		usrloc = d
 	}
 	var srv eventServer
+	if d.cfg.AcceptsAnySource() {
+		d.logger.Warn("event_sources = *: events are accepted from any address, and whoever can send one speaks as any user (docs/security.md); list OpenSIPS's addresses instead")
+	}
 	if a.Network == sockets.TCP {
 		srv = &opensips.EventStreamServer{Addr: a.Addr, Sink: d, Usrloc: usrloc, Observer: d.metrics, Logger: d.logger, EventName: d.cfg.EventName,
-			Allow: d.cfg.EventSources, MaxFrame: d.cfg.MaxEventSize, OnDisconnect: d.resubscribe}
+			Allow: d.cfg.EventSources, MaxFrame: d.cfg.MaxEventSize, OnDisconnect: d.resubscribe,
+			MaxConns: d.cfg.EventMaxConns, AtMaxConns: d.cfg.EventAtMaxConns, FrameTimeout: d.cfg.EventFrameTimeout}
 	} else {
 		srv = &opensips.EventDatagramServer{Network: a.Network, Addr: a.Addr, Sink: d, Usrloc: usrloc, Observer: d.metrics, Logger: d.logger,
 			EventName: d.cfg.EventName, Allow: d.cfg.EventSources, ReadBuffer: opensips.DefaultSocketBuffer}

@@ -74,12 +74,14 @@ const (
 	Logged  = "logged" // rows logged of those skipped
 	// RereadErr is why rooms could not be read again after a commit in
 	// doubt (Err is the commit's error).
-	RereadErr    = "reread_err"
-	RoomsTable   = "rooms_table"
-	MembersTable = "members_table"
-	History      = "history" // whether the history tables are used
-	Keys         = "keys"    // event keys of RabbitMQ mode
-	Purged       = "purged"
+	RereadErr       = "reread_err"
+	RoomsTable      = "rooms_table"
+	MembersTable    = "members_table"
+	BansTable       = "bans_table"
+	ModerationTable = "moderation_table"
+	History         = "history" // whether the history tables are used
+	Keys            = "keys"    // event keys of RabbitMQ mode
+	Purged          = "purged"
 
 	// The rooms' runtime.
 	Shards  = "shards"

@@ -115,8 +115,8 @@ func leadingID(frame []byte) []byte {
 	for n < len(rest) && n < 20 && rest[n] >= '0' && rest[n] <= '9' {
 		n++
 	}
-	if n == 0 || n >= len(rest) || rest[n] != ',' {
-		return nil
+	if n == 0 || n >= len(rest) || rest[n] != ',' || !jsonrpc.ValidNumber(rest[:n]) {
+		return nil // 0123 is no JSON number: it cannot be echoed
 	}
 	return append([]byte(nil), rest[:n]...)
 }

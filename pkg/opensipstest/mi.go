@@ -29,7 +29,7 @@ func (s *Server) serveRequest(p, q *fastjson.Parser, it miItem) {
 	gen, from, raw := it.gen, it.from, it.raw
 	call := Call{Raw: raw, From: from.String(), Received: it.received, Served: time.Now()}
 	if reply, silent := s.replayed(raw); silent || reply != nil {
-		call.Method = methodOf(p, raw)
+		call.Method, _ = OpenSIPSMethod(raw)
 		s.rec.addCall(call)
 		if !silent {
 			s.sendMI(gen, from, reply)
@@ -42,7 +42,8 @@ func (s *Server) serveRequest(p, q *fastjson.Parser, it miItem) {
 		s.sendMI(gen, from, []byte(parseErrorReply))
 		return
 	}
-	if v.Type() == fastjson.TypeArray || v.Type() == fastjson.TypeObject && v.Get("method") == nil {
+	method, ok := openSIPSString(v, methodKey)
+	if v.Type() == fastjson.TypeArray || v.Type() == fastjson.TypeObject && !ok {
 		// The real mi_datagram segfaults here (datagram_fnc.c:529).
 		call.Crash = true
 		s.rec.addCall(call)
@@ -55,7 +56,7 @@ func (s *Server) serveRequest(p, q *fastjson.Parser, it miItem) {
 		id = jsonrpc.AppendID(nil, m.ID)
 		call.ID = string(id)
 	}
-	call.Method = string(m.Method)
+	call.Method = method // what OpenSIPS runs, whatever Decode makes of it
 	s.rec.addCall(call)
 	r := &request{gen: gen, from: from, method: string(m.Method), id: id, params: m.Params, raw: raw}
 	if err != nil {
@@ -100,15 +101,6 @@ func (s *Server) serveRequest(p, q *fastjson.Parser, it miItem) {
 	default:
 		s.replyError(r, jsonrpc.ErrMethodNotFound)
 	}
-}
-
-// methodOf reads the method of a request for the record, "" when none.
-func methodOf(p *fastjson.Parser, raw []byte) string {
-	v, err := p.ParseBytes(raw)
-	if err != nil || v.Type() != fastjson.TypeObject {
-		return ""
-	}
-	return string(v.GetStringBytes("method"))
 }
 
 // replyResult answers r with {"jsonrpc":"2.0","result":…,"id":…}; a

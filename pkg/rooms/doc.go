@@ -26,7 +26,8 @@
 //     for good), reload.go, catchup.go: the tasks;
 //   - commit.go: a command's changes saved, then applied and announced
 //     (or the truth told); history.go: chat lines numbered for the
-//     history, history queries and topics; doubt.go: rooms whose rows are
+//     history, history queries and topics; fanout.go: the senders' rate and
+//     fan-out budgets; doubt.go: rooms whose rows are
 //     unknown after a commit in doubt; send.go: notices to delivery;
 //     invitation.go: an invitation withdrawn; waiting.go: what waits behind
 //     a room's commit; committer.go: the committer goroutine; stored.go:

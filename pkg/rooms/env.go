@@ -100,14 +100,3 @@ func (e *env) catchUpFailed(r delivery.CatchUpRequest, err error) {
 	e.metrics.CatchUp(metrics.CatchUpFailed, 0)
 	e.delivery.CatchUp(delivery.CatchUpReply{Room: r.Room, Member: r.Member, Token: r.Token, Err: err})
 }
-
-// chargeFanout takes the MESSAGEs a sender's request made imcd send from
-// the sender's fan-out budget (fanout_limit). It runs on the shard
-// goroutine after the notices were handed over, and allocates nothing.
-func (e *env) chargeFanout(in *imc.Input, deliveries int, now time.Time) {
-	if in == nil || deliveries == 0 {
-		return
-	}
-	var key [imc.KeyBufLen]byte
-	e.limiter.Charge(in.From.AppendKey(key[:0]), deliveries, now)
-}

@@ -40,6 +40,9 @@ func (s *shard) handleEvent(t *task) {
 		return
 	}
 	res := s.engine.Handle(s.view, t.in)
+	if !s.spendFanout(t, &res, now) { // fanout.go: over the budget, answered
+		return
+	}
 	if len(res.Changes) > 0 || res.Topic != nil || res.History != nil {
 		s.commit(eventJob(t, key, res))
 		return
@@ -52,8 +55,7 @@ func (s *shard) handleEvent(t *task) {
 		s.record(key, res.Record, res.Notices, now)
 	}
 	s.metrics.Command(res.Command, res.Outcome.String())
-	s.send(res.Notices, &t.in, false)
-	s.chargeFanout(&t.in, len(res.Notices), now)
+	s.send(res.Notices, &t.in, false) // charged by spendFanout
 	s.dedup.Record(now, t.dedup)
 	t.done(nil)
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/imcd-sip/imcd/pkg/delivery"
 	"github.com/imcd-sip/imcd/pkg/flood"
 	"github.com/imcd-sip/imcd/pkg/imc"
 	"github.com/imcd-sip/imcd/pkg/logging"
@@ -48,16 +47,8 @@ func (r *Runtime) Submit(ev *Event) error {
 		return nil
 	}
 	var buf [imc.KeyBufLen]byte
-	switch e.limiter.Allow(in.From.AppendKey(buf[:0]), now) {
-	case flood.FirstRefusal:
-		e.log.Warn("sender over the rate limit: told once, dropping until it slows down", logkey.From, in.From.String(), logkey.CallID, in.Req.CallID)
-		n := []imc.Notice{{From: in.RURI, To: in.From, Body: imc.TxtRateLimited, ContentType: "text/plain", InReplyTo: in.ReplyID()}}
-		if err := e.submit(delivery.Batch{Notices: n, Urgent: true, Done: e.delivered}); err != nil {
-			e.sendFailed(err)
-		}
-		fallthrough
-	case flood.Refused:
-		e.metrics.Command(metrics.CommandRateLimited, imc.Refused.String())
+	if dec := e.limiter.Allow(in.From.AppendKey(buf[:0]), now); dec != flood.Allowed {
+		e.rateLimited(in, dec) // fanout.go
 		ev.Done(nil)
 		return nil
 	}

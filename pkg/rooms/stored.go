@@ -62,13 +62,13 @@ func (s *shard) putStored(k string, r *imc.Room) {
 	}
 }
 
-// sameRoom compares two rooms as the database stores them: URI, flag, and
-// the members with their flags (order aside).
+// sameRoom compares two rooms as the database stores them: URI, flag, the
+// members with their flags (order aside), and the moderation.
 func sameRoom(a, b *imc.Room) bool {
 	if a == nil || b == nil {
 		return a == b
 	}
-	if a.Key() != b.Key() || a.Flags != b.Flags || len(a.Members()) != len(b.Members()) {
+	if a.Key() != b.Key() || a.Flags != b.Flags || len(a.Members()) != len(b.Members()) || !a.SameModeration(b) {
 		return false
 	}
 	for _, m := range a.Members() {

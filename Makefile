@@ -4,12 +4,18 @@ GO       ?= $(shell scripts/ensure-go.sh)
 FUZZTIME ?= 20s
 BENCHTIME ?= 1s
 
-.PHONY: all build test run bench bench-opensips fuzz lint clean demo
+.PHONY: all build deb test run bench bench-opensips fuzz lint clean demo
 
 all: build
 
+# bin/imcd, static, with its version stamped (imcd -version; scripts/version.sh).
 build:
-	$(GO) build -o bin/imcd ./cmd/imcd
+	GO=$(GO) scripts/build.sh bin/imcd
+
+# The Debian package, var/deb/imcd_<version>_<arch>.deb (scripts/deb/;
+# internal/debtest installs it). Needs dpkg-deb (every Debian has it).
+deb:
+	GO=$(GO) scripts/deb/build.sh var/deb
 
 # The whole suite, installing and starting MariaDB/PostgreSQL as needed.
 test:

@@ -2,8 +2,10 @@
 # Makes sure the services the tests use are installed, running and set up:
 # MariaDB and PostgreSQL on loopback, each with a database imcd_test owned by
 # user imcd (password imcd), and RabbitMQ (guest/guest on 127.0.0.1:5672) with
-# the plugins pkg/rabbitmq's tests use. Idempotent; safe to run on a machine
-# that already has them. Needs root (or sudo) for the installs.
+# the plugins pkg/rabbitmq's tests use; and the tools the packaging and
+# monitoring tests run: lintian (internal/debtest) and promtool
+# (internal/monitoringtest). Idempotent; safe to run on a machine that
+# already has them. Needs root (or sudo) for the installs.
 set -euo pipefail
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 updated= changed=
@@ -77,5 +79,25 @@ if ! as_root rabbitmq-plugins -q is_enabled $plugins >/dev/null 2>&1; then
 	changed=1
 	as_root rabbitmq-plugins -q enable $plugins >/dev/null
 fi
+# --- the Debian package's and the alerting rules' checkers ---
+# dpkg-deb, dpkg and start-stop-daemon come with every Debian. promtool
+# comes with Debian's prometheus package, whose server is not wanted here:
+# policy-rc.d keeps the package's scripts from starting it.
+if ! command -v lintian >/dev/null; then
+	echo "test-services: installing lintian" >&2
+	apt_install lintian
+fi
+if ! command -v promtool >/dev/null; then
+	echo "test-services: installing promtool (Debian package prometheus, not started)" >&2
+	policy=/usr/sbin/policy-rc.d
+	if [ -e "$policy" ]; then
+		apt_install prometheus
+	else
+		as_root sh -c "printf '#!/bin/sh\nexit 101\n' > $policy && chmod 755 $policy"
+		apt_install prometheus || { as_root rm -f "$policy"; exit 1; }
+		as_root rm -f "$policy"
+	fi
+fi
+
 # Silent when there was nothing to do.
-[ -z "$changed" ] || echo "test-services: MariaDB, PostgreSQL and RabbitMQ ready" >&2
+[ -z "$changed" ] || echo "test-services: MariaDB, PostgreSQL, RabbitMQ, lintian and promtool ready" >&2

@@ -101,7 +101,14 @@ func conversation(t *testing.T, f *opensipstest.Server, p *proc) {
 		"#add <user_name> [<room_name>] - add a user to the conference room\r\n" +
 		"#modify <user_name> owner|admin|member [<room_name>] - change the role of a member\r\n" +
 		"#reject, #leave, #members - the same as #deny, #exit, #list\r\n" +
-		"##<text> - send a message that starts with #\r\n"})
+		"##<text> - send a message that starts with #\r\n" +
+		"For the owner and admins:\r\n" +
+		"#remove <user_name> [<room_name>] [<reason>] - remove a user, saying why\r\n" +
+		"#ban <user_name> [<room_name>] [<reason>] - remove a user and keep them out\r\n" +
+		"#unban <user_name> [<room_name>] - let a banned user in again\r\n" +
+		"#bans [<room_name>] - list the banned users\r\n" +
+		"#moderate on|off [<room_name>] - let only the owner, admins and members with voice speak\r\n" +
+		"#voice|#devoice <user_name> [<room_name>] - give a member voice, or take it away\r\n"})
 	step(t, f, alice, r, r, "#foo bar",
 		want{to: alice, body: "invalid command '#foo' - send '#help' for details", reply: true})
 

@@ -9,9 +9,7 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"testing"
@@ -30,20 +28,11 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	imcdBin = filepath.Join(dir, "imcd")
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		// scripts/test.sh puts its Go on PATH; this is for a bare `go test`
-		// from a toolchain that is not (the test binary was built by it).
-		//lint:ignore SA1019 no other way to find the toolchain that built us
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	args := []string{"build", "-o", imcdBin}
+	var flags []string
 	if os.Getenv("IMCD_E2E_RACE") != "" {
-		args = append(args, "-race")
+		flags = append(flags, "-race")
 	}
-	build := exec.Command(goBin, append(args, ".")...)
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
+	if err := imcdproc.Build(imcdBin, ".", flags...); err != nil {
 		fmt.Fprintln(os.Stderr, "building imcd:", err)
 		os.Exit(1)
 	}

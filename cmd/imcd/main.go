@@ -3,9 +3,13 @@
 // imc tables, answers through OpenSIPS's t_uac_dlg, and serves the imc MI
 // commands.
 //
-// Exit codes: 0 after a clean stop (SIGTERM/SIGINT, drained); 1 when a
-// running daemon fails or a second signal cut the drain short; 2 for a
-// configuration or usage error; 3 when start-up failed (database, sockets).
+// `imcd -version` prints the version; `imcd -check` checks the configuration
+// and the database's tables and prints what would be used (pkg/preflight).
+//
+// Exit codes: 0 after a clean stop (SIGTERM/SIGINT, drained), or a -check
+// that found nothing wrong; 1 when a running daemon fails or a second signal
+// cut the drain short; 2 for a configuration or usage error; 3 when start-up
+// failed (database, sockets), or -check found what would make it fail.
 package main
 
 import (
@@ -22,6 +26,7 @@ import (
 	"github.com/imcd-sip/imcd/pkg/config"
 	"github.com/imcd-sip/imcd/pkg/daemon"
 	"github.com/imcd-sip/imcd/pkg/logkey"
+	"github.com/imcd-sip/imcd/pkg/preflight"
 )
 
 // Exit codes, documented in docs/operations.md.
@@ -32,20 +37,28 @@ const (
 	exitStart   = 3
 )
 
-func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
-func run(args []string, stderr io.Writer) int {
-	cfg, path, err := config.Load(args, stderr)
+func run(args []string, stdout, stderr io.Writer) int {
+	cmd, err := config.Parse(args, stderr)
 	if errors.Is(err, config.ErrHelp) {
+		return exitOK
+	}
+	if cmd.Action == config.ActionVersion {
+		printVersion(stdout)
 		return exitOK
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "imcd: configuration: %v\n", err)
 		return exitConfig
 	}
+	cfg, path := cmd.Config, cmd.Path
 	level := new(slog.LevelVar)
 	level.Set(cfg.LogLevel.Slog())
 	logger := newLogger(stderr, cfg.LogFormat, level)
+	if cmd.Action == config.ActionCheck {
+		return check(cfg, path, stdout, logger)
+	}
 	setProcs(cfg.GOMAXPROCS, logger)
 
 	signals := make(chan os.Signal, 2)
@@ -54,7 +67,7 @@ func run(args []string, stderr io.Writer) int {
 
 	d := daemon.New(cfg, logger)
 	if err := d.Open(context.Background()); err != nil {
-		logger.Error("imcd cannot start", "err", err)
+		logger.Error("imcd cannot start", logkey.Err, err)
 		return exitStart
 	}
 	for sig := range signals {
@@ -62,25 +75,38 @@ func run(args []string, stderr io.Writer) int {
 			reload(path, level, logger)
 			continue
 		}
-		logger.Info("stopping: draining queued requests and deliveries (send the signal again to stop at once)", "signal", sig.String(), "grace", cfg.ShutdownGrace)
+		logger.Info("stopping: draining queued requests and deliveries (send the signal again to stop at once)", logkey.Signal, sig.String(), logkey.Grace, cfg.ShutdownGrace)
 		done := make(chan error, 1)
 		go func() { done <- d.Close() }()
 		for {
 			select {
 			case err := <-done:
 				if err != nil {
-					logger.Warn("stopped with errors", "err", err)
+					logger.Warn("stopped with errors", logkey.Err, err)
 				}
 				return exitOK
 			case sig := <-signals:
 				if sig == syscall.SIGHUP {
 					continue
 				}
-				logger.Warn("second signal: stopping now", "signal", sig.String())
+				logger.Warn("second signal: stopping now", logkey.Signal, sig.String())
 				return exitAborted
 			}
 		}
 	}
+	return exitOK
+}
+
+// check runs `imcd -check`: what would be used goes to stdout, what the
+// store warns about to the log.
+func check(cfg config.Config, path string, stdout io.Writer, logger *slog.Logger) int {
+	v, _ := buildVersion()
+	fmt.Fprintf(stdout, "imcd %s -check\n", v)
+	if err := preflight.Run(context.Background(), cfg, path, stdout, logger); err != nil {
+		fmt.Fprintln(stdout, "\nimcd would not start or work as configured: see the problems above")
+		return exitStart
+	}
+	fmt.Fprintln(stdout, "\nconfiguration OK")
 	return exitOK
 }
 
@@ -93,11 +119,11 @@ func reload(path string, level *slog.LevelVar, logger *slog.Logger) {
 	}
 	cfg := config.Default()
 	if err := config.ReadFile(path, &cfg); err != nil {
-		logger.Error("SIGHUP: config file not reloaded", "err", err)
+		logger.Error("SIGHUP: config file not reloaded", logkey.Err, err)
 		return
 	}
 	level.Set(cfg.LogLevel.Slog())
-	logger.Log(context.Background(), config.LevelNoticeSlog, "SIGHUP: log_level reloaded (other keys take effect at the next restart)", "log_level", cfg.LogLevel.String())
+	logger.Log(context.Background(), config.LevelNoticeSlog, "SIGHUP: log_level reloaded (other keys take effect at the next restart)", logkey.LogLevel, cfg.LogLevel.String())
 }
 
 // newLogger writes OpenSIPS's level names (NOTICE, CRIT, ALERT) where slog

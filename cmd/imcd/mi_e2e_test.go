@@ -63,17 +63,7 @@ func TestMITransports(t *testing.T) {
 	if err := syscall.Mkfifo(replyPath, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	got := make(chan []byte, 1)
-	go func() {
-		r, err := os.OpenFile(replyPath, os.O_RDONLY, 0)
-		if err != nil {
-			got <- []byte(err.Error())
-			return
-		}
-		b, _ := io.ReadAll(r)
-		r.Close()
-		got <- b
-	}()
+	wait := awaitFIFOReply(replyPath)
 	w, err := os.OpenFile(p.fifo, os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -82,13 +72,12 @@ func TestMITransports(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.Close()
-	select {
-	case b := <-got:
-		if string(b) != `{"jsonrpc":"2.0",`+rooms+`,"id":"6447"}` {
-			t.Errorf("fifo imc_list_rooms: %s", b)
-		}
-	case <-time.After(5 * time.Second):
+	b, ok := wait(5 * time.Second)
+	if !ok {
 		t.Fatal("no FIFO reply")
+	}
+	if string(b) != `{"jsonrpc":"2.0",`+rooms+`,"id":"6447"}` {
+		t.Errorf("fifo imc_list_rooms: %s", b)
 	}
 }
 

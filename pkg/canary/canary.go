@@ -25,6 +25,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/imcd-sip/imcd/pkg/logging"
 	"github.com/imcd-sip/imcd/pkg/logkey"
 )
 
@@ -111,7 +112,7 @@ func (p *Prober) Open(ctx context.Context) error {
 	if p.Timeout <= 0 {
 		p.Timeout = DefaultTimeout
 	}
-	p.log = logkey.Child(p.Logger, logkey.SystemCanary)
+	p.log = logging.Child(p.Logger, logkey.SystemCanary)
 	var rnd [6]byte
 	_, _ = rand.Read(rnd[:])
 	p.id = hex.EncodeToString(rnd[:])

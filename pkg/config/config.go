@@ -34,6 +34,9 @@ type Config struct {
 	RoomsTable   string
 	MembersTable string
 	CreateTables bool
+	// imcd's own tables of bans, moderated rooms and voices.
+	BansTable       string
+	ModerationTable string
 
 	// Rooms.
 	HashSize       int // 2^HashSize shards
@@ -86,6 +89,11 @@ type Config struct {
 	UsrlocDomain    string // domain added to a usrloc AOR without one (use_domain off)
 	UsrlocTable     string // usrloc's table, for ul_show_contact
 	DeliveryPath    string // PathProxy or PathContact
+
+	// event_stream's bounds (opensips.EventStreamServer).
+	EventMaxConns     int
+	EventAtMaxConns   string // opensips.AtMaxRefuse or opensips.AtMaxCloseIdle
+	EventFrameTimeout time.Duration
 
 	// Delivery (pkg/delivery's Scheduler).
 	DeliveryQueue       int
@@ -143,6 +151,8 @@ func Default() Config {
 		DataDir:          "var",
 		RoomsTable:       store.DefaultRoomsTable,
 		MembersTable:     store.DefaultMembersTable,
+		BansTable:        store.DefaultBansTable,
+		ModerationTable:  store.DefaultModTable,
 		HashSize:         4,
 		StartChar:        engine.StartChar,
 		MaxBody:          engine.MaxBody,
@@ -177,6 +187,10 @@ func Default() Config {
 		SubscribeExpire:  opensips.DefaultExpire,
 		SubscribeRenew:   opensips.DefaultRenew,
 		DeliveryTimeout:  opensips.DefaultMITimeout,
+
+		EventMaxConns:     opensips.DefaultMaxConns,
+		EventAtMaxConns:   opensips.AtMaxRefuse,
+		EventFrameTimeout: opensips.DefaultFrameTimeout,
 
 		DeliveryQueue:       delivery.DefaultQueueLimit,
 		DeliveryRoomQueue:   delivery.DefaultRoomLimit,
@@ -255,6 +269,32 @@ func (e *KeyError) Error() string {
 // Unwrap returns ErrInvalid.
 func (e *KeyError) Unwrap() error { return ErrInvalid }
 
+// AnySource is the value of event_sources that accepts events from any
+// address.
+const AnySource = "*"
+
+// errNoSources refuses an empty event_sources, which accepted events from
+// any address without saying so.
+var errNoSources = errors.New("must name the addresses OpenSIPS sends events from (such as 127.0.0.1, or 10.0.0.0/24); " +
+	"to accept events from any address, say so with *")
+
+// anySource is what event_sources = * stands for: every IPv4 and IPv6
+// address.
+func anySource() []netip.Prefix {
+	return []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}
+}
+
+// AcceptsAnySource reports whether event_sources lets events in from any
+// address (*, or a prefix as wide), which the daemon warns about at start.
+func (c *Config) AcceptsAnySource() bool {
+	for _, p := range c.EventSources {
+		if p.Bits() == 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // EventAddress returns EventListen parsed: a TCP address is event_stream,
 // UDP or unixgram event_datagram. The key's parser has checked it.
 func (c *Config) EventAddress() sockets.Address {
@@ -275,6 +315,20 @@ func (c *Config) MIFIFOPath() string {
 		return c.MIFIFO
 	}
 	return filepath.Join(c.DataDir, c.MIFIFO)
+}
+
+// EmbeddedDBFile is the file name of the embedded SQLite database in
+// data_dir, used when db_url is empty.
+const EmbeddedDBFile = "imcd.db"
+
+// EmbeddedDatabase returns the absolute path of the embedded SQLite
+// database. It creates nothing.
+func (c *Config) EmbeddedDatabase() (string, error) {
+	dir, err := filepath.Abs(c.DataDir)
+	if err != nil {
+		return "", fmt.Errorf("data_dir: %w", err)
+	}
+	return filepath.Join(dir, EmbeddedDBFile), nil
 }
 
 // ForwardsMI reports whether any MI command is passed to OpenSIPS.

@@ -26,6 +26,8 @@ var sample = map[string]string{
 	"data_dir":              "/var/lib/imcd",
 	"rooms_table":           "rooms2",
 	"members_table":         "members2",
+	"bans_table":            "bans2",
+	"moderation_table":      "moderation2",
 	"create_tables":         "true",
 	"hash_size":             "6",
 	"imc_cmd_start_char":    "*",
@@ -103,6 +105,10 @@ var sample = map[string]string{
 	"unreachable_retry_max": "20m0s",
 	"ghost_after":           "24h0m0s",
 	"ghost_policy":          "remove",
+
+	"event_max_connections":    "4",
+	"event_at_max_connections": "close_idle",
+	"event_frame_timeout":      "2s",
 
 	"event_source":            "rabbitmq",
 	"rabbitmq_url":            "amqp://imcd:pw@10.0.0.9:5673/imcd",
@@ -197,6 +203,12 @@ func TestInvalidValues(t *testing.T) {
 	f("opensips_mi = 127.0.0.1:8080", "udp:host:port or unix:/path")
 	f("opensips_mi = unix:relative.sock", "must be absolute")
 	f("event_sources = 10.0.0.0/8,bogus", `"bogus" is neither`)
+	f("event_sources =", "to accept events from any address, say so with *")
+	f(`event_sources = ""`, "must name the addresses OpenSIPS sends events from")
+	f("event_sources = ,", "must name the addresses")
+	f("event_at_max_connections = drop", "must be one of refuse, close_idle")
+	f("event_max_connections = 0", "must be between 1 and")
+	f("event_frame_timeout = 1ms", "must be at least 100ms")
 	f("event_expire = soon", "not a duration")
 	f("event_renew = 10m", "shorter than event_expire")
 	f("outbound_proxy = 127.0.0.1", "sip: or sips: URI")
@@ -370,7 +382,9 @@ func TestShippedConfigParses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.DBURL == "" || cfg.EventListen != "tcp:127.0.0.1:9998" || cfg.MIFIFO != "/run/imcd/imcd_fifo" {
+	// The Debian package installs it as /etc/imcd/imcd.conf: the embedded
+	// SQLite database in /var/lib/imcd, the FIFO in /run/imcd.
+	if cfg.DBURL != "" || cfg.DataDir != "/var/lib/imcd" || cfg.EventListen != "tcp:127.0.0.1:9998" || cfg.MIFIFO != "/run/imcd/imcd_fifo" {
 		t.Fatalf("unexpected values: %+v", cfg)
 	}
 }
@@ -389,4 +403,53 @@ func TestSockets(t *testing.T) {
 	f("tcp:127.0.0.1:9998", "tcp", "127.0.0.1:9998")
 	f("udp:127.0.0.1:9999", "udp", "127.0.0.1:9999")
 	f("unix:/run/imcd/ev.sock", "unixgram", "/run/imcd/ev.sock")
+}
+
+// TestEventSources: an empty event_sources, which used to accept events
+// from any address without a word, is refused; * says so explicitly.
+func TestEventSources(t *testing.T) {
+	cfg, _, err := Load([]string{"-config", writeFile(t, "event_sources = *\n")}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.AcceptsAnySource() || len(cfg.EventSources) != 2 {
+		t.Fatalf("event_sources = * gave %v", cfg.EventSources)
+	}
+	for _, k := range Keys() {
+		if k.Name == "event_sources" && k.Get(&cfg) != "*" {
+			t.Fatalf("written back as %q", k.Get(&cfg))
+		}
+	}
+	if d := Default(); d.AcceptsAnySource() {
+		t.Fatal("the default accepts any source")
+	}
+	// The flag as well as the file.
+	if _, _, err := Load([]string{"-event_sources", ""}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "say so with *") {
+		t.Fatalf("-event_sources '': %v", err)
+	}
+	// And a configuration built in code.
+	c := Default()
+	c.EventSources = nil
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "event_sources") {
+		t.Fatalf("Validate with no sources: %v", err)
+	}
+}
+
+// TestActions: -version reads no file (a broken one does not hide the
+// version); -check reads and validates everything, as a start would.
+func TestActions(t *testing.T) {
+	cmd, err := Parse([]string{"-version", "-config", "/nonexistent/imcd.conf"}, &bytes.Buffer{})
+	if err != nil || cmd.Action != ActionVersion {
+		t.Fatalf("-version: %+v, %v", cmd.Action, err)
+	}
+	cmd, err = Parse([]string{"-check", "-hash_size", "3"}, &bytes.Buffer{})
+	if err != nil || cmd.Action != ActionCheck || cmd.Config.HashSize != 3 {
+		t.Fatalf("-check: %+v, %v", cmd, err)
+	}
+	if _, err := Parse([]string{"-check", "-config", "/nonexistent/imcd.conf"}, &bytes.Buffer{}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("-check of a missing file: %v", err)
+	}
+	if cmd, err := Parse(nil, &bytes.Buffer{}); err != nil || cmd.Action != ActionRun {
+		t.Fatalf("no flag: %+v, %v", cmd.Action, err)
+	}
 }

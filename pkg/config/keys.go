@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/imcd-sip/imcd/pkg/opensips"
 	"github.com/imcd-sip/imcd/pkg/sockets"
 )
 
@@ -36,6 +37,9 @@ func Keys() []Key {
 			func(c *Config) *string { return &c.DataDir }, nonEmpty),
 		str("rooms_table", "name of the rooms table", func(c *Config) *string { return &c.RoomsTable }, identifier),
 		str("members_table", "name of the members table", func(c *Config) *string { return &c.MembersTable }, identifier),
+		str("bans_table", "name of imcd's table of the users banned from rooms (#ban)", func(c *Config) *string { return &c.BansTable }, identifier),
+		str("moderation_table", "name of imcd's table of moderated rooms and members with voice (#moderate, #voice)",
+			func(c *Config) *string { return &c.ModerationTable }, identifier),
 		boolean("create_tables", "create missing tables (and version rows) at start; always done for the embedded SQLite default",
 			func(c *Config) *bool { return &c.CreateTables }),
 
@@ -118,8 +122,11 @@ func Keys() []Key {
 			func(c *Config) *string { return &c.EventListen }, eventAddr),
 		str("event_socket", "socket OpenSIPS is told to send events to (event_subscribe); empty = event_listen",
 			func(c *Config) *string { return &c.EventSocket }, orEmpty(eventAddr)),
-		{Name: "event_sources", Usage: "comma-separated addresses or prefixes events are accepted from; others are dropped and counted",
+		{Name: "event_sources", Usage: "comma-separated addresses or prefixes events are accepted from; others are dropped and counted; * = any address (logged as a warning at start); empty is refused",
 			get: func(c *Config) string {
+				if c.AcceptsAnySource() {
+					return AnySource
+				}
 				s := make([]string, len(c.EventSources))
 				for i, p := range c.EventSources {
 					s[i] = p.String()
@@ -127,6 +134,10 @@ func Keys() []Key {
 				return strings.Join(s, ",")
 			},
 			set: func(c *Config, v string) error {
+				if strings.TrimSpace(v) == AnySource {
+					c.EventSources = anySource()
+					return nil
+				}
 				var ps []netip.Prefix
 				for _, f := range strings.Split(v, ",") {
 					f = strings.TrimSpace(f)
@@ -143,9 +154,18 @@ func Keys() []Key {
 					}
 					ps = append(ps, p)
 				}
+				if len(ps) == 0 {
+					return errNoSources
+				}
 				c.EventSources = ps
 				return nil
 			}},
+		integer("event_max_connections", "event_stream connections open at once (OpenSIPS opens one per node, and an old one may linger after a restart); see event_at_max_connections", 1, 1<<16,
+			func(c *Config) *int { return &c.EventMaxConns }),
+		str("event_at_max_connections", "what one more event_stream connection gets at event_max_connections: refuse (it is closed; those open stay) or close_idle (the connection that has sent nothing for the longest is closed for it; refused when every one is in the middle of an event)",
+			func(c *Config) *string { return &c.EventAtMaxConns }, oneOf(opensips.AtMaxRefuse, opensips.AtMaxCloseIdle)),
+		duration("event_frame_timeout", "longest an event_stream event may take from its first byte to its last; a connection holding an unfinished one longer is closed (a quiet connection between events is not)", 100*time.Millisecond,
+			func(c *Config) *time.Duration { return &c.EventFrameTimeout }),
 		boolean("event_subscribe", "imcd subscribes itself with MI event_subscribe and keeps renewing; off when the script subscribes in startup_route",
 			func(c *Config) *bool { return &c.Subscribe }),
 		duration("event_expire", "expire given to event_subscribe", time.Second,

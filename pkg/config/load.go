@@ -15,36 +15,78 @@ import (
 // written.
 var ErrHelp = flag.ErrHelp
 
+// Action is what the command line asks imcd to do besides its keys.
+type Action int
+
+// The actions: run the daemon (no flag), -check, -version.
+const (
+	// ActionRun starts the daemon.
+	ActionRun Action = iota
+	// ActionCheck loads and validates the configuration and the database's
+	// tables, prints what would be used, and starts nothing.
+	ActionCheck
+	// ActionVersion prints the version; the configuration is not read.
+	ActionVersion
+)
+
+// Command is a parsed command line: the configuration (defaults, then the
+// file, then the flags), the file it came from, and the action.
+type Command struct {
+	Config Config
+	Path   string // the -config file; "" when none
+	Action Action
+}
+
 // Load builds the configuration from the defaults, then the file named by
 // -config (if any), then the flags: flags win over the file. Usage and flag
-// errors are written to out.
+// errors are written to out. -check and -version are accepted and ignored:
+// Parse reports them.
 func Load(args []string, out io.Writer) (Config, string, error) {
+	cmd, err := Parse(args, out)
+	return cmd.Config, cmd.Path, err
+}
+
+// Parse reads the command line as Load does and says which action it asks
+// for. With -version nothing else is read: a broken configuration file
+// does not keep imcd from saying what it is.
+func Parse(args []string, out io.Writer) (Command, error) {
 	cfg := Default()
 	keys := Keys()
 	fs := flag.NewFlagSet("imcd", flag.ContinueOnError)
 	fs.SetOutput(out)
 	configPath := fs.String("config", "", "configuration file (key = value lines; see docs/configuration.md)")
+	check := fs.Bool("check", false, "load and check the configuration and the database's tables, print what would be used, and exit (0: usable); nothing is started, bound or created")
+	version := fs.Bool("version", false, "print imcd's version, commit and Go version, and exit")
 	for _, k := range keys {
 		fs.Var(&flagValue{k: k, c: &cfg}, k.Name, k.Usage)
 	}
 	fs.Usage = func() {
-		fmt.Fprintf(out, "Usage: imcd [-config FILE] [-KEY VALUE ...]\n\n"+
+		fmt.Fprintf(out, "Usage: imcd [-config FILE] [-check | -version] [-KEY VALUE ...]\n\n"+
 			"imcd runs IMC conference rooms for OpenSIPS. Every KEY may be given in the\n"+
 			"config file (KEY = VALUE) or as a flag; flags win.\n\n")
 		fs.PrintDefaults()
 	}
+	cmd := Command{Config: cfg}
 	if err := fs.Parse(args); err != nil {
-		return cfg, "", err
+		return cmd, err
+	}
+	switch {
+	case *version:
+		cmd.Action = ActionVersion
+		return cmd, nil
+	case *check:
+		cmd.Action = ActionCheck
 	}
 	if fs.NArg() > 0 {
-		return cfg, "", fmt.Errorf("%w: unexpected argument %q", ErrInvalid, fs.Arg(0))
+		return cmd, fmt.Errorf("%w: unexpected argument %q", ErrInvalid, fs.Arg(0))
 	}
+	cmd.Path = *configPath
 	if *configPath != "" {
 		set := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 		fromFile := Default()
 		if err := readFile(*configPath, &fromFile); err != nil {
-			return cfg, *configPath, err
+			return cmd, err
 		}
 		// Re-apply the flags given on the command line on top of the file.
 		for _, k := range keys {
@@ -54,10 +96,8 @@ func Load(args []string, out io.Writer) (Config, string, error) {
 		}
 		cfg = fromFile
 	}
-	if err := cfg.Validate(); err != nil {
-		return cfg, *configPath, err
-	}
-	return cfg, *configPath, nil
+	cmd.Config = cfg
+	return cmd, cfg.Validate()
 }
 
 // ReadFile applies the key = value lines of the file at path on top of c.
@@ -132,6 +172,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ForwardsMI() && c.OpenSIPSMI == "" {
 		return &KeyError{Key: "mi_passthrough", Reason: "needs opensips_mi"}
+	}
+	if len(c.EventSources) == 0 {
+		return &KeyError{Key: "event_sources", Reason: errNoSources.Error()}
 	}
 	if c.StartChar == 0 {
 		return &KeyError{Key: "imc_cmd_start_char", Reason: "must be set"}

@@ -26,6 +26,7 @@ import (
 
 	"github.com/imcd-sip/imcd/pkg/imc"
 	"github.com/imcd-sip/imcd/pkg/jsonrpc"
+	"github.com/imcd-sip/imcd/pkg/logging"
 	"github.com/imcd-sip/imcd/pkg/logkey"
 	"github.com/imcd-sip/imcd/pkg/opensips"
 )
@@ -114,7 +115,7 @@ func (d *Directory) Open(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	d.log = logkey.Child(d.Logger, logkey.SystemContacts)
+	d.log = logging.Child(d.Logger, logkey.SystemContacts)
 	d.members = make(map[string]*member)
 	d.asks = make(chan string, lookupQueue)
 	if d.LookupRate <= 0 {

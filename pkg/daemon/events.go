@@ -22,9 +22,13 @@ func (d *Daemon) openEvents(ctx context.Context) error {
 		usrloc = d
 	}
 	var srv eventServer
+	if d.cfg.AcceptsAnySource() {
+		d.logger.Warn("event_sources = *: events are accepted from any address, and whoever can send one speaks as any user (docs/security.md); list OpenSIPS's addresses instead")
+	}
 	if a.Network == sockets.TCP {
 		srv = &opensips.EventStreamServer{Addr: a.Addr, Sink: d, Usrloc: usrloc, Observer: d.metrics, Logger: d.logger, EventName: d.cfg.EventName,
-			Allow: d.cfg.EventSources, MaxFrame: d.cfg.MaxEventSize, OnDisconnect: d.resubscribe}
+			Allow: d.cfg.EventSources, MaxFrame: d.cfg.MaxEventSize, OnDisconnect: d.resubscribe,
+			MaxConns: d.cfg.EventMaxConns, AtMaxConns: d.cfg.EventAtMaxConns, FrameTimeout: d.cfg.EventFrameTimeout}
 	} else {
 		srv = &opensips.EventDatagramServer{Network: a.Network, Addr: a.Addr, Sink: d, Usrloc: usrloc, Observer: d.metrics, Logger: d.logger,
 			EventName: d.cfg.EventName, Allow: d.cfg.EventSources, ReadBuffer: opensips.DefaultSocketBuffer}
@@ -104,7 +108,7 @@ func (d *Daemon) Usrloc(ev *opensips.UsrlocEvent) {
 	if uri == "" || err != nil {
 		if ok, suppressed := d.ulLog.Allow(time.Now()); ok {
 			d.logger.Warn("usrloc event without a usable AOR ignored (with usrloc's use_domain off, set usrloc_domain; at most one such line in 10 s)",
-				logkey.Event, ev.Name, "aor", ev.AOR, logkey.Err, err, logkey.Suppressed, suppressed)
+				logkey.Event, ev.Name, logkey.AOR, ev.AOR, logkey.Err, err, logkey.Suppressed, suppressed)
 		}
 		return
 	}
@@ -125,7 +129,7 @@ func (d *Daemon) ready() error {
 	if err := d.store.Ping(ctx); err != nil {
 		return fmt.Errorf("database: %w", err)
 	}
-	d.db.answered()
+	d.db.Answered()
 	// Each node's E_IMC_MESSAGE subscription; the usrloc ones are not
 	// needed to take MESSAGEs.
 	for i, sub := range d.eventSubs {
@@ -133,8 +137,8 @@ func (d *Daemon) ready() error {
 			return fmt.Errorf("not subscribed to OpenSIPS events at %s", d.miClients[i].Addr)
 		}
 	}
-	if d.broker != nil {
-		return d.broker.ready()
+	if d.cfg.IsRabbitMQ() {
+		return d.rabbitMQReady()
 	}
 	return nil
 }

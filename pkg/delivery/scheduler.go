@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/imcd-sip/imcd/pkg/imc"
+	"github.com/imcd-sip/imcd/pkg/logging"
 	"github.com/imcd-sip/imcd/pkg/logkey"
 )
 
@@ -148,7 +149,7 @@ type Scheduler struct {
 	pendingWake bool
 	wg          sync.WaitGroup
 	closeOnce   sync.Once
-	lossLog     logkey.Limit
+	lossLog     logging.Limit
 
 	// Owned by the loop.
 	picks  []pick
@@ -177,7 +178,7 @@ func (s *Scheduler) Open(ctx context.Context) error {
 			return fmt.Errorf("%w: endpoint %d has no Sender", ErrNoEndpoint, i)
 		}
 	}
-	s.log = logkey.Child(s.Logger, logkey.SystemDelivery)
+	s.log = logging.Child(s.Logger, logkey.SystemDelivery)
 	if s.obs = s.Observer; s.obs == nil {
 		s.obs = NopObserver{}
 	}
@@ -194,8 +195,8 @@ func (s *Scheduler) Open(ctx context.Context) error {
 	s.wg.Add(1)
 	go s.run()
 	s.opened = true
-	s.log.Info("delivery scheduler ready", "endpoints", len(s.Endpoints), "rate_max", st.rateMax,
-		"outstanding", st.outstanding, "member_inflight", st.memberInflight, "member_queue", st.memberQueue)
+	s.log.Info("delivery scheduler ready", logkey.Endpoints, len(s.Endpoints), logkey.RateMax, st.rateMax,
+		logkey.Outstanding, st.outstanding, logkey.MemberInflight, st.memberInflight, logkey.MemberQueue, st.memberQueue)
 	return nil
 }
 

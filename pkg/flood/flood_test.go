@@ -92,6 +92,51 @@ func TestFanout(t *testing.T) {
 	f(time.Minute+600*time.Millisecond, "carol", Allowed)
 }
 
+// TestSpendBurst is issue 19's burst: 20 lines into a room of 500, all
+// admitted at intake before any was handled (Allow is only a pre-filter),
+// then handled one by one. Charging after the fact let every one through
+// (9,980 MESSAGEs against a burst of 4,000); Spend lets through what the
+// budget holds plus one line: 9 lines, 4,491.
+func TestSpendBurst(t *testing.T) {
+	l := &Limiter{Rate: 10, Burst: 20, FanoutRate: 200, FanoutBurst: 4000}
+	key := []byte("alice")
+	for i := range 20 {
+		if d := l.Allow(key, t0); d != Allowed {
+			t.Fatalf("line %d refused at intake: %d", i, d)
+		}
+	}
+	sent, told := 0, 0
+	for range 20 {
+		switch l.Spend(key, 499, t0) {
+		case Allowed:
+			sent += 499
+		case FirstRefusal:
+			told++
+		}
+	}
+	if sent != 9*499 || sent > 4000+499-1 || told != 1 {
+		t.Fatalf("sent %d MESSAGEs (want %d, at most fanout_burst + one line's fan-out), told %d times", sent, 9*499, told)
+	}
+	// The refusal is shared with Allow: the sender is not told again.
+	if d := l.Allow(key, t0); d != Refused {
+		t.Fatalf("next line at intake: %d, want Refused", d)
+	}
+	// Check takes nothing, and says the same.
+	if d := l.Check(key, t0); d != Refused {
+		t.Fatalf("Check in debt: %d", d)
+	}
+	if d := l.Check([]byte("bob"), t0); d != Allowed {
+		t.Fatalf("Check of a fresh sender: %d", d)
+	}
+	if d := l.Spend([]byte("bob"), 0, t0); d != Allowed {
+		t.Fatalf("Spend of nothing: %d", d)
+	}
+	var off Limiter
+	if off.Spend(key, 1e6, t0) != Allowed || off.Check(key, t0) != Allowed || off.Len() != 0 {
+		t.Fatal("a zero Limiter counted a spend")
+	}
+}
+
 // TestFanoutOnly: with Rate 0 events are not counted, deliveries are.
 func TestFanoutOnly(t *testing.T) {
 	l := &Limiter{FanoutRate: 1, FanoutBurst: 5}

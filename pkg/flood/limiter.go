@@ -11,10 +11,14 @@ const shards = 64
 // Limiter keeps two token buckets per key (sender). Events: Burst at once,
 // then Rate per second; each event Allow admits takes one. Fan-out: what
 // the admitted events made imcd send, FanoutBurst deliveries at once, then
-// FanoutRate per second; Charge takes them after the event was handled,
-// when the number is known, and may leave the bucket in debt: the sender's
-// next events are refused until it has refilled, so one line into a
-// 1,000-member room costs as much as 1,000 lines into a room of two.
+// FanoutRate per second. The number is known only once an event is
+// handled: Spend checks and takes it then, in one step, and may leave the
+// bucket in debt by what that one event costs; the sender's next events
+// are refused until it has refilled, so one line into a 1,000-member room
+// costs as much as 1,000 lines into a room of two. Allow's check of the
+// credit is only a pre-filter: events queued before the budget ran out
+// pass it, and Spend stops them, so a burst sends at most FanoutBurst plus
+// one event's fan-out (less one) before the refill.
 //
 // A zero Rate leaves events uncounted, a zero FanoutRate deliveries; with
 // both zero every request is allowed.
@@ -73,6 +77,47 @@ func (l *Limiter) Allow(key []byte, now time.Time) Decision {
 		b.limited = false
 		return Allowed
 	}
+	return b.refuse()
+}
+
+// Spend admits an event of key that makes imcd send deliveries, at time
+// now, when the sender has fan-out credit for at least one delivery (no
+// debt), and takes them all from it, going into debt if need be. The
+// check and the charge are one step, so events handled one after another
+// each see what the previous ones cost. Refusals are reported as Allow
+// reports them, sharing its "told once" state. Like Allow, it allocates
+// only for a sender it does not know.
+func (l *Limiter) Spend(key []byte, deliveries int, now time.Time) Decision {
+	if l.FanoutRate <= 0 || deliveries <= 0 {
+		return Allowed
+	}
+	s, b := l.bucket(key, now)
+	defer s.mu.Unlock()
+	if b.credit < 1 {
+		return b.refuse()
+	}
+	b.credit -= float64(deliveries)
+	return Allowed
+}
+
+// Check reports, without taking anything, whether key has fan-out credit
+// (is not in debt) at time now: for an event whose cost is charged later,
+// when it is known (a command's notices, once its changes are saved).
+func (l *Limiter) Check(key []byte, now time.Time) Decision {
+	if l.FanoutRate <= 0 {
+		return Allowed
+	}
+	s, b := l.bucket(key, now)
+	defer s.mu.Unlock()
+	if b.credit < 1 {
+		return b.refuse()
+	}
+	return Allowed
+}
+
+// refuse records a refusal: the first since the sender was last allowed,
+// or another one.
+func (b *bucket) refuse() Decision {
 	if b.limited {
 		return Refused
 	}

@@ -7,17 +7,20 @@ type AdminKind uint8
 
 // Operator actions.
 const (
-	AdminCreate  AdminKind = iota + 1 // create Room (Private) owned by User
-	AdminDestroy                      // destroy Room, telling its members
-	AdminAdd                          // add User to Room as an active member
-	AdminRemove                       // remove User from Room (never the owner)
-	AdminSetRole                      // set User's Role in Room
-	AdminNotice                       // send Text to every active member of Room
+	AdminCreate   AdminKind = iota + 1 // create Room (Private) owned by User
+	AdminDestroy                       // destroy Room, telling its members
+	AdminAdd                           // add User to Room as an active member
+	AdminRemove                        // remove User from Room (never the owner)
+	AdminSetRole                       // set User's Role in Room
+	AdminNotice                        // send Text to every active member of Room
+	AdminBan                           // ban User from Room (Text: the reason), removing them if present
+	AdminUnban                         // lift User's ban from Room
+	AdminModerate                      // make Room moderated (Moderated) or not
 )
 
 // String returns the Result.Command of the action: "admin-create",
 // "admin-destroy", "admin-add", "admin-remove", "admin-set-role",
-// "admin-notice".
+// "admin-notice", "admin-ban", "admin-unban", "admin-moderate".
 func (k AdminKind) String() string {
 	switch k {
 	case AdminCreate:
@@ -32,6 +35,12 @@ func (k AdminKind) String() string {
 		return "admin-set-role"
 	case AdminNotice:
 		return "admin-notice"
+	case AdminBan:
+		return "admin-ban"
+	case AdminUnban:
+		return "admin-unban"
+	case AdminModerate:
+		return "admin-moderate"
 	}
 	return fmt.Sprintf("admin(%d)", uint8(k))
 }
@@ -44,7 +53,11 @@ type AdminOp struct {
 	Private bool
 	User    URI
 	Role    Role
-	Text    string
+	// Text is the notice's text (AdminNotice), or the reason of a removal
+	// or ban ("" for none).
+	Text string
+	// Moderated is what AdminModerate makes the room.
+	Moderated bool
 }
 
 // RoomKey is the key of the room op concerns; the daemon routes by it as it
@@ -53,24 +66,29 @@ func (op AdminOp) RoomKey() string { return op.Room.Key() }
 
 // Admin applies an operator action from the MI with the operator's
 // authority, within the room and member policy. Errors wrap ErrNoSuchRoom,
-// ErrRoomExists, ErrNotMember, ErrAlreadyMember, ErrOwner, ErrTooLong,
-// ErrPolicy or ErrBadArgument and say what was wrong. Create requires op.User as owner (new room, owner member, owner
+// ErrRoomExists, ErrNotMember, ErrAlreadyMember, ErrBanned, ErrNotBanned,
+// ErrOwner, ErrTooLong, ErrPolicy or ErrBadArgument and say what was wrong. Create requires op.User as owner (new room, owner member, owner
 // told "*** room was created"); Destroy tells all members "The room has been
 // destroyed"; Add adds an active member (broadcast joined); Remove never the
 // owner (target told, room told "has been removed"); SetRole as #modify but
 // by the operator (granting owner transfers ownership, the old owner becomes
 // admin; the owner cannot be demoted except by transferring; setting the
 // role a member has is a Result without changes); Notice sends op.Text to
-// every active member, from the room URI. Notices carry no InReplyTo.
+// every active member, from the room URI. Remove and Ban carry op.Text as
+// the reason. Ban removes the user if present (never the owner; the user
+// told, the room told "has been banned") and keeps them out; Unban lifts a
+// ban (the room told); Moderate makes the room moderated or not (the room
+// told; the state it has already is a Result without changes). A banned
+// user cannot be added. Notices carry no InReplyTo.
 func (e *Engine) Admin(v View, op AdminOp) (Result, error) {
 	res := Result{Command: op.Kind.String(), Outcome: OK}
-	if op.Kind < AdminCreate || op.Kind > AdminNotice {
+	if op.Kind < AdminCreate || op.Kind > AdminModerate {
 		return res, fmt.Errorf("%w: unknown operator action %d", ErrBadArgument, op.Kind)
 	}
 	if reason := op.Room.check(); reason != "" {
 		return res, fmt.Errorf("%w: room %q: %s", ErrBadArgument, op.Room.String(), reason)
 	}
-	if op.Kind != AdminDestroy && op.Kind != AdminNotice {
+	if op.Kind != AdminDestroy && op.Kind != AdminNotice && op.Kind != AdminModerate {
 		if reason := op.User.check(); reason != "" {
 			return res, fmt.Errorf("%w: user %q: %s", ErrBadArgument, op.User.String(), reason)
 		}
@@ -90,6 +108,9 @@ func (e *Engine) Admin(v View, op AdminOp) (Result, error) {
 		m, ok := r.Member(op.User)
 		if ok && m.Active() {
 			return res, fmt.Errorf("%s in room %s: %w", m.URI, r.URI, ErrAlreadyMember)
+		}
+		if b, banned := r.Banned(op.User); banned {
+			return res, fmt.Errorf("%s from room %s; unban them first: %w", b.User, r.URI, ErrBanned)
 		}
 		if !ok {
 			if err := e.adminMemberError(op.User, r.URI, "added"); err != nil {
@@ -114,7 +135,34 @@ func (e *Engine) Admin(v View, op AdminOp) (Result, error) {
 		if m.Owner() {
 			return res, fmt.Errorf("%s owns room %s: %w", m.URI, r.URI, ErrOwner)
 		}
-		res.Changes, res.Notices = removal(a, r, m)
+		if err := reasonFits(op.Text); err != nil {
+			return res, err
+		}
+		res.Changes, res.Notices = removal(a, r, m, op.Text)
+	case AdminBan:
+		if b, banned := r.Banned(op.User); banned {
+			return res, fmt.Errorf("%s is already banned from room %s: %w", b.User, r.URI, ErrBanned)
+		}
+		if m, ok := r.Member(op.User); ok && m.Owner() {
+			return res, fmt.Errorf("%s owns room %s: %w", m.URI, r.URI, ErrOwner)
+		}
+		if err := reasonFits(op.Text); err != nil {
+			return res, err
+		}
+		if err := lengths(r.URI, op.User); err != nil {
+			return res, err
+		}
+		res.Changes, res.Notices = banning(a, r, op.User, URI{}, op.Text)
+	case AdminUnban:
+		b, banned := r.Banned(op.User)
+		if !banned {
+			return res, fmt.Errorf("%s from room %s: %w", op.User, r.URI, ErrNotBanned)
+		}
+		res.Changes, res.Notices = unbanning(a, r, b)
+	case AdminModerate:
+		if r.Moderated() != op.Moderated {
+			res.Changes, res.Notices = moderating(a, r, op.Moderated, URI{})
+		}
 	case AdminSetRole:
 		if op.Role > RoleOwner {
 			return res, fmt.Errorf("%w: unknown role %d", ErrBadArgument, op.Role)
@@ -168,6 +216,14 @@ func (e *Engine) adminCreate(res Result, existing *Room, op AdminOp) (Result, er
 	}
 	res.Notices = []Notice{{From: op.Room, To: op.User, Body: txtCreated, ContentType: textPlain}}
 	return res, nil
+}
+
+// reasonFits checks the length of a removal's or ban's reason.
+func reasonFits(reason string) error {
+	if len(reason) > MaxReasonLen {
+		return fmt.Errorf("reason of %d bytes, the limit is %d: %w", len(reason), MaxReasonLen, ErrTooLong)
+	}
+	return nil
 }
 
 // lengths checks that a member row for user in room fits the columns.

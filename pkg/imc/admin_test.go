@@ -1,41 +1,13 @@
 package imc
 
 import (
-	"errors"
 	"strings"
 	"testing"
 )
 
 func TestAdmin(t *testing.T) {
 	w := newWorld(t, nativeRules())
-	f := func(op AdminOp, want ...string) {
-		t.Helper()
-		res, err := w.e.Admin(w.rs, op)
-		if err != nil {
-			t.Fatalf("Admin(%+v): %v", op, err)
-		}
-		if res.Command != op.Kind.String() {
-			t.Errorf("Command %q, want %q", res.Command, op.Kind)
-		}
-		checkResult(t, res)
-		for _, n := range res.Notices {
-			if n.InReplyTo != "" {
-				t.Errorf("operator notice with InReplyTo: %+v", n)
-			}
-		}
-		eq(t, op.Kind.String(), render(res), want)
-		w.rs.Apply(res.Changes)
-	}
-	fails := func(op AdminOp, sentinel error, msg string) {
-		t.Helper()
-		res, err := w.e.Admin(w.rs, op)
-		if !errors.Is(err, sentinel) || !strings.Contains(err.Error(), msg) {
-			t.Errorf("Admin(%+v): %v, want %v containing %q", op, err, sentinel, msg)
-		}
-		if len(res.Changes)+len(res.Notices) != 0 {
-			t.Errorf("Admin(%+v) failed but returned %v", op, render(res))
-		}
-	}
+	f, fails := w.adminOK, w.adminFails
 	u := func(s string) URI { return uri(t, s) }
 
 	f(AdminOp{Kind: AdminCreate, Room: u("ops"), User: u("bob")}, "ok",

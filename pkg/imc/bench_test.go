@@ -20,9 +20,13 @@ func bigRoom(b *testing.B, n int) *Rooms {
 // BenchmarkChat100: one chat line into a 100-member room, Prepare and
 // Handle, as a shard runs it.
 func BenchmarkChat100(b *testing.B) {
+	benchChat(b, bigRoom(b, 100), "sip:user42@example.com;transport=tcp")
+}
+
+// benchChat runs a chat line from "from" into chat-1 of rs, a room of 100.
+func benchChat(b *testing.B, rs *Rooms, from string) {
 	e := NewEngine(DefaultConfig())
-	rs := bigRoom(b, 100)
-	req := Request{From: "sip:user42@example.com;transport=tcp", RURI: "sip:chat-1@example.com", Body: "hello everybody, how are you today?", ContentType: "text/plain;charset=UTF-8", CallID: "abc@h"}
+	req := Request{From: from, RURI: "sip:chat-1@example.com", Body: "hello everybody, how are you today?", ContentType: "text/plain;charset=UTF-8", CallID: "abc@h"}
 	b.ReportAllocs()
 	for b.Loop() {
 		in, err := e.Prepare(req)
@@ -33,6 +37,15 @@ func BenchmarkChat100(b *testing.B) {
 			b.Fatalf("%d notices", len(res.Notices))
 		}
 	}
+}
+
+// BenchmarkChatModerated100: BenchmarkChat100 in a moderated room with
+// bans, the sender given voice: the moderation checks cost no allocation.
+func BenchmarkChatModerated100(b *testing.B) {
+	rs := bigRoom(b, 100)
+	rs.Put(rs.Room("chat-1@example.com").WithModeration(Moderation{Moderated: true, Voiced: []URI{{User: "user42", Host: "example.com"}},
+		Bans: []Ban{{User: URI{User: "troll", Host: "example.com"}}}}))
+	benchChat(b, rs, "sip:User42@example.com;transport=tcp")
 }
 
 // BenchmarkJoin: a #join into a 100-member room (refused: the sender is a

@@ -23,5 +23,6 @@
 //
 // Files: the rules are in handle*.go (one file per group of commands),
 // every text a user can receive in texts.go, the command table in
-// prepare.go, operator actions in admin.go.
+// prepare.go, operator actions in admin.go, a room's bans, moderation and
+// voices in moderation.go (kept beside the standard flags, never in them).
 package imc

@@ -100,6 +100,7 @@ func NewEngine(cfg Config) *Engine {
 	if cfg.History {
 		help += historyHelp
 	}
+	help += moderationHelp
 	if cfg.HistoryMax <= 0 {
 		cfg.HistoryMax = DefaultConfig().HistoryMax
 	}
@@ -127,6 +128,7 @@ type Input struct {
 	room    URI    // the room the request concerns, if any
 	key     string // room.Key(), computed once for routing and lookup
 	roomErr error  // the room argument did not parse
+	reason  string // the reason of a #remove or #ban, "" when none
 	replyID string // Req.CallID when it is safe to echo in a header
 }
 

@@ -14,7 +14,12 @@ var (
 	ErrNotMember = errors.New("not a member")
 	// ErrAlreadyMember: the user is a member (or pending invitee) already.
 	ErrAlreadyMember = errors.New("already a member")
-	// ErrOwner: the operation would remove or demote the room's owner.
+	// ErrBanned: the user is banned from the room (an addition, or a
+	// second ban).
+	ErrBanned = errors.New("banned from the room")
+	// ErrNotBanned: the user to unban is not banned from the room.
+	ErrNotBanned = errors.New("not banned")
+	// ErrOwner: the operation would remove, ban or demote the room's owner.
 	ErrOwner = errors.New("operation not allowed on the owner")
 	// ErrTooLong: a value does not fit the standard tables' 64-character
 	// columns, or a notice text is longer than Config.MaxBody.

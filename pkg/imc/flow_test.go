@@ -13,15 +13,30 @@ import (
 type table struct {
 	rooms   map[string]RoomFlags              // imc_rooms by name@domain
 	members map[string]map[string]MemberFlags // imc_members by room, then user@domain
+	// imcd's moderation tables: bans and voices by room, then user@domain
+	// (the reason of a ban); moderated rooms.
+	bans      map[string]map[string]string
+	voices    map[string]map[string]bool
+	moderated map[string]bool
 }
 
 func newTable(rs *Rooms) *table {
-	tb := &table{rooms: map[string]RoomFlags{}, members: map[string]map[string]MemberFlags{}}
+	tb := &table{rooms: map[string]RoomFlags{}, members: map[string]map[string]MemberFlags{},
+		bans: map[string]map[string]string{}, voices: map[string]map[string]bool{}, moderated: map[string]bool{}}
 	rs.EachRoom(func(r *Room) bool {
-		tb.rooms[r.Key()] = r.Flags
-		tb.members[r.Key()] = map[string]MemberFlags{}
+		k := r.Key()
+		tb.rooms[k] = r.Flags
+		tb.members[k], tb.bans[k], tb.voices[k] = map[string]MemberFlags{}, map[string]string{}, map[string]bool{}
 		for _, m := range r.Members() {
-			tb.members[r.Key()][m.URI.Key()] = m.Flags
+			tb.members[k][m.URI.Key()] = m.Flags
+		}
+		mod := r.Moderation()
+		tb.moderated[k] = mod.Moderated
+		for _, b := range mod.Bans {
+			tb.bans[k][b.User.Key()] = b.Reason
+		}
+		for _, v := range mod.Voiced {
+			tb.voices[k][v.Key()] = true
 		}
 		return true
 	})
@@ -41,10 +56,14 @@ func (tb *table) apply(changes []Change) error {
 				return fmt.Errorf("%v: duplicate room", c)
 			}
 			tb.rooms[room] = c.RoomFlags
-			tb.members[room] = map[string]MemberFlags{}
+			tb.members[room], tb.bans[room], tb.voices[room] = map[string]MemberFlags{}, map[string]string{}, map[string]bool{}
+			tb.moderated[room] = false
 		case OpDeleteRoom:
 			delete(tb.rooms, room)
 			delete(tb.members, room)
+			delete(tb.bans, room)
+			delete(tb.voices, room)
+			delete(tb.moderated, room)
 		case OpUpdateRoom:
 			tb.rooms[room] = c.RoomFlags
 		case OpAddMember:
@@ -62,6 +81,37 @@ func (tb *table) apply(changes []Change) error {
 				return fmt.Errorf("%v: no such member", c)
 			}
 			delete(tb.members[room], member)
+			delete(tb.voices[room], member)
+		case OpModerate, OpUnmoderate:
+			if tb.moderated[room] == (c.Op == OpModerate) {
+				return fmt.Errorf("%v: the room is so already", c)
+			}
+			tb.moderated[room] = c.Op == OpModerate
+		case OpVoice, OpDevoice:
+			if f, ok := tb.members[room][member]; !ok || f&MemberInvited != 0 {
+				return fmt.Errorf("%v: no such active member", c)
+			}
+			if tb.voices[room][member] == (c.Op == OpVoice) {
+				return fmt.Errorf("%v: the member has it so already", c)
+			}
+			if c.Op == OpVoice {
+				tb.voices[room][member] = true
+			} else {
+				delete(tb.voices[room], member)
+			}
+		case OpBan:
+			if _, ok := tb.members[room][member]; ok {
+				return fmt.Errorf("%v: a banned user still a member", c)
+			}
+			if _, ok := tb.bans[room][member]; ok {
+				return fmt.Errorf("%v: duplicate ban", c)
+			}
+			tb.bans[room][member] = c.Reason
+		case OpUnban:
+			if _, ok := tb.bans[room][member]; !ok {
+				return fmt.Errorf("%v: no such ban", c)
+			}
+			delete(tb.bans[room], member)
 		default:
 			return fmt.Errorf("%v: unknown op", c)
 		}
@@ -98,6 +148,20 @@ func (tb *table) same(rs *Rooms) string {
 		}
 		if owners > 1 {
 			diff = append(diff, "two owners in "+key)
+		}
+		mod := r.Moderation()
+		if mod.Moderated != tb.moderated[key] || len(mod.Bans) != len(tb.bans[key]) || len(mod.Voiced) != len(tb.voices[key]) {
+			diff = append(diff, "moderation of "+key)
+		}
+		for _, b := range mod.Bans {
+			if reason, ok := tb.bans[key][b.User.Key()]; !ok || reason != b.Reason {
+				diff = append(diff, "ban "+b.User.Key()+" of "+key)
+			}
+		}
+		for _, v := range mod.Voiced {
+			if !tb.voices[key][v.Key()] {
+				diff = append(diff, "voice "+v.Key()+" of "+key)
+			}
 		}
 	}
 	sort.Strings(diff)
@@ -171,7 +235,8 @@ func TestHandleDoesNotMutate(t *testing.T) {
 	rs := fixture(t)
 	before := rs.Room("pub@h")
 	snapshot := members(rs, "pub")
-	for _, body := range []string{"#join", "#invite bob", "#modify mike owner", "#remove adam", "#destroy", "#exit", "#add bob", "hi"} {
+	for _, body := range []string{"#join", "#invite bob", "#modify mike owner", "#remove adam", "#destroy", "#exit", "#add bob", "hi",
+		"#ban mike", "#ban zed", "#moderate on", "#voice mike"} {
 		e.Handle(rs, prepare(t, e, "alice", "pub", body))
 		if members(rs, "pub") != snapshot {
 			t.Fatalf("%q changed the view", body)

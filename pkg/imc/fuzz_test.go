@@ -82,6 +82,11 @@ func FuzzHandle(f *testing.F) {
 	f.Add("sip:ivy@h", "sip:priv@h", "##hello", "text/html;charset=utf-8")
 	f.Add("sip:adam@h", "sip:pub@h", "#topic lunch at noon", "")
 	f.Add("sip:mike@h", "sip:pub@h", "#history 3", "")
+	f.Add("sip:adam@h", "sip:pub@h", "#ban mike spamming links", "")
+	f.Add("sip:alice@h", "sip:chat-manager@h", "#ban ivy priv", "")
+	f.Add("sip:alice@h", "sip:pub@h", "#moderate on", "")
+	f.Add("sip:adam@h", "sip:priv@h", "#voice mike", "")
+	f.Add("sip:alice@h", "sip:pub@h", "#remove adam pub@h because", "")
 	f.Fuzz(func(t *testing.T, from, ruri, body, ct string) {
 		cfg := DefaultConfig()
 		cfg.MaxBody = 64

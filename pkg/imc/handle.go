@@ -45,6 +45,16 @@ func (e *Engine) Handle(v View, in Input) Result {
 		return c.history()
 	case cmdTopic:
 		return c.topic()
+	case cmdBan:
+		return c.ban()
+	case cmdUnban:
+		return c.unban()
+	case cmdBans:
+		return c.bans()
+	case cmdModerate:
+		return c.moderate()
+	case cmdVoice, cmdDevoice:
+		return c.voice(in.kind == cmdVoice)
 	}
 	return c.refuse(txtInvalid(e.sc, in.Req.Body[1:1+len(in.cmd.Name)]))
 }
@@ -118,7 +128,7 @@ func (c *call) usage() string { return c.e.sc + c.in.cmd.Name + c.spec.args }
 // refusal, or "".
 func (c *call) syntax() string {
 	p := c.in.cmd.Params
-	if c.in.cmd.TooMany || len(p) > c.spec.max {
+	if !c.in.kind.takesReason() && (c.in.cmd.TooMany || len(p) > c.spec.max) {
 		return txtTooMany(c.usage())
 	}
 	if len(p) < c.spec.min {

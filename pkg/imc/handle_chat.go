@@ -15,11 +15,19 @@ func (c *call) chat() Result {
 		return c.refuse(txtNoSuchRoom(in.room))
 	}
 	i := r.find(in.From)
+	if r.mod != nil {
+		if b, ok := r.Banned(in.From); ok {
+			return c.refuse(txtBannedFrom(r.URI, b))
+		}
+	}
 	if i < 0 {
 		return c.refuse(txtNotMember(r.URI))
 	}
 	if r.members[i].Invited() {
 		return c.refuse(txtPending(c.e.sc, r.URI))
+	}
+	if r.mod != nil && !r.MaySpeak(r.members[i]) {
+		return c.refuse(txtModeratedRoom(r.URI))
 	}
 	ct, ok := chatContentType(in.Req.ContentType)
 	if !ok {

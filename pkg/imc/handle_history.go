@@ -27,8 +27,10 @@ func (c *call) history() Result {
 	return res
 }
 
-// topic: anyone who may see the room reads its topic; the owner and admins
-// set it ("-" clears it), and the room is told.
+// topic: anyone who may see the room reads its topic (anyone a public
+// room's, members a private room's: an invitee is asked to accept first,
+// as #list and #history ask); the owner and admins set it ("-" clears
+// it), and the room is told.
 func (c *call) topic() Result {
 	if !c.e.cfg.History {
 		return c.refuse(txtNoTopicsKept)
@@ -43,8 +45,10 @@ func (c *call) topic() Result {
 	text := topicText(c.in.Req.Body, c.in.cmd.Name)
 	m, member := r.Member(c.in.From)
 	if text == "" {
-		if r.Private() && !member {
-			return c.refuse(txtNotMember(r.URI))
+		if r.Private() {
+			if _, msg := c.activeSender(txtPending(c.e.sc, r.URI)); msg != "" {
+				return c.refuse(msg)
+			}
 		}
 		return c.ok(nil, []Notice{c.reply(r.URI, txtTopic(r.topic))})
 	}

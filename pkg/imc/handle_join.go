@@ -63,6 +63,9 @@ func (c *call) createRoom(flags RoomFlags) Result {
 // joinExisting makes the sender an active member of r: a pending invitee
 // accepts, anyone else joins a public room.
 func (c *call) joinExisting(r *Room) Result {
+	if b, ok := r.Banned(c.in.From); ok {
+		return c.refuse(txtBannedFrom(r.URI, b))
+	}
 	if m, ok := r.Member(c.in.From); ok {
 		if m.Active() {
 			return c.refuse(txtAlreadyMember(r.URI))
@@ -105,6 +108,9 @@ func (c *call) accept() Result {
 	r, msg := c.existing()
 	if msg != "" {
 		return c.refuse(msg)
+	}
+	if b, ok := r.Banned(c.in.From); ok {
+		return c.refuse(txtBannedFrom(r.URI, b))
 	}
 	m, ok := r.Member(c.in.From)
 	switch {

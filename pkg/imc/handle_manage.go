@@ -10,6 +10,9 @@ func (c *call) invite() Result {
 	if msg := c.e.memberRefusal(target, r.URI, "invited"); msg != "" {
 		return c.refuse(msg)
 	}
+	if msg := c.bannedRefusal(r, target); msg != "" {
+		return c.refuse(msg)
+	}
 	if m, ok := r.Member(target); ok {
 		if m.Invited() {
 			return c.refuse(txtIsInvited(m.URI, r.URI))
@@ -41,6 +44,9 @@ func (c *call) add() Result {
 		return c.refuse(msg)
 	}
 	if msg := c.e.memberRefusal(target, r.URI, "added"); msg != "" {
+		return c.refuse(msg)
+	}
+	if msg := c.bannedRefusal(r, target); msg != "" {
 		return c.refuse(msg)
 	}
 	m, ok := r.Member(target)
@@ -82,43 +88,69 @@ func joinedNotices(a answer, r *Room, u URI, pending bool) []Notice {
 	return ns
 }
 
-// remove takes a member out of the room: the owner removes anyone but
-// himself, an admin only plain members and pending invitees.
+// remove takes a member out of the room, saying why when a reason is
+// given: the owner removes anyone but himself, an admin only plain members
+// and pending invitees.
 func (c *call) remove() Result {
-	target, r, sender, msg := c.managed()
+	target, r, sender, msg := c.sanctioned(txtRemoveSelf(c.e.sc))
 	if msg != "" {
 		return c.refuse(msg)
 	}
-	if target.Equal(sender.URI) {
-		return c.refuse(txtRemoveSelf(c.e.sc))
-	}
 	m, ok := r.Member(target)
-	switch {
-	case !ok:
+	if !ok {
 		return c.refuse(txtIsNotMember(target, r.URI))
-	case m.Owner():
-		return c.refuse(txtRemoveOwner)
-	case m.Admin() && !sender.Owner():
-		return c.refuse(txtNeedOwnerForAdmin(r.URI))
 	}
-	return c.ok(removal(c.answer(), r, m))
+	if msg := outrankRefusal(r, sender, m, "remove", "removed"); msg != "" {
+		return c.refuse(msg)
+	}
+	return c.ok(removal(c.answer(), r, m, c.in.reason))
 }
 
-// removal is the change and the notices for taking m out of r: m is told,
-// and for an active member so is the rest of the room; a withdrawn
-// invitation concerns only the invitee and whoever withdrew it.
-func removal(a answer, r *Room, m Member) ([]Change, []Notice) {
+// sanctioned runs the checks shared by #remove and #ban: those of managed,
+// that the sender does not name himself (self says so), and the length of
+// the reason.
+func (c *call) sanctioned(self string) (target URI, r *Room, sender Member, msg string) {
+	if target, r, sender, msg = c.managed(); msg != "" {
+		return
+	}
+	switch {
+	case target.Equal(sender.URI):
+		msg = self
+	case len(c.in.reason) > MaxReasonLen:
+		msg = txtReasonTooLong()
+	}
+	return
+}
+
+// outrankRefusal says why sender may not verb ("remove", "ban"; done:
+// "removed", "banned") member m of r, or "": nobody may the owner, and only
+// the owner an admin.
+func outrankRefusal(r *Room, sender, m Member, verb, done string) string {
+	switch {
+	case m.Owner():
+		return txtOwnerExempt(done)
+	case m.Admin() && !sender.Owner():
+		return txtNeedOwnerForAdmin(r.URI, verb)
+	}
+	return ""
+}
+
+// removal is the change and the notices for taking m out of r, with the
+// reason when there is one: m is told, and for an active member so is the
+// rest of the room; a withdrawn invitation concerns only the invitee and
+// whoever withdrew it.
+func removal(a answer, r *Room, m Member, reason string) ([]Change, []Notice) {
 	changes := []Change{{Op: OpRemoveMember, Room: r.URI, Member: m.URI}}
 	if m.Invited() {
-		ns := []Notice{a.to(r.URI, m.URI, txtInviteWithdrawn(r.URI))}
+		ns := []Notice{a.to(r.URI, m.URI, withReason(txtInviteWithdrawn(r.URI), reason))}
 		if !a.sender.IsZero() {
-			ns = append(ns, a.to(r.URI, a.sender, txtWithdrawn(m.URI)))
+			ns = append(ns, a.to(r.URI, a.sender, withReason(txtWithdrawn(m.URI), reason)))
 		}
 		return changes, ns
 	}
 	ns := make([]Notice, 1, len(r.members))
-	ns[0] = a.to(r.URI, m.URI, txtRemovedYou)
-	ns = a.tell(ns, r, txtRemoved(m.URI), func(x Member) bool {
+	ns[0] = a.to(r.URI, m.URI, withReason(txtRemovedYou, reason))
+	ns = a.tell(ns, r, withReason(txtRemoved(m.URI), reason), func(x Member) bool {
 		return x.Active() && !x.URI.Equal(m.URI)
 	})
 	return changes, ns
@@ -185,8 +217,10 @@ func roleChange(a answer, r *Room, m Member, role Role) ([]Change, []Notice) {
 	return changes, a.tell(nil, r, body, active)
 }
 
-// managed runs the checks shared by #invite, #add and #remove: syntax, the
-// user argument, the room, and that the sender is its owner or an admin.
+// managed runs the checks shared by the commands of the owner and admins
+// about a user (#invite, #add, #remove, #ban, #unban, #voice, #devoice):
+// syntax, the user argument, the room, and that the sender is its owner or
+// an admin.
 func (c *call) managed() (target URI, r *Room, sender Member, msg string) {
 	if msg = c.syntax(); msg != "" {
 		return

@@ -87,8 +87,8 @@ func TestRemove(t *testing.T) {
 		f("zed", room, "#remove mike", "refused", r+"zed@h re: You are not a member of sip:"+room+"@h")
 	}
 	f("alice", "gone", "#remove mike", "refused", "gone@h>alice@h re: Room sip:gone@h does not exist")
-	f("alice", "pub", "#remove", "refused", "pub@h>alice@h re: Missing argument: usage #remove <user> [<room>]")
-	f("alice", "mgr", "#remove mike", "refused", "chat-manager@h>alice@h re: sip:chat-manager@h is the room manager, not a room: name the room, as in '#remove <user> <room>'")
+	f("alice", "pub", "#remove", "refused", "pub@h>alice@h re: Missing argument: usage #remove <user> [<room>] [<reason>]")
+	f("alice", "mgr", "#remove mike", "refused", "chat-manager@h>alice@h re: sip:chat-manager@h is the room manager, not a room: name the room, as in '#remove <user> <room> [<reason>]'")
 
 	w := newWorld(t, nativeRules())
 	w.rs.Put(NewRoom(uri(t, "two"), 0, []Member{{uri(t, "alice"), MemberOwner}, {uri(t, "adam"), MemberAdmin}, {uri(t, "ada"), MemberAdmin}}))

@@ -113,7 +113,17 @@ const imcdHelpText = "#create <room_name> private - create a room that others jo
 	"#add <user_name> [<room_name>] - add a user to the conference room\r\n" +
 	"#modify <user_name> owner|admin|member [<room_name>] - change the role of a member\r\n" +
 	"#reject, #leave, #members - the same as #deny, #exit, #list\r\n" +
-	"##<text> - send a message that starts with #\r\n"
+	"##<text> - send a message that starts with #\r\n" + moderationHelpText
+
+// moderationHelpText closes imcdHelpText: the commands of the owner and
+// admins that keep order, with who may use them.
+const moderationHelpText = "For the owner and admins:\r\n" +
+	"#remove <user_name> [<room_name>] [<reason>] - remove a user, saying why\r\n" +
+	"#ban <user_name> [<room_name>] [<reason>] - remove a user and keep them out\r\n" +
+	"#unban <user_name> [<room_name>] - let a banned user in again\r\n" +
+	"#bans [<room_name>] - list the banned users\r\n" +
+	"#moderate on|off [<room_name>] - let only the owner, admins and members with voice speak\r\n" +
+	"#voice|#devoice <user_name> [<room_name>] - give a member voice, or take it away\r\n"
 
 func TestHelp(t *testing.T) {
 	if len(nativeHelpText) != 505 {
@@ -154,7 +164,7 @@ func TestRooms(t *testing.T) {
 	f("zed", "sip:x@nowhere", "#rooms", "ok", "x@nowhere>zed@h re: No rooms")
 	f("mike", "mgr", "#ROOMS", "ok", "chat-manager@h>mike@h re: Rooms:\nsip:away@far (2 members, private, admin)\nsip:priv@h (3 members, private, member)\nsip:pub@h (3 members, member)\nsip:Zoo@h (1 member, invited)")
 	f("alice", "gone", "#rooms", "ok", "gone@h>alice@h re: Rooms:\nsip:priv@h (3 members, private, owner)\nsip:pub@h (3 members, owner)\nsip:Zoo@h (1 member)")
-	f("ivy", "pub", "#rooms", "ok", "pub@h>ivy@h re: Rooms:\nsip:priv@h (3 members, private, invited)\nsip:pub@h (3 members, invited)\nsip:Zoo@h (1 member)")
+	f("ivy", "pub", "#rooms", "ok", "pub@h>ivy@h re: Rooms:\nsip:priv@h (private, invited)\nsip:pub@h (3 members, invited)\nsip:Zoo@h (1 member)")
 	f("bob", "pub", "#rooms", "ok", "pub@h>bob@h re: Rooms:\nsip:away@far (2 members, private, owner)\nsip:other@elsewhere (1 member, owner)\nsip:pub@h (3 members)\nsip:secret@h (1 member, private, owner)\nsip:Zoo@h (1 member, owner)")
 	f("zed", "pub", "#rooms all", "refused", "pub@h>zed@h re: Too many parameters: usage #rooms")
 

@@ -1,6 +1,7 @@
 package imc
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
@@ -213,4 +214,53 @@ func nativeRules() Config {
 	cfg.Domains = []string{AnyDomain}
 	cfg.MemberDomains = []string{AnyDomain}
 	return cfg
+}
+
+// fresh returns a check that runs each request on a fresh world of cfg and
+// compares the rendered Result with want.
+func fresh(t *testing.T, cfg Config) func(from, to, body string, want ...string) {
+	return func(from, to, body string, want ...string) {
+		t.Helper()
+		newWorld(t, cfg).expect(from, to, body, want...)
+	}
+}
+
+// expect runs one request on w and compares the rendered Result with want.
+func (w *world) expect(from, to, body string, want ...string) {
+	w.t.Helper()
+	eq(w.t, from+" "+to+" "+body, w.send(from, to, body), want)
+}
+
+// adminOK runs an operator action on w, which must succeed with the
+// rendered Result want (its notices answering nobody), and applies it.
+func (w *world) adminOK(op AdminOp, want ...string) {
+	w.t.Helper()
+	res, err := w.e.Admin(w.rs, op)
+	if err != nil {
+		w.t.Fatalf("Admin(%+v): %v", op, err)
+	}
+	if res.Command != op.Kind.String() {
+		w.t.Errorf("Command %q, want %q", res.Command, op.Kind)
+	}
+	checkResult(w.t, res)
+	for _, n := range res.Notices {
+		if n.InReplyTo != "" {
+			w.t.Errorf("operator notice with InReplyTo: %+v", n)
+		}
+	}
+	eq(w.t, op.Kind.String(), render(res), want)
+	w.rs.Apply(res.Changes)
+}
+
+// adminFails runs an operator action on w, which must fail with sentinel
+// and msg in its error, and produce nothing.
+func (w *world) adminFails(op AdminOp, sentinel error, msg string) {
+	w.t.Helper()
+	res, err := w.e.Admin(w.rs, op)
+	if !errors.Is(err, sentinel) || !strings.Contains(err.Error(), msg) {
+		w.t.Errorf("Admin(%+v): %v, want %v containing %q", op, err, sentinel, msg)
+	}
+	if len(res.Changes)+len(res.Notices) != 0 {
+		w.t.Errorf("Admin(%+v) failed but returned %v", op, render(res))
+	}
 }

@@ -205,3 +205,41 @@ func TestHistoryNotices(t *testing.T) {
 		t.Fatalf("CatchUpQuery: %+v", q)
 	}
 }
+
+// TestInviteeReadsAsStranger: in a private room a pending invitee gets what
+// a stranger gets from every command that reads the room: no topic, no
+// lines, no members, not even their number, only the request to accept
+// first (issue 19: #topic showed ivy the topic). In a public room, where
+// strangers read the topic, so does an invitee.
+func TestInviteeReadsAsStranger(t *testing.T) {
+	w := newWorld(t, historyRules())
+	w.rs.SetTopic(uri(t, "priv").Key(), Topic{Text: "the secret plan", SetBy: uri(t, "alice")})
+	w.rs.SetTopic(uri(t, "pub").Key(), Topic{Text: "lunch", SetBy: uri(t, "alice")})
+	accept := "priv@h>ivy@h re: You are invited to sip:priv@h but have not joined yet: send '#accept' first"
+	for _, c := range []struct{ body, want string }{
+		{"#topic", accept},
+		{"#subject", accept},
+		{"#history", accept},
+		{"#history 5", accept},
+		{"#list", accept},
+		{"#members", accept},
+		{"#topic now mine", "priv@h>ivy@h re: You are not a member of sip:priv@h"},
+		{"hello?", "priv@h>ivy@h re: You are invited to sip:priv@h but have not joined yet: send '#accept' first"},
+	} {
+		res := w.handle("ivy", "priv", c.body)
+		if res.History != nil || res.Topic != nil || res.Record != nil {
+			t.Errorf("%q: the invitee got a query or a change: %+v", c.body, res)
+		}
+		eq(t, c.body, render(res), []string{"refused", c.want})
+		// A stranger is refused the same, in the words for strangers.
+		if r := w.handle("zed", "priv", c.body); r.Outcome != Refused || r.History != nil || strings.Contains(render(r)[1], "secret") {
+			t.Errorf("%q: a stranger got %v", c.body, render(r))
+		}
+	}
+	eq(t, "#rooms", w.send("ivy", "mgr", "#rooms"), []string{"ok",
+		"chat-manager@h>ivy@h re: Rooms:\nsip:priv@h (private, invited)\nsip:pub@h (3 members, invited)"})
+	eq(t, "public #topic", w.send("ivy", "pub", "#topic"), []string{"ok", "pub@h>ivy@h re: Topic: lunch (set by sip:alice@h)"})
+	// Once accepted, the invitee is a member and reads the room.
+	w.handle("ivy", "priv", "#accept")
+	eq(t, "member #topic", w.send("ivy", "priv", "#topic"), []string{"ok", "priv@h>ivy@h re: Topic: the secret plan (set by sip:alice@h)"})
+}

@@ -14,6 +14,9 @@ import (
 // the domain reqHost, or "".
 func (e *Engine) newRoomRefusal(room URI, reqHost string) string {
 	if !e.namedForRoute(room) {
+		if room.User == e.cfg.RoomPrefix {
+			return txtRoomOnlyPrefix(e.sc, room, e.cfg.RoomPrefix)
+		}
 		return txtRoomPrefix(e.sc, room, e.cfg.RoomPrefix)
 	}
 	if len(e.cfg.Domains) == 0 {
@@ -55,8 +58,12 @@ func (e *Engine) adminMemberError(u, room URI, verb string) error {
 	return nil
 }
 
-// namedForRoute reports whether room's name starts with RoomPrefix.
-func (e *Engine) namedForRoute(room URI) bool { return strings.HasPrefix(room.User, e.cfg.RoomPrefix) }
+// namedForRoute reports whether room's name starts with RoomPrefix and
+// goes on after it: "chat-" alone names no room (sip:chat-@domain).
+func (e *Engine) namedForRoute(room URI) bool {
+	p := e.cfg.RoomPrefix
+	return strings.HasPrefix(room.User, p) && (p == "" || len(room.User) > len(p))
+}
 
 // inDomains reports whether host is one of domains (AnyDomain matches
 // every host).
@@ -75,6 +82,9 @@ func inDomains(host string, domains []string) bool {
 // at start and serves them all the same.
 func (e *Engine) OutsidePolicy(room URI) string {
 	if !e.namedForRoute(room) {
+		if room.User == e.cfg.RoomPrefix {
+			return "name is only " + fmt.Sprintf("%q", e.cfg.RoomPrefix)
+		}
 		return "name does not start with " + fmt.Sprintf("%q", e.cfg.RoomPrefix)
 	}
 	if len(e.cfg.Domains) > 0 && !inDomains(room.Host, e.cfg.Domains) {

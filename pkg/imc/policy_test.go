@@ -22,6 +22,16 @@ func TestRoomPolicy(t *testing.T) {
 	f(def, "zed", "mgr", "#create CHAT-1", "refused", "chat-manager@h>zed@h re: Room sip:CHAT-1@h "+prefixRule)
 	f(def, "zed", "mgr", "#join support", "refused", "chat-manager@h>zed@h re: Room sip:support@h "+prefixRule)
 	f(def, "zed", "alice", "#join", "refused", "alice@h>zed@h re: Room sip:alice@h "+prefixRule)
+	// The prefix alone names no room (issue 19: #create chat- made sip:chat-@h).
+	const onlyPrefix = "not created: a room name needs more than 'chat-', as in '#create chat-team'"
+	f(def, "zed", "mgr", "#create chat-", "refused", "chat-manager@h>zed@h re: Room sip:chat-@h "+onlyPrefix)
+	f(def, "zed", "mgr", "#create chat- private", "refused", "chat-manager@h>zed@h re: Room sip:chat-@h "+onlyPrefix)
+	f(def, "zed", "mgr", "#join chat-", "refused", "chat-manager@h>zed@h re: Room sip:chat-@h "+onlyPrefix)
+	f(def, "zed", "mgr", "#create sip:chat-@h", "refused", "chat-manager@h>zed@h re: Room sip:chat-@h "+onlyPrefix)
+	f(def, "zed", "chat-", "#join", "refused", "chat-@h>zed@h re: Room sip:chat-@h "+onlyPrefix)
+	f(def, "zed", "chat-", "#create chat-", "refused", "chat-@h>zed@h re: Room sip:chat-@h "+onlyPrefix)
+	f(def, "zed", "mgr", "#create chat-a", "ok",
+		"create-room sip:chat-a@h flag=0", "add-member sip:chat-a@h sip:zed@h flag=1", "chat-a@h>zed@h re: *** room was created")
 	// A foreign domain.
 	f(def, "zed", "mgr", "#create sip:chat-x@foreign.example", "refused",
 		"chat-manager@h>zed@h re: Room sip:chat-x@foreign.example not created: rooms can only be created in h")
@@ -119,6 +129,7 @@ func TestAdminPolicy(t *testing.T) {
 	u := func(s string) URI { return uri(t, s) }
 	def := DefaultConfig()
 	f(def, AdminOp{Kind: AdminCreate, Room: u("alice"), User: u("zed")}, "room names here start with 'chat-'")
+	f(def, AdminOp{Kind: AdminCreate, Room: u("chat-"), User: u("zed")}, "a room name needs more than 'chat-'")
 	f(def, AdminOp{Kind: AdminCreate, Room: u("sip:chat-x@other.example"), User: u("sip:zed@other.example")}, "")
 	f(def, AdminOp{Kind: AdminCreate, Room: u("chat-x"), User: u("sip:zed@foreign.example")},
 		"sip:zed@foreign.example cannot be the owner: members of sip:chat-x@h must be in h")
@@ -142,6 +153,7 @@ func TestOutsidePolicy(t *testing.T) {
 	def := DefaultConfig()
 	f(def, "pub", `name does not start with "chat-"`)
 	f(def, "chat-1", "")
+	f(def, "chat-", `name is only "chat-"`)
 	f(def, "sip:chat-1@anywhere.example", "") // no domains configured: no domain rule without a request
 	only := DefaultConfig()
 	only.Domains = []string{"h"}

@@ -26,6 +26,12 @@ const (
 	cmdModify
 	cmdHistory
 	cmdTopic
+	cmdBan
+	cmdUnban
+	cmdBans
+	cmdModerate
+	cmdVoice
+	cmdDevoice
 )
 
 // cmdSpec is the syntax of one command.
@@ -35,6 +41,11 @@ type cmdSpec struct {
 	min, max int    // parameter counts
 	roomArg  int    // index of the room parameter; -1: the command names no room
 }
+
+// takesReason reports whether the words after the command's user (and
+// room, when the word after the user names one: see Engine.namesRoom)
+// are a free text reason, however many they are.
+func (k cmdKind) takesReason() bool { return k == cmdRemove || k == cmdBan }
 
 // roomIsRURI as a roomArg: the command concerns the room it was sent to
 // and takes no room argument.
@@ -57,7 +68,7 @@ func (k cmdKind) spec() cmdSpec {
 	case cmdDeny:
 		return cmdSpec{"deny", " [<room>]", 0, 1, 0}
 	case cmdRemove:
-		return cmdSpec{"remove", " <user> [<room>]", 1, 2, 1}
+		return cmdSpec{"remove", " <user> [<room>] [<reason>]", 1, MaxParams, 1}
 	case cmdExit:
 		return cmdSpec{"exit", " [<room>]", 0, 1, 0}
 	case cmdDestroy:
@@ -76,6 +87,18 @@ func (k cmdKind) spec() cmdSpec {
 		return cmdSpec{"history", " [<n>]", 0, MaxParams, roomIsRURI}
 	case cmdTopic:
 		return cmdSpec{"topic", " [<text>]", 0, MaxParams, roomIsRURI}
+	case cmdBan:
+		return cmdSpec{"ban", " <user> [<room>] [<reason>]", 1, MaxParams, 1}
+	case cmdUnban:
+		return cmdSpec{"unban", " <user> [<room>]", 1, 2, 1}
+	case cmdBans:
+		return cmdSpec{"bans", " [<room>]", 0, 1, 0}
+	case cmdModerate:
+		return cmdSpec{"moderate", " on|off [<room>]", 1, 2, 1}
+	case cmdVoice:
+		return cmdSpec{"voice", " <user> [<room>]", 1, 2, 1}
+	case cmdDevoice:
+		return cmdSpec{"devoice", " <user> [<room>]", 1, 2, 1}
 	}
 	return cmdSpec{name: "invalid", max: MaxParams, roomArg: -1}
 }
@@ -113,6 +136,18 @@ func lookupCommand(name string) cmdKind {
 		return cmdHistory
 	case "topic", "subject":
 		return cmdTopic
+	case "ban":
+		return cmdBan
+	case "unban":
+		return cmdUnban
+	case "bans":
+		return cmdBans
+	case "moderate":
+		return cmdModerate
+	case "voice":
+		return cmdVoice
+	case "devoice":
+		return cmdDevoice
 	}
 	return cmdInvalid
 }
@@ -142,10 +177,14 @@ func (e *Engine) Prepare(req Request) (Input, error) {
 	in.cmd = cmd
 	in.kind = lookupCommand(cmd.Name)
 	sp := in.kind.spec()
+	roomArg := sp.roomArg
+	if in.kind.takesReason() {
+		roomArg = e.reasonArgs(&in)
+	}
 	switch {
-	case sp.roomArg < 0:
-	case sp.roomArg < len(cmd.Params):
-		u, err := ParseArg(cmd.Params[sp.roomArg], ruri.Host)
+	case roomArg < 0:
+	case roomArg < len(cmd.Params):
+		u, err := ParseArg(cmd.Params[roomArg], ruri.Host)
 		if err != nil {
 			in.roomErr = err
 		} else {
@@ -155,6 +194,40 @@ func (e *Engine) Prepare(req Request) (Input, error) {
 		in.setRoom(ruri)
 	}
 	return in, nil
+}
+
+// reasonArgs splits the parameters of a command with a reason: the word
+// after the user is the room when it names one (namesRoom), and the reason
+// follows it; otherwise the reason starts there and the room is the one
+// the request was sent to. It sets in.reason and returns the room
+// parameter's index (roomIsRURI: none).
+func (e *Engine) reasonArgs(in *Input) int {
+	p := in.cmd.Params
+	if len(p) < 2 {
+		return 1
+	}
+	if in.manager || e.namesRoom(p[1]) {
+		in.reason = reasonText(in.Req.Body, 2)
+		return 1
+	}
+	in.reason = reasonText(in.Req.Body, 1)
+	return roomIsRURI
+}
+
+// namesRoom reports whether word, after the user of a command that takes
+// a reason, names a room rather than starting the reason: a SIP URI, an
+// address with a domain, or a name starting with the room prefix. (A room
+// named otherwise is named as name@domain.)
+func (e *Engine) namesRoom(word string) bool {
+	return strings.IndexByte(word, '@') >= 0 || hasScheme(word) ||
+		e.cfg.RoomPrefix != "" && strings.HasPrefix(word, e.cfg.RoomPrefix)
+}
+
+// hasScheme reports whether s starts with "sip:" or "sips:" (after an
+// optional '<'), in any case.
+func hasScheme(s string) bool {
+	s = strings.TrimPrefix(s, "<")
+	return len(s) >= 4 && strings.EqualFold(s[:4], "sip:") || len(s) >= 5 && strings.EqualFold(s[:5], "sips:")
 }
 
 func (in *Input) setRoom(u URI) {

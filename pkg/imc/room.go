@@ -54,6 +54,7 @@ type Room struct {
 	members []Member
 	index   map[string]int // Member.URI.Key() -> position in members
 	topic   Topic
+	mod     *moderation // nil: not moderated, no voices, no bans
 }
 
 // NewRoom builds a room. Members keep the given order except that an owner is
@@ -104,7 +105,7 @@ func (r *Room) remove(key string) {
 }
 
 func (r *Room) clone() *Room {
-	c := &Room{URI: r.URI, Flags: r.Flags, topic: r.topic, members: make([]Member, len(r.members), len(r.members)+1), index: make(map[string]int, len(r.index)+1)}
+	c := &Room{URI: r.URI, Flags: r.Flags, topic: r.topic, mod: r.mod, members: make([]Member, len(r.members), len(r.members)+1), index: make(map[string]int, len(r.index)+1)}
 	copy(c.members, r.members)
 	for k, v := range r.index {
 		c.index[k] = v
@@ -249,8 +250,11 @@ func (rs *Rooms) Apply(changes []Change) {
 			r.put(Member{URI: c.Member, Flags: c.MemberFlags & MemberStored})
 		case OpRemoveMember:
 			r.remove(c.Member.Key())
+			r.dropVoice(c.Member.Key())
 		case OpUpdateRoom:
 			r.Flags = c.RoomFlags
+		default:
+			r.applyModeration(c)
 		}
 	}
 }

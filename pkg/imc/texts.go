@@ -43,6 +43,16 @@ const imcdHelp = "#create <room_name> private - create a room that others join o
 	"#reject, #leave, #members - the same as #deny, #exit, #list\r\n" +
 	"##<text> - send a message that starts with #\r\n"
 
+// moderationHelp closes the #help reply: the commands that keep order in a
+// room, which only the owner and admins may use.
+const moderationHelp = "For the owner and admins:\r\n" +
+	"#remove <user_name> [<room_name>] [<reason>] - remove a user, saying why\r\n" +
+	"#ban <user_name> [<room_name>] [<reason>] - remove a user and keep them out\r\n" +
+	"#unban <user_name> [<room_name>] - let a banned user in again\r\n" +
+	"#bans [<room_name>] - list the banned users\r\n" +
+	"#moderate on|off [<room_name>] - let only the owner, admins and members with voice speak\r\n" +
+	"#voice|#devoice <user_name> [<room_name>] - give a member voice, or take it away\r\n"
+
 // historyHelp follows imcdHelp when the rooms keep history.
 const historyHelp = "#history [<n>] - the last n lines said in the room\r\n" +
 	"#topic [<text>] - show the room's topic, or set it (owner and admins; - clears it)\r\n"
@@ -112,7 +122,8 @@ const txtConflict = "The room service could not save this change: it conflicts w
 
 // memberList is the #list reply, as the native module writes it: the owner
 // first marked '*', then the others newest first (the native order),
-// admins marked '~', pending invitees left out; LF between lines.
+// admins marked '~', pending invitees left out; LF between lines. Members
+// with voice are marked '+', as IRC marks them.
 func memberList(r *Room) string {
 	var b strings.Builder
 	b.WriteString(txtMembers)
@@ -123,6 +134,8 @@ func memberList(r *Room) string {
 			b.WriteByte('*')
 		case m.Admin():
 			b.WriteByte('~')
+		case r.Voiced(m.URI):
+			b.WriteByte('+')
 		}
 		b.WriteString(m.URI.String())
 	}
@@ -145,17 +158,26 @@ const (
 )
 
 // roomLine is "sip:chat-1@example.com (3 members, private, owner)": the
-// active member count, whether the room is private, and the sender's role
-// there (or "invited") when it is in the room.
+// active member count, whether the room is private (and moderated), and
+// the sender's role there (or "invited") when it is in the room.
 func roomLine(b *strings.Builder, r *Room, m Member, member bool) {
-	b.WriteString(r.URI.String())
-	n := r.ActiveCount()
-	b.WriteString(" (" + strconv.Itoa(n) + " member")
-	if n != 1 {
-		b.WriteByte('s')
+	b.WriteString(r.URI.String() + " (")
+	if r.Private() && (!member || m.Invited()) {
+		// Who is in a private room is for its members: an invitee learns
+		// that it exists, which the invitation told them, and no more.
+		b.WriteString("private")
+	} else {
+		n := r.ActiveCount()
+		b.WriteString(strconv.Itoa(n) + " member")
+		if n != 1 {
+			b.WriteByte('s')
+		}
+		if r.Private() {
+			b.WriteString(", private")
+		}
 	}
-	if r.Private() {
-		b.WriteString(", private")
+	if r.Moderated() {
+		b.WriteString(", moderated")
 	}
 	switch {
 	case !member:
@@ -217,11 +239,13 @@ func txtNeedOwner(sc, cmd string, room URI) string {
 	return "Only the owner of " + room.String() + " can use " + sc + cmd
 }
 
-func txtNeedOwnerForAdmin(room URI) string {
-	return "Only the owner of " + room.String() + " can remove an admin"
+// txtNeedOwnerForAdmin: verb is "remove" or "ban".
+func txtNeedOwnerForAdmin(room URI, verb string) string {
+	return "Only the owner of " + room.String() + " can " + verb + " an admin"
 }
 
-const txtRemoveOwner = "The owner of a room cannot be removed"
+// txtOwnerExempt: done is "removed" or "banned".
+func txtOwnerExempt(done string) string { return "The owner of a room cannot be " + done }
 
 func txtRemoveSelf(sc string) string {
 	return "You cannot remove yourself: send '" + sc + "exit' to leave the room"
@@ -342,6 +366,11 @@ func txtRoomPrefix(sc string, room URI, prefix string) string {
 		"', as in '" + sc + "create " + prefix + "team'"
 }
 
+func txtRoomOnlyPrefix(sc string, room URI, prefix string) string {
+	return "Room " + room.String() + " not created: a room name needs more than '" + prefix +
+		"', as in '" + sc + "create " + prefix + "team'"
+}
+
 func txtRoomDomain(room URI, domains []string) string {
 	return "Room " + room.String() + " not created: rooms can only be created in " + orList(domains)
 }
@@ -360,6 +389,99 @@ func orList(items []string) string {
 		return items[0]
 	}
 	return strings.Join(items[:len(items)-1], ", ") + " or " + items[len(items)-1]
+}
+
+// Moderation: reasons, bans, moderated rooms and voice.
+
+func txtReasonTooLong() string {
+	return "Reason too long: it is limited to " + strconv.Itoa(MaxReasonLen) + " bytes"
+}
+
+const txtBannedYou = "You have been banned from this room"
+
+func txtBanned(u URI) string { return "*** <" + u.String() + "> has been banned" }
+
+func txtUnbanned(u URI) string { return "*** <" + u.String() + "> is no longer banned" }
+
+func txtBanSelf(sc string) string {
+	return "You cannot ban yourself: send '" + sc + "exit' to leave the room"
+}
+
+func txtIsBanned(u, room URI) string { return u.String() + " is already banned from " + room.String() }
+
+func txtNotBanned(u, room URI) string { return u.String() + " is not banned from " + room.String() }
+
+// txtBannedFrom answers a banned user's #join, #accept and chat.
+func txtBannedFrom(room URI, b Ban) string {
+	return withReason("You are banned from "+room.String(), b.Reason)
+}
+
+// txtBannedUser answers an invitation or addition of a banned user.
+func txtBannedUser(sc string, u, room URI) string {
+	return u.String() + " is banned from " + room.String() + ": send '" + sc + "unban " + u.AOR() + "' first"
+}
+
+func txtNoBans(room URI) string { return "Nobody is banned from " + room.String() }
+
+func txtBansHead(room URI, n int) string {
+	return "Banned from " + room.String() + " (" + plural(n, "user") + "):"
+}
+
+// banLine is one line of #bans: "sip:bob@h (by sip:alice@h): reason".
+func banLine(b Ban) string {
+	by := "the operator"
+	if !b.By.IsZero() {
+		by = b.By.String()
+	}
+	s := b.User.String() + " (by " + by + ")"
+	if b.Reason != "" {
+		s += ": " + b.Reason
+	}
+	return s
+}
+
+const whoSpeaks = "only the owner, admins and members with voice may speak"
+
+// txtModeration tells the room that by (zero: an operator) turned its
+// moderation on or off.
+func txtModeration(by URI, on bool) string {
+	switch {
+	case on && by.IsZero():
+		return "*** the room is now moderated: " + whoSpeaks
+	case on:
+		return "*** <" + by.String() + "> made the room moderated: " + whoSpeaks
+	case by.IsZero():
+		return "*** the room is no longer moderated: every member may speak"
+	}
+	return "*** <" + by.String() + "> ended the moderation: every member may speak"
+}
+
+func txtModerationIs(room URI, on bool) string {
+	if on {
+		return room.String() + " is already moderated"
+	}
+	return room.String() + " is not moderated"
+}
+
+// txtModeratedRoom answers a chat line of a member without voice, once
+// per line.
+func txtModeratedRoom(room URI) string {
+	return "Room " + room.String() + " is moderated: " + whoSpeaks + "; your message was not sent"
+}
+
+func txtVoiced(u URI) string { return "*** <" + u.String() + "> has been given voice" }
+
+func txtDevoiced(u URI) string { return "*** <" + u.String() + "> no longer has voice" }
+
+func txtVoiceIs(u URI, has bool) string {
+	if has {
+		return u.String() + " has voice already"
+	}
+	return u.String() + " has no voice"
+}
+
+func txtAlwaysSpeaks(u URI, r Role) string {
+	return u.String() + " is " + roleNoun(r) + " and may always speak"
 }
 
 // TxtRateLimited is sent once when a sender goes over the rate limit or

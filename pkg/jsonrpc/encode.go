@@ -1,6 +1,8 @@
 package jsonrpc
 
 import (
+	"errors"
+	"fmt"
 	"strconv"
 
 	"github.com/valyala/fastjson"
@@ -50,13 +52,148 @@ func appendString(dst []byte, s string, slash bool) []byte {
 	return append(dst, '"')
 }
 
-// AppendID appends a request id as it was received (number, string or null),
-// or null when id is nil.
+// AppendID appends a request id as Decode accepted it (a number, a string
+// or null), or null when id is nil. A string goes through AppendString, so a
+// control byte comes back escaped as JSON wants it ("\u0001"), never as
+// fastjson's own encoder would write it ("\x01", not JSON); a number is
+// written as it was sent when it is a JSON number, else as null (Decode
+// refuses the others but for leading zeros: 01).
 func AppendID(dst []byte, id *fastjson.Value) []byte {
 	if id == nil {
 		return append(dst, "null"...)
 	}
-	return id.MarshalTo(dst)
+	switch id.Type() {
+	case fastjson.TypeString:
+		b, _ := id.StringBytes()
+		return AppendString(dst, string(b))
+	case fastjson.TypeNumber:
+		start := len(dst)
+		if dst = id.MarshalTo(dst); ValidNumber(dst[start:]) {
+			return dst
+		}
+		dst = dst[:start]
+	}
+	return append(dst, "null"...)
+}
+
+// ErrNotJSON is returned by AppendValue for a value fastjson accepted that
+// JSON does not have: a number such as NaN, Inf, +1, 01 or 1.
+var ErrNotJSON = errors.New("jsonrpc: not a JSON value")
+
+// AppendValue appends v re-encoded: objects and arrays in their order, keys
+// and strings through AppendString, numbers as written once checked
+// against JSON's grammar (fastjson also takes NaN, Inf, +1, 01 or 1. as
+// numbers, which AppendValue refuses with ErrNotJSON). What it appends is
+// what imcd understood of v, and nothing else.
+func AppendValue(dst []byte, v *fastjson.Value) ([]byte, error) {
+	switch v.Type() {
+	case fastjson.TypeObject:
+		o, _ := v.Object()
+		dst = append(dst, '{')
+		var err error
+		i := 0
+		o.Visit(func(k []byte, val *fastjson.Value) {
+			if err != nil {
+				return
+			}
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			i++
+			dst = AppendString(dst, string(k))
+			dst = append(dst, ':')
+			dst, err = AppendValue(dst, val)
+		})
+		if err != nil {
+			return dst, err
+		}
+		return append(dst, '}'), nil
+	case fastjson.TypeArray:
+		a, _ := v.Array()
+		dst = append(dst, '[')
+		for i, e := range a {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			var err error
+			if dst, err = AppendValue(dst, e); err != nil {
+				return dst, err
+			}
+		}
+		return append(dst, ']'), nil
+	case fastjson.TypeString:
+		b, _ := v.StringBytes()
+		return AppendString(dst, string(b)), nil
+	case fastjson.TypeNumber:
+		n := v.MarshalTo(nil)
+		if !ValidNumber(n) {
+			return dst, fmt.Errorf("%w: number %.32q", ErrNotJSON, n)
+		}
+		return append(dst, n...), nil
+	}
+	return v.MarshalTo(dst), nil // true, false, null
+}
+
+// AppendRequest appends {"jsonrpc":"2.0","method":<method>[,"params":<params>][,"id":<id>]},
+// a request as OpenSIPS's MI reads it: params and id already encoded
+// (AppendValue, AppendID, AppendString), nil to leave them out (no id: a
+// notification).
+func AppendRequest(dst []byte, method string, params, id []byte) []byte {
+	dst = append(dst, `{"jsonrpc":"2.0","method":`...)
+	dst = AppendString(dst, method)
+	if params != nil {
+		dst = append(dst, `,"params":`...)
+		dst = append(dst, params...)
+	}
+	if id != nil {
+		dst = append(dst, `,"id":`...)
+		dst = append(dst, id...)
+	}
+	return append(dst, '}')
+}
+
+// ValidNumber reports whether b is a number by JSON's grammar:
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func ValidNumber(b []byte) bool {
+	i := 0
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && b[i] >= '1' && b[i] <= '9':
+		i = digits(b, i)
+	default:
+		return false
+	}
+	if i < len(b) && b[i] == '.' {
+		j := digits(b, i+1)
+		if j == i+1 {
+			return false
+		}
+		i = j
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		j := digits(b, i)
+		if j == i {
+			return false
+		}
+		i = j
+	}
+	return i == len(b)
+}
+
+// digits returns the index after the run of digits starting at i.
+func digits(b []byte, i int) int {
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		i++
+	}
+	return i
 }
 
 // AppendResult appends {"jsonrpc":"2.0","result":<result>,"id":<id>}, the

@@ -33,6 +33,13 @@ type Error struct {
 	Data    string // omitted when empty
 }
 
+// Is makes errors.Is(err, ErrInvalidRequest) (or any error without Data)
+// true for every error of the same code and message, whatever its Data.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Data == "" && t.Code == e.Code && t.Message == e.Message
+}
+
 func (e *Error) Error() string {
 	s := strconv.Itoa(e.Code) + " " + e.Message
 	if e.Data != "" {
@@ -74,8 +81,12 @@ func (m *Message) IsNotification() bool { return m.Method != nil && m.ID == nil 
 
 // Decode parses data as one JSON-RPC 2.0 message. Malformed JSON gives
 // ErrParse; anything that is not a single 2.0 envelope with a string method
-// or a result/error gives ErrInvalidRequest (batches included: imcd never
-// accepts a JSON array, since OpenSIPS's mi_datagram crashes on one).
+// or a result/error gives an Invalid Request error (errors.Is
+// ErrInvalidRequest; its Data says why when there is more to say): batches
+// (imcd never accepts a JSON array, since OpenSIPS's mi_datagram crashes on
+// one), an envelope OpenSIPS would read otherwise than imcd (a member twice,
+// or under another case: see CheckKeys), an id that is not a string, a JSON
+// number or null, a method with a control byte.
 // When the envelope is invalid but its id could be read, Message.ID is set so
 // the error can still be answered with it.
 func Decode(p *fastjson.Parser, data []byte) (Message, error) {
@@ -88,14 +99,29 @@ func Decode(p *fastjson.Parser, data []byte) (Message, error) {
 	if err != nil {
 		return m, ErrInvalidRequest
 	}
+	keysErr, keysName := checkKeys(o, envelopeMembers)
 	m.ID = o.Get("id")
 	if m.ID != nil {
 		switch m.ID.Type() {
-		case fastjson.TypeNumber, fastjson.TypeString, fastjson.TypeNull:
+		case fastjson.TypeString, fastjson.TypeNull:
+		case fastjson.TypeNumber:
+			// An integer (what every client sends) is cheap to check;
+			// only another form is written out to be checked. AppendID
+			// checks what it writes again (01 passes Int64).
+			if _, err := m.ID.Int64(); err != nil && !ValidNumber(m.ID.MarshalTo(nil)) {
+				m.ID = nil
+				return m, invalid("id is not a JSON number")
+			}
 		default:
 			m.ID = nil
 			return m, ErrInvalidRequest
 		}
+	}
+	if keysErr != nil {
+		if keysName == "id" {
+			m.ID = nil // which of them?
+		}
+		return m, keysErr
 	}
 	ver := o.Get("jsonrpc")
 	if ver == nil {
@@ -108,6 +134,9 @@ func Decode(p *fastjson.Parser, data []byte) (Message, error) {
 		b, err := mv.StringBytes()
 		if err != nil || len(b) == 0 {
 			return m, ErrInvalidRequest
+		}
+		if hasControl(b) {
+			return m, invalid("method has a control character")
 		}
 		m.Method = b
 		if pv := o.Get("params"); pv != nil {
@@ -126,6 +155,23 @@ func Decode(p *fastjson.Parser, data []byte) (Message, error) {
 		return m, ErrInvalidRequest
 	}
 	return m, nil
+}
+
+// invalid is an Invalid Request saying why.
+func invalid(why string) *Error {
+	return &Error{Code: CodeInvalidRequest, Message: ErrInvalidRequest.Message, Data: why}
+}
+
+// hasControl reports whether b holds a byte below 0x20 or DEL: no MI
+// command or event name has one, and OpenSIPS would read a name with a
+// NUL only up to it.
+func hasControl(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 || c == 0x7f {
+			return true
+		}
+	}
+	return false
 }
 
 // ErrNotError is returned by DecodeError for a value that is not an error object.

@@ -1,6 +1,7 @@
 package jsonrpc
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -134,7 +135,9 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("accepted %q with no method, result or error", data)
 		}
 		if m.ID != nil {
-			_ = AppendError(nil, AppendID(nil, m.ID), ErrInvalidRequest)
+			if reply := AppendError(nil, AppendID(nil, m.ID), ErrInvalidRequest); !json.Valid(reply) {
+				t.Fatalf("%q: the reply %q is not JSON", data, reply)
+			}
 		}
 	})
 }

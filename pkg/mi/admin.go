@@ -24,11 +24,17 @@ func adminCommands(admin Admin) []Command {
 		{Name: "imc:add_member", Aliases: []string{"imc_add_member"},
 			Params: roomUserParams(), Handler: a.addMember},
 		{Name: "imc:remove_member", Aliases: []string{"imc_remove_member"},
-			Params: roomUserParams(), Handler: a.removeMember},
+			Params: reasonParams(), Handler: a.removeMember},
 		{Name: "imc:set_role", Aliases: []string{"imc_set_role"},
 			Params: setRoleParams(), Handler: a.setRole},
 		{Name: "imc:notice", Aliases: []string{"imc_notice"},
 			Params: noticeParams(), Handler: a.notice},
+		{Name: "imc:ban", Aliases: []string{"imc_ban"},
+			Params: reasonParams(), Handler: a.ban},
+		{Name: "imc:unban", Aliases: []string{"imc_unban"},
+			Params: roomUserParams(), Handler: a.unban},
+		{Name: "imc:moderate", Aliases: []string{"imc_moderate"},
+			Params: moderateParams(), Handler: a.moderate},
 	}
 }
 
@@ -37,6 +43,8 @@ func createRoomParams() [][]string {
 	return [][]string{{"room", "owner"}, {"room", "owner", "private"}}
 }
 func roomUserParams() [][]string { return [][]string{{"room", "user"}} }
+func reasonParams() [][]string   { return [][]string{{"room", "user"}, {"room", "user", "reason"}} }
+func moderateParams() [][]string { return [][]string{{"room", "mode"}} }
 func setRoleParams() [][]string  { return [][]string{{"room", "user", "role"}} }
 func noticeParams() [][]string   { return [][]string{{"room", "text"}} }
 
@@ -77,19 +85,29 @@ func (a adminCmds) destroyRoom(ctx context.Context, params *fastjson.Value) ([]b
 }
 
 func (a adminCmds) addMember(ctx context.Context, params *fastjson.Value) ([]byte, error) {
-	return a.memberOp(ctx, params, imc.AdminAdd)
+	return a.memberOp(ctx, params, imc.AdminAdd, roomUserParams())
 }
 
 func (a adminCmds) removeMember(ctx context.Context, params *fastjson.Value) ([]byte, error) {
-	return a.memberOp(ctx, params, imc.AdminRemove)
+	return a.memberOp(ctx, params, imc.AdminRemove, reasonParams())
 }
 
-func (a adminCmds) memberOp(ctx context.Context, params *fastjson.Value, kind imc.AdminKind) ([]byte, error) {
-	args, err := StringParams(params, roomUserParams())
+func (a adminCmds) ban(ctx context.Context, params *fastjson.Value) ([]byte, error) {
+	return a.memberOp(ctx, params, imc.AdminBan, reasonParams())
+}
+
+func (a adminCmds) unban(ctx context.Context, params *fastjson.Value) ([]byte, error) {
+	return a.memberOp(ctx, params, imc.AdminUnban, roomUserParams())
+}
+
+// memberOp runs an action of kind on the user of a room; sets are the
+// params it takes, a reason among them for a removal or a ban.
+func (a adminCmds) memberOp(ctx context.Context, params *fastjson.Value, kind imc.AdminKind, sets [][]string) ([]byte, error) {
+	args, err := StringParams(params, sets)
 	if err != nil {
 		return nil, err
 	}
-	op := imc.AdminOp{Kind: kind}
+	op := imc.AdminOp{Kind: kind, Text: strings.TrimSpace(args["reason"])}
 	if op.Room, err = uriParam(args, "room"); err != nil {
 		return nil, err
 	}
@@ -134,6 +152,22 @@ func (a adminCmds) notice(ctx context.Context, params *fastjson.Value) ([]byte, 
 	return a.run(ctx, op)
 }
 
+func (a adminCmds) moderate(ctx context.Context, params *fastjson.Value) ([]byte, error) {
+	args, err := StringParams(params, moderateParams())
+	if err != nil {
+		return nil, err
+	}
+	op := imc.AdminOp{Kind: imc.AdminModerate}
+	if op.Room, err = uriParam(args, "room"); err != nil {
+		return nil, err
+	}
+	var ok bool
+	if op.Moderated, ok = parseOnOff(args["mode"]); !ok {
+		return nil, errBadParam("mode", "on or off (yes, no, 1, 0)")
+	}
+	return a.run(ctx, op)
+}
+
 // run hands op to the daemon and answers "OK" once it is committed.
 func (a adminCmds) run(ctx context.Context, op imc.AdminOp) ([]byte, error) {
 	if err := a.admin.Admin(ctx, op); err != nil {
@@ -158,6 +192,10 @@ func adminError(err error) error {
 		code, msg = 400, "room exists"
 	case errors.Is(err, imc.ErrAlreadyMember):
 		code, msg = 400, "already a member"
+	case errors.Is(err, imc.ErrBanned):
+		code, msg = 400, "user is banned"
+	case errors.Is(err, imc.ErrNotBanned):
+		code, msg = 404, "no such ban"
 	case errors.Is(err, imc.ErrOwner):
 		code, msg = 400, "not allowed on the owner"
 	case errors.Is(err, imc.ErrTooLong):
@@ -183,6 +221,17 @@ func uriParam(args map[string]string, name string) (imc.URI, error) {
 		return imc.URI{}, errBadParam(name, err.Error())
 	}
 	return u, nil
+}
+
+// parseOnOff reads a moderation mode: on/off, or as parseYesNo.
+func parseOnOff(s string) (on, ok bool) {
+	switch strings.ToLower(s) {
+	case "on":
+		return true, true
+	case "off":
+		return false, true
+	}
+	return parseYesNo(s)
 }
 
 // parseYesNo reads the private flag: yes/no, 1/0, true/false, in any case.

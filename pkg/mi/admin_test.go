@@ -42,6 +42,23 @@ func TestAdminCommands(t *testing.T) {
 		imc.AdminOp{Kind: imc.AdminSetRole, Room: room, User: alice, Role: imc.RoleOwner})
 	f("imc:notice", `{"room":"sip:chat-9@example.com","text":"maintenance at 22:00"}`,
 		imc.AdminOp{Kind: imc.AdminNotice, Room: room, Text: "maintenance at 22:00"})
+
+	// Moderation, and a reason for a removal.
+	f("imc:remove_member", `{"room":"sip:chat-9@example.com","user":"sip:alice@example.com","reason":" off topic "}`,
+		imc.AdminOp{Kind: imc.AdminRemove, Room: room, User: alice, Text: "off topic"})
+	f("imc:ban", `{"room":"sip:chat-9@example.com","user":"alice@example.com"}`,
+		imc.AdminOp{Kind: imc.AdminBan, Room: room, User: alice})
+	f("imc_ban", `["sip:chat-9@example.com","sip:alice@example.com","spam, again"]`,
+		imc.AdminOp{Kind: imc.AdminBan, Room: room, User: alice, Text: "spam, again"})
+	f("imc:unban", `{"room":"sip:chat-9@example.com","user":"sip:alice@example.com"}`,
+		imc.AdminOp{Kind: imc.AdminUnban, Room: room, User: alice})
+	f("imc_unban", `["sip:chat-9@example.com","sip:alice@example.com"]`,
+		imc.AdminOp{Kind: imc.AdminUnban, Room: room, User: alice})
+	for mode, on := range map[string]bool{"on": true, "OFF": false, "yes": true, "0": false} {
+		f("imc:moderate", `{"room":"sip:chat-9@example.com","mode":"`+mode+`"}`,
+			imc.AdminOp{Kind: imc.AdminModerate, Room: room, Moderated: on})
+	}
+	f("imc_moderate", `["sip:chat-9@example.com","on"]`, imc.AdminOp{Kind: imc.AdminModerate, Room: room, Moderated: true})
 }
 
 func TestAdminParamErrors(t *testing.T) {
@@ -76,6 +93,14 @@ func TestAdminParamErrors(t *testing.T) {
 	f("imc:set_role", `{"room":"sip:r@h","user":"sip:a@h","role":"boss"}`,
 		`{"code":400,"message":"bad param: role","data":"owner, admin or member"}`)
 	f("imc:notice", `{"room":"sip:r@h","text":"  "}`, `{"code":400,"message":"empty param","data":"text"}`)
+	f("imc:ban", `{"room":"sip:r@h"}`, count)
+	f("imc:ban", `{"room":"sip:r@h","user":"sip:a@h","why":"x"}`, names)
+	f("imc:ban", `{"room":"sip:r@h","user":""}`, `{"code":400,"message":"empty param","data":"user"}`)
+	f("imc:unban", `["sip:r@h","sip:a@h","x"]`, count)
+	f("imc:moderate", `{"room":"sip:r@h"}`, count)
+	f("imc:moderate", `{"room":"sip:r@h","mode":"maybe"}`, `{"code":400,"message":"bad param: mode","data":"on or off (yes, no, 1, 0)"}`)
+	f("imc:bans", `{"room":"chat-9@example.com"}`, `{"code":400,"message":"bad param"}`)
+	f("imc:bans", `{"room":"sip:chat-9@example.com"}`, `{"code":404,"message":"no such room"}`)
 	if n := len(ops()); n != 0 {
 		t.Errorf("%d refused requests reached the daemon", n)
 	}
@@ -99,8 +124,34 @@ func TestAdminErrors(t *testing.T) {
 	f(fmt.Errorf("%w: Room sip:r@h not created", imc.ErrPolicy),
 		`{"code":403,"message":"not allowed by the room policy","data":"not allowed by the room policy: Room sip:r@h not created"}`)
 	f(wrap(imc.ErrBadArgument), `{"code":400,"message":"bad param","data":"sip:a@h in room sip:r@h: bad argument"}`)
+	f(wrap(imc.ErrBanned), `{"code":400,"message":"user is banned","data":"sip:a@h in room sip:r@h: banned from the room"}`)
+	f(wrap(imc.ErrNotBanned), `{"code":404,"message":"no such ban","data":"sip:a@h in room sip:r@h: not banned"}`)
 	f(errors.New("store: commit: database unavailable"), `{"code":500,"message":"store: commit: database unavailable"}`)
 	f(context.DeadlineExceeded, `{"code":500,"message":"context deadline exceeded"}`)
+}
+
+// TestBansCommand: imc:bans lists a room's bans from the rooms, in order of
+// user, the reason byte for byte (invalid UTF-8 passes raw, as OpenSIPS
+// passes it).
+func TestBansCommand(t *testing.T) {
+	admin, _ := recordingAdmin(nil)
+	rooms := state(t, stateInitial)
+	r := rooms.Room("native-1@127.0.0.1")
+	rooms.Put(r.WithModeration(imc.Moderation{Bans: []imc.Ban{
+		{User: mustURI(t, "sip:zed@127.0.0.1"), Reason: "said \"no\"\xff", By: mustURI(t, "sip:alice@127.0.0.1")},
+		{User: mustURI(t, "sip:eve@example.com")},
+	}}))
+	s := newServer(t, rooms, admin)
+	f := func(req, want string) {
+		t.Helper()
+		sameBytes(t, req, s.Handle(context.Background(), []byte(req)), []byte(want))
+	}
+	f(`{"jsonrpc":"2.0","method":"imc:bans","params":{"room":"sip:NATIVE-1@127.0.0.1"},"id":3}`,
+		`{"jsonrpc":"2.0","result":{"ROOM":"sip:NATIVE-1@127.0.0.1","BANS":[`+
+			`{"USER":"sip:eve@example.com","BY":"","REASON":""},`+
+			`{"USER":"sip:zed@127.0.0.1","BY":"sip:alice@127.0.0.1","REASON":"said \"no\"`+"\xff"+`"}],"NO_BANS":2},"id":3}`)
+	f(`{"jsonrpc":"2.0","method":"imc_bans","params":["sip:native-2@127.0.0.1"],"id":4}`,
+		`{"jsonrpc":"2.0","result":{"ROOM":"sip:native-2@127.0.0.1","BANS":[],"NO_BANS":0},"id":4}`)
 }
 
 // TestReadOnlyCommands: without an Admin only the native module's commands

@@ -6,7 +6,9 @@
 // mi_fifo protocol.
 //
 // Server.Handle turns one raw JSON-RPC request into one raw reply and knows
-// nothing of transports; each transport owns one listener goroutine (HTTP:
+// nothing of transports, so every transport refuses alike a request that
+// OpenSIPS would read otherwise than imcd, and forwards only requests it
+// rebuilt from what it parsed (docs/security.md, "The pass-through rule"); each transport owns one listener goroutine (HTTP:
 // net/http's) that reads a request, calls Handle inline and writes the reply.
 // The imc commands read rooms through an imc.View: rooms are immutable
 // values, so a *imc.Room held while encoding is a consistent snapshot, and

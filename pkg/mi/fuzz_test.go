@@ -3,6 +3,7 @@ package mi
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"path/filepath"
 	"testing"
 
@@ -10,6 +11,7 @@ import (
 )
 
 // FuzzHandle: whatever arrives, the server answers a JSON-RPC 2.0 envelope
+// that is valid JSON (encoding/json's reading, stricter than fastjson's)
 // (or nothing, for a notification), never panics and never hangs. The
 // seeds are every captured request; testdata/fuzz/FuzzHandle holds more.
 func FuzzHandle(f *testing.F) {
@@ -29,7 +31,7 @@ func FuzzHandle(f *testing.F) {
 			return
 		}
 		v, err := p.ParseBytes(reply)
-		if err != nil {
+		if err != nil || !json.Valid(reply) {
 			t.Fatalf("reply is not JSON: %q -> %q", req, reply)
 		}
 		if string(v.GetStringBytes("jsonrpc")) != "2.0" || (v.Get("result") == nil) == (v.Get("error") == nil) || v.Get("id") == nil {

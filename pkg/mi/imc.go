@@ -23,7 +23,8 @@ type Admin interface {
 
 // IMCCommands returns the imc commands reading rooms through rooms: the
 // native module's list_rooms and list_members under their 4.x and 3.x
-// names, and, when admin is not nil, imcd's admin commands.
+// names, and, when admin is not nil, imcd's operator commands (the list of
+// a room's bans among them).
 func IMCCommands(rooms imc.View, admin Admin) []Command {
 	c := &imcCommands{rooms: rooms}
 	cmds := []Command{
@@ -31,6 +32,9 @@ func IMCCommands(rooms imc.View, admin Admin) []Command {
 		{Name: "imc:list_members", Aliases: []string{"imc_list_members"}, Params: roomParamSets(), Handler: c.listMembers},
 	}
 	if admin != nil {
+		// imc:bans reads the rooms, but belongs with the operator's
+		// moderation (imc:ban, imc:unban).
+		cmds = append(cmds, Command{Name: "imc:bans", Aliases: []string{"imc_bans"}, Params: roomParamSets(), Handler: c.listBans})
 		cmds = append(cmds, adminCommands(admin)...)
 	}
 	return cmds
@@ -161,6 +165,40 @@ func (c *imcCommands) listMembers(ctx context.Context, params *fastjson.Value) (
 	}
 	buf = append(buf, `],"NO_MEMBERS":`...)
 	buf = strconv.AppendInt(buf, int64(len(members)), 10)
+	return append(buf, '}'), nil
+}
+
+// listBans is imc:bans: {"ROOM":<param as given>,"BANS":[{"USER":…,
+// "BY":…,"REASON":…},…],"NO_BANS":n}, ordered by user; BY is "" for a ban
+// by an operator, REASON "" when none was given.
+func (c *imcCommands) listBans(_ context.Context, params *fastjson.Value) ([]byte, error) {
+	param, r, err := roomArg(params, c.rooms)
+	if err != nil {
+		return nil, err
+	}
+	bans := r.Moderation().Bans
+	buf := make([]byte, 0, 64+len(param)+len(bans)*96)
+	buf = append(buf, `{"ROOM":`...)
+	buf = jsonrpc.AppendString(buf, param)
+	buf = append(buf, `,"BANS":[`...)
+	for i, b := range bans {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, `{"USER":`...)
+		buf = appendURI(buf, b.User)
+		buf = append(buf, `,"BY":`...)
+		if b.By.IsZero() {
+			buf = append(buf, `""`...)
+		} else {
+			buf = appendURI(buf, b.By)
+		}
+		buf = append(buf, `,"REASON":`...)
+		buf = jsonrpc.AppendString(buf, b.Reason)
+		buf = append(buf, '}')
+	}
+	buf = append(buf, `],"NO_BANS":`...)
+	buf = strconv.AppendInt(buf, int64(len(bans)), 10)
 	return append(buf, '}'), nil
 }
 

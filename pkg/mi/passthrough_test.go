@@ -14,8 +14,9 @@ import (
 // TestPassThroughCaptured replays every captured request for a command
 // imcd does not own (event_subscribe, subscribers_list, raise_event, ...)
 // through imcd with mi_passthrough = all to a fake OpenSIPS that answers
-// the captured replies: the request reaches OpenSIPS byte for byte and its
-// reply, errors included, comes back byte for byte.
+// the captured replies: the request reaches OpenSIPS byte for byte (imcd
+// rebuilds it, in the member order opensips-cli writes) and its reply,
+// errors included, comes back byte for byte.
 func TestPassThroughCaptured(t *testing.T) {
 	fake := startFake(t, false)
 	s := newServer(t, state(t, stateInitial), nil)

@@ -25,8 +25,8 @@ const (
 	DefaultTimeout = 10 * time.Second
 )
 
-// Forwarder passes a raw request to OpenSIPS's MI verbatim and returns its
-// raw reply: nil reply and nil error for a notification. req is only valid
+// Forwarder passes a request to OpenSIPS's MI as it is given (the Server
+// gives it the request it rebuilt) and returns OpenSIPS's raw reply: nil reply and nil error for a notification. req is only valid
 // during the call. pkg/opensips's MIClient implements it.
 type Forwarder interface {
 	Forward(ctx context.Context, req []byte) ([]byte, error)
@@ -40,7 +40,11 @@ type Forwarder interface {
 // -32601.
 // A request imcd cannot decode, a batch array, or one without a method is
 // answered with a JSON-RPC error and never forwarded: any of them crashes
-// OpenSIPS's mi_datagram.
+// OpenSIPS's mi_datagram. Nor is one that OpenSIPS would read otherwise
+// than imcd (jsonrpc.Decode, jsonrpc.CheckKeys: a member twice or in
+// another case, here and in which's params): -32600, whatever the
+// transport. What is forwarded is rebuilt from what imcd parsed (method,
+// params, id), never the bytes that came in.
 //
 // Set the fields before the first Handle and do not change them after.
 type Server struct {
@@ -126,7 +130,7 @@ func (s *Server) handle(ctx context.Context, req []byte, maxReply int) (reply []
 	ctx, cancel := context.WithTimeout(ctx, s.timeout())
 	defer cancel()
 
-	result, forwarded, err := s.dispatch(ctx, method, &m, req)
+	result, forwarded, err := s.dispatch(ctx, method, &m)
 	switch {
 	case forwarded:
 		reply = result
@@ -149,9 +153,9 @@ func (s *Server) handle(ctx context.Context, req []byte, maxReply int) (reply []
 
 // dispatch runs method: which, a registered command, or a pass-through. A
 // forwarded reply is returned verbatim with forwarded set.
-func (s *Server) dispatch(ctx context.Context, method string, m *jsonrpc.Message, req []byte) (result []byte, forwarded bool, err error) {
+func (s *Server) dispatch(ctx context.Context, method string, m *jsonrpc.Message) (result []byte, forwarded bool, err error) {
 	if isWhich(method) {
-		return s.whichCmd(ctx, m, req)
+		return s.whichCmd(ctx, m)
 	}
 	if cmd, ok := s.Registry.Lookup(method); ok {
 		if _, jerr := matchParams(cmd.Params, m.Params); jerr != nil {
@@ -161,7 +165,14 @@ func (s *Server) dispatch(ctx context.Context, method string, m *jsonrpc.Message
 		return result, false, err
 	}
 	if s.forwards(method) {
-		return s.forward(ctx, method, m, req), true, nil
+		var params []byte
+		if m.Params != nil {
+			if params, err = jsonrpc.AppendValue(nil, m.Params); err != nil {
+				return nil, false, &jsonrpc.Error{Code: jsonrpc.CodeInvalidRequest, Message: jsonrpc.ErrInvalidRequest.Message,
+					Data: "params: " + err.Error()}
+			}
+		}
+		return s.forward(ctx, method, params, m), true, nil
 	}
 	if s.Forward != nil {
 		s.logger().Info("MI command not forwarded to OpenSIPS (mi_passthrough)", logkey.Method, method)
@@ -170,10 +181,18 @@ func (s *Server) dispatch(ctx context.Context, method string, m *jsonrpc.Message
 	return nil, false, jsonrpc.ErrMethodNotFound
 }
 
-// forward passes req to OpenSIPS and returns its reply verbatim, or a
-// CodeNoAnswer error when it does not answer.
-func (s *Server) forward(ctx context.Context, method string, m *jsonrpc.Message, req []byte) []byte {
-	reply, err := s.Forward.Forward(ctx, req)
+// forward passes method with params (encoded, nil for none) and m's id to
+// OpenSIPS and returns its reply verbatim, or a CodeNoAnswer error when it
+// does not answer. The request is rebuilt from what imcd parsed and
+// checked, never copied from what came in: OpenSIPS reads JSON otherwise
+// than imcd (keys in any case, the first of two), so the bytes a client
+// sent could name another command than the one the policy let through.
+func (s *Server) forward(ctx context.Context, method string, params []byte, m *jsonrpc.Message) []byte {
+	var id []byte
+	if !m.IsNotification() {
+		id = jsonrpc.AppendID(nil, m.ID)
+	}
+	reply, err := s.Forward.Forward(ctx, jsonrpc.AppendRequest(nil, method, params, id))
 	if err == nil && (reply != nil || m.IsNotification()) {
 		return reply
 	}
@@ -184,7 +203,7 @@ func (s *Server) forward(ctx context.Context, method string, m *jsonrpc.Message,
 	if m.IsNotification() {
 		return nil
 	}
-	return jsonrpc.AppendError(nil, jsonrpc.AppendID(nil, m.ID), &jsonrpc.Error{
+	return jsonrpc.AppendError(nil, id, &jsonrpc.Error{
 		Code: CodeNoAnswer, Message: "OpenSIPS did not answer", Data: err.Error()})
 }
 

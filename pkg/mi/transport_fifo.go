@@ -50,7 +50,9 @@ const (
 // reply name must be a plain file name (letters, digits, '_', '-', '.'; no
 // '/', not starting with '.'), and the reply file must be a FIFO: anything
 // else is refused and logged. A reply FIFO without a reader is given up
-// after half a second.
+// after half a second. A reply FIFO that is not in ReplyDir but in
+// CLIReplyDir (opensips-cli's default) gets an error saying to use
+// ReplyDir, and its request is not run (transport_fifo_cli.go).
 type FIFOTransport struct {
 	// Server answers the requests.
 	Server *Server
@@ -231,25 +233,24 @@ func (t *FIFOTransport) serveBuffered(ctx context.Context, buf []byte, log *slog
 		case errors.Is(err, errFIFOJunk):
 			log.Debug("MI FIFO: dropped bytes that are no request", logkey.Size, n)
 		case errors.Is(err, errFIFOBadValue):
-			if t.validName(fr.reply, log) {
-				t.reply(fr.reply, jsonrpc.AppendError(nil, nullID(), jsonrpc.ErrParse), log)
-			}
+			t.answer(fr.reply, nil, parseErrorReply, log)
 		default:
 			// A request whose reply cannot be delivered safely is not run.
-			if t.validName(fr.reply, log) {
-				t.reply(fr.reply, t.Server.handle(ctx, fr.req, 0), log)
-			}
+			t.answer(fr.reply, fr.req, func() []byte { return t.Server.handle(ctx, fr.req, 0) }, log)
 		}
 	}
 	return buf[:0]
 }
 
+// parseErrorReply is the reply to bytes that are no JSON-RPC request.
+func parseErrorReply() []byte { return jsonrpc.AppendError(nil, nullID(), jsonrpc.ErrParse) }
+
 // dropPartial answers a request that never completed with a parse error.
 func (t *FIFOTransport) dropPartial(buf []byte, log *slog.Logger) {
 	fr, _, _ := splitFIFO(buf)
 	log.Debug("MI FIFO: incomplete request dropped", logkey.Size, len(buf))
-	if fr.reply != nil && t.validName(fr.reply, log) {
-		t.reply(fr.reply, jsonrpc.AppendError(nil, nullID(), jsonrpc.ErrParse), log)
+	if fr.reply != nil {
+		t.answer(fr.reply, nil, parseErrorReply, log)
 	}
 }
 
@@ -257,8 +258,8 @@ func (t *FIFOTransport) dropPartial(buf []byte, log *slog.Logger) {
 func (t *FIFOTransport) dropOversize(buf []byte, log *slog.Logger) {
 	fr, _, _ := splitFIFO(buf)
 	log.Warn("MI FIFO: request too large, dropped", logkey.Size, len(buf))
-	if fr.reply != nil && t.validName(fr.reply, log) {
-		t.reply(fr.reply, jsonrpc.AppendError(nil, nullID(), errTooLarge(t.Server.maxRequest())), log)
+	if fr.reply != nil {
+		t.answer(fr.reply, nil, func() []byte { return jsonrpc.AppendError(nil, nullID(), errTooLarge(t.Server.maxRequest())) }, log)
 	}
 }
 
@@ -297,16 +298,22 @@ func validReplyName(name []byte) bool {
 	return true
 }
 
-// writeReply opens ReplyDir/name without blocking (retrying while it has no
-// reader, for replyOpenWait), checks that it is a FIFO and not a symlink,
-// writes reply within replyWriteTimeout and closes it.
+// writeReply writes reply into ReplyDir/name (writeReplyFIFO).
 func (t *FIFOTransport) writeReply(name string, reply []byte) error {
-	path := filepath.Join(t.replyDir(), name)
+	return writeReplyFIFO(filepath.Join(t.replyDir(), name), reply, nil)
+}
+
+// writeReplyFIFO opens path for writing without blocking, without following a
+// symbolic link and without becoming a controlling terminal (retrying
+// while the FIFO has no reader, for replyOpenWait), checks that what it
+// opened is a FIFO (and, with check, what check wants of it), writes reply
+// within replyWriteTimeout and closes it.
+func writeReplyFIFO(path string, reply []byte, check func(fs.FileInfo) error) error {
 	giveUp := time.Now().Add(replyOpenWait)
 	var f *os.File
 	for {
 		var err error
-		f, err = os.OpenFile(path, os.O_WRONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
+		f, err = os.OpenFile(path, os.O_WRONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW|syscall.O_NOCTTY, 0)
 		if err == nil {
 			break
 		}
@@ -325,6 +332,11 @@ func (t *FIFOTransport) writeReply(name string, reply []byte) error {
 	}
 	if fi.Mode()&fs.ModeNamedPipe == 0 {
 		return fmt.Errorf("%w: %s", ErrNotFIFO, path)
+	}
+	if check != nil {
+		if err := check(fi); err != nil {
+			return err
+		}
 	}
 	_ = f.SetWriteDeadline(time.Now().Add(replyWriteTimeout))
 	_, err = f.Write(reply)

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/valyala/fastjson"
+
 	"github.com/imcd-sip/imcd/pkg/jsonrpc"
 	"github.com/imcd-sip/imcd/pkg/logkey"
 )
@@ -46,8 +48,17 @@ type whichCache struct {
 // whichCmd answers which and core:which. Without params it lists every
 // command imcd runs or forwards; with a command name it returns that
 // command's param sets, or passes the request to OpenSIPS when the command
-// is not imcd's and would be forwarded.
-func (s *Server) whichCmd(ctx context.Context, m *jsonrpc.Message, req []byte) (result []byte, forwarded bool, err error) {
+// is not imcd's and would be forwarded. Named params that OpenSIPS would
+// read otherwise than imcd ("COMMAND" beside "command") are refused, as
+// the envelope's are.
+func (s *Server) whichCmd(ctx context.Context, m *jsonrpc.Message) (result []byte, forwarded bool, err error) {
+	if m.Params != nil && m.Params.Type() == fastjson.TypeObject {
+		o, _ := m.Params.Object()
+		if je := jsonrpc.CheckKeys(o, whichParamSets()[1]...); je != nil {
+			je.Data = "params: " + je.Data
+			return nil, false, je
+		}
+	}
 	args, err := StringParams(m.Params, whichParamSets())
 	if err != nil {
 		return nil, false, err
@@ -62,7 +73,8 @@ func (s *Server) whichCmd(ctx context.Context, m *jsonrpc.Message, req []byte) (
 	case isWhich(name):
 		return appendParamSets(nil, whichParamSets()), false, nil
 	case s.forwards(name):
-		return s.forward(ctx, string(m.Method), m, req), true, nil
+		params := append(jsonrpc.AppendString(append([]byte(nil), `{"command":`...), name), '}')
+		return s.forward(ctx, string(m.Method), params, m), true, nil
 	case s.Forward != nil:
 		return nil, false, errNotForwarded(name)
 	}
@@ -124,8 +136,7 @@ func (s *Server) remoteNames(ctx context.Context) []string {
 func (s *Server) fetchWhich(ctx context.Context, seq uint64) ([]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, whichFetchTimeout)
 	defer cancel()
-	req := append([]byte(`{"jsonrpc":"2.0","method":"which","id":"imcd-which-`), strconv.FormatUint(seq, 10)...)
-	req = append(req, `"}`...)
+	req := jsonrpc.AppendRequest(nil, whichName, nil, jsonrpc.AppendString(nil, "imcd-which-"+strconv.FormatUint(seq, 10)))
 	reply, err := s.Forward.Forward(ctx, req)
 	if err != nil {
 		return nil, err

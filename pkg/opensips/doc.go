@@ -18,6 +18,7 @@
 // metrics leave through the Observer interface.
 //
 // Goroutines are fixed in number: one per listener, one per event_stream
-// connection, and a reader and a timeout reaper per MIClient. No
+// connection (at most EventStreamServer.MaxConns), and a reader and a
+// timeout reaper per MIClient. No
 // goroutine is started per event or per notice.
 package opensips

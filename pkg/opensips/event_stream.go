@@ -57,6 +57,16 @@ type EventStreamServer struct {
 	// peer that stops reading never holds the goroutine calling done for
 	// long; DefaultReplyTimeout when 0. On timeout the connection is closed.
 	WriteTimeout time.Duration
+	// MaxConns caps the connections open at once (DefaultMaxConns when 0);
+	// AtMaxConns says what happens to one more: AtMaxRefuse (the default,
+	// "") or AtMaxCloseIdle. Either is counted ResultTooManyConns.
+	MaxConns   int
+	AtMaxConns string
+	// FrameTimeout bounds a frame from its first byte to its last
+	// (DefaultFrameTimeout when 0): a connection holding an unfinished
+	// frame longer is closed and counted ResultFrameTimeout. Between
+	// frames a connection may stay quiet for ever.
+	FrameTimeout time.Duration
 
 	initOnce      sync.Once
 	in            intake
@@ -75,6 +85,12 @@ func (s *EventStreamServer) init() {
 		}
 		if s.MaxFrame <= 0 {
 			s.MaxFrame = DefaultMaxFrame
+		}
+		if s.MaxConns <= 0 {
+			s.MaxConns = DefaultMaxConns
+		}
+		if s.FrameTimeout <= 0 {
+			s.FrameTimeout = DefaultFrameTimeout
 		}
 		s.conns = make(map[*streamConn]struct{})
 	})
@@ -139,7 +155,11 @@ func (s *EventStreamServer) accept() error {
 			c.Close()
 			continue
 		}
+		if !s.limitConns(c) {
+			continue
+		}
 		sc := newStreamConn(c, s.WriteTimeout)
+		sc.state.lastRead.Store(time.Now().UnixNano())
 		if !s.track(sc) {
 			c.Close()
 			return nil
@@ -217,7 +237,9 @@ func (s *EventStreamServer) serveConn(c *streamConn) {
 	log := s.in.log.With(logkey.Remote, c.remote)
 	log.Debug("event_stream connection opened")
 	h := s.in.handler()
-	sp := NewFrameSplitter(c.r, s.MaxFrame)
+	clock := &frameClock{s: s, c: c, timeout: s.FrameTimeout}
+	sp := NewFrameSplitter(clock, s.MaxFrame)
+	clock.sp = sp
 	for {
 		frame, err := sp.Next()
 		if err != nil {
@@ -230,6 +252,10 @@ func (s *EventStreamServer) serveConn(c *streamConn) {
 			case errors.Is(err, ErrBadFrame):
 				s.in.refused(ResultDecodeError, err, "", c.remote)
 				log.Warn("closing event_stream connection: not a stream of JSON objects")
+			case errors.Is(err, ErrFrameTimeout):
+				s.in.refused(ResultFrameTimeout, err, "", c.remote) // logged there, at most once a second
+			case c.state.evicted.Load():
+				log.Debug("event_stream connection closed to make room for a new one")
 			case errors.Is(err, io.EOF), isClosedErr(err):
 				log.Debug("event_stream connection closed")
 			default:
@@ -297,6 +323,7 @@ type streamConn struct {
 	conn    net.Conn
 	timeout time.Duration
 	remote  string
+	state   connState
 	// r and w read and write conn, with raw system calls where they can
 	// (pkg/rawio: an event and its reply cost no wake-up of the runtime's
 	// monitor thread).

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/valyala/fastjson"
+
+	"github.com/imcd-sip/imcd/pkg/jsonrpc"
 )
 
 // Forward passes one raw MI request to OpenSIPS verbatim, from a new
@@ -21,7 +23,8 @@ import (
 //
 // A JSON array, or an object without a string "method", is refused with
 // ErrForbiddenRequest and never sent: either one crashes OpenSIPS's
-// mi_datagram. Other malformed requests are passed on, and OpenSIPS answers
+// mi_datagram; so is an object with a member twice or in another case
+// ("METHOD"), which OpenSIPS would read otherwise than this check. Other malformed requests are passed on, and OpenSIPS answers
 // them with its own error.
 func (c *MIClient) Forward(ctx context.Context, req []byte) ([]byte, error) {
 	c.stateMu.RLock()
@@ -100,8 +103,13 @@ func checkForward(req []byte) (method string, notification bool, err error) {
 		// Malformed JSON is answered by OpenSIPS ("400 Parse_error").
 		return "", false, nil
 	}
-	if v.Type() != fastjson.TypeObject {
+	o, oerr := v.Object()
+	if oerr != nil {
 		return "", false, fmt.Errorf("%w: not a JSON object", ErrForbiddenRequest)
+	}
+	// OpenSIPS would read such a request otherwise than this check does.
+	if je := jsonrpc.CheckKeys(o, "jsonrpc", "method", "params", "id"); je != nil {
+		return "", false, fmt.Errorf("%w: %s", ErrForbiddenRequest, je.Data)
 	}
 	m := v.Get("method")
 	if m == nil || m.Type() != fastjson.TypeString {

@@ -64,7 +64,8 @@ func TestForward(t *testing.T) {
 			t.Fatalf("%s: %v", name, err)
 		}
 	}
-	for _, req := range []string{`{"jsonrpc":"2.0","method":7,"id":1}`, `{"jsonrpc":"2.0","method":"","id":1}`, `"which"`} {
+	for _, req := range []string{`{"jsonrpc":"2.0","method":7,"id":1}`, `{"jsonrpc":"2.0","method":"","id":1}`, `"which"`,
+		`{"jsonrpc":"2.0","METHOD":"core:kill","method":"which","id":1}`, `{"jsonrpc":"2.0","method":"which","method":"core:kill","id":1}`} {
 		if _, err := c.Forward(ctx, []byte(req)); !errors.Is(err, opensips.ErrForbiddenRequest) {
 			t.Fatalf("%s: %v", req, err)
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/imcd-sip/imcd/pkg/delivery"
 	"github.com/imcd-sip/imcd/pkg/imc"
 	"github.com/imcd-sip/imcd/pkg/jsonrpc"
+	"github.com/imcd-sip/imcd/pkg/logging"
 	"github.com/imcd-sip/imcd/pkg/logkey"
 	"github.com/imcd-sip/imcd/pkg/rawio"
 )
@@ -131,8 +132,8 @@ type MIClient struct {
 	writing []queuedRequest // Flush's own copy of queued
 	msgs    [][]byte        // Flush's sendmmsg vector
 
-	unreachLog logkey.Limit
-	replyLog   logkey.Limit
+	unreachLog logging.Limit
+	replyLog   logging.Limit
 
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -180,7 +181,7 @@ func (c *MIClient) Open(ctx context.Context) error {
 	if c.opened || c.closed {
 		return ErrClosed
 	}
-	c.log = logkey.Child(c.Logger, logkey.SystemMIClient)
+	c.log = logging.Child(c.Logger, logkey.SystemMIClient)
 	if c.obs = c.Observer; c.obs == nil {
 		c.obs = NopObserver{}
 	}
@@ -244,7 +245,7 @@ func (c *MIClient) Open(ctx context.Context) error {
 	go c.readLoop(runCtx)
 	go c.reapLoop(runCtx)
 	c.opened = true
-	c.log.Info("MI client ready", logkey.Addr, c.Addr, "timeout", c.Timeout.String())
+	c.log.Info("MI client ready", logkey.Addr, c.Addr, logkey.Timeout, c.Timeout.String())
 	return nil
 }
 

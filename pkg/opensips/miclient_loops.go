@@ -221,14 +221,14 @@ func (c *MIClient) fromOpenSIPS(from *net.UnixAddr) bool {
 	}
 	if ok, suppressed := c.replyLog.Allow(time.Now()); ok {
 		c.log.Warn("dropped an MI datagram from another socket than OpenSIPS's: check that the MI address is the exact path of mi_datagram's socket_name",
-			"from", name, "expected", c.unixRaddr.Name, logkey.Suppressed, suppressed)
+			logkey.From, name, logkey.Expected, c.unixRaddr.Name, logkey.Suppressed, suppressed)
 	}
 	return false
 }
 
 func (c *MIClient) badReply(why string, b []byte) {
 	if ok, suppressed := c.replyLog.Allow(time.Now()); ok {
-		c.log.Warn("unexpected MI datagram", logkey.Err, why, "datagram", truncate(b, 200), logkey.Suppressed, suppressed)
+		c.log.Warn("unexpected MI datagram", logkey.Err, why, logkey.Datagram, truncate(b, 200), logkey.Suppressed, suppressed)
 	}
 }
 

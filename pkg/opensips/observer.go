@@ -31,6 +31,11 @@ const (
 	ResultWrongEvent    = "wrong_event"    // method is not the configured event name
 	ResultUsrloc        = "usrloc"         // a usrloc event, handed to the UsrlocSink
 	ResultPanic         = "panic"          // handling it panicked (recovered)
+	// Connections, not frames: one beyond EventStreamServer.MaxConns
+	// (refused, or an idle one closed for it), one whose frame took longer
+	// than FrameTimeout (closed).
+	ResultTooManyConns = "too_many_connections"
+	ResultFrameTimeout = "frame_timeout"
 )
 
 // NopObserver is an Observer that does nothing.

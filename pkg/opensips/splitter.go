@@ -39,6 +39,10 @@ func NewFrameSplitter(r io.Reader, maxFrame int) *FrameSplitter {
 	return &FrameSplitter{r: r, max: maxFrame, buf: make([]byte, min(maxFrame, 32<<10))}
 }
 
+// InFrame reports whether an object has begun and not ended: what Next
+// is reading when it calls the reader.
+func (s *FrameSplitter) InFrame() bool { return s.open }
+
 // Reset makes the splitter read a new stream from r, keeping its buffer.
 func (s *FrameSplitter) Reset(r io.Reader) {
 	*s = FrameSplitter{r: r, max: s.max, buf: s.buf}

@@ -8,6 +8,7 @@ import (
 	"github.com/valyala/fastjson"
 
 	"github.com/imcd-sip/imcd/pkg/jsonrpc"
+	"github.com/imcd-sip/imcd/pkg/logkey"
 )
 
 // parseErrorReply is what mi_datagram sends for malformed JSON: plain text.
@@ -28,7 +29,7 @@ func (s *Server) serveRequest(p, q *fastjson.Parser, it miItem) {
 	gen, from, raw := it.gen, it.from, it.raw
 	call := Call{Raw: raw, From: from.String(), Received: it.received, Served: time.Now()}
 	if reply, silent := s.replayed(raw); silent || reply != nil {
-		call.Method = methodOf(p, raw)
+		call.Method, _ = OpenSIPSMethod(raw)
 		s.rec.addCall(call)
 		if !silent {
 			s.sendMI(gen, from, reply)
@@ -41,11 +42,12 @@ func (s *Server) serveRequest(p, q *fastjson.Parser, it miItem) {
 		s.sendMI(gen, from, []byte(parseErrorReply))
 		return
 	}
-	if v.Type() == fastjson.TypeArray || v.Type() == fastjson.TypeObject && v.Get("method") == nil {
+	method, ok := openSIPSString(v, methodKey)
+	if v.Type() == fastjson.TypeArray || v.Type() == fastjson.TypeObject && !ok {
 		// The real mi_datagram segfaults here (datagram_fnc.c:529).
 		call.Crash = true
 		s.rec.addCall(call)
-		s.log.Warn("request would crash OpenSIPS's mi_datagram", "request", string(raw))
+		s.log.Warn("request would crash OpenSIPS's mi_datagram", logkey.Request, string(raw))
 		return
 	}
 	m, err := jsonrpc.Decode(q, raw)
@@ -54,7 +56,7 @@ func (s *Server) serveRequest(p, q *fastjson.Parser, it miItem) {
 		id = jsonrpc.AppendID(nil, m.ID)
 		call.ID = string(id)
 	}
-	call.Method = string(m.Method)
+	call.Method = method // what OpenSIPS runs, whatever Decode makes of it
 	s.rec.addCall(call)
 	r := &request{gen: gen, from: from, method: string(m.Method), id: id, params: m.Params, raw: raw}
 	if err != nil {
@@ -99,15 +101,6 @@ func (s *Server) serveRequest(p, q *fastjson.Parser, it miItem) {
 	default:
 		s.replyError(r, jsonrpc.ErrMethodNotFound)
 	}
-}
-
-// methodOf reads the method of a request for the record, "" when none.
-func methodOf(p *fastjson.Parser, raw []byte) string {
-	v, err := p.ParseBytes(raw)
-	if err != nil || v.Type() != fastjson.TypeObject {
-		return ""
-	}
-	return string(v.GetStringBytes("method"))
 }
 
 // replyResult answers r with {"jsonrpc":"2.0","result":…,"id":…}; a

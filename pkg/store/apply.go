@@ -23,8 +23,9 @@ import (
 // is not, since the commit may have happened: the error then wraps
 // ErrInDoubt, and LoadRooms reads what the tables hold.
 //
-// With Config.History, destroying a room also deletes its history, topic
-// and marks, and removing a member their mark, in the same transaction.
+// Destroying a room also deletes its bans and moderation, and removing a
+// member their voice, in the same transaction; with Config.History, also
+// the room's history, topic and marks, and the member's mark.
 func (db *DB) Apply(ctx context.Context, changes []imc.Change) error {
 	if len(changes) == 0 {
 		return nil
@@ -149,6 +150,9 @@ func (db *DB) exec(ctx context.Context, tx *sqlx.Tx, c *imc.Change) error {
 			db.log.Warn("member to remove was not in the table", logkey.Change, c.String())
 		}
 	}
+	if err == nil {
+		err = db.moderate(ctx, tx, c)
+	}
 	if err == nil && db.cfg.History {
 		err = db.forgetHistory(ctx, tx, c)
 	}
@@ -194,7 +198,7 @@ func storedMemberFlags(f imc.MemberFlags) int64 { return int64(f & imc.MemberSto
 // would store it whole, and either way the row would no longer say what
 // memory says.
 func validate(c *imc.Change) error {
-	if c.Op < imc.OpCreateRoom || c.Op > imc.OpRemoveMember {
+	if c.Op < imc.OpCreateRoom || c.Op > imc.OpLast {
 		return fmt.Errorf("%w: unknown op %d", ErrInvalidChange, c.Op)
 	}
 	if c.Room.User == "" || c.Room.Host == "" {
@@ -206,16 +210,19 @@ func validate(c *imc.Change) error {
 	if err := fits("room domain", c.Room.Host); err != nil {
 		return err
 	}
-	switch c.Op {
-	case imc.OpCreateRoom, imc.OpAddMember, imc.OpUpdateMember, imc.OpRemoveMember:
-		// imc_members.room holds "sip:name@domain": a room whose URI does
-		// not fit could never have a member, not even its owner.
+	if c.Op != imc.OpDeleteRoom && c.Op != imc.OpUpdateRoom {
+		// imc_members.room (and the moderation tables' room) holds
+		// "sip:name@domain": a room whose URI does not fit could never have
+		// a member, not even its owner.
 		if err := fits("room URI", c.Room.String()); err != nil {
 			return err
 		}
 	}
+	if err := validModeration(c); err != nil {
+		return err
+	}
 	switch c.Op {
-	case imc.OpAddMember, imc.OpUpdateMember, imc.OpRemoveMember:
+	case imc.OpAddMember, imc.OpUpdateMember, imc.OpRemoveMember, imc.OpVoice, imc.OpDevoice, imc.OpBan, imc.OpUnban:
 		if c.Member.User == "" || c.Member.Host == "" {
 			return fmt.Errorf("%w: no member", ErrInvalidChange)
 		}

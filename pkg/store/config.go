@@ -18,6 +18,8 @@ const (
 	DefaultTopicsTable  = "imc_topics"
 	DefaultMarksTable   = "imc_history_marks"
 	DefaultEventsTable  = "imc_events"
+	DefaultBansTable    = "imc_bans"
+	DefaultModTable     = "imc_moderation"
 	DefaultApplyTimeout = 2 * time.Second
 	DefaultMaxOpenConns = 8
 
@@ -60,6 +62,12 @@ type Config struct {
 	// SQLite always uses one connection (one writer).
 	MaxOpenConns int
 
+	// BansTable is bans_table; default "imc_bans". ModerationTable is
+	// moderation_table; default "imc_moderation". imcd's own tables of
+	// bans, moderated rooms and voices (moderation.go), always used.
+	BansTable       string
+	ModerationTable string
+
 	// History turns on the history, topics and history-marks tables: Open
 	// checks them (CreateTables creates them), the history methods work,
 	// and destroying a room or removing a member deletes their rows in the
@@ -93,13 +101,16 @@ func (cfg *Config) setDefaults() error {
 		{&cfg.TopicsTable, DefaultTopicsTable},
 		{&cfg.MarksTable, DefaultMarksTable},
 		{&cfg.EventsTable, DefaultEventsTable},
+		{&cfg.BansTable, DefaultBansTable},
+		{&cfg.ModerationTable, DefaultModTable},
 	} {
 		if *d.v == "" {
 			*d.v = d.def
 		}
 	}
 	type named struct{ key, name string }
-	names := []named{{"rooms_table", cfg.RoomsTable}, {"members_table", cfg.MembersTable}}
+	names := []named{{"rooms_table", cfg.RoomsTable}, {"members_table", cfg.MembersTable},
+		{"bans_table", cfg.BansTable}, {"moderation_table", cfg.ModerationTable}}
 	if cfg.History {
 		names = append(names, named{"history_table", cfg.HistoryTable}, named{"topics_table", cfg.TopicsTable},
 			named{"history_marks_table", cfg.MarksTable})

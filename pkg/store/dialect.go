@@ -63,6 +63,10 @@ type dialect struct {
 	createTopics  func(table string) []string
 	createMarks   func(table string) []string
 	createEvents  func(table string) []string
+	// createBans and createMod are the DDL of the bans and moderation
+	// tables (sql/<engine>/imcd-moderation-create.sql).
+	createBans func(table string) []string
+	createMod  func(table string) []string
 	// insertIgnore starts an INSERT that skips rows whose unique key is
 	// taken; ignoreSuffix(cols) ends it (cols: the unique key's columns).
 	insertIgnore string

@@ -9,10 +9,13 @@
 // durable. The rows mean what they mean to OpenSIPS's own imc module, which
 // can read what imcd wrote.
 //
-// Beside the standard tables, and only when Config enables them, it keeps
-// imcd's own: rooms' history, topics and catch-up marks (history.go,
-// topics.go, purge.go), and the keys of events applied once across several
-// imcd (events.go). They never alter imc_rooms or imc_members.
+// Beside the standard tables it keeps imcd's own: always the rooms' bans,
+// moderation and voices (moderation.go), committed in the transaction of
+// the membership change they go with and loaded with the rooms; and, only
+// when Config enables them, rooms' history, topics and catch-up marks
+// (history.go, topics.go, purge.go), and the keys of events applied once
+// across several imcd (events.go). They never alter imc_rooms or
+// imc_members, whose rows keep meaning what they mean to the native module.
 //
 // One dialect value per engine (mysql.go, postgres.go, sqlite.go) holds
 // everything that differs between engines: how to connect, the DDL, and how

@@ -87,10 +87,10 @@ func testConfig(t testing.TB, engine string) Config {
 	if engine == dburl.SQLite {
 		url = "sqlite://" + filepath.Join(t.TempDir(), "imc.db")
 	}
-	tb := testdb.NewTables(t, engine, "imc_history", "imc_topics", "imc_marks", "imc_events")
+	tb := testdb.NewTables(t, engine, "imc_history", "imc_topics", "imc_marks", "imc_events", "imc_bans", "imc_moderation")
 	return Config{URL: url, RoomsTable: tb.Rooms, MembersTable: tb.Members,
 		HistoryTable: tb.Extra[0], TopicsTable: tb.Extra[1], MarksTable: tb.Extra[2], EventsTable: tb.Extra[3],
-		ApplyTimeout: 5 * time.Second}
+		BansTable: tb.Extra[4], ModerationTable: tb.Extra[5], ApplyTimeout: 5 * time.Second}
 }
 
 // historyConfig is testConfig with the history and events tables on.
@@ -121,12 +121,13 @@ func openWith(t testing.TB, cfg Config) *testDB {
 }
 
 // sql rewrites a test's SQL for the store: {rooms}, {members}, {history},
-// {topics}, {marks} and {events} name the test's tables, and '?'
-// placeholders become the engine's.
+// {topics}, {marks}, {events}, {bans} and {moderation} name the test's
+// tables, and '?' placeholders become the engine's.
 func (db *testDB) sql(q string) string {
 	return db.db.Rebind(strings.NewReplacer("{rooms}", db.d.table(db.cfg.RoomsTable), "{members}", db.d.table(db.cfg.MembersTable),
 		"{history}", db.d.table(db.cfg.HistoryTable), "{topics}", db.d.table(db.cfg.TopicsTable),
-		"{marks}", db.d.table(db.cfg.MarksTable), "{events}", db.d.table(db.cfg.EventsTable)).Replace(q))
+		"{marks}", db.d.table(db.cfg.MarksTable), "{events}", db.d.table(db.cfg.EventsTable),
+		"{bans}", db.d.table(db.cfg.BansTable), "{moderation}", db.d.table(db.cfg.ModerationTable)).Replace(q))
 }
 
 // exec runs SQL written as sql takes it on the store's own pool.

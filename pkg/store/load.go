@@ -23,7 +23,8 @@ const (
 )
 
 // Load reads every room and its members, rooms in the order they were
-// created and members in the order they joined (owner first).
+// created and members in the order they joined (owner first), with their
+// bans and moderation.
 //
 // Rows that cannot be used are logged with the row and skipped, never
 // fatal: unknown flag bits or the native "deleted" mark, values over 64
@@ -42,10 +43,13 @@ func (db *DB) Load(ctx context.Context) ([]*imc.Room, error) {
 		return nil, fmt.Errorf("store: load %q: %w", db.cfg.MembersTable, err)
 	}
 	rooms := l.build(parts)
+	if err := db.loadModeration(ctx, db.db, rooms); err != nil {
+		return nil, fmt.Errorf("store: load moderation: %w", err)
+	}
 	db.log.Info("rooms loaded", logkey.Rooms, len(rooms), logkey.Members, l.members, logkey.Skipped, l.skipped,
 		logkey.Elapsed, time.Since(start).Round(time.Millisecond))
 	if logged := int(l.logged.Load()); l.skipped > logged {
-		db.log.Warn("more odd rows were skipped than logged", logkey.Skipped, l.skipped, "logged", logged)
+		db.log.Warn("more odd rows were skipped than logged", logkey.Skipped, l.skipped, logkey.Logged, logged)
 	}
 	return rooms, nil
 }

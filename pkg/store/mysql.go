@@ -102,6 +102,25 @@ func mysqlDialect() *dialect {
 				"    INDEX time_idx (time_ms)\n" +
 				") ENGINE=InnoDB"}
 		},
+		createBans: func(t string) []string {
+			return []string{"CREATE TABLE IF NOT EXISTS `" + t + "` (\n" +
+				"    room VARCHAR(64) NOT NULL,\n" +
+				"    username VARCHAR(64) NOT NULL,\n" +
+				"    domain VARCHAR(64) NOT NULL,\n" +
+				"    reason BLOB NOT NULL,\n" +
+				"    banned_by VARCHAR(255) NOT NULL,\n" +
+				"    time_ms BIGINT NOT NULL,\n" +
+				"    PRIMARY KEY (room, username, domain)\n" +
+				") ENGINE=InnoDB"}
+		},
+		createMod: func(t string) []string {
+			return []string{"CREATE TABLE IF NOT EXISTS `" + t + "` (\n" +
+				"    room VARCHAR(64) NOT NULL,\n" +
+				"    username VARCHAR(64) NOT NULL,\n" +
+				"    domain VARCHAR(64) NOT NULL,\n" +
+				"    PRIMARY KEY (room, username, domain)\n" +
+				") ENGINE=InnoDB"}
+		},
 		// IGNORE would also turn a too-long value or a bad character into
 		// a warning and store something else; the store checks every value
 		// before, so here it only skips taken keys.

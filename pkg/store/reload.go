@@ -19,6 +19,9 @@ const loadRoomsChunk = 100
 // map has one entry per requested room, keyed by room.Key(): the room as
 // the tables hold it now, or nil when the tables have no usable row for it.
 //
+// The rooms come with their bans and moderation, read in the same
+// snapshot.
+//
 // It is what the daemon calls after an Apply that failed with ErrInDoubt,
 // so that memory equals the database whichever way the commit went. The
 // rows are read in one transaction (one snapshot on MySQL and PostgreSQL),
@@ -76,13 +79,23 @@ func (db *DB) loadRoomsOnce(ctx context.Context, rooms []imc.URI) ([]*imc.Room, 
 	l.indexColumns()
 	p := l.newPart()
 	p.chunkCap = 64
+	var cols []any
 	if len(l.rooms) > 0 {
-		q, args := db.membersQuery(rooms, l.rooms)
-		if err := db.scan(ctx, tx, q, args, 4, p.member); err != nil {
+		var q string
+		q, cols = db.membersQuery(rooms, l.rooms)
+		if err := db.scan(ctx, tx, q, cols, 4, p.member); err != nil {
 			return nil, fmt.Errorf("%q: %w", db.cfg.MembersTable, err)
 		}
 	}
 	loaded := l.build([]*memberPart{p})
+	if len(loaded) > 0 {
+		// The bans and moderation of the rooms, as of the same snapshot:
+		// what makes a ban through another instance hold here once the
+		// room is re-read.
+		if err := db.loadModerationOf(ctx, tx, cols, loaded); err != nil {
+			return nil, err
+		}
+	}
 	db.log.Debug("rooms re-read", logkey.Rooms, len(loaded), logkey.Members, l.members, logkey.Skipped, l.skipped)
 	return loaded, nil
 }

@@ -27,14 +27,17 @@ const (
 	scriptIMC     = "imc-create.sql"
 	scriptHistory = "imcd-history-create.sql"
 	scriptEvents  = "imcd-events-create.sql"
+	scriptMod     = "imcd-moderation-create.sql"
 )
 
-// tables lists the tables the configuration uses: the two imc tables, and
-// imcd's own when enabled.
+// tables lists the tables the configuration uses: the two imc tables,
+// imcd's bans and moderation, and imcd's others when enabled.
 func (db *DB) tables() []tableSpec {
 	t := []tableSpec{
 		{db.cfg.RoomsTable, db.q.probeRooms, roomsVersion, db.d.createRooms, scriptIMC},
 		{db.cfg.MembersTable, db.q.probeMembers, membersVersion, db.d.createMembers, scriptIMC},
+		{db.cfg.BansTable, db.mq.probeBans, bansVersion, db.d.createBans, scriptMod},
+		{db.cfg.ModerationTable, db.mq.probeMod, modVersion, db.d.createMod, scriptMod},
 	}
 	if db.cfg.History {
 		t = append(t,
@@ -173,17 +176,31 @@ func (db *DB) CreateTables(ctx context.Context) error {
 			return err
 		}
 		if !exists {
-			for _, stmt := range t.create(t.name) {
-				if _, err := db.db.ExecContext(ctx, stmt); err != nil {
-					return fmt.Errorf("store: create table %q: %w", t.name, db.wrap(err))
-				}
+			if err := db.createTable(ctx, t); err != nil {
+				return err
 			}
-			db.log.Info("table created", logkey.Table, t.name)
 		}
 		if err := db.insertVersion(ctx, t); err != nil {
 			return err
 		}
 	}
+	return nil
+}
+
+// createTable runs t's DDL. Another imcd creating the same table at the
+// same moment (PostgreSQL's CREATE TABLE IF NOT EXISTS can fail then) is
+// no error: the table is there.
+func (db *DB) createTable(ctx context.Context, t tableSpec) error {
+	for _, stmt := range t.create(t.name) {
+		if _, err := db.db.ExecContext(ctx, stmt); err != nil {
+			if exists, _ := db.tableExists(ctx, t); exists {
+				db.log.Debug("table created by someone else meanwhile", logkey.Table, t.name, logkey.Err, err)
+				return nil
+			}
+			return fmt.Errorf("store: create table %q: %w", t.name, db.wrap(err))
+		}
+	}
+	db.log.Info("table created", logkey.Table, t.name)
 	return nil
 }
 

@@ -150,7 +150,7 @@ func TestSQLScripts(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer raw.Close()
-		for _, name := range []string{scriptIMC, scriptHistory, scriptEvents} {
+		for _, name := range []string{scriptIMC, scriptMod, scriptHistory, scriptEvents} {
 			script := filepath.Join("..", "..", "sql", engine, name)
 			runScript(t, raw, script)
 			runScript(t, raw, script) // idempotent
@@ -182,12 +182,12 @@ func TestSQLScripts(t *testing.T) {
 
 		created, err := Open(context.Background(), Config{URL: url, RoomsTable: "imcx_rooms", MembersTable: "imcx_members",
 			History: true, HistoryTable: "imcx_history", TopicsTable: "imcx_topics", MarksTable: "imcx_history_marks",
-			Events: true, EventsTable: "imcx_events", CreateTables: true})
+			Events: true, EventsTable: "imcx_events", BansTable: "imcx_bans", ModerationTable: "imcx_moderation", CreateTables: true})
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer created.Close()
-		for _, name := range []string{"rooms", "members", "history", "topics", "history_marks", "events"} {
+		for _, name := range []string{"rooms", "members", "bans", "moderation", "history", "topics", "history_marks", "events"} {
 			script, code := describe(t, raw, "imc_"+name), describe(t, raw, "imcx_"+name)
 			if script != code {
 				t.Errorf("imc_%s from the script:\n%s\nfrom CreateTables:\n%s", name, script, code)

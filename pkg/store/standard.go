@@ -48,6 +48,25 @@ func (d *dialect) standardSQL(historyID, bytes string) *dialect {
 			"CREATE INDEX IF NOT EXISTS " + t + "_time_idx ON " + t + " (time_ms)",
 		}
 	}
+	d.createBans = func(t string) []string {
+		return []string{"CREATE TABLE IF NOT EXISTS " + t + " (\n" +
+			"    room VARCHAR(64) NOT NULL,\n" +
+			"    username VARCHAR(64) NOT NULL,\n" +
+			"    domain VARCHAR(64) NOT NULL,\n" +
+			"    reason " + bytes + " NOT NULL,\n" +
+			"    banned_by VARCHAR(255) NOT NULL,\n" +
+			"    time_ms BIGINT NOT NULL,\n" +
+			"    PRIMARY KEY (room, username, domain)\n" +
+			")"}
+	}
+	d.createMod = func(t string) []string {
+		return []string{"CREATE TABLE IF NOT EXISTS " + t + " (\n" +
+			"    room VARCHAR(64) NOT NULL,\n" +
+			"    username VARCHAR(64) NOT NULL,\n" +
+			"    domain VARCHAR(64) NOT NULL,\n" +
+			"    PRIMARY KEY (room, username, domain)\n" +
+			")"}
+	}
 	d.insertIgnore = "INSERT INTO "
 	d.ignoreSuffix = func(cols string) string { return " ON CONFLICT (" + cols + ") DO NOTHING" }
 	d.upsertSuffix = func(key string, set ...string) string {

@@ -94,7 +94,7 @@ var (
 	ErrNoTables = errors.New("table missing")
 	// ErrVersion: the version table gives a table another version than the
 	// one imcd reads and writes (2 for both imc tables, 1 for the history,
-	// topics, marks and events tables).
+	// topics, marks, events, bans and moderation tables).
 	ErrVersion = errors.New("unsupported table version")
 	// ErrInvalidChange: a change, history line, mark or event key is
 	// malformed (unknown op, no room, no member, a sender that is not
@@ -115,6 +115,8 @@ const (
 	topicsVersion  = 1
 	marksVersion   = 1
 	eventsVersion  = 1
+	bansVersion    = 1
+	modVersion     = 1
 )
 
 // DB is a Store on one SQL database.
@@ -124,6 +126,7 @@ type DB struct {
 	cfg     Config
 	log     *slog.Logger
 	q       queries
+	mq      moderationQueries
 	hq      historyQueries // when cfg.History
 	eq      eventQueries   // when cfg.Events
 	url     string         // redacted, for messages
@@ -152,8 +155,8 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		db.db.Close()
 		return nil, err
 	}
-	db.log.Info("database opened", logkey.DBURL, db.url, "rooms_table", db.cfg.RoomsTable, "members_table", db.cfg.MembersTable,
-		"history", db.cfg.History, "events", db.cfg.Events)
+	db.log.Info("database opened", logkey.DBURL, db.url, logkey.RoomsTable, db.cfg.RoomsTable, logkey.MembersTable, db.cfg.MembersTable,
+		logkey.BansTable, db.cfg.BansTable, logkey.ModerationTable, db.cfg.ModerationTable, logkey.History, db.cfg.History, logkey.Events, db.cfg.Events)
 	return db, nil
 }
 
@@ -176,6 +179,7 @@ func connect(ctx context.Context, cfg Config) (*DB, error) {
 	db := &DB{db: sqlx.NewDb(sqldb, d.driver), d: d, cfg: cfg, log: log, url: u.String(), parallelSpan: parallelMinSpan}
 	db.configurePool()
 	db.q = buildQueries(d, cfg.RoomsTable, cfg.MembersTable)
+	db.mq = buildModerationQueries(d, &cfg)
 	if cfg.History {
 		db.hq = buildHistoryQueries(d, &cfg)
 	}

@@ -93,14 +93,14 @@ func (d *Daemon) resubscribe() {
 
 // Usrloc is told of each usrloc event (opensips.UsrlocSink, with
 // usrloc_events or delivery_path = contact): it keeps the contacts up to
-// date, and a registration of a member's AOR makes them reachable again
-// (usrloc_events), and what was kept for them is sent. It runs on the event read
+// date, and a registration of a member's AOR makes them reachable again:
+// what was kept for them is sent. It runs on the event read
 // loop and does not block.
 func (d *Daemon) Usrloc(ev *opensips.UsrlocEvent) {
 	if d.contacts != nil {
 		d.contacts.Update(ev)
 	}
-	if !ev.Registers() || !d.cfg.UsrlocEvents {
+	if !ev.Registers() {
 		return
 	}
 	uri := ev.URI(d.cfg.UsrlocDomain)

@@ -84,7 +84,7 @@ func (e *engine) complete(tag uint64, o Outcome, now time.Time) {
 	case vDelivered:
 		f.delivered = max(f.delivered, it.seq)
 		if s := it.n.Seq; s > 0 && (s > f.mark || !f.marked) {
-			f.mark, f.marked = s, true // where a catch-up would start
+			f.mark, f.marked, f.guessed = s, true, false // where a catch-up would start
 		}
 		if !m.reachable {
 			e.setReachable(mi, now, "a notice was delivered")

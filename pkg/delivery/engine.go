@@ -83,6 +83,10 @@ type flow struct {
 	askTok                 uint64 // the pending CatchUpRequest
 	catchUps               int32  // catch-up notices queued or in flight
 	marked, stored, behind bool
+	// guessed: mark is not a line delivered but the one before the first
+	// waiting when the member went away (reportMark); a line in flight
+	// then that comes back moves it down (requeue).
+	guessed bool
 	asking                 bool // the placeholder waits for CatchUp
 
 	inRing     bool  // in its group's ring of ready flows

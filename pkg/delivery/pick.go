@@ -198,6 +198,12 @@ func (e *engine) requeue(ii int32) {
 		f.tail = ii
 	}
 	f.n++
+	if f.guessed && it.n.Seq > 0 && !it.catchUp && it.n.Seq <= f.mark {
+		// It was in flight when the member went away: the catch-up must
+		// start before it.
+		f.mark = it.n.Seq - 1
+		e.reportMark(fi)
+	}
 }
 
 // oldestFlow returns the member's flow whose head was submitted first.

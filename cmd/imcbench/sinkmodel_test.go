@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imcd-sip/imcd/pkg/delivery"
 	"github.com/imcd-sip/imcd/pkg/imc"
 	"github.com/imcd-sip/imcd/pkg/opensips"
 )
@@ -31,7 +32,7 @@ func TestSinkModel(t *testing.T) {
 	s.attach(rec, 1)
 	var mu sync.Mutex
 	outs := map[string]int{}
-	done := func(_ uint64, o opensips.Outcome) {
+	done := func(_ uint64, o delivery.Outcome) {
 		mu.Lock()
 		outs[o.Class()]++
 		mu.Unlock()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/valyala/fastjson"
 
+	"github.com/imcd-sip/imcd/pkg/delivery"
 	"github.com/imcd-sip/imcd/pkg/imc"
 	"github.com/imcd-sip/imcd/pkg/jsonrpc"
 	"github.com/imcd-sip/imcd/pkg/opensips"
@@ -115,11 +116,11 @@ func TestSinkAnswersMIClient(t *testing.T) {
 		}
 		rec := newRecorder(10, false)
 		s.attach(rec, 1)
-		outcomes := make(chan opensips.Outcome, 10)
+		outcomes := make(chan delivery.Outcome, 10)
 		for i := range 10 {
 			n := &imc.Notice{From: imc.URI{User: "room", Host: benchDomain}, To: imc.URI{User: "u", Host: benchDomain},
 				Body: "<a@bench.test>: bench " + string(rune('0'+i)) + " x", ContentType: "text/plain"}
-			if err := c.Send(n, uint64(i), func(_ uint64, o opensips.Outcome) { outcomes <- o }); err != nil {
+			if err := c.Send(n, uint64(i), func(_ uint64, o delivery.Outcome) { outcomes <- o }); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/imcd-sip/imcd/pkg/config"
 	"github.com/imcd-sip/imcd/pkg/daemon"
+	"github.com/imcd-sip/imcd/pkg/logkey"
 	"github.com/imcd-sip/imcd/pkg/preflight"
 )
 
@@ -64,7 +65,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	d := daemon.New(cfg, logger)
 	if err := d.Open(context.Background()); err != nil {
-		logger.Error("imcd cannot start", "err", err)
+		logger.Error("imcd cannot start", logkey.Err, err)
 		return exitStart
 	}
 	for sig := range signals {
@@ -72,21 +73,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 			reload(path, level, logger)
 			continue
 		}
-		logger.Info("stopping: draining queued requests and deliveries (send the signal again to stop at once)", "signal", sig.String(), "grace", cfg.ShutdownGrace)
+		logger.Info("stopping: draining queued requests and deliveries (send the signal again to stop at once)", logkey.Signal, sig.String(), logkey.Grace, cfg.ShutdownGrace)
 		done := make(chan error, 1)
 		go func() { done <- d.Close() }()
 		for {
 			select {
 			case err := <-done:
 				if err != nil {
-					logger.Warn("stopped with errors", "err", err)
+					logger.Warn("stopped with errors", logkey.Err, err)
 				}
 				return exitOK
 			case sig := <-signals:
 				if sig == syscall.SIGHUP {
 					continue
 				}
-				logger.Warn("second signal: stopping now", "signal", sig.String())
+				logger.Warn("second signal: stopping now", logkey.Signal, sig.String())
 				return exitAborted
 			}
 		}
@@ -116,11 +117,11 @@ func reload(path string, level *slog.LevelVar, logger *slog.Logger) {
 	}
 	cfg := config.Default()
 	if err := config.ReadFile(path, &cfg); err != nil {
-		logger.Error("SIGHUP: config file not reloaded", "err", err)
+		logger.Error("SIGHUP: config file not reloaded", logkey.Err, err)
 		return
 	}
 	level.Set(cfg.LogLevel.Slog())
-	logger.Log(context.Background(), config.LevelNoticeSlog, "SIGHUP: log_level reloaded (other keys take effect at the next restart)", "log_level", cfg.LogLevel.String())
+	logger.Log(context.Background(), config.LevelNoticeSlog, "SIGHUP: log_level reloaded (other keys take effect at the next restart)", logkey.LogLevel, cfg.LogLevel.String())
 }
 
 // newLogger writes OpenSIPS's level names (NOTICE, CRIT, ALERT) where slog

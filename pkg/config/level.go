@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+
+	"github.com/imcd-sip/imcd/pkg/logging"
 )
 
 // Level is a log level named the way OpenSIPS names its own (log_level):
@@ -59,8 +61,8 @@ func ParseLevel(s string) (Level, error) {
 }
 
 // LevelNoticeSlog is the slog level imcd uses for OpenSIPS's "notice":
-// between slog's Info and Warn.
-const LevelNoticeSlog = slog.Level(2)
+// between slog's Info and Warn (logging.LevelNotice).
+const LevelNoticeSlog = logging.LevelNotice
 
 // Slog maps the level onto log/slog's scale: debug → Debug, info → Info,
 // notice → Info+2, warn → Warn, error → Error, crit/alert → above Error.

@@ -9,12 +9,15 @@ import (
 	"time"
 
 	"github.com/imcd-sip/imcd/pkg/config"
+	"github.com/imcd-sip/imcd/pkg/dbhealth"
 	"github.com/imcd-sip/imcd/pkg/delivery"
 	"github.com/imcd-sip/imcd/pkg/flood"
+	"github.com/imcd-sip/imcd/pkg/history"
 	"github.com/imcd-sip/imcd/pkg/imc"
-	"github.com/imcd-sip/imcd/pkg/logkey"
+	"github.com/imcd-sip/imcd/pkg/logging"
 	"github.com/imcd-sip/imcd/pkg/metrics"
 	"github.com/imcd-sip/imcd/pkg/opensips"
+	"github.com/imcd-sip/imcd/pkg/rooms"
 	"github.com/imcd-sip/imcd/pkg/sockets"
 	"github.com/imcd-sip/imcd/pkg/store"
 )
@@ -28,11 +31,12 @@ type Daemon struct {
 	limiter *flood.Limiter
 	dedup   *flood.Dedup
 	store   store.Store
-	// hist is the store's history side, nil when the rooms keep no
-	// history; history writes their chat lines in the background.
+	// hist is the store's history side and history its writer, both nil
+	// when the rooms keep no history.
 	hist    store.HistoryStore
-	history *historyWriter
-	shards  []*shard
+	history *history.Writer
+	db      *dbhealth.Monitor
+	rooms   *rooms.Runtime
 	metrics *metrics.Metrics
 
 	// miClients talk to each OpenSIPS of opensips_mi (t_uac_dlg,
@@ -44,30 +48,16 @@ type Daemon struct {
 	subscribers []*opensips.Subscriber // eventSubs, and the usrloc ones
 	eventSubs   []*opensips.Subscriber // each node's E_IMC_MESSAGE subscription
 	events      eventServer
-	broker      *brokerMode // RabbitMQ mode (rabbitmq.go); nil otherwise
-	db          *dbHealth
+	keyPurge    *keyPurge // RabbitMQ mode (rabbitmq.go); nil otherwise
 	// miTransports serve imcd's own MI (datagram, HTTP, FIFO).
-	miTransports  []server
+	miTransports  []transport
 	metricsServer *sockets.HTTPServer
 	addrs         Addrs
 
-	// stopping closes when a stop begins (no new MI work); stopNow when
-	// the shutdown grace is over (shards answer what still waits and end).
-	stopping    chan struct{}
-	stopNow     chan struct{}
-	shardsWG    sync.WaitGroup
-	committerWG sync.WaitGroup
-	closeOnce   sync.Once
-	closeErr    error
-
-	// delivered is onDelivered as a func value made once: a method value
-	// taken per batch would allocate per line.
-	delivered delivery.Done
-	sendLog   logkey.Limit // "notices refused for delivery": once a second
-	ulLog     logkey.Limit // unusable usrloc events: once in 10 s
-	started   atomic.Bool  // Open finished: every component is up
-	unsentMu  sync.Mutex
-	unsent    []unsentInvitation
+	closeOnce sync.Once
+	closeErr  error
+	ulLog     logging.Limit // unusable usrloc events: once in 10 s
+	started   atomic.Bool   // Open finished: every component is up
 
 	// marksAtStart are the catch-up marks stored before the restart, for
 	// the scheduler once it is open (restoreMarks).
@@ -80,6 +70,20 @@ type server interface {
 	LocalAddr() net.Addr
 	Close() error
 }
+
+// transport is one of imcd's MI transports: a server whose stop may let
+// requests in progress finish within the shutdown budget (Shutdown).
+type transport interface {
+	server
+	Shutdown(ctx context.Context) error
+}
+
+// closeAtOnce is a transport with no request to let finish (datagram,
+// FIFO: Close waits for the one being answered): its Shutdown is Close.
+type closeAtOnce struct{ server }
+
+// Shutdown closes the transport.
+func (t closeAtOnce) Shutdown(context.Context) error { return t.Close() }
 
 // eventServer is an event listener: StopIntake stops taking events but
 // lets replies to those taken go out, until Close.
@@ -106,72 +110,7 @@ type Addrs struct {
 
 // New returns a daemon for cfg; Open starts it.
 func New(cfg config.Config, logger *slog.Logger) *Daemon {
-	d := &Daemon{cfg: cfg, logger: logger, stopping: make(chan struct{}), stopNow: make(chan struct{}),
-		sendLog: logkey.Limit{Interval: time.Second}, ulLog: logkey.Limit{Interval: 10 * time.Second}}
-	d.delivered = d.onDelivered
-	return d
-}
-
-// Open starts every component in dependency order. On error, what was
-// started is closed again.
-func (d *Daemon) Open(ctx context.Context) (err error) {
-	defer func() {
-		if err != nil {
-			d.abort()
-		}
-	}()
-	cfg := d.cfg
-	d.limiter = &flood.Limiter{Rate: cfg.RateLimit, Burst: cfg.RateBurst, FanoutRate: cfg.FanoutLimit, FanoutBurst: cfg.FanoutBurst}
-	if cfg.IsRabbitMQ() {
-		// A queue replays a backlog faster than it was sent: rate and
-		// fan-out limits belong in OpenSIPS, before rabbitmq_publish
-		// (docs/scale-out.md).
-		d.limiter.Rate, d.limiter.FanoutRate = 0, 0
-	}
-	d.dedup = &flood.Dedup{Window: cfg.DedupWindow}
-	d.shards = make([]*shard, cfg.Shards())
-	for i := range d.shards {
-		d.shards[i] = newShard(d, i, cfg.ShardQueue)
-	}
-	d.metrics = metrics.New(d.counts)
-
-	if err := d.openStore(ctx); err != nil {
-		return err
-	}
-	if cfg.MetricsListen != "" {
-		if err := d.openMetrics(ctx); err != nil {
-			return err
-		}
-	}
-	if err := d.openOutbox(ctx); err != nil {
-		return err
-	}
-	d.db = newDBHealth(d, d.store)
-	if err := d.openBrokerMode(); err != nil { // rabbitmq.go: before the shards start
-		return err
-	}
-	for _, s := range d.shards {
-		d.shardsWG.Add(1)
-		d.committerWG.Add(1)
-		go func() { defer d.shardsWG.Done(); s.run() }()
-		go func() { defer d.committerWG.Done(); s.commitLoop(d.store) }()
-	}
-	if err := d.openMI(ctx); err != nil {
-		return err
-	}
-	if err := d.openEvents(ctx); err != nil {
-		return err
-	}
-	if err := d.openSubscriber(ctx); err != nil {
-		return err
-	}
-	d.started.Store(true)
-	rooms, members := d.counts()
-	a := d.addrs
-	d.notice("imcd started", logkey.Rooms, rooms, logkey.Members, members, "shards", len(d.shards),
-		logkey.Events, a.Events, logkey.OpenSIPSMI, cfg.OpenSIPSMI, logkey.MIDatagram, a.MIDatagram, logkey.MIHTTP, a.MIHTTP,
-		logkey.MIFIFO, a.MIFIFO, logkey.Metrics, a.Metrics)
-	return nil
+	return &Daemon{cfg: cfg, logger: logger, ulLog: logging.Limit{Interval: 10 * time.Second}}
 }
 
 // EngineConfig is the room engine's configuration as a daemon of cfg
@@ -191,6 +130,4 @@ func (d *Daemon) Addrs() Addrs { return d.addrs }
 
 // notice logs at OpenSIPS's NOTICE level, imcd's default: what an operator
 // should see on every start and stop.
-func (d *Daemon) notice(msg string, attrs ...any) {
-	d.logger.Log(context.Background(), config.LevelNoticeSlog, msg, attrs...)
-}
+func (d *Daemon) notice(msg string, attrs ...any) { logging.Notice(d.logger, msg, attrs...) }

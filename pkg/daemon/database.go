@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/imcd-sip/imcd/pkg/config"
+	"github.com/imcd-sip/imcd/pkg/history"
 	"github.com/imcd-sip/imcd/pkg/imc"
 	"github.com/imcd-sip/imcd/pkg/logkey"
 	"github.com/imcd-sip/imcd/pkg/metrics"
@@ -31,36 +33,45 @@ func DatabaseURL(cfg config.Config) (url string, embedded bool, err error) {
 	return "sqlite://" + filepath.Join(dir, "imcd.db"), true, nil
 }
 
+// openStore opens the database, reads every room (and, with history, each
+// room's last line number, the topics and the catch-up marks, and opens
+// the history writer), and builds the rooms' runtime with them (rooms.go).
 func (d *Daemon) openStore(ctx context.Context) error {
 	url, embedded, err := DatabaseURL(d.cfg)
 	if err != nil {
 		return err
 	}
 	if embedded {
-		d.notice("no db_url configured: using the embedded SQLite database", "path", url[len("sqlite://"):])
+		d.notice("no db_url configured: using the embedded SQLite database", logkey.Path, url[len("sqlite://"):])
 	} else {
 		d.notice("using database", logkey.DBURL, store.Redacted(url))
 	}
-	db, history, err := d.openDatabase(ctx, url, embedded || d.cfg.CreateTables)
+	db, withHistory, err := d.openDatabase(ctx, url, embedded || d.cfg.CreateTables)
 	if err != nil {
 		return err
 	}
 	d.store = db
-	d.engine = imc.NewEngine(EngineConfig(d.cfg, history))
+	d.engine = imc.NewEngine(EngineConfig(d.cfg, withHistory))
 	start := time.Now()
-	rooms, err := db.Load(ctx)
+	loaded, err := db.Load(ctx)
 	d.metrics.DB("load", time.Since(start))
 	if err != nil {
 		return fmt.Errorf("loading rooms: %w", err)
 	}
-	for _, r := range rooms {
-		d.shardFor(r.Key()).rooms.Put(r)
+	d.notice("rooms loaded", logkey.Rooms, len(loaded), logkey.Took, time.Since(start).Round(time.Millisecond))
+	d.logOutsidePolicy(loaded)
+	var seqs map[string]int64
+	var topics map[string]store.Topic
+	if withHistory {
+		if seqs, topics, err = d.openHistory(ctx, db); err != nil {
+			return err
+		}
 	}
-	d.notice("rooms loaded", logkey.Rooms, len(rooms), "took", time.Since(start).Round(time.Millisecond))
-	d.logOutsidePolicy(rooms)
-	if history {
-		return d.openHistory(ctx, db)
+	if err := d.newRooms(); err != nil {
+		return err
 	}
+	d.rooms.Load(loaded)
+	d.rooms.LoadHistory(seqs, topics)
 	return nil
 }
 
@@ -86,43 +97,57 @@ func (d *Daemon) openDatabase(ctx context.Context, url string, create bool) (*st
 	return db, false, nil
 }
 
-// openHistory starts the history: each room goes on numbering its lines
-// where the table ends, rooms get their topics, and the writer starts.
-func (d *Daemon) openHistory(ctx context.Context, db *store.DB) error {
+// openHistory reads where each room's history ends (its rooms go on
+// numbering their lines from there) and the topics, keeps the catch-up
+// marks for the scheduler (restoreMarks), and opens the history writer.
+func (d *Daemon) openHistory(ctx context.Context, db *store.DB) (map[string]int64, map[string]store.Topic, error) {
 	seqs, err := db.LastSeqs(ctx)
 	if err != nil {
-		return fmt.Errorf("loading the history: %w", err)
+		return nil, nil, fmt.Errorf("loading the history: %w", err)
 	}
 	topics, err := db.Topics(ctx)
 	if err != nil {
-		return fmt.Errorf("loading the topics: %w", err)
+		return nil, nil, fmt.Errorf("loading the topics: %w", err)
 	}
 	if d.cfg.CatchUpMax > 0 {
 		if d.marksAtStart, err = db.AllMarks(ctx); err != nil {
-			return fmt.Errorf("loading the catch-up marks: %w", err)
+			return nil, nil, fmt.Errorf("loading the catch-up marks: %w", err)
 		}
 	}
-	for key, seq := range seqs {
-		d.shardFor(key).seqs[key] = seq
+	w := history.New(db, d.logger, history.Config{KeepLines: d.cfg.HistoryKeepLines, MaxAge: d.cfg.HistoryMaxAge}, seqs)
+	if err := w.Open(ctx); err != nil {
+		return nil, nil, err
 	}
-	for key, t := range topics {
-		d.shardFor(key).rooms.SetTopic(key, imc.Topic{Text: string(t.Text), SetBy: setBy(t.SetBy), At: t.Time})
-	}
-	d.hist = db
-	d.history = newHistoryWriter(db, d.logger, d.cfg.HistoryKeepLines, d.cfg.HistoryMaxAge, seqs)
-	w := d.history
-	d.metrics.History(metrics.HistoryReadings{Written: w.written.Load, Dropped: w.dropped.Load, Purged: w.purged.Load,
-		Queued: func() int64 { return int64(len(w.queue)) }})
-	d.notice("history on", "rooms_with_history", len(seqs), "topics", len(topics), "keep_lines", d.cfg.HistoryKeepLines,
-		"max_age", d.cfg.HistoryMaxAge)
-	return nil
+	d.hist, d.history = db, w
+	d.metrics.History(metrics.HistoryReadings{Written: w.Written, Dropped: w.Dropped, Purged: w.Purged, Queued: w.Queued})
+	d.notice("history on", logkey.RoomsWithHistory, len(seqs), logkey.Topics, len(topics), logkey.KeepLines, d.cfg.HistoryKeepLines,
+		logkey.MaxAge, d.cfg.HistoryMaxAge)
+	return seqs, topics, nil
 }
 
-// setBy reads a stored set_by column; an unreadable one is left out.
-func setBy(s string) imc.URI {
-	u, err := imc.ParseURI(s)
-	if err != nil {
-		return imc.URI{}
+// maxPolicyExamples bounds the rooms named in the log line about rooms
+// outside the policy.
+const maxPolicyExamples = 10
+
+// logOutsidePolicy says once, at start, which stored rooms break the room
+// policy (room_prefix, domains): they were created before it or by another
+// tool, and are served as before.
+func (d *Daemon) logOutsidePolicy(loaded []*imc.Room) {
+	n := 0
+	var examples []string
+	for _, r := range loaded {
+		why := d.engine.OutsidePolicy(r.URI)
+		if why == "" {
+			continue
+		}
+		n++
+		if len(examples) < maxPolicyExamples {
+			examples = append(examples, r.URI.String()+" ("+why+")")
+		}
 	}
-	return u
+	if n == 0 {
+		return
+	}
+	d.logger.Warn("rooms outside the room policy (room_prefix, domains) were loaded: they are served as before, but no such room can be created",
+		logkey.Rooms, n, logkey.Room, strings.Join(examples, "; "))
 }

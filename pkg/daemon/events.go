@@ -101,7 +101,7 @@ func (d *Daemon) Usrloc(ev *opensips.UsrlocEvent) {
 	if uri == "" || err != nil {
 		if ok, suppressed := d.ulLog.Allow(time.Now()); ok {
 			d.logger.Warn("usrloc event without a usable AOR ignored (with usrloc's use_domain off, set usrloc_domain; at most one such line in 10 s)",
-				logkey.Event, ev.Name, "aor", ev.AOR, logkey.Err, err, logkey.Suppressed, suppressed)
+				logkey.Event, ev.Name, logkey.AOR, ev.AOR, logkey.Err, err, logkey.Suppressed, suppressed)
 		}
 		return
 	}
@@ -122,7 +122,7 @@ func (d *Daemon) ready() error {
 	if err := d.store.Ping(ctx); err != nil {
 		return fmt.Errorf("database: %w", err)
 	}
-	d.db.answered()
+	d.db.Answered()
 	// Each node's E_IMC_MESSAGE subscription; the usrloc ones are not
 	// needed to take MESSAGEs.
 	for i, sub := range d.eventSubs {
@@ -130,8 +130,8 @@ func (d *Daemon) ready() error {
 			return fmt.Errorf("not subscribed to OpenSIPS events at %s", d.miClients[i].Addr)
 		}
 	}
-	if d.broker != nil {
-		return d.broker.ready()
+	if d.cfg.IsRabbitMQ() {
+		return d.rabbitMQReady()
 	}
 	return nil
 }

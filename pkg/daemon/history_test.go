@@ -145,7 +145,7 @@ func TestHistoryRetention(t *testing.T) {
 		t.Fatal(err)
 	}
 	send(t, f, bob, room1, "#history 1", 1) // waits until all ten are written
-	d.history.purgeNow(context.Background(), time.Now())
+	d.history.Purge(context.Background(), time.Now())
 	same(t, "after the purge", unstamped(send(t, f, bob, room1, "#history 50", 1)),
 		bob+": The 3 lines said in "+room1+":\n[t] alice@example.com: line 7\n[t] alice@example.com: line 8\n[t] alice@example.com: line 9")
 }

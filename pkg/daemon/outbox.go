@@ -11,6 +11,7 @@ import (
 	"github.com/imcd-sip/imcd/pkg/logkey"
 	"github.com/imcd-sip/imcd/pkg/mi"
 	"github.com/imcd-sip/imcd/pkg/opensips"
+	"github.com/imcd-sip/imcd/pkg/store"
 )
 
 // openOutbox opens one MI client per OpenSIPS node of opensips_mi and the
@@ -28,11 +29,14 @@ func (d *Daemon) openOutbox(ctx context.Context) error {
 		d.miClients = append(d.miClients, c)
 		eps = append(eps, delivery.Endpoint{Name: a, Sender: c})
 	}
-	d.sched = newScheduler(cfg, eps)
+	d.sched.Endpoints = eps
 	d.sched.Logger, d.sched.Observer = d.logger, d.metrics
 	d.sched.MissedNotice = d.engine.Missed
 	d.sched.OnGhost = d.onGhost
-	d.wireCatchUp()
+	if d.catchUpOn() {
+		d.sched.FillCatchUp = d.rooms.FillCatchUp
+		d.sched.OnMarks = d.onMarks
+	}
 	if err := d.sched.Open(ctx); err != nil {
 		return fmt.Errorf("delivery: %w", err)
 	}
@@ -40,11 +44,11 @@ func (d *Daemon) openOutbox(ctx context.Context) error {
 	return nil
 }
 
-// newScheduler maps the delivery keys to the scheduler's fields. Where a
-// key's 0 means "none" and the field's 0 means "default", the field gets a
-// negative value.
-func newScheduler(cfg config.Config, eps []delivery.Endpoint) *delivery.Scheduler {
-	s := &delivery.Scheduler{Endpoints: eps,
+// newScheduler maps the delivery keys to the scheduler's fields, one for
+// one: the keys' defaults are the scheduler's (pkg/config takes them from
+// pkg/delivery). The endpoints and callbacks are set by openOutbox.
+func newScheduler(cfg config.Config) *delivery.Scheduler {
+	return &delivery.Scheduler{
 		RateMax: cfg.DeliveryRateMax, RateMin: cfg.DeliveryRateMin, RateStep: cfg.DeliveryRateStep,
 		Burst: cfg.DeliveryBurst, Outstanding: cfg.DeliveryOutstanding, WaitTime: cfg.OpenSIPSWaitTime,
 		MemberInflight: cfg.MemberInflight, MemberQueue: cfg.MemberQueue, MemberQueueAge: cfg.MemberQueueAge,
@@ -52,112 +56,11 @@ func newScheduler(cfg config.Config, eps []delivery.Endpoint) *delivery.Schedule
 		UnreachableRetry: cfg.UnreachableRetry, UnreachableRetryMax: cfg.UnreachableRetryMax,
 		LostRetries: cfg.DeliveryLostRetries, GhostAfter: cfg.GhostAfter, LateAfter: cfg.DeliveryLateAfter,
 	}
-	if s.WaitTime == 0 {
-		s.WaitTime = -1
-	}
-	if s.LostRetries == 0 {
-		s.LostRetries = -1
-	}
-	return s
-}
-
-// submit hands one batch to the scheduler and counts what it admitted.
-func (d *Daemon) submit(b delivery.Batch) error {
-	err := d.sched.Submit(b)
-	if err == nil {
-		d.metrics.Submitted(len(b.Notices))
-	}
-	return err
-}
-
-// onDelivered is the Done of every batch: the scheduler's goroutine calls
-// it with each notice's result, so it must not block. Only invitations
-// need it: a definite failure (Failed: a refusal; Dropped: kept for an
-// invitee who never came back) withdraws the invitation and tells the
-// inviter, through the room's shard. Lost leaves the outcome unknown (the
-// invitee may well have it), so the invitation stays pending; so does one
-// Aborted at shutdown after it was written. One that never left (Aborted
-// before any request, or while kept for an unreachable invitee) is
-// withdrawn at shutdown (see withdrawUnsent).
-func (d *Daemon) onDelivered(n imc.Notice, r delivery.Result) {
-	if n.Invitation == nil {
-		return
-	}
-	var status string
-	switch r.Kind {
-	case delivery.Failed:
-		status = r.Outcome.String()
-	case delivery.Dropped:
-		status = "the invitee could not be reached"
-	case delivery.Aborted:
-		if r.Attempts > 0 && !r.Held {
-			return
-		}
-		status = "not sent before imcd stopped"
-	default:
-		return
-	}
-	d.invitationFailed(*n.Invitation, status)
-}
-
-// invitationFailed withdraws inv: through its room's shard while the
-// shards run (which also tells the inviter), else at the end of the
-// shutdown.
-func (d *Daemon) invitationFailed(inv imc.Invitation, status string) {
-	if d.isStopping() {
-		d.unsentMu.Lock()
-		d.unsent = append(d.unsent, unsentInvitation{inv: inv, status: status})
-		d.unsentMu.Unlock()
-		return
-	}
-	if !d.shardFor(inv.Room.Key()).offer(task{kind: taskInvitationFailed, inv: &inv, status: status}) {
-		d.logger.Warn("shard queue full: failed invitation stays pending", logkey.Room, inv.Room.String(), logkey.User, inv.Invitee.String(), logkey.Status, status)
-	}
-}
-
-// unsentInvitation is an invitation to withdraw once the shards stopped.
-type unsentInvitation struct {
-	inv    imc.Invitation
-	status string
-}
-
-// withdrawUnsent removes, from the database and memory, the invitations
-// whose MESSAGE failed or never left while imcd was stopping: an
-// invitation nobody received must not stay pending across the restart.
-// The inviters cannot be told any more (delivery is closed): it is
-// logged. It runs after the shards and the scheduler stopped, within what
-// is left of the shutdown budget.
-func (d *Daemon) withdrawUnsent(ctx context.Context) {
-	d.unsentMu.Lock()
-	unsent := d.unsent
-	d.unsent = nil
-	d.unsentMu.Unlock()
-	if len(unsent) == 0 || d.store == nil {
-		return
-	}
-	view := globalView{d}
-	for _, u := range unsent {
-		res := d.engine.InvitationFailed(view, u.inv, u.status)
-		if len(res.Changes) == 0 {
-			continue
-		}
-		if err := d.store.Apply(ctx, res.Changes); err != nil {
-			d.logger.Warn("an invitation that never reached the invitee stays pending: it could not be withdrawn before the end of the shutdown",
-				logkey.Room, u.inv.Room.String(), logkey.User, u.inv.Invitee.String(), logkey.Err, err)
-			continue
-		}
-		s := d.shardFor(u.inv.Room.Key())
-		s.mu.Lock()
-		s.rooms.Apply(res.Changes)
-		s.mu.Unlock()
-		d.logger.Info("invitation withdrawn at shutdown: it never reached the invitee (the inviter is not told)",
-			logkey.Room, u.inv.Room.String(), logkey.User, u.inv.Invitee.String(), logkey.Status, u.status)
-	}
 }
 
 // onGhost is told of a member unreachable for ghost_after (once per
-// absence, on the scheduler's goroutine). With ghost_policy remove every
-// shard is asked to remove them from its rooms, as an operator would.
+// absence, on the scheduler's goroutine). With ghost_policy remove the
+// rooms' runtime removes them from their rooms, as an operator would.
 func (d *Daemon) onGhost(member imc.URI, since time.Time) {
 	away := time.Since(since).Round(time.Second).String()
 	if d.cfg.GhostPolicy != config.GhostRemove {
@@ -165,11 +68,7 @@ func (d *Daemon) onGhost(member imc.URI, since time.Time) {
 		return
 	}
 	d.logger.Warn("member unreachable for longer than ghost_after: removing them from their rooms (ghost_policy remove)", logkey.Member, member.String(), logkey.AwayFor, away)
-	for _, s := range d.shards {
-		if !s.offer(task{kind: taskGhost, ghost: &member}) {
-			s.logger.Warn("shard queue full: an unreachable member stays in this shard's rooms", logkey.Member, member.String())
-		}
-	}
+	d.rooms.RemoveEverywhere(member)
 }
 
 // MemberStates reports what the scheduler knows of members of room, for
@@ -184,10 +83,48 @@ func (d *Daemon) MemberStates(room imc.URI, members []imc.URI) []mi.MemberState 
 	return out
 }
 
-// sendFailed logs notices that could not be sent, at most once a second:
-// when delivery is saturated every batch fails the same way.
-func (d *Daemon) sendFailed(err error) {
-	if ok, suppressed := d.sendLog.Allow(time.Now()); ok {
-		d.logger.Warn("notices refused for delivery (at most one such line a second)", logkey.Err, err, logkey.Suppressed, suppressed)
+// Catch-up (docs/delivery.md, "Members who are away"). With history on
+// and catchup_max > 0, the scheduler keeps, per member and room, the
+// history number of the last line delivered. When a member becomes
+// unreachable it reports those marks (onMarks), which the history writer
+// stores; when they are back, it asks (FillCatchUp) the rooms' runtime for
+// the lines they missed. At start the stored marks make those members away
+// again (restoreMarks), so a restart loses nothing of what they missed.
+
+// catchUpOn reports whether members are caught up from the history.
+func (d *Daemon) catchUpOn() bool { return d.history != nil && d.cfg.CatchUpMax > 0 }
+
+// restoreMarks tells the scheduler, once it is open, which members were
+// away when imcd stopped, with the last line delivered to them in each
+// room. Marks of rooms or members that are gone are deleted.
+func (d *Daemon) restoreMarks() {
+	marks := d.marksAtStart
+	d.marksAtStart = nil
+	if !d.catchUpOn() || len(marks) == 0 {
+		return
+	}
+	var away []delivery.Mark
+	var stale []delivery.MarkChange
+	view := d.rooms.View()
+	for _, m := range marks {
+		if r := view.Room(m.Room.Key()); r != nil {
+			if mem, ok := r.Member(m.Member); ok && mem.Active() {
+				// As the room spells them: the flows are keyed by these.
+				away = append(away, delivery.Mark{Room: r.URI, Member: mem.URI, Seq: m.Seq})
+				continue
+			}
+		}
+		stale = append(stale, delivery.MarkChange{Mark: delivery.Mark{Room: m.Room, Member: m.Member, Seq: m.Seq}})
+	}
+	d.sched.Away(away)
+	d.onMarks(stale)
+	d.notice("members away when imcd stopped: caught up from the history when they are back", logkey.Marks, len(away), logkey.StaleMarks, len(stale))
+}
+
+// onMarks is the scheduler's OnMarks: the marks to store or delete go to
+// the history writer, in order, without blocking.
+func (d *Daemon) onMarks(changes []delivery.MarkChange) {
+	for _, c := range changes {
+		d.history.Mark(store.Mark{Room: c.Room, Member: c.Member, Seq: c.Seq}, c.Away)
 	}
 }

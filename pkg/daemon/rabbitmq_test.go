@@ -74,7 +74,7 @@ const (
 
 // TestRabbitMQConversation: events consumed from the broker are applied,
 // answered through t_uac_dlg and acknowledged; commands commit with their
-// key, the chat line's key goes through the marks writer.
+// key, the chat line's key goes through the key writer.
 func TestRabbitMQConversation(t *testing.T) {
 	b := newBroker(t, 1)
 	f := opensipstest.New(t, opensipstest.Options{})
@@ -90,7 +90,7 @@ func TestRabbitMQConversation(t *testing.T) {
 	acked := `opensips_imc_rabbitmq_settled_total{outcome="acked",queue="` + b.Topology.Queues[0] + `"}`
 	eventually(t, "every message acknowledged", func() bool { return b.Ready() == 0 && metric(t, d, acked) == 3 })
 	if got := metric(t, d, `opensips_imc_rabbitmq_event_keys_total{result="fresh"}`); got != 1 {
-		t.Errorf("%v keys stored by the marks writer, want 1 (the chat line)", got)
+		t.Errorf("%v keys stored by the key writer, want 1 (the chat line)", got)
 	}
 }
 
@@ -227,7 +227,7 @@ func TestRabbitMQPurge(t *testing.T) {
 	b.publish(line)
 	f.WaitDeliveries(ctxTimeout(t, 10*time.Second), 1)
 	// Once the window has passed, every key is older than it.
-	d.broker.purgeOnce(context.Background(), time.Now().Add(d.cfg.RabbitMQ.EventsWindow+time.Minute))
+	d.keyPurge.purge(context.Background(), time.Now().Add(d.cfg.RabbitMQ.EventsWindow+time.Minute))
 	if got := metric(t, d, "opensips_imc_rabbitmq_event_keys_purged_total"); got != 3 {
 		t.Errorf("%v keys purged, want 3", got)
 	}

@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"errors"
-	"sync"
 	"time"
 
 	"github.com/imcd-sip/imcd/pkg/logkey"
@@ -35,31 +34,15 @@ func (d *Daemon) shutdown(grace time.Duration) error {
 		d.events.StopIntake()
 	}
 	for _, t := range d.miTransports {
-		if sh, ok := t.(interface{ Shutdown(context.Context) error }); ok {
-			errs = append(errs, sh.Shutdown(ctx))
-		} else {
-			errs = append(errs, t.Close())
-		}
+		errs = append(errs, t.Shutdown(ctx))
 	}
-	close(d.stopping)
 	// What was taken is applied: the shards drain their queues and the
 	// commits in flight; past the deadline they answer what still waits.
-	// Delivery feedback no longer goes through them from here (isStopping).
-	for _, s := range d.shards {
-		select {
-		case s.queue <- task{kind: taskStop}:
-		case <-ctx.Done():
-		}
+	// Delivery feedback no longer goes through them from here.
+	if d.rooms != nil {
+		d.rooms.Shutdown(ctx)
 	}
-	if !waitCtx(ctx, &d.shardsWG) {
-		d.logger.Warn("shutdown grace period over with requests still queued: they are answered 'try again later'")
-		close(d.stopNow)
-		d.shardsWG.Wait() // each shard ends at once now
-	}
-	if !waitCtx(ctx, &d.committerWG) {
-		d.logger.Warn("shutdown grace period over with a commit in flight: the database decides its outcome")
-	}
-	d.broker.stop() // rabbitmq.go: the marks writer, once the shards are done
+	errs = append(errs, d.keyPurge.Close()) // rabbitmq.go
 
 	// What was applied is announced: what reachable members are owed is
 	// sent within the same budget; what is kept for unreachable ones ends
@@ -76,12 +59,18 @@ func (d *Daemon) shutdown(grace time.Duration) error {
 	}
 	// Invitations nobody received do not outlive the process (a failure
 	// is logged: the database is what stops us).
-	d.withdrawUnsent(ctx)
+	if d.rooms != nil {
+		d.rooms.WithdrawUnsent(ctx)
+	}
 	if d.events != nil {
 		errs = append(errs, d.events.Close())
 	}
-	d.history.close(ctx)
-	d.db.close()
+	if d.history != nil {
+		d.history.Shutdown(ctx)
+	}
+	if d.db != nil {
+		errs = append(errs, d.db.Close())
+	}
 	if d.metricsServer != nil {
 		errs = append(errs, d.metricsServer.Shutdown(ctx))
 	}
@@ -90,43 +79,4 @@ func (d *Daemon) shutdown(grace time.Duration) error {
 	}
 	d.notice("imcd stopped")
 	return errors.Join(errs...)
-}
-
-// every calls fn every period until ctx ends (the purges of old history
-// lines and of old event keys).
-func every(ctx context.Context, period time.Duration, fn func(context.Context, time.Time)) {
-	t := time.NewTicker(period)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			fn(ctx, now)
-		}
-	}
-}
-
-// waitCtx waits for wg, or for ctx to end first (false).
-// isStopping reports whether the shards were told to stop: delivery
-// feedback can no longer go through them (failed invitations wait in
-// unsent for withdrawUnsent, a catch-up falls back).
-func (d *Daemon) isStopping() bool {
-	select {
-	case <-d.stopping:
-		return true
-	default:
-		return false
-	}
-}
-
-func waitCtx(ctx context.Context, wg *sync.WaitGroup) bool {
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

@@ -6,8 +6,6 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
-
-	"github.com/imcd-sip/imcd/pkg/opensips"
 )
 
 // TestShedWhole: at saturation a batch is refused whole, at once, with
@@ -56,7 +54,7 @@ func TestAccounting(t *testing.T) {
 		s.UnreachableRetry, s.UnreachableRetryMax = 2*time.Second, 8*time.Second
 		s.MemberQueueAge = 30 * time.Second
 	})
-	outcomes := []opensips.Outcome{ok200, ok200, ok200, ok200, ok200, ok200, st403, st408, st480, lost, notSent, overload, err476}
+	outcomes := []Outcome{ok200, ok200, ok200, ok200, ok200, ok200, st403, st408, st480, lost, notSent, overload, err476}
 	admitted, refused := 0, 0
 	for round := range 3000 {
 		if round < 2000 && round%4 == 0 {

@@ -17,7 +17,7 @@ func BenchmarkEngineCatchUp(b *testing.B) { benchEngine(b, true) }
 
 func benchEngine(b *testing.B, catchUp bool) {
 	h := newHarness(&testing.T{}, 1, func(s *Scheduler) {
-		s.RateMax, s.RateMin, s.Burst, s.Outstanding, s.WaitTime = 1e9, 1e9, maxPicks, 1<<20, -1
+		s.RateMax, s.RateMin, s.Burst, s.Outstanding = 1e9, 1e9, maxPicks, 1<<20
 		if catchUp {
 			s.FillCatchUp = func(CatchUpRequest) {}
 		}

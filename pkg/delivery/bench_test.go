@@ -7,14 +7,13 @@ import (
 
 	"github.com/imcd-sip/imcd/pkg/delivery"
 	"github.com/imcd-sip/imcd/pkg/imc"
-	"github.com/imcd-sip/imcd/pkg/opensips"
 )
 
 // leanSender answers every request at once with 200 OK and allocates
 // nothing.
 type leanSender struct{}
 
-func (leanSender) Send(_ *imc.Notice, tag uint64, done func(uint64, opensips.Outcome)) error {
+func (leanSender) Send(_ *imc.Notice, tag uint64, done func(uint64, delivery.Outcome)) error {
 	done(tag, ok200)
 	return nil
 }
@@ -26,7 +25,7 @@ func BenchmarkSubmitDispatch(b *testing.B) {
 	var done atomic.Int64
 	s := open(b, &delivery.Scheduler{
 		Endpoints: []delivery.Endpoint{{Sender: leanSender{}}},
-		RateMax:   1e9, RateMin: 1e9, Burst: 4096, Outstanding: 1 << 20, WaitTime: -1,
+		RateMax:   1e9, RateMin: 1e9, Burst: 4096, Outstanding: 1 << 20,
 	})
 	rooms := make([][]imc.Notice, 16)
 	for i := range rooms {

@@ -246,7 +246,7 @@ func (e *engine) dropCatchUps(fi int32, now time.Time) {
 		e.unlink(fi, prev, ii)
 		e.members.v[e.flows.v[fi].member].queued--
 		e.flows.v[fi].behind = true
-		e.final(ii, Dropped, outcome{}, now)
+		e.final(ii, Dropped, Outcome{}, now)
 		ii = next
 	}
 }
@@ -264,7 +264,7 @@ func (e *engine) cover(fi int32, upTo int64, now time.Time) {
 		}
 		e.unlink(fi, prev, ii)
 		e.members.v[e.flows.v[fi].member].queued--
-		e.final(ii, Dropped, outcome{}, now)
+		e.final(ii, Dropped, Outcome{}, now)
 		ii = next
 	}
 }

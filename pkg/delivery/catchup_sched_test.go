@@ -10,7 +10,6 @@ import (
 
 	"github.com/imcd-sip/imcd/pkg/delivery"
 	"github.com/imcd-sip/imcd/pkg/imc"
-	"github.com/imcd-sip/imcd/pkg/opensips"
 )
 
 // catchUpRecorder collects what the scheduler asks and reports.
@@ -56,7 +55,7 @@ func seqNotices(room string, to []string, body string, seq int64) []imc.Notice {
 func TestSchedulerCatchUp(t *testing.T) {
 	clock := newFakeClock()
 	var away atomic.Bool
-	snd := newFakeSender(func(n *imc.Notice) (opensips.Outcome, bool) {
+	snd := newFakeSender(func(n *imc.Notice) (delivery.Outcome, bool) {
 		if n.To.User == "d" && away.Load() {
 			return st408, true
 		}

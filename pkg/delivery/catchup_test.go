@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/imcd-sip/imcd/pkg/imc"
-	"github.com/imcd-sip/imcd/pkg/opensips"
 )
 
 // Catch-up from the history: the engine asks for what an away member
@@ -112,7 +111,7 @@ func TestCatchUpInPlaceOfPlaceholder(t *testing.T) {
 	h.flush()
 	h.line("room", both, 3)
 	h.advance(time.Millisecond)
-	h.answer(map[string]opensips.Outcome{"d": st408})
+	h.answer(map[string]Outcome{"d": st408})
 	if got := h.takeMarks(); !slices.Equal(got, []string{"room/d 2 away"}) {
 		t.Fatalf("marks %v, want d's last delivered line, 2", got)
 	}

@@ -1,12 +1,9 @@
 package delivery
 
 import (
+	"errors"
 	"time"
-
-	"github.com/imcd-sip/imcd/pkg/opensips"
 )
-
-type outcome = opensips.Outcome
 
 // verdict is what the scheduler makes of an outcome.
 type verdict uint8
@@ -21,7 +18,7 @@ const (
 	vFailed                     // a final refusal of this notice
 )
 
-func verdictOf(o outcome) verdict {
+func verdictOf(o Outcome) verdict {
 	switch {
 	case o.Delivered():
 		return vDelivered
@@ -33,7 +30,7 @@ func verdictOf(o outcome) verdict {
 		return vNotSent
 	case o.Overloaded():
 		return vOverloaded
-	case o.Class() == opensips.ClassAborted:
+	case o.Aborted():
 		return vAborted
 	}
 	return vFailed
@@ -41,7 +38,7 @@ func verdictOf(o outcome) verdict {
 
 // complete applies the outcome of the request tag names. A tag that names
 // no request in flight (already ended, or from before Close) is ignored.
-func (e *engine) complete(tag uint64, o outcome, now time.Time) {
+func (e *engine) complete(tag uint64, o Outcome, now time.Time) {
 	ii := e.itemOf(tag)
 	if ii == nilIdx {
 		return
@@ -147,7 +144,7 @@ func (e *engine) complete(tag uint64, o outcome, now time.Time) {
 }
 
 // endpointOutcome feeds an outcome to the endpoint's health and pacer.
-func (e *engine) endpointOutcome(ei int, sentAt time.Time, v verdict, o outcome, excess time.Duration, known, wasProbe bool, now time.Time) {
+func (e *engine) endpointOutcome(ei int, sentAt time.Time, v verdict, o Outcome, excess time.Duration, known, wasProbe bool, now time.Time) {
 	ep := &e.eps[ei]
 	switch v {
 	case vLost:
@@ -209,6 +206,16 @@ func (m *member) excess(lat time.Duration, now time.Time) (time.Duration, bool) 
 	return lat - base, true
 }
 
+// faultOf is the Fault a Sender's error says it is (Sender); any other
+// error refuses the notice.
+func faultOf(err error) Fault {
+	var f interface{ Fault() Fault }
+	if errors.As(err, &f) {
+		return f.Fault()
+	}
+	return FaultRefused
+}
+
 // sendFailed handles a request the Sender refused: it was not written.
 func (e *engine) sendFailed(tag uint64, err error, now time.Time) {
 	ii := e.itemOf(tag)
@@ -219,5 +226,5 @@ func (e *engine) sendFailed(tag uint64, err error, now time.Time) {
 	if it.attempts > 0 {
 		it.attempts--
 	}
-	e.complete(tag, outcome{Err: err, Reason: err.Error()}, now)
+	e.complete(tag, Outcome{Fault: faultOf(err), Err: err, Reason: err.Error()}, now)
 }

@@ -21,6 +21,10 @@
 //     restart);
 //   - accounting: every admitted notice ends in exactly one Result.
 //
+// It speaks no wire: a Sender writes the requests and reports how each
+// ended as an Outcome (a final SIP status, or the Fault that left none),
+// onto which pkg/opensips's MI client maps OpenSIPS's t_uac_dlg replies.
+//
 // docs/delivery.md explains the design and its configuration.
 //
 // Goroutines: one, the scheduler loop (pacing, writing through the Senders,

@@ -413,7 +413,7 @@ func (e *engine) itemOf(tag uint64) int32 {
 }
 
 // final reports item ii's result and frees it.
-func (e *engine) final(ii int32, kind Kind, o outcome, now time.Time) {
+func (e *engine) final(ii int32, kind Kind, o Outcome, now time.Time) {
 	it := &e.items.v[ii]
 	f := &e.flows.v[it.flow]
 	if f.cls == bulk && !it.missed {

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"testing"
 	"time"
-
-	"github.com/imcd-sip/imcd/pkg/opensips"
 )
 
 // fast is a harness whose pacing never holds anything back, so that the
@@ -21,7 +19,7 @@ func fast(t *testing.T, mutate func(*Scheduler)) *harness {
 }
 
 // step writes exactly one request (the burst is 1) and answers it.
-func (h *harness) step(o opensips.Outcome) pick {
+func (h *harness) step(o Outcome) pick {
 	h.t.Helper()
 	got := h.advance(time.Millisecond)
 	if len(got) != 1 {

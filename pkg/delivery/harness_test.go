@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/imcd-sip/imcd/pkg/imc"
-	"github.com/imcd-sip/imcd/pkg/jsonrpc"
-	"github.com/imcd-sip/imcd/pkg/opensips"
 )
 
 // The engine tests drive the engine step by step with a synthetic clock:
@@ -23,15 +21,15 @@ var t0 = time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
 
 // Outcomes as OpenSIPS reports them.
 var (
-	ok200    = opensips.Outcome{Status: 200, Reason: "200 OK"}
-	st403    = opensips.Outcome{Status: 403, Reason: "403 Forbidden"}
-	st404    = opensips.Outcome{Status: 404, Reason: "404 Not Found"}
-	st408    = opensips.Outcome{Status: 408, Reason: "408 Request Timeout"}
-	st480    = opensips.Outcome{Status: 480, Reason: "480 Temporarily Unavailable"}
-	lost     = opensips.Outcome{Err: fmt.Errorf("%w in 10s", opensips.ErrTimeout), Reason: "no reply"}
-	notSent  = opensips.Outcome{Err: fmt.Errorf("%w: connection refused", opensips.ErrUnreachable)}
-	overload = opensips.Outcome{Err: &jsonrpc.Error{Code: 500, Message: "Server error occurred (1/MI/UAC)"}}
-	err476   = opensips.Outcome{Err: &jsonrpc.Error{Code: 476, Message: "Unresolvable destination (476/MI/UAC)"}}
+	ok200    = Outcome{Status: 200, Reason: "200 OK"}
+	st403    = Outcome{Status: 403, Reason: "403 Forbidden"}
+	st404    = Outcome{Status: 404, Reason: "404 Not Found"}
+	st408    = Outcome{Status: 408, Reason: "408 Request Timeout"}
+	st480    = Outcome{Status: 480, Reason: "480 Temporarily Unavailable"}
+	lost     = Outcome{Fault: FaultLost, Err: errors.New("no reply in 10s"), Reason: "no reply"}
+	notSent  = Outcome{Fault: FaultNotSent, Err: errors.New("connection refused")}
+	overload = Outcome{Fault: FaultOverloaded, Err: errors.New("500 Server error occurred (1/MI/UAC)")}
+	err476   = Outcome{Fault: FaultNoRoute, Err: errors.New("476 Unresolvable destination (476/MI/UAC)")}
 )
 
 type harness struct {
@@ -82,7 +80,7 @@ func (w tWriter) Write(p []byte) (int, error) {
 
 type nopSender struct{}
 
-func (nopSender) Send(*imc.Notice, uint64, func(uint64, opensips.Outcome)) error { return nil }
+func (nopSender) Send(*imc.Notice, uint64, func(uint64, Outcome)) error { return nil }
 
 func missedText(room, member imc.URI, n int) imc.Notice {
 	return imc.Notice{From: room, To: member, Body: fmt.Sprintf("missed %d", n), ContentType: "text/plain"}
@@ -159,7 +157,7 @@ func (h *harness) advance(d time.Duration) []pick {
 }
 
 // reply answers one request.
-func (h *harness) reply(p pick, o opensips.Outcome) {
+func (h *harness) reply(p pick, o Outcome) {
 	h.t.Helper()
 	if _, ok := h.out[p.tag]; !ok {
 		h.t.Fatalf("reply to %q for %s: not in flight", p.n.Body, p.n.To.User)
@@ -170,9 +168,9 @@ func (h *harness) reply(p pick, o opensips.Outcome) {
 }
 
 // replyAll answers every request in flight with f's outcome.
-func (h *harness) replyAll(f func(p pick) opensips.Outcome) {
+func (h *harness) replyAll(f func(p pick) Outcome) {
 	for _, p := range h.inflight() {
-		if o := f(p); o != (opensips.Outcome{}) {
+		if o := f(p); o != (Outcome{}) {
 			h.reply(p, o)
 		}
 	}

@@ -16,8 +16,8 @@ import (
 )
 
 var (
-	ok200 = opensips.Outcome{Status: 200, Reason: "200 OK"}
-	st408 = opensips.Outcome{Status: 408, Reason: "408 Request Timeout"}
+	ok200 = delivery.Outcome{Status: 200, Reason: "200 OK"}
+	st408 = delivery.Outcome{Status: 408, Reason: "408 Request Timeout"}
 )
 
 func uri(user string) imc.URI { return imc.URI{User: user, Host: "127.0.0.1"} }
@@ -61,7 +61,7 @@ func (w tWriter) Write(p []byte) (int, error) {
 // outcome at once, or holds it (ok false) until answer.
 type fakeSender struct {
 	mu   sync.Mutex
-	rule func(n *imc.Notice) (opensips.Outcome, bool)
+	rule func(n *imc.Notice) (delivery.Outcome, bool)
 	err  error
 	sent []imc.Notice
 	held map[uint64]heldReq
@@ -69,14 +69,14 @@ type fakeSender struct {
 
 type heldReq struct {
 	n    imc.Notice
-	done func(uint64, opensips.Outcome)
+	done func(uint64, delivery.Outcome)
 }
 
-func newFakeSender(rule func(n *imc.Notice) (opensips.Outcome, bool)) *fakeSender {
+func newFakeSender(rule func(n *imc.Notice) (delivery.Outcome, bool)) *fakeSender {
 	return &fakeSender{rule: rule, held: map[uint64]heldReq{}}
 }
 
-func (f *fakeSender) Send(n *imc.Notice, tag uint64, done func(uint64, opensips.Outcome)) error {
+func (f *fakeSender) Send(n *imc.Notice, tag uint64, done func(uint64, delivery.Outcome)) error {
 	f.mu.Lock()
 	if f.err != nil {
 		f.mu.Unlock()
@@ -98,7 +98,7 @@ func (f *fakeSender) Send(n *imc.Notice, tag uint64, done func(uint64, opensips.
 }
 
 // answer completes the held requests whose notice pred accepts.
-func (f *fakeSender) answer(pred func(n imc.Notice) bool, o opensips.Outcome) int {
+func (f *fakeSender) answer(pred func(n imc.Notice) bool, o delivery.Outcome) int {
 	f.mu.Lock()
 	var todo []func()
 	for tag, h := range f.held {

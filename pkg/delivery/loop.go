@@ -120,7 +120,7 @@ func (s *Scheduler) deliver(reps []report) {
 func (s *Scheduler) callback(what string, f func()) {
 	defer func() {
 		if r := recover(); r != nil {
-			s.log.Error("panic in a delivery callback", "callback", what, logkey.Panic, fmt.Sprint(r))
+			s.log.Error("panic in a delivery callback", logkey.Callback, what, logkey.Panic, fmt.Sprint(r))
 		}
 	}()
 	f()

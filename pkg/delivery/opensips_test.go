@@ -69,7 +69,7 @@ func TestDeadMembersDoNotHoldLive(t *testing.T) {
 	res := newResults()
 	s := open(t, &delivery.Scheduler{
 		Endpoints:   []delivery.Endpoint{{Name: "opensips", Sender: mi}},
-		Outstanding: 64, WaitTime: -1, MemberInflight: 4,
+		Outstanding: 64, MemberInflight: 4,
 	})
 	recipients := append(slices.Clone(live), dead...)
 	const lines = 200

@@ -5,8 +5,6 @@ import (
 	"math"
 	"testing"
 	"time"
-
-	"github.com/imcd-sip/imcd/pkg/opensips"
 )
 
 // TestPacingBucket writes a large backlog at a fixed rate and checks, at
@@ -25,7 +23,7 @@ func TestPacingBucket(t *testing.T) {
 		const span = 3 * time.Second
 		for el := time.Duration(0); el < span; el += step {
 			h.advance(step)
-			h.replyAll(func(pick) opensips.Outcome { return ok200 })
+			h.replyAll(func(pick) Outcome { return ok200 })
 			if allowed := float64(burst) + rate*(el+step).Seconds(); float64(len(h.sent)) > allowed+1e-9 {
 				t.Fatalf("rate %v burst %d: %d written after %v, bucket allows %.1f", rate, burst, len(h.sent), el+step, allowed)
 			}
@@ -56,13 +54,13 @@ func TestAIMD(t *testing.T) {
 	// answer everything in flight with o after delay (one request with a
 	// 200 when o is a loss: OpenSIPS is up but drops some), and close the
 	// interval, which writes again what the bucket saved up meanwhile.
-	interval := func(h *harness, delay time.Duration, o opensips.Outcome) {
+	interval := func(h *harness, delay time.Duration, o Outcome) {
 		h.mustSubmit("room", users("m", 4), "x")
 		h.mustSubmit("room", users("m", 4), "y")
 		h.advance(time.Millisecond)
 		h.now = h.now.Add(delay)
 		first := true
-		h.replyAll(func(pick) opensips.Outcome {
+		h.replyAll(func(pick) Outcome {
 			if first && o.Lost() {
 				first = false
 				return ok200
@@ -72,7 +70,7 @@ func TestAIMD(t *testing.T) {
 		h.advance(100*time.Millisecond - time.Millisecond - delay)
 	}
 	// halves checks that an interval answered with o halves the rate.
-	halves := func(name string, o opensips.Outcome, after string) {
+	halves := func(name string, o Outcome, after string) {
 		t.Run(name, func(t *testing.T) {
 			h := newH(t)
 			interval(h, time.Millisecond, ok200)
@@ -104,7 +102,7 @@ func TestAIMD(t *testing.T) {
 		for range 5 {
 			h.mustSubmit("room", users("m", 1), "x")
 			h.advance(time.Millisecond)
-			h.replyAll(func(pick) opensips.Outcome { return ok200 })
+			h.replyAll(func(pick) Outcome { return ok200 })
 			h.advance(99 * time.Millisecond)
 		}
 		if rate(h) != 400 {
@@ -192,7 +190,7 @@ func TestOutstandingCap(t *testing.T) {
 		t.Fatalf("%d written without replies, want the cap %d", len(h.sent), limit)
 	}
 	// Answered, they stay alive in OpenSIPS for WaitTime: nothing more yet.
-	h.replyAll(func(pick) opensips.Outcome { return ok200 })
+	h.replyAll(func(pick) Outcome { return ok200 })
 	h.advance(time.Second)
 	check()
 	if len(h.sent) != limit {
@@ -200,7 +198,7 @@ func TestOutstandingCap(t *testing.T) {
 	}
 	for range 500 {
 		h.advance(10 * time.Millisecond)
-		h.replyAll(func(pick) opensips.Outcome { return ok200 })
+		h.replyAll(func(pick) Outcome { return ok200 })
 		check()
 	}
 	// Throughput is the cap per WaitTime.

@@ -20,7 +20,7 @@ import (
 
 // setUnreachable stops sending to member mi, and reports the marks of
 // their room flows (catch-up).
-func (e *engine) setUnreachable(mi int32, now time.Time, o outcome) {
+func (e *engine) setUnreachable(mi int32, now time.Time, o Outcome) {
 	e.goAway(mi, now)
 	m := &e.members.v[mi]
 	for fi := m.flows; fi != nilIdx; fi = e.flows.v[fi].mnext {
@@ -125,7 +125,7 @@ func (e *engine) drop(fi int32, now time.Time) {
 	f.dropped++
 	e.members.v[f.member].queued--
 	seq := e.items.v[ii].seq
-	e.final(ii, Dropped, outcome{}, now)
+	e.final(ii, Dropped, Outcome{}, now)
 	if e.flows.v[fi].catchUps > 0 {
 		e.dropCatchUps(fi, now)
 	}

@@ -5,14 +5,12 @@ import (
 	"slices"
 	"testing"
 	"time"
-
-	"github.com/imcd-sip/imcd/pkg/opensips"
 )
 
 // answer replies to every request in flight: dead members per o, the rest
 // with a 200.
-func (h *harness) answer(dead map[string]opensips.Outcome) {
-	h.replyAll(func(p pick) opensips.Outcome {
+func (h *harness) answer(dead map[string]Outcome) {
+	h.replyAll(func(p pick) Outcome {
 		if o, ok := dead[p.n.To.User]; ok {
 			return o
 		}
@@ -27,7 +25,7 @@ func (h *harness) answer(dead map[string]opensips.Outcome) {
 func TestUnreachableKeepsAndFlushes(t *testing.T) {
 	h := fast(t, func(s *Scheduler) { s.MemberQueue, s.MemberInflight, s.Burst = 5, 2, 100 })
 	members := []string{"a", "d"}
-	dead := map[string]opensips.Outcome{"d": st408}
+	dead := map[string]Outcome{"d": st408}
 	h.mustSubmit("room", members, "00")
 	h.mustSubmit("room", members, "01")
 	h.advance(time.Millisecond)
@@ -131,7 +129,7 @@ func TestProbeBackoff(t *testing.T) {
 
 // TestUnreachableOutcomes: which outcomes make a member unreachable.
 func TestUnreachableOutcomes(t *testing.T) {
-	f := func(o opensips.Outcome, unreachable bool, kind Kind) {
+	f := func(o Outcome, unreachable bool, kind Kind) {
 		t.Helper()
 		h := fast(t, nil)
 		h.mustSubmit("room", []string{"x"}, "hi")
@@ -155,8 +153,8 @@ func TestUnreachableOutcomes(t *testing.T) {
 	f(st480, true, 0)
 	f(err476, true, 0)
 	f(st403, false, Failed)
-	f(opensips.Outcome{Status: 486, Reason: "486 Busy Here"}, false, Failed)
-	f(opensips.Outcome{Status: 202, Reason: "202 Accepted"}, false, Delivered)
+	f(Outcome{Status: 486, Reason: "486 Busy Here"}, false, Failed)
+	f(Outcome{Status: 202, Reason: "202 Accepted"}, false, Delivered)
 }
 
 // TestStaleUnreachable: a 408 for a request written before the member came
@@ -193,9 +191,9 @@ func TestDeadMemberWindow(t *testing.T) {
 	for i := range 50 {
 		h.mustSubmit("room", members, fmt.Sprint(i))
 		h.advance(time.Millisecond)
-		h.replyAll(func(p pick) opensips.Outcome {
+		h.replyAll(func(p pick) Outcome {
 			if p.n.To.User == "dead" {
-				return opensips.Outcome{} // no answer yet: fr_timeout runs
+				return Outcome{} // no answer yet: fr_timeout runs
 			}
 			return ok200
 		})

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/imcd-sip/imcd/pkg/imc"
+	"github.com/imcd-sip/imcd/pkg/logging"
 	"github.com/imcd-sip/imcd/pkg/logkey"
-	"github.com/imcd-sip/imcd/pkg/opensips"
 )
 
 // Defaults of the Scheduler's fields (docs/delivery.md gives their config
@@ -49,8 +49,10 @@ type Batch struct {
 }
 
 // Scheduler paces notices into one or more OpenSIPS (see the package
-// comment). Set the fields, Open, Submit, then Drain and Close. Zero fields
-// take the Default* values.
+// comment). Set the fields, Open, Submit, then Drain and Close. A zero
+// field takes its Default* value, but for WaitTime and LostRetries, whose
+// zero means none (as their configuration keys' does): set them to
+// DefaultWaitTime and DefaultLostRetries for what OpenSIPS does by default.
 type Scheduler struct {
 	// Endpoints are the OpenSIPS nodes to send through; at least one.
 	Endpoints []Endpoint
@@ -75,7 +77,7 @@ type Scheduler struct {
 	LateAfter time.Duration
 	// Outstanding caps the transactions imcd keeps alive in each OpenSIPS:
 	// awaiting their final reply, plus those tm keeps for WaitTime after it
-	// (its wt_timer; a negative WaitTime counts only the former).
+	// (its wt_timer; 0 counts only the former).
 	Outstanding int
 	WaitTime    time.Duration
 	// MemberInflight is the most notices in flight to one member.
@@ -93,7 +95,7 @@ type Scheduler struct {
 	// member; it doubles up to UnreachableRetryMax.
 	UnreachableRetry, UnreachableRetryMax time.Duration
 	// LostRetries is how many times a request OpenSIPS never answered is
-	// written again; < 0 means never.
+	// written again; 0 means never.
 	LostRetries int
 	// GhostAfter, when > 0, makes OnGhost report members unreachable for
 	// that long.
@@ -122,7 +124,7 @@ type Scheduler struct {
 	log    *slog.Logger
 	obs    Observer
 	clock  Clock
-	onSent func(tag uint64, o opensips.Outcome)
+	onSent func(tag uint64, o Outcome)
 
 	mu     sync.Mutex
 	e      *engine
@@ -133,7 +135,7 @@ type Scheduler struct {
 	stop      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
-	lossLog   logkey.Limit
+	lossLog   logging.Limit
 
 	// Owned by the loop.
 	picks  []pick
@@ -162,7 +164,7 @@ func (s *Scheduler) Open(ctx context.Context) error {
 			return fmt.Errorf("%w: endpoint %d has no Sender", ErrNoEndpoint, i)
 		}
 	}
-	s.log = logkey.Child(s.Logger, logkey.SystemDelivery)
+	s.log = logging.Child(s.Logger, logkey.SystemDelivery)
 	if s.obs = s.Observer; s.obs == nil {
 		s.obs = NopObserver{}
 	}
@@ -179,8 +181,8 @@ func (s *Scheduler) Open(ctx context.Context) error {
 	s.wg.Add(1)
 	go s.run()
 	s.opened = true
-	s.log.Info("delivery scheduler ready", "endpoints", len(s.Endpoints), "rate_max", st.rateMax,
-		"outstanding", st.outstanding, "member_inflight", st.memberInflight, "member_queue", st.memberQueue)
+	s.log.Info("delivery scheduler ready", logkey.Endpoints, len(s.Endpoints), logkey.RateMax, st.rateMax,
+		logkey.Outstanding, st.outstanding, logkey.MemberInflight, st.memberInflight, logkey.MemberQueue, st.memberQueue)
 	return nil
 }
 
@@ -203,9 +205,7 @@ func (s *Scheduler) settings() settings {
 	setDefault(&st.adjustEvery, DefaultAdjustEvery)
 	setDefault(&st.lateAfter, DefaultLateAfter)
 	setDefault(&st.outstanding, DefaultOutstanding)
-	if st.waitTime == 0 {
-		st.waitTime = DefaultWaitTime
-	}
+	st.waitTime = max(st.waitTime, 0)
 	setDefault(&st.memberInflight, DefaultMemberInflight)
 	setDefault(&st.memberQueue, DefaultMemberQueue)
 	setDefault(&st.memberQueueAge, DefaultMemberQueueAge)
@@ -213,9 +213,6 @@ func (s *Scheduler) settings() settings {
 	setDefault(&st.roomLimit, DefaultRoomLimit)
 	setDefault(&st.retry, DefaultUnreachableRetry)
 	setDefault(&st.retryMax, max(DefaultUnreachableRetryMax, st.retry))
-	if st.lostRetries == 0 {
-		st.lostRetries = DefaultLostRetries
-	}
 	st.lostRetries = max(st.lostRetries, 0)
 	return st
 }
@@ -373,7 +370,7 @@ func (s *Scheduler) Close() error {
 }
 
 // sent is the Senders' completion callback.
-func (s *Scheduler) sent(tag uint64, o opensips.Outcome) {
+func (s *Scheduler) sent(tag uint64, o Outcome) {
 	s.mu.Lock()
 	s.e.complete(tag, o, s.clock.Now())
 	s.mu.Unlock()

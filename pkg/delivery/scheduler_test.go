@@ -11,7 +11,6 @@ import (
 
 	"github.com/imcd-sip/imcd/pkg/delivery"
 	"github.com/imcd-sip/imcd/pkg/imc"
-	"github.com/imcd-sip/imcd/pkg/opensips"
 )
 
 func TestSchedulerLifecycle(t *testing.T) {
@@ -22,7 +21,7 @@ func TestSchedulerLifecycle(t *testing.T) {
 	if err := (&delivery.Scheduler{Endpoints: []delivery.Endpoint{{Name: "x"}}}).Open(ctx); !errors.Is(err, delivery.ErrNoEndpoint) {
 		t.Fatalf("endpoint without Sender: %v", err)
 	}
-	silent := newFakeSender(func(n *imc.Notice) (opensips.Outcome, bool) { return ok200, n.To.User == "ok" })
+	silent := newFakeSender(func(n *imc.Notice) (delivery.Outcome, bool) { return ok200, n.To.User == "ok" })
 	s := &delivery.Scheduler{Endpoints: []delivery.Endpoint{{Name: "mi", Sender: silent}}}
 	res := newResults()
 	if err := s.Submit(delivery.Batch{Notices: notices("room", []string{"a"}, "x")}); !errors.Is(err, delivery.ErrClosed) {
@@ -65,7 +64,7 @@ func ctxTimeout(t testing.TB, d time.Duration) context.Context {
 // the Observer counts results, sheds and gauges; a panicking Done does not
 // stop the scheduler.
 func TestSchedulerResults(t *testing.T) {
-	snd := newFakeSender(func(n *imc.Notice) (opensips.Outcome, bool) {
+	snd := newFakeSender(func(n *imc.Notice) (delivery.Outcome, bool) {
 		if n.To.User == "away" {
 			return st408, true
 		}
@@ -118,7 +117,7 @@ func TestSchedulerResults(t *testing.T) {
 func TestSchedulerFakeClock(t *testing.T) {
 	clock := newFakeClock()
 	var back atomic.Bool
-	snd := newFakeSender(func(n *imc.Notice) (opensips.Outcome, bool) {
+	snd := newFakeSender(func(n *imc.Notice) (delivery.Outcome, bool) {
 		if n.To.User == "d" && !back.Load() {
 			return st408, true
 		}
@@ -171,9 +170,9 @@ func TestSchedulerFakeClock(t *testing.T) {
 // written; answers let more through, and the number held in OpenSIPS never
 // exceeds the cap.
 func TestSchedulerCap(t *testing.T) {
-	snd := newFakeSender(func(*imc.Notice) (opensips.Outcome, bool) { return opensips.Outcome{}, false })
+	snd := newFakeSender(func(*imc.Notice) (delivery.Outcome, bool) { return delivery.Outcome{}, false })
 	res := newResults()
-	s := open(t, &delivery.Scheduler{Endpoints: []delivery.Endpoint{{Sender: snd}}, Outstanding: 25, WaitTime: -1})
+	s := open(t, &delivery.Scheduler{Endpoints: []delivery.Endpoint{{Sender: snd}}, Outstanding: 25})
 	for i := range 10 {
 		if err := s.Submit(delivery.Batch{Notices: notices("room", users("m", 10), fmt.Sprint(i)), Done: res.done}); err != nil {
 			t.Fatal(err)

@@ -102,7 +102,7 @@ func (e *engine) remove(room, u imc.URI, now time.Time) {
 				e.releasePlaceholder(ii)
 				continue
 			}
-			e.final(ii, Dropped, outcome{}, now)
+			e.final(ii, Dropped, Outcome{}, now)
 		}
 		// Nothing is owed any more: the store forgets the member's mark
 		// with their membership.
@@ -138,7 +138,7 @@ func (e *engine) abortAll(now time.Time) {
 		case it.missed:
 			e.releasePlaceholder(int32(ii))
 		default:
-			e.final(int32(ii), Aborted, outcome{}, now)
+			e.final(int32(ii), Aborted, Outcome{}, now)
 		}
 	}
 	// Outcomes that still come are ignored (their items are gone).

@@ -4,15 +4,17 @@ import (
 	"time"
 
 	"github.com/imcd-sip/imcd/pkg/imc"
-	"github.com/imcd-sip/imcd/pkg/opensips"
 )
 
 // Sender writes one notice as one t_uac_dlg request to one OpenSIPS, now:
 // *opensips.MIClient is one. When Send returns nil, done must be called
 // exactly once with tag and the outcome, from any goroutine, possibly before
-// Send returns; when it returns an error, done must not be called.
+// Send returns; when it returns an error, done must not be called, and the
+// error says which Fault it is by a Fault() Fault method anywhere in its
+// chain (FaultNotSent: tried again; FaultAborted: the Sender is closed);
+// an error without one refuses the notice (FaultRefused).
 type Sender interface {
-	Send(n *imc.Notice, tag uint64, done func(tag uint64, o opensips.Outcome)) error
+	Send(n *imc.Notice, tag uint64, done func(tag uint64, o Outcome)) error
 }
 
 // Endpoint is one OpenSIPS node the scheduler may send through. All
@@ -69,7 +71,7 @@ type Result struct {
 	Kind Kind
 	// Outcome is the last MI outcome of the notice; zero when it was never
 	// answered by OpenSIPS (Dropped or Aborted before it was sent).
-	Outcome opensips.Outcome
+	Outcome Outcome
 	// Held reports that the notice waited while its member was
 	// unreachable ("held, then delivered" when Kind is Delivered).
 	Held bool

@@ -1,8 +1,8 @@
 // Package logkey names the attributes of imcd's log records, in one place,
 // so that every component calls the same thing by the same key and an
-// operator can filter on it (system=store, callid=…) across the whole log;
-// with them, what every component's logging shares: its child logger
-// (Child) and the rate limit of records a flood would repeat (Limit).
+// operator can filter on it (system=store, callid=…) across the whole log.
+// It holds keys and the values of System only: what else every
+// component's logging shares is in pkg/logging.
 package logkey
 
 // Attribute keys.
@@ -14,6 +14,15 @@ const (
 	Panic      = "panic"
 	Stack      = "stack"
 	Suppressed = "suppressed" // records of the same kind held back since the last one
+	Took       = "took"       // how long something took
+	Timeout    = "timeout"
+	Path       = "path"
+	Callback   = "callback" // which callback of a component's user panicked
+
+	// The process.
+	Signal   = "signal"
+	Grace    = "grace"
+	LogLevel = "log_level"
 
 	// A MESSAGE and its people.
 	CallID  = "callid"
@@ -34,12 +43,22 @@ const (
 	Event     = "event"
 	Size      = "size"
 	ReplyFIFO = "reply_fifo"
+	Datagram  = "datagram" // a datagram's bytes, quoted
+	Expected  = "expected" // the peer a datagram was expected from
 
 	// JSON-RPC.
 	Method   = "method"
 	ID       = "id"
 	Code     = "code"
+	Message  = "message" // a JSON-RPC error's
+	Data     = "data"    // a JSON-RPC error's
+	Request  = "request"
 	Duration = "duration"
+
+	// OpenSIPS's events and subscriptions.
+	AOR    = "aor"
+	Expire = "expire"
+	Renew  = "renew"
 
 	// The database.
 	Engine  = "engine"
@@ -52,22 +71,49 @@ const (
 	Skipped = "skipped"
 	Elapsed = "elapsed"
 	Change  = "change"
+	Logged  = "logged" // rows logged of those skipped
+	// RereadErr is why rooms could not be read again after a commit in
+	// doubt (Err is the commit's error).
+	RereadErr       = "reread_err"
+	RoomsTable      = "rooms_table"
+	MembersTable    = "members_table"
+	BansTable       = "bans_table"
+	ModerationTable = "moderation_table"
+	History         = "history" // whether the history tables are used
+	Keys            = "keys"    // event keys of RabbitMQ mode
+	Purged          = "purged"
+
+	// The rooms' runtime.
+	Shards  = "shards"
+	Added   = "added"
+	Removed = "removed"
+	Changed = "changed"
+	Busy    = "busy"
 
 	// Delivery.
-	Endpoint = "endpoint"
-	InFlight = "in_flight"
-	DownFor  = "down_for"
-	Member   = "member"
-	Kept     = "kept"
-	Dropped  = "dropped"
-	Rate     = "rate"
-	OldRate  = "old_rate"
-	AwayFor  = "away_for"
+	Endpoints      = "endpoints"
+	RateMax        = "rate_max"
+	Outstanding    = "outstanding"
+	MemberInflight = "member_inflight"
+	MemberQueue    = "member_queue"
+	Endpoint       = "endpoint"
+	InFlight       = "in_flight"
+	DownFor        = "down_for"
+	Member         = "member"
+	Kept           = "kept"
+	Dropped        = "dropped"
+	Rate           = "rate"
+	OldRate        = "old_rate"
+	AwayFor        = "away_for"
 
 	// History.
-	Lines      = "lines"
-	Marks      = "marks"
-	StaleMarks = "stale_marks"
+	Lines            = "lines"
+	Marks            = "marks"
+	StaleMarks       = "stale_marks"
+	RoomsWithHistory = "rooms_with_history"
+	Topics           = "topics"
+	KeepLines        = "keep_lines"
+	MaxAge           = "max_age"
 
 	// RabbitMQ.
 	Queue      = "queue"
@@ -80,9 +126,11 @@ const (
 	Backoff    = "backoff"
 	Returned   = "returned"
 	RoutingKey = "routing_key"
+	Reroute    = "reroute"
+	Declare    = "declare"
 
 	// The addresses imcd bound, in its "imcd started" record.
-	Events     = "events"
+	Events     = "events" // also: whether the store keeps the events table
 	OpenSIPSMI = "opensips_mi"
 	MIDatagram = "mi_datagram"
 	MIHTTP     = "mi_http"
@@ -103,4 +151,6 @@ const (
 	SystemRabbitMQ   = "rabbitmq"
 	SystemHistory    = "history"
 	SystemPublisher  = "rabbitmq-publisher"
+	// SystemFakeOpenSIPS is pkg/opensipstest's fake OpenSIPS, in tests.
+	SystemFakeOpenSIPS = "fake-opensips"
 )

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/imcd-sip/imcd/pkg/delivery"
 	"github.com/imcd-sip/imcd/pkg/opensips"
 )
 
@@ -42,8 +43,8 @@ type Metrics struct {
 
 // deliveryClasses are the status labels DeliveryDone usually sees: the
 // classes pkg/opensips reports.
-var deliveryClasses = [...]string{opensips.Class2xx, opensips.Class3xx, opensips.Class4xx, opensips.Class5xx, opensips.Class6xx,
-	opensips.ClassError, opensips.ClassTimeout, opensips.ClassUnreachable, opensips.ClassAborted}
+var deliveryClasses = [...]string{delivery.Class2xx, delivery.Class3xx, delivery.Class4xx, delivery.Class5xx, delivery.Class6xx,
+	delivery.ClassError, delivery.ClassTimeout, delivery.ClassUnreachable, delivery.ClassAborted}
 
 // Label values the daemon counts with, besides the engine's command names
 // and outcomes (imc.Outcome: ok, refused) and pkg/opensips's results and

@@ -85,9 +85,7 @@ func (t *HTTPTransport) Open(ctx context.Context) error {
 			return err
 		}
 	}
-	return t.http.Open(ctx, func(err error) {
-		t.Server.logger().Error("MI HTTP transport stopped", logkey.Transport, "http", logkey.Err, err)
-	})
+	return t.http.Open(ctx)
 }
 
 // Serve answers requests on the listener Listen opened until Close, then

@@ -7,8 +7,8 @@
 //     EventDatagramServer), decoded by DecodeEvent and handed to a Sink;
 //   - the MI client (MIClient): JSON-RPC over mi_datagram, used to send each
 //     outbound notice as one asynchronous t_uac_dlg request (Send, paced by
-//     pkg/delivery), for synchronous calls (Call) and for pass-through of
-//     imcd's own MI (Forward);
+//     pkg/delivery, its reply mapped onto delivery.Outcome), for synchronous
+//     calls (Call) and for pass-through of imcd's own MI (Forward);
 //   - the subscription keeper (Subscriber), which keeps imcd subscribed to the
 //     event with MI event_subscribe across OpenSIPS restarts.
 //

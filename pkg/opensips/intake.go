@@ -13,6 +13,7 @@ import (
 	"github.com/valyala/fastjson"
 
 	"github.com/imcd-sip/imcd/pkg/jsonrpc"
+	"github.com/imcd-sip/imcd/pkg/logging"
 	"github.com/imcd-sip/imcd/pkg/logkey"
 )
 
@@ -130,7 +131,7 @@ type intake struct {
 	log       *slog.Logger
 	eventName string
 	allow     []netip.Prefix
-	logLimit  logkey.Limit
+	logLimit  logging.Limit
 }
 
 func newIntake(transport string, sink Sink, usrloc UsrlocSink, obs Observer, l *slog.Logger, eventName string, allow []netip.Prefix) intake {
@@ -145,10 +146,10 @@ func newIntake(transport string, sink Sink, usrloc UsrlocSink, obs Observer, l *
 		sink:      sink,
 		usrloc:    usrloc,
 		obs:       obs,
-		log:       logkey.Child(l, logkey.SystemEvents).With(logkey.Transport, transport),
+		log:       logging.Child(l, logkey.SystemEvents).With(logkey.Transport, transport),
 		eventName: eventName,
 		allow:     allow,
-		logLimit:  logkey.Limit{Interval: time.Second},
+		logLimit:  logging.Limit{Interval: time.Second},
 	}
 }
 
@@ -184,7 +185,7 @@ func (in *intake) refused(result string, err error, callid string, remote any) {
 // recovered logs and counts a panic raised while handling one frame.
 func (in *intake) recovered(r any, remote any) {
 	in.obs.EventReceived(in.transport, ResultPanic)
-	in.log.Error("panic while handling an event", logkey.Panic, fmt.Sprint(r), logkey.Remote, remote, "stack", string(debug.Stack()))
+	in.log.Error("panic while handling an event", logkey.Panic, fmt.Sprint(r), logkey.Remote, remote, logkey.Stack, string(debug.Stack()))
 }
 
 // allowedAddr reports whether a source address passes the Allow list (an

@@ -14,7 +14,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/imcd-sip/imcd/pkg/delivery"
 	"github.com/imcd-sip/imcd/pkg/jsonrpc"
+	"github.com/imcd-sip/imcd/pkg/logging"
 	"github.com/imcd-sip/imcd/pkg/logkey"
 )
 
@@ -49,8 +51,8 @@ type MIClient struct {
 	// Observer counts delivery outcomes; nil means NopObserver.
 	Observer Observer
 	// Timeout is how long a t_uac_dlg reply is awaited before the request
-	// is counted ClassTimeout (lost: outcome unknown); DefaultMITimeout when
-	// 0. It must exceed tm's fr_timeout.
+	// is counted lost (delivery.FaultLost: outcome unknown);
+	// DefaultMITimeout when 0. It must exceed tm's fr_timeout.
 	Timeout time.Duration
 	// CallTimeout bounds Call and Forward when their context has no sooner
 	// deadline; DefaultCallTimeout when 0.
@@ -84,8 +86,8 @@ type MIClient struct {
 	bufs     sync.Pool
 	sendPool sync.Pool // *pending of Send
 
-	unreachLog logkey.Limit
-	replyLog   logkey.Limit
+	unreachLog logging.Limit
+	replyLog   logging.Limit
 
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -100,7 +102,7 @@ type pending struct {
 	reply    chan callReply // Call
 	// Send: onSent is called with tag; the pending comes from and
 	// returns to sendPool.
-	onSent func(tag uint64, o Outcome)
+	onSent func(tag uint64, o delivery.Outcome)
 	tag    uint64
 }
 
@@ -118,7 +120,7 @@ func (c *MIClient) Open(ctx context.Context) error {
 	if c.opened || c.closed {
 		return ErrClosed
 	}
-	c.log = logkey.Child(c.Logger, logkey.SystemMIClient)
+	c.log = logging.Child(c.Logger, logkey.SystemMIClient)
 	if c.obs = c.Observer; c.obs == nil {
 		c.obs = NopObserver{}
 	}
@@ -164,7 +166,7 @@ func (c *MIClient) Open(ctx context.Context) error {
 	go c.readLoop(runCtx)
 	go c.reapLoop(runCtx)
 	c.opened = true
-	c.log.Info("MI client ready", logkey.Addr, c.Addr, "timeout", c.Timeout.String())
+	c.log.Info("MI client ready", logkey.Addr, c.Addr, logkey.Timeout, c.Timeout.String())
 	return nil
 }
 
@@ -215,7 +217,7 @@ func setBuffers(conn net.Conn, rb, wb int) {
 }
 
 // Close stops the client. Requests still in flight end with ErrClosed
-// (ClassAborted). Safe to call more than once.
+// (delivery.FaultAborted). Safe to call more than once.
 func (c *MIClient) Close() error {
 	c.closeOnce.Do(func() {
 		c.stateMu.Lock()
@@ -228,7 +230,7 @@ func (c *MIClient) Close() error {
 		c.cancel()
 		c.conn.Close()
 		c.wg.Wait()
-		aborted := Outcome{Err: ErrClosed, Reason: ErrClosed.Error()}
+		aborted := abortedOutcome()
 		for _, p := range c.takeAll() { // no Send can add more: closed is set
 			c.complete(p, aborted)
 		}
@@ -333,7 +335,7 @@ func (c *MIClient) takeAll() []*pending {
 }
 
 // complete ends a request taken out of the map: it reports the outcome.
-func (c *MIClient) complete(p *pending, o Outcome) {
+func (c *MIClient) complete(p *pending, o delivery.Outcome) {
 	if p.reply != nil {
 		p.reply <- callReply{err: o.Err}
 		return

@@ -25,7 +25,7 @@ func (c *MIClient) sendFailed(id uint64, err error) {
 	}
 	if p := c.take(id); p != nil {
 		c.noteUnreachable(err)
-		c.complete(p, Outcome{Err: fmt.Errorf("%w: %w", ErrUnreachable, err), Reason: err.Error()})
+		c.complete(p, notSentOutcome(err))
 	}
 }
 
@@ -34,7 +34,7 @@ func (c *MIClient) sendFailed(id uint64, err error) {
 // (or restarted and lost them).
 func (c *MIClient) portClosed(err error) {
 	c.noteUnreachable(err)
-	o := Outcome{Err: fmt.Errorf("%w: %w", ErrUnreachable, err), Reason: err.Error()}
+	o := notSentOutcome(err)
 	for _, p := range c.takeAll() {
 		c.complete(p, o)
 	}
@@ -139,14 +139,14 @@ func (c *MIClient) fromOpenSIPS(from *net.UnixAddr) bool {
 	}
 	if ok, suppressed := c.replyLog.Allow(time.Now()); ok {
 		c.log.Warn("dropped an MI datagram from another socket than OpenSIPS's: check that the MI address is the exact path of mi_datagram's socket_name",
-			"from", name, "expected", c.unixRaddr.Name, logkey.Suppressed, suppressed)
+			logkey.From, name, logkey.Expected, c.unixRaddr.Name, logkey.Suppressed, suppressed)
 	}
 	return false
 }
 
 func (c *MIClient) badReply(why string, b []byte) {
 	if ok, suppressed := c.replyLog.Allow(time.Now()); ok {
-		c.log.Warn("unexpected MI datagram", logkey.Err, why, "datagram", truncate(b, 200), logkey.Suppressed, suppressed)
+		c.log.Warn("unexpected MI datagram", logkey.Err, why, logkey.Datagram, truncate(b, 200), logkey.Suppressed, suppressed)
 	}
 }
 
@@ -157,7 +157,7 @@ func (c *MIClient) reapLoop(ctx context.Context) {
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	var expired []*pending
-	lost := Outcome{Err: fmt.Errorf("%w in %v: delivery outcome unknown", ErrTimeout, c.Timeout), Reason: "no reply"}
+	lost := lostOutcome(c.Timeout)
 	for {
 		select {
 		case <-ctx.Done():

@@ -7,29 +7,32 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/imcd-sip/imcd/pkg/delivery"
 	"github.com/imcd-sip/imcd/pkg/imc"
 	"github.com/imcd-sip/imcd/pkg/logkey"
 )
 
 // Send writes notice n as one t_uac_dlg request now: the caller (a
-// scheduler, pkg/delivery) decides when and how much to send. It returns an error, and done is never called, when the client is
-// not open (ErrClosed), when n cannot be encoded safely (ErrUnsafeHeader),
-// or when the datagram could not be written (ErrUnreachable). Otherwise done
-// is called exactly once with tag and the Outcome: from the reader when
-// OpenSIPS answers, from the reaper when no reply came within Timeout
-// (ClassTimeout: the request or its reply was lost), from Close
-// (ClassAborted), or as ClassUnreachable when the kernel reports that
-// nothing listens on OpenSIPS's MI socket. done runs on the client's
+// scheduler, pkg/delivery) decides when and how much to send. It returns an
+// error, and done is never called, when the client is not open (ErrClosed),
+// when n cannot be encoded safely (ErrUnsafeHeader), or when the datagram
+// could not be written (ErrUnreachable); the error carries the
+// delivery.Fault it amounts to (delivery.Sender). Otherwise done is called
+// exactly once with tag and the outcome, OpenSIPS's reply mapped onto
+// delivery.Outcome: from the reader when OpenSIPS answers, from the reaper
+// when no reply came within Timeout (FaultLost: the request or its reply
+// was lost), from Close (FaultAborted), or as FaultNotSent when the kernel
+// reports that nothing listens on OpenSIPS's MI socket. done runs on the client's
 // goroutines, possibly before Send returns: keep it cheap, non-blocking,
 // and do not hold a lock Send's caller holds.
 //
 // Send does not allocate once its pools are warm: done is expected to be
 // one long-lived func value, and tag identifies the notice to it.
-func (c *MIClient) Send(n *imc.Notice, tag uint64, done func(tag uint64, o Outcome)) error {
+func (c *MIClient) Send(n *imc.Notice, tag uint64, done func(tag uint64, o delivery.Outcome)) error {
 	c.stateMu.RLock()
 	if !c.opened || c.closed {
 		c.stateMu.RUnlock()
-		return ErrClosed
+		return &sendError{err: ErrClosed, fault: delivery.FaultAborted}
 	}
 	id := c.nextID.Add(1)
 	bp := c.bufs.Get().(*[]byte)
@@ -67,11 +70,11 @@ func (c *MIClient) Send(n *imc.Notice, tag uint64, done func(tag uint64, o Outco
 		// Nothing listens: whatever is in flight will not be answered.
 		c.portClosed(err)
 	}
-	return fmt.Errorf("%w: %w", ErrUnreachable, err)
+	return &sendError{err: fmt.Errorf("%w: %w", ErrUnreachable, err), fault: delivery.FaultNotSent}
 }
 
 // endSend reports the outcome of a Send request and recycles it.
-func (c *MIClient) endSend(p *pending, o Outcome) {
+func (c *MIClient) endSend(p *pending, o delivery.Outcome) {
 	done, tag := p.onSent, p.tag
 	*p = pending{}
 	c.sendPool.Put(p)

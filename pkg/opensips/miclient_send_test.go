@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imcd-sip/imcd/pkg/delivery"
 	"github.com/imcd-sip/imcd/pkg/imc"
 	"github.com/imcd-sip/imcd/pkg/opensips"
 	"github.com/imcd-sip/imcd/pkg/opensipstest"
@@ -21,12 +22,12 @@ type sendLog struct {
 	t     testing.TB
 	mu    sync.Mutex
 	order []uint64
-	outs  map[uint64]opensips.Outcome
+	outs  map[uint64]delivery.Outcome
 }
 
-func newSendLog(t testing.TB) *sendLog { return &sendLog{t: t, outs: map[uint64]opensips.Outcome{}} }
+func newSendLog(t testing.TB) *sendLog { return &sendLog{t: t, outs: map[uint64]delivery.Outcome{}} }
 
-func (l *sendLog) done(tag uint64, o opensips.Outcome) {
+func (l *sendLog) done(tag uint64, o delivery.Outcome) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if _, dup := l.outs[tag]; dup {
@@ -43,7 +44,7 @@ func (l *sendLog) completed() []uint64 {
 	return slices.Clone(l.order)
 }
 
-func (l *sendLog) wait(t testing.TB, n int) map[uint64]opensips.Outcome {
+func (l *sendLog) wait(t testing.TB, n int) map[uint64]delivery.Outcome {
 	t.Helper()
 	waitFor(t, fmt.Sprintf("%d Send outcomes", n), func() bool {
 		l.mu.Lock()
@@ -52,7 +53,7 @@ func (l *sendLog) wait(t testing.TB, n int) map[uint64]opensips.Outcome {
 	})
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	out := make(map[uint64]opensips.Outcome, len(l.outs))
+	out := make(map[uint64]delivery.Outcome, len(l.outs))
 	for k, v := range l.outs {
 		out[k] = v
 	}
@@ -97,7 +98,7 @@ func TestSendStatuses(t *testing.T) {
 
 func TestSendRefusals(t *testing.T) {
 	fake := startFake(t, opensipstest.Options{})
-	never := func(tag uint64, o opensips.Outcome) { t.Errorf("done called for a refused Send: %d %+v", tag, o) }
+	never := func(tag uint64, o delivery.Outcome) { t.Errorf("done called for a refused Send: %d %+v", tag, o) }
 	c := &opensips.MIClient{Addr: fake.MISocket()}
 	if err := c.Send(newNotice("bob", "x"), 1, never); !errors.Is(err, opensips.ErrClosed) {
 		t.Fatalf("before Open: %v", err)
@@ -201,7 +202,7 @@ func BenchmarkSend(b *testing.B) {
 	n := newNotice("bob", "<alice@127.0.0.1>: hello everybody in chat-1")
 	slots := make(chan struct{}, 256)
 	var failed sync.Once
-	done := func(tag uint64, o opensips.Outcome) {
+	done := func(tag uint64, o delivery.Outcome) {
 		if !o.Delivered() {
 			failed.Do(func() { b.Errorf("tag %d: %+v", tag, o) })
 		}

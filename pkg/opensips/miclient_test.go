@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imcd-sip/imcd/pkg/delivery"
 	"github.com/imcd-sip/imcd/pkg/imc"
 	"github.com/imcd-sip/imcd/pkg/jsonrpc"
 	"github.com/imcd-sip/imcd/pkg/opensips"
@@ -46,7 +47,7 @@ func TestSendWire(t *testing.T) {
 		mustf(t, c.Send(newNotice(user, "to "+user), uint64(i+1), log.done), "send")
 	}
 	outs := log.wait(t, 5)
-	byTag := map[string]opensips.Outcome{}
+	byTag := map[string]delivery.Outcome{}
 	for i, user := range users {
 		byTag[user] = outs[uint64(i)]
 	}

@@ -10,7 +10,8 @@ type Observer interface {
 	// TransportDatagram; result is one of the Result* constants.
 	EventReceived(transport, result string)
 	// DeliveryDone counts one outbound MI t_uac_dlg request by its final
-	// status class (Outcome.Class) and the time from send to outcome.
+	// status class (delivery.Outcome.Class) and the time from send to
+	// outcome.
 	DeliveryDone(status string, d time.Duration)
 }
 
@@ -35,20 +36,6 @@ const (
 	// than FrameTimeout (closed).
 	ResultTooManyConns = "too_many_connections"
 	ResultFrameTimeout = "frame_timeout"
-)
-
-// Status classes of an outbound delivery, as returned by Outcome.Class and
-// reported to Observer.DeliveryDone.
-const (
-	Class2xx         = "2xx"
-	Class3xx         = "3xx"
-	Class4xx         = "4xx"
-	Class5xx         = "5xx"
-	Class6xx         = "6xx"
-	ClassError       = "error"       // OpenSIPS refused the request (JSON-RPC error) or answered nonsense
-	ClassTimeout     = "timeout"     // no reply within MIClient.Timeout: outcome unknown
-	ClassUnreachable = "unreachable" // could not be sent / nothing listens
-	ClassAborted     = "aborted"     // still in flight when the client closed
 )
 
 // NopObserver is an Observer that does nothing.

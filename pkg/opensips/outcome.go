@@ -1,120 +1,77 @@
 package opensips
 
 import (
-	"errors"
 	"fmt"
+	"time"
 
+	"github.com/imcd-sip/imcd/pkg/delivery"
 	"github.com/imcd-sip/imcd/pkg/jsonrpc"
 )
 
-// Outcome is how one t_uac_dlg request ended.
-type Outcome struct {
-	// Status is the final SIP status code OpenSIPS reported, 0 if none.
-	Status int
-	// Reason is OpenSIPS's status line ("404 Not Found") or, without a
-	// status, the error text.
-	Reason string
-	// Err is nil when a SIP status came back; otherwise a *jsonrpc.Error
-	// (OpenSIPS refused the request), or an error wrapping ErrTimeout,
-	// ErrUnreachable, ErrClosed or ErrBadReply.
-	Err error
-}
-
-// Delivered reports whether the MESSAGE got a 2xx.
-func (o Outcome) Delivered() bool { return o.Err == nil && o.Status >= 200 && o.Status < 300 }
-
-// Class returns the status class for metrics: "2xx" … "6xx", or one of
-// ClassError, ClassTimeout, ClassUnreachable, ClassAborted.
-func (o Outcome) Class() string {
-	if o.Err != nil {
-		switch {
-		case errors.Is(o.Err, ErrTimeout):
-			return ClassTimeout
-		case errors.Is(o.Err, ErrUnreachable):
-			return ClassUnreachable
-		case errors.Is(o.Err, ErrClosed):
-			return ClassAborted
-		}
-		return ClassError
-	}
-	switch o.Status / 100 {
-	case 2:
-		return Class2xx
-	case 3:
-		return Class3xx
-	case 4:
-		return Class4xx
-	case 5:
-		return Class5xx
-	case 6:
-		return Class6xx
-	}
-	return ClassError
-}
-
-// MemberUnreachable reports whether the outcome says the recipient cannot be
-// reached now, as opposed to a refusal of this one message: the MESSAGE
-// ended 404 Not Found (not registered), 408 Request Timeout (registered but
-// not answering: fr_timeout expired), 410 Gone, 480 Temporarily
-// Unavailable or 604 Does Not Exist Anywhere, or OpenSIPS refused the
-// request because the destination did not resolve or could not be sent to
-// (JSON-RPC 476 "Unresolvable destination", 477 "Send failed").
-func (o Outcome) MemberUnreachable() bool {
-	if o.Err != nil {
-		var je *jsonrpc.Error
-		return errors.As(o.Err, &je) && (je.Code == 476 || je.Code == 477)
-	}
-	switch o.Status {
-	case 404, 408, 410, 480, 604:
-		return true
-	}
-	return false
-}
-
-// Overloaded reports whether OpenSIPS refused the request for want of its
-// own resources: a JSON-RPC 500 error, which tm's t_uac_dlg returns when it
-// cannot build the transaction (out of shared memory, "Server error
-// occurred (…/MI/UAC)", "MI/UAC failed"). The message itself was fine and may
-// be sent again later, more slowly.
-func (o Outcome) Overloaded() bool {
-	var je *jsonrpc.Error
-	return o.Err != nil && errors.As(o.Err, &je) && je.Code == 500
-}
-
-// Lost reports whether OpenSIPS never answered (ClassTimeout): the request
-// or its reply was lost, and whether the MESSAGE left is unknown.
-func (o Outcome) Lost() bool { return o.Err != nil && errors.Is(o.Err, ErrTimeout) }
-
-// NotSent reports whether the request never reached OpenSIPS
-// (ClassUnreachable: the datagram could not be written, or nothing listens
-// on the MI socket), so it is safe to send again.
-func (o Outcome) NotSent() bool { return o.Err != nil && errors.Is(o.Err, ErrUnreachable) }
-
-// String returns the status line, or the error text without one.
-func (o Outcome) String() string {
-	if o.Err != nil {
-		return o.Err.Error()
-	}
-	return o.Reason
-}
-
-// outcomeOf reads the reply to a t_uac_dlg request: a result carrying the
-// final "Status" ("200 OK", "408 Request Timeout", ...), or a JSON-RPC error.
-func outcomeOf(m *jsonrpc.Message) Outcome {
+// outcomeOf maps the reply to a t_uac_dlg request onto the scheduler's
+// Outcome: a result carrying the final "Status" ("200 OK", "408 Request
+// Timeout", ...), or a JSON-RPC error, whose code says which refusal it is
+// (faultOf).
+func outcomeOf(m *jsonrpc.Message) delivery.Outcome {
 	if m.Error != nil {
 		e, err := jsonrpc.DecodeError(m.Error)
 		if err != nil {
-			return Outcome{Err: fmt.Errorf("%w: malformed error object", ErrBadReply), Reason: "malformed error object"}
+			return delivery.Outcome{Fault: delivery.FaultRefused, Err: fmt.Errorf("%w: malformed error object", ErrBadReply), Reason: "malformed error object"}
 		}
-		return Outcome{Err: e, Reason: e.Error()}
+		return delivery.Outcome{Fault: faultOf(e), Err: e, Reason: e.Error()}
 	}
 	st := m.Result.GetStringBytes("Status")
 	code, ok := statusCode(st)
 	if !ok {
-		return Outcome{Err: fmt.Errorf("%w: no Status in result", ErrBadReply), Reason: "no Status in result"}
+		return delivery.Outcome{Fault: delivery.FaultRefused, Err: fmt.Errorf("%w: no Status in result", ErrBadReply), Reason: "no Status in result"}
 	}
-	return Outcome{Status: code, Reason: statusText(st)}
+	return delivery.Outcome{Status: code, Reason: statusText(st)}
 }
+
+// faultOf says which refusal a JSON-RPC error to t_uac_dlg is: 476
+// "Unresolvable destination" and 477 "Send failed" mean the member cannot
+// be reached now; 500, which tm returns when it cannot build the
+// transaction (out of shared memory, "Server error occurred (…/MI/UAC)",
+// "MI/UAC failed"), means OpenSIPS is short of its own resources; any other
+// refuses this request.
+func faultOf(e *jsonrpc.Error) delivery.Fault {
+	switch e.Code {
+	case 476, 477:
+		return delivery.FaultNoRoute
+	case 500:
+		return delivery.FaultOverloaded
+	}
+	return delivery.FaultRefused
+}
+
+// The outcomes the client makes itself, when OpenSIPS gives none.
+
+// abortedOutcome ends a request still in flight at Close.
+func abortedOutcome() delivery.Outcome {
+	return delivery.Outcome{Fault: delivery.FaultAborted, Err: ErrClosed, Reason: ErrClosed.Error()}
+}
+
+// notSentOutcome ends a request that could not reach OpenSIPS (err says
+// why).
+func notSentOutcome(err error) delivery.Outcome {
+	return delivery.Outcome{Fault: delivery.FaultNotSent, Err: fmt.Errorf("%w: %w", ErrUnreachable, err), Reason: err.Error()}
+}
+
+// lostOutcome ends a request OpenSIPS did not answer within timeout.
+func lostOutcome(timeout time.Duration) delivery.Outcome {
+	return delivery.Outcome{Fault: delivery.FaultLost, Err: fmt.Errorf("%w in %v: delivery outcome unknown", ErrTimeout, timeout), Reason: "no reply"}
+}
+
+// sendError is what Send returns when it writes nothing: the error, with
+// the delivery.Fault it amounts to for the scheduler (delivery.Sender).
+type sendError struct {
+	err   error
+	fault delivery.Fault
+}
+
+func (e *sendError) Error() string         { return e.err.Error() }
+func (e *sendError) Unwrap() error         { return e.err }
+func (e *sendError) Fault() delivery.Fault { return e.fault }
 
 // commonStatuses are the final statuses a MESSAGE usually gets; returning
 // these constants instead of converting the parser's bytes saves an

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/imcd-sip/imcd/pkg/jsonrpc"
+	"github.com/imcd-sip/imcd/pkg/logging"
 	"github.com/imcd-sip/imcd/pkg/logkey"
 )
 
@@ -86,10 +87,10 @@ func (s *Subscriber) Open(ctx context.Context) error {
 	if s.Method == "" {
 		s.Method = DefaultSubscribeMethod
 	}
-	s.log = logkey.Child(s.Logger, logkey.SystemSubscriber).With(logkey.Event, s.Event, logkey.Socket, s.Socket)
+	s.log = logging.Child(s.Logger, logkey.SystemSubscriber).With(logkey.Event, s.Event, logkey.Socket, s.Socket)
 	if s.Expire <= s.Renew {
 		s.log.Warn("expire is not longer than renew: the subscription may lapse between renewals",
-			"expire", s.Expire.String(), "renew", s.Renew.String())
+			logkey.Expire, s.Expire.String(), logkey.Renew, s.Renew.String())
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -185,7 +186,7 @@ func (s *Subscriber) run(ctx context.Context) {
 		wait := s.Renew
 		if err == nil {
 			if !s.active.Swap(true) {
-				s.log.Info("subscribed", "expire", expire, "renew", s.Renew.String())
+				s.log.Info("subscribed", logkey.Expire, expire, logkey.Renew, s.Renew.String())
 			} else {
 				s.log.Debug("subscription renewed")
 			}
@@ -210,7 +211,7 @@ func (s *Subscriber) run(ctx context.Context) {
 func (s *Subscriber) logFailure(err error) {
 	var je *jsonrpc.Error
 	if errors.As(err, &je) {
-		s.log.Error("OpenSIPS refused the event subscription", "code", je.Code, "message", je.Message, "data", je.Data)
+		s.log.Error("OpenSIPS refused the event subscription", logkey.Code, je.Code, logkey.Message, je.Message, logkey.Data, je.Data)
 		return
 	}
 	s.log.Warn("cannot subscribe to OpenSIPS events; retrying", logkey.Err, err)

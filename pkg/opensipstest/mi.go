@@ -8,6 +8,7 @@ import (
 	"github.com/valyala/fastjson"
 
 	"github.com/imcd-sip/imcd/pkg/jsonrpc"
+	"github.com/imcd-sip/imcd/pkg/logkey"
 )
 
 // parseErrorReply is what mi_datagram sends for malformed JSON: plain text.
@@ -46,7 +47,7 @@ func (s *Server) serveRequest(p, q *fastjson.Parser, it miItem) {
 		// The real mi_datagram segfaults here (datagram_fnc.c:529).
 		call.Crash = true
 		s.rec.addCall(call)
-		s.log.Warn("request would crash OpenSIPS's mi_datagram", "request", string(raw))
+		s.log.Warn("request would crash OpenSIPS's mi_datagram", logkey.Request, string(raw))
 		return
 	}
 	m, err := jsonrpc.Decode(q, raw)

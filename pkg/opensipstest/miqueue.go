@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/valyala/fastjson"
+
+	"github.com/imcd-sip/imcd/pkg/logkey"
 )
 
 // miItem is one datagram read from the MI socket, waiting for the MI worker.
@@ -142,7 +144,7 @@ func (s *Server) readMI(mi *net.UDPConn, gen int) {
 		}
 		it := miItem{gen: gen, from: from, raw: append([]byte(nil), buf[:n]...), received: time.Now()}
 		if !s.miq.push(it) {
-			s.log.Debug("MI request dropped: receive buffer full", "from", from.String())
+			s.log.Debug("MI request dropped: receive buffer full", logkey.From, from.String())
 		}
 		s.rec.notify()
 	}

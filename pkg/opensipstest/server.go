@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/imcd-sip/imcd/pkg/jsonrpc"
+	"github.com/imcd-sip/imcd/pkg/logkey"
 )
 
 // Server is a running fake OpenSIPS.
@@ -70,7 +71,7 @@ func Start(opts Options) (*Server, error) {
 	}
 	s := &Server{
 		opts:      opts,
-		log:       log.With("system", "fake-opensips"),
+		log:       log.With(logkey.System, logkey.SystemFakeOpenSIPS),
 		published: append(append([]string(nil), capturedEvents...), opts.Events...),
 		rules:     make(map[string]rule),
 		handlers:  make(map[string]Handler),
@@ -257,7 +258,7 @@ func (s *Server) sendMI(gen int, to netip.AddrPort, b []byte) {
 		return
 	}
 	if _, err := mi.WriteToUDPAddrPort(b, to); err != nil && !errors.Is(err, net.ErrClosed) {
-		s.log.Debug("MI reply not sent", "err", err)
+		s.log.Debug("MI reply not sent", logkey.Err, err)
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/imcd-sip/imcd/pkg/logkey"
 )
 
 // The usrloc events, as OpenSIPS's usrloc module publishes them. They are in
@@ -244,7 +246,7 @@ func (s *Server) runUsrlocTimer(interval time.Duration) {
 				events = append(events, s.ul.remove(key, func(c *ulContact) bool { return now.After(c.expires) })...)
 			}
 			if err := s.raiseUsrloc(events); err != nil {
-				s.log.Debug("usrloc timer events not delivered", "err", err)
+				s.log.Debug("usrloc timer events not delivered", logkey.Err, err)
 			}
 			s.ul.op.Unlock()
 		}

@@ -11,6 +11,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/imcd-sip/imcd/pkg/logging"
 	"github.com/imcd-sip/imcd/pkg/logkey"
 	"github.com/imcd-sip/imcd/pkg/opensips"
 )
@@ -242,7 +243,7 @@ func (c *Consumer) init() error {
 	if c.obs == nil {
 		c.obs = NopObserver{}
 	}
-	c.log = logkey.Child(c.Logger, logkey.SystemRabbitMQ)
+	c.log = logging.Child(c.Logger, logkey.SystemRabbitMQ)
 	// Sessions start at a random point so that a Consumer created again in
 	// the same process (a daemon restarted in-process) never repeats one.
 	c.sessionBase = rand.Uint64()

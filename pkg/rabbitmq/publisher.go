@@ -10,6 +10,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/imcd-sip/imcd/pkg/logging"
 	"github.com/imcd-sip/imcd/pkg/logkey"
 )
 
@@ -69,7 +70,7 @@ func (p *Publisher) Open(context.Context) error {
 	if p.Name == "" {
 		p.Name = DefaultName + "-publisher"
 	}
-	p.log = logkey.Child(p.Logger, logkey.SystemPublisher)
+	p.log = logging.Child(p.Logger, logkey.SystemPublisher)
 	p.opened = true
 	return nil
 }

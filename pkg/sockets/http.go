@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/imcd-sip/imcd/pkg/logkey"
 )
 
 // HTTP server defaults.
@@ -33,8 +35,8 @@ type HTTPServer struct {
 	// ShutdownGrace is how long Close waits for requests in progress;
 	// DefaultShutdownGrace when 0.
 	ShutdownGrace time.Duration
-	// Logger receives net/http's own error lines at debug level; nil
-	// discards them.
+	// Logger receives net/http's own error lines at debug level, and why
+	// serving stopped if it was not Close; nil discards them.
 	Logger *slog.Logger
 
 	ln   net.Listener
@@ -52,10 +54,7 @@ func (s *HTTPServer) bind(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	log := s.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := s.logger()
 	s.ln = ln
 	s.srv = &http.Server{
 		Handler:           s.Handler,
@@ -78,10 +77,19 @@ func (s *HTTPServer) LocalAddr() net.Addr {
 }
 
 // Open listens (unless Listen was called) and serves in a goroutine until
-// Close; ctx bounds only the opening. failed, when not nil, is told why
-// serving stopped if it was not Close.
-func (s *HTTPServer) Open(ctx context.Context, failed func(error)) error {
-	return s.life.Open(ctx, s.Listen, s.Serve, failed)
+// Close; ctx bounds only the opening. Why serving stopped, if it was not
+// Close, is logged.
+func (s *HTTPServer) Open(ctx context.Context) error {
+	return s.life.Open(ctx, s.Listen, s.Serve, func(err error) {
+		s.logger().Error("HTTP server stopped", logkey.Addr, s.Addr, logkey.Err, err)
+	})
+}
+
+func (s *HTTPServer) logger() *slog.Logger {
+	if s.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.Logger
 }
 
 // Serve answers requests on the listener Listen opened until Close, then

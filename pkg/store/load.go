@@ -49,7 +49,7 @@ func (db *DB) Load(ctx context.Context) ([]*imc.Room, error) {
 	db.log.Info("rooms loaded", logkey.Rooms, len(rooms), logkey.Members, l.members, logkey.Skipped, l.skipped,
 		logkey.Elapsed, time.Since(start).Round(time.Millisecond))
 	if logged := int(l.logged.Load()); l.skipped > logged {
-		db.log.Warn("more odd rows were skipped than logged", logkey.Skipped, l.skipped, "logged", logged)
+		db.log.Warn("more odd rows were skipped than logged", logkey.Skipped, l.skipped, logkey.Logged, logged)
 	}
 	return rooms, nil
 }

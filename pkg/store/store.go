@@ -155,8 +155,8 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		db.db.Close()
 		return nil, err
 	}
-	db.log.Info("database opened", logkey.DBURL, db.url, "rooms_table", db.cfg.RoomsTable, "members_table", db.cfg.MembersTable,
-		"bans_table", db.cfg.BansTable, "moderation_table", db.cfg.ModerationTable, "history", db.cfg.History, "events", db.cfg.Events)
+	db.log.Info("database opened", logkey.DBURL, db.url, logkey.RoomsTable, db.cfg.RoomsTable, logkey.MembersTable, db.cfg.MembersTable,
+		logkey.BansTable, db.cfg.BansTable, logkey.ModerationTable, db.cfg.ModerationTable, logkey.History, db.cfg.History, logkey.Events, db.cfg.Events)
 	return db, nil
 }
 

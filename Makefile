@@ -4,7 +4,7 @@ GO       ?= $(shell scripts/ensure-go.sh)
 FUZZTIME ?= 20s
 BENCHTIME ?= 1s
 
-.PHONY: all build deb test run bench fuzz lint clean demo
+.PHONY: all build deb test run bench bench-opensips fuzz lint clean demo
 
 all: build
 
@@ -40,6 +40,18 @@ bench:
 	@echo "== imcd's CPU profile (fan-out, 100-member rooms; sink and generator left out): var/bench/cpu-top.txt"
 	@sed -n '1,25p' var/bench/cpu-top.txt
 	@echo "== tables: var/bench/imcbench.md, micro-benchmarks: var/bench/micro.txt, profiles: var/bench/*.pprof"
+
+# The side-by-side ladder through a real OpenSIPS: native imc and imcd in one
+# OpenSIPS (the project's fragment), a room of 11, native and imcd steps
+# alternating (docs/benchmarks.md). OPENSIPS is its binary
+# (scripts/real-opensips.sh prints one when this machine has a build). About
+# 6 minutes; not run by CI.
+bench-opensips:
+	@if [ -z "$(OPENSIPS)" ]; then \
+		echo "bench-opensips needs a real OpenSIPS: make bench-opensips OPENSIPS=.../sbin/opensips"; \
+		echo "(scripts/real-opensips.sh prints one when this machine has a build of it)"; exit 2; fi
+	$(GO) build -o bin/imcd ./cmd/imcd
+	$(GO) run ./cmd/imcbench -imcd bin/imcd -scenarios opensips -opensips $(OPENSIPS) -markdown var/bench/opensips.md $(IMCBENCH_FLAGS)
 
 # The Go micro-benchmarks alone: JSON-RPC, command parser, engine fan-out,
 # t_uac_dlg encoder, MI, store, and the whole per-delivery hot path.

@@ -59,6 +59,8 @@ func (b *bench) scenario(ctx context.Context, name string) *table {
 		t, err = b.rabbitmqThroughput(ctx)
 	case "rabbitmq-latency":
 		t, err = b.rabbitmqLatency(ctx)
+	case "opensips":
+		t = b.opensipsLadder(ctx)
 	}
 	if err != nil {
 		t.note("FAILED: %v", err)

@@ -54,18 +54,7 @@ func openBenchDB(ctx context.Context, engine, dir, mysqlURL string) (*benchDB, e
 		_, _ = rand.Read(rnd[:])
 		suffix := "_ib" + hex.EncodeToString(rnd[:])
 		b.rooms, b.members = "imc_rooms"+suffix, "imc_members"+suffix
-		cfg := mysql.NewConfig()
-		cfg.User, cfg.Passwd, cfg.DBName = u.User, u.Password, u.Database
-		port := u.Port
-		if port == 0 {
-			port = 3306
-		}
-		cfg.Net, cfg.Addr = "tcp", net.JoinHostPort(u.Host, strconv.Itoa(port))
-		if u.Socket != "" {
-			cfg.Net, cfg.Addr = "unix", u.Socket
-		}
-		cfg.InterpolateParams = true
-		driver, dsn = "mysql", cfg.FormatDSN()
+		driver, dsn = "mysql", mysqlDSN(u, u.Database)
 	default:
 		return nil, fmt.Errorf("unknown database engine %q", engine)
 	}
@@ -91,6 +80,22 @@ func openBenchDB(ctx context.Context, engine, dir, mysqlURL string) (*benchDB, e
 		}
 	}
 	return b, nil
+}
+
+// mysqlDSN is the driver's DSN for db_url u on database db.
+func mysqlDSN(u *dburl.URL, db string) string {
+	cfg := mysql.NewConfig()
+	cfg.User, cfg.Passwd, cfg.DBName = u.User, u.Password, db
+	port := u.Port
+	if port == 0 {
+		port = 3306
+	}
+	cfg.Net, cfg.Addr = "tcp", net.JoinHostPort(u.Host, strconv.Itoa(port))
+	if u.Socket != "" {
+		cfg.Net, cfg.Addr = "unix", u.Socket
+	}
+	cfg.InterpolateParams = true
+	return cfg.FormatDSN()
 }
 
 // roomSet is nRooms rooms of size members each: rooms named prefix0,

@@ -79,9 +79,22 @@ type options struct {
 	rabbitURL    string
 	rmqEngines   []string
 	rmqEvents    int
+
+	// The side-by-side ladder through a real OpenSIPS (opensips.go).
+	opensips       string
+	fragment       string
+	opensipsLadder []int
+	opensipsPaths  []string
+	opensipsStep   time.Duration
+	opensipsGap    time.Duration
+	opensipsSHM    int
+	opensipsNative bool
 }
 
 var allScenarios = []string{"fanout", "latency", "commands", "scale", "dead", "ladder", "rabbitmq", "rabbitmq-latency", "history", "dbhang"}
+
+// moreScenarios are run only when asked for by name.
+var moreScenarios = []string{"opensips"}
 
 func main() {
 	code, err := run(os.Args[1:], os.Stdout, os.Stderr)
@@ -149,7 +162,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("imcbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o options
-	var scenarios, transports, sizes, rates, cmdEngines, cmdConc, scaleRooms, scaleEngines, deadRooms, ladder, rmqEngines string
+	var scenarios, transports, sizes, rates, cmdEngines, cmdConc, scaleRooms, scaleEngines, deadRooms, ladder, rmqEngines, osLadder, osPaths string
 	fs.StringVar(&o.imcd, "imcd", "bin/imcd", "the imcd binary to measure")
 	fs.StringVar(&scenarios, "scenarios", strings.Join(allScenarios, ","), "scenario groups to run, in order")
 	fs.StringVar(&transports, "transports", "stream,datagram", "event transports (fanout, latency)")
@@ -172,6 +185,14 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.rabbitURL, "rabbitmq", envOr("IMCD_TEST_RABBITMQ_URL", testbroker.DefaultURL), "RabbitMQ broker of the rabbitmq rows (an exchange and queues of their own, deleted afterwards)")
 	fs.StringVar(&rmqEngines, "rabbitmq-db", "mysql", "databases of the rabbitmq rows (three instances share one only on mysql)")
 	fs.IntVar(&o.rmqEvents, "rabbitmq-events", 60000, "events of the backlog each rabbitmq throughput row consumes")
+	fs.StringVar(&o.opensips, "opensips", "", "opensips scenario: the real OpenSIPS binary (…/sbin/opensips of an unpacked build)")
+	fs.StringVar(&o.fragment, "opensips-fragment", "scripts/opensips/imcd.cfg", "opensips scenario: the project's script fragment merged into OpenSIPS's configuration")
+	fs.StringVar(&osLadder, "opensips-ladder", "400,600,800,1000,1200,1500", "opensips scenario: offered lines/s (room of 11: 10 deliveries each), native and imcd alternating at each")
+	fs.StringVar(&osPaths, "opensips-paths", "proxy", "opensips scenario: imcd's delivery_path values to measure, each a system of its own")
+	fs.DurationVar(&o.opensipsStep, "opensips-step", 20*time.Second, "opensips scenario: sending time of each step")
+	fs.DurationVar(&o.opensipsGap, "opensips-gap", 8*time.Second, "opensips scenario: pause between steps (OpenSIPS frees its transactions after wt_timer)")
+	fs.BoolVar(&o.opensipsNative, "opensips-native", true, "opensips scenario: measure native imc too (false: imcd's steps only, for comparing imcd builds)")
+	fs.IntVar(&o.opensipsSHM, "opensips-shm", 1024, "opensips scenario: OpenSIPS's shared memory in MB (-m)")
 	fs.StringVar(&o.markdown, "markdown", "", "also write the tables as Markdown to this file")
 	fs.BoolVar(&o.quick, "quick", false, "a short smoke run: 1 s runs, fewer sizes, 10k rooms only")
 	fs.BoolVar(&o.verbose, "v", false, "copy imcd's log to stderr")
@@ -220,8 +241,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	o.scenarios = splitList(scenarios)
 	for _, s := range o.scenarios {
-		if !contains(allScenarios, s) {
-			return o, fmt.Errorf("-scenarios: unknown %q (want some of %s)", s, strings.Join(allScenarios, ","))
+		if !contains(allScenarios, s) && !contains(moreScenarios, s) {
+			return o, fmt.Errorf("-scenarios: unknown %q (want some of %s)", s, strings.Join(append(allScenarios, moreScenarios...), ","))
 		}
 	}
 	o.transports = splitList(transports)
@@ -254,6 +275,22 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.ladder, err = intList("ladder", ladder, 1); err != nil {
 		return o, err
+	}
+	if o.opensipsLadder, err = intList("opensips-ladder", osLadder, 1); err != nil {
+		return o, err
+	}
+	o.opensipsPaths = splitList(osPaths)
+	if contains(o.scenarios, "opensips") && o.opensips == "" {
+		return o, errors.New("the opensips scenario needs a real OpenSIPS: -opensips …/sbin/opensips " +
+			"(make bench-opensips OPENSIPS=…; scripts/real-opensips.sh finds or unpacks a build)")
+	}
+	for _, p := range []*string{&o.opensips, &o.fragment} {
+		if *p == "" {
+			continue
+		}
+		if abs, err := filepath.Abs(*p); err == nil {
+			*p = abs
+		}
 	}
 	if o.duration <= 0 || o.deadDuration <= 0 || o.warmup < 0 || o.rateMax < 1 || o.hashSize < 0 || o.hashSize > 10 || o.rmqEvents < 1 {
 		return o, errors.New("-duration, -warmup, -rate-max, -hash-size or -rabbitmq-events out of range")

@@ -32,7 +32,7 @@ func TestSinkModel(t *testing.T) {
 	s.attach(rec, 1)
 	var mu sync.Mutex
 	outs := map[string]int{}
-	done := func(_ uint64, o delivery.Outcome) {
+	done := func(_ uint64, o delivery.Outcome, _ bool) {
 		mu.Lock()
 		outs[o.Class()]++
 		mu.Unlock()
@@ -49,6 +49,7 @@ func TestSinkModel(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	c.Flush()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		mu.Lock()

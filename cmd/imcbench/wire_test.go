@@ -120,10 +120,11 @@ func TestSinkAnswersMIClient(t *testing.T) {
 		for i := range 10 {
 			n := &imc.Notice{From: imc.URI{User: "room", Host: benchDomain}, To: imc.URI{User: "u", Host: benchDomain},
 				Body: "<a@bench.test>: bench " + string(rune('0'+i)) + " x", ContentType: "text/plain"}
-			if err := c.Send(n, uint64(i), func(_ uint64, o delivery.Outcome) { outcomes <- o }); err != nil {
+			if err := c.Send(n, uint64(i), func(_ uint64, o delivery.Outcome, _ bool) { outcomes <- o }); err != nil {
 				t.Fatal(err)
 			}
 		}
+		c.Flush()
 		for range 10 {
 			select {
 			case o := <-outcomes:

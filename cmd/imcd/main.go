@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 
 	"github.com/imcd-sip/imcd/pkg/config"
@@ -58,6 +59,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if cmd.Action == config.ActionCheck {
 		return check(cfg, path, stdout, logger)
 	}
+	setProcs(cfg.GOMAXPROCS, logger)
 
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
@@ -146,4 +148,16 @@ func newLogger(w io.Writer, format string, level *slog.LevelVar) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// setProcs applies gomaxprocs unless the GOMAXPROCS environment variable
+// says otherwise (the Go runtime has applied that already).
+func setProcs(n int, logger *slog.Logger) {
+	if env := os.Getenv("GOMAXPROCS"); env != "" {
+		logger.Info("GOMAXPROCS from the environment: gomaxprocs is not applied", logkey.GOMAXPROCS, runtime.GOMAXPROCS(0))
+		return
+	}
+	if n > 0 {
+		runtime.GOMAXPROCS(n)
+	}
 }

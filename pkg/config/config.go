@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/imcd-sip/imcd/pkg/contacts"
 	"github.com/imcd-sip/imcd/pkg/delivery"
 	"github.com/imcd-sip/imcd/pkg/imc"
 	"github.com/imcd-sip/imcd/pkg/mi"
@@ -86,6 +87,8 @@ type Config struct {
 	DeliveryTimeout time.Duration
 	UsrlocEvents    bool   // subscribe the usrloc events that bring members back
 	UsrlocDomain    string // domain added to a usrloc AOR without one (use_domain off)
+	UsrlocTable     string // usrloc's table, for ul_show_contact
+	DeliveryPath    string // PathProxy or PathContact
 
 	// event_stream's bounds (opensips.EventStreamServer).
 	EventMaxConns     int
@@ -131,6 +134,8 @@ type Config struct {
 
 	// Operations.
 	MetricsListen string // "" disables
+	MetricsPprof  bool   // /debug/pprof/ on MetricsListen
+	GOMAXPROCS    int    // 0 = every CPU
 	LogLevel      Level
 	LogFormat     string
 	ShutdownGrace time.Duration
@@ -202,6 +207,8 @@ func Default() Config {
 		UnreachableRetry:    delivery.DefaultUnreachableRetry,
 		UnreachableRetryMax: delivery.DefaultUnreachableRetryMax,
 		GhostPolicy:         GhostKeep,
+		UsrlocTable:         contacts.DefaultTable,
+		DeliveryPath:        PathProxy,
 
 		EventSource: SourceOpenSIPS,
 		RabbitMQ:    defaultRabbitMQ(),
@@ -213,6 +220,7 @@ func Default() Config {
 		MIFIFOMode:    mi.DefaultFIFOMode,
 		MIPassthrough: PassthroughAllowlist,
 		MetricsListen: "127.0.0.1:9464",
+		GOMAXPROCS:    1,
 		LogLevel:      LevelNotice,
 		LogFormat:     "text",
 		ShutdownGrace: 10 * time.Second,
@@ -337,6 +345,16 @@ func (c *Config) OpenSIPSMIs() []string {
 	}
 	return out
 }
+
+// The values of delivery_path.
+const (
+	// PathProxy sends a member's MESSAGEs to their address of record,
+	// which the proxy's script looks up and relays.
+	PathProxy = "proxy"
+	// PathContact sends them straight to the member's registered contact
+	// when imcd knows it (pkg/contacts), through the proxy otherwise.
+	PathContact = "contact"
+)
 
 // The values of ghost_policy.
 const (

@@ -178,6 +178,12 @@ func Keys() []Key {
 			func(c *Config) *bool { return &c.UsrlocEvents }),
 		str("usrloc_domain", "domain added to a usrloc AOR that has none (usrloc's use_domain off); empty = such events are ignored",
 			func(c *Config) *string { return &c.UsrlocDomain }, hostOrEmpty),
+		str("usrloc_table", "usrloc's table (its \"domain\"), where delivery_path = contact looks members up with ul_show_contact",
+			func(c *Config) *string { return &c.UsrlocTable }, identifier),
+
+		// Delivery path (docs/delivery.md).
+		str("delivery_path", "where a member's MESSAGEs are sent: proxy (to their address of record, which OpenSIPS's script looks up and relays: the script sees every MESSAGE, two transactions each) or contact (straight to their one registered contact, learnt from usrloc: one transaction, order kept; the script does not see them)",
+			func(c *Config) *string { return &c.DeliveryPath }, oneOf(PathProxy, PathContact)),
 
 		// Delivery (docs/delivery.md).
 		integer("delivery_queue", "notices held in all (waiting, kept for away members, in flight) before a chat line's fan-out is refused and its sender told the room is busy", 64, 1<<24,
@@ -265,6 +271,10 @@ func Keys() []Key {
 			func(c *Config) *[]string { return &c.MIPassthroughAllow }, miCommand),
 
 		// Operations.
+		boolean("metrics_pprof", "also serve Go's profiles (/debug/pprof/) on metrics_listen, to see where imcd spends its time; a profile shows what imcd is doing: keep metrics_listen on loopback",
+			func(c *Config) *bool { return &c.MetricsPprof }),
+		integer("gomaxprocs", "CPUs imcd runs Go code on at once; 1, the default, spares an I/O-bound daemon the cost of handing each event between threads (docs/benchmarks.md); 0 = every CPU; the GOMAXPROCS environment variable, when set, wins", 0, 1024,
+			func(c *Config) *int { return &c.GOMAXPROCS }),
 		str("metrics_listen", "address of the HTTP server for /metrics, /healthz and /readyz; empty = off",
 			func(c *Config) *string { return &c.MetricsListen }, orEmpty(sockets.CheckHostPort)),
 		{Name: "log_level", Usage: "alert, crit, error, warn, notice, info or debug (or OpenSIPS's numbers -3..4); reloaded on SIGHUP",

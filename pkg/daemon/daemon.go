@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/imcd-sip/imcd/pkg/config"
+	"github.com/imcd-sip/imcd/pkg/contacts"
 	"github.com/imcd-sip/imcd/pkg/dbhealth"
 	"github.com/imcd-sip/imcd/pkg/delivery"
 	"github.com/imcd-sip/imcd/pkg/flood"
@@ -43,6 +44,7 @@ type Daemon struct {
 	// event_subscribe); the first also carries the MI pass-through. sched
 	// paces every notice into them (pkg/delivery).
 	miClients   []*opensips.MIClient
+	contacts    *contacts.Directory // delivery_path = contact; nil otherwise
 	sched       *delivery.Scheduler
 	subsMu      sync.Mutex             // subscribers is read by the event server (resubscribe)
 	subscribers []*opensips.Subscriber // eventSubs, and the usrloc ones

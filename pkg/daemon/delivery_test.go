@@ -98,6 +98,7 @@ func TestBusyRoomTellsSender(t *testing.T) {
 func TestAwayMemberComesBack(t *testing.T) {
 	f := opensipstest.New(t, opensipstest.Options{})
 	cfg := testConfig(t, f, t.TempDir())
+	cfg.History = config.HistoryOff // the "you missed" notice; with the history it is a catch-up (catchup_test.go)
 	cfg.RateLimit = 0
 	cfg.MemberQueue = 5
 	cfg.UsrlocEvents = true

@@ -18,7 +18,7 @@ func (d *Daemon) openEvents(ctx context.Context) error {
 	}
 	a := d.cfg.EventAddress()
 	var usrloc opensips.UsrlocSink
-	if d.cfg.UsrlocEvents {
+	if d.cfg.UsrlocEvents || d.contacts != nil {
 		usrloc = d
 	}
 	var srv eventServer
@@ -55,7 +55,10 @@ func (d *Daemon) openSubscriber(ctx context.Context) error {
 		socket = d.addrs.Events
 	}
 	events := []string{cfg.EventName}
-	if cfg.UsrlocEvents {
+	switch {
+	case d.contacts != nil: // every change of a registration
+		events = append(events, opensips.UsrlocEventNames()...)
+	case cfg.UsrlocEvents:
 		events = append(events, opensips.ReachabilityEventNames()...)
 	}
 	for _, c := range d.miClients {
@@ -89,10 +92,14 @@ func (d *Daemon) resubscribe() {
 }
 
 // Usrloc is told of each usrloc event (opensips.UsrlocSink, with
-// usrloc_events): a registration of a member's AOR makes them reachable
-// again, and what was kept for them is sent. It runs on the event read
+// usrloc_events or delivery_path = contact): it keeps the contacts up to
+// date, and a registration of a member's AOR makes them reachable again:
+// what was kept for them is sent. It runs on the event read
 // loop and does not block.
 func (d *Daemon) Usrloc(ev *opensips.UsrlocEvent) {
+	if d.contacts != nil {
+		d.contacts.Update(ev)
+	}
 	if !ev.Registers() {
 		return
 	}

@@ -10,7 +10,7 @@ import (
 
 // openMetrics serves /metrics, /healthz and /readyz (ready, events.go).
 func (d *Daemon) openMetrics(ctx context.Context) error {
-	d.metricsServer = &sockets.HTTPServer{Addr: d.cfg.MetricsListen, Handler: d.metrics.Handler(d.ready),
+	d.metricsServer = &sockets.HTTPServer{Addr: d.cfg.MetricsListen, Handler: d.metrics.Handler(d.ready, d.cfg.MetricsPprof),
 		Logger: d.logger.With(logkey.System, logkey.SystemMetrics)}
 	if err := d.metricsServer.Open(ctx); err != nil {
 		return fmt.Errorf("metrics_listen %s: %w", d.cfg.MetricsListen, err)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/imcd-sip/imcd/pkg/config"
+	"github.com/imcd-sip/imcd/pkg/contacts"
 	"github.com/imcd-sip/imcd/pkg/delivery"
 	"github.com/imcd-sip/imcd/pkg/imc"
 	"github.com/imcd-sip/imcd/pkg/logkey"
@@ -29,6 +30,11 @@ func (d *Daemon) openOutbox(ctx context.Context) error {
 		d.miClients = append(d.miClients, c)
 		eps = append(eps, delivery.Endpoint{Name: a, Sender: c})
 	}
+	if cfg.DeliveryPath == config.PathContact {
+		if err := d.openContacts(ctx); err != nil {
+			return err
+		}
+	}
 	d.sched.Endpoints = eps
 	d.sched.Logger, d.sched.Observer = d.logger, d.metrics
 	d.sched.MissedNotice = d.engine.Missed
@@ -41,6 +47,21 @@ func (d *Daemon) openOutbox(ctx context.Context) error {
 		return fmt.Errorf("delivery: %w", err)
 	}
 	d.restoreMarks()
+	return nil
+}
+
+// openContacts keeps the members' registered contacts (delivery_path =
+// contact): from usrloc's events and, for a member not heard of, from the
+// first node's ul_show_contact; every node's MI client sends through them.
+func (d *Daemon) openContacts(ctx context.Context) error {
+	d.contacts = &contacts.Directory{Lookup: contacts.ShowContact(d.miClients[0], d.cfg.UsrlocTable),
+		Domain: d.cfg.UsrlocDomain, Logger: d.logger}
+	if err := d.contacts.Open(ctx); err != nil {
+		return fmt.Errorf("contacts: %w", err)
+	}
+	for _, c := range d.miClients {
+		c.Routes = d.contacts
+	}
 	return nil
 }
 

@@ -54,6 +54,9 @@ func (d *Daemon) shutdown(grace time.Duration) error {
 		}
 		errs = append(errs, d.sched.Close())
 	}
+	if d.contacts != nil {
+		errs = append(errs, d.contacts.Close()) // its lookups use the MI clients
+	}
 	for _, c := range d.miClients {
 		errs = append(errs, c.Close())
 	}

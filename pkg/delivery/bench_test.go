@@ -13,10 +13,16 @@ import (
 // nothing.
 type leanSender struct{}
 
-func (leanSender) Send(_ *imc.Notice, tag uint64, done func(uint64, delivery.Outcome)) error {
-	done(tag, ok200)
+func (leanSender) Send(_ *imc.Notice, tag uint64, done delivery.Completion) error {
+	done(tag, ok200, false)
 	return nil
 }
+
+func (leanSender) Flush() {}
+
+func (leanSender) Poll() int { return 0 }
+
+func (leanSender) InOrder(imc.URI) bool { return true }
 
 // BenchmarkSubmitDispatch measures one delivery through the scheduler:
 // Submit (one batch per 10-member room line), pick, write, outcome, Done.

@@ -280,7 +280,7 @@ func (e *engine) reportMark(fi int32) {
 	if !f.marked {
 		for ii := f.head; ii != nilIdx; ii = e.items.v[ii].next {
 			if it := &e.items.v[ii]; it.n.Seq > 0 && !it.catchUp {
-				f.mark, f.marked = it.n.Seq-1, true
+				f.mark, f.marked, f.guessed = it.n.Seq-1, true, true
 				break
 			}
 		}

@@ -162,6 +162,32 @@ func TestCatchUpInPlaceOfPlaceholder(t *testing.T) {
 	}
 }
 
+// TestCatchUpGuessedMark: a member the room has delivered nothing to yet
+// goes away on the 408 of the line in flight; their mark, guessed as the
+// line before the first one waiting, moves down before that line when it
+// comes back, so that the catch-up gives it too.
+func TestCatchUpGuessedMark(t *testing.T) {
+	h := catchUpHarness(t, func(s *Scheduler) { s.MemberQueue = 1 })
+	for seq := int64(1); seq <= 3; seq++ {
+		h.line("room", []string{"d"}, seq)
+	}
+	h.advance(time.Millisecond) // L1 in flight
+	h.answer(map[string]Outcome{"d": st408})
+	if got := h.takeMarks(); !slices.Equal(got, []string{"room/d 1 away", "room/d 0 away"}) {
+		t.Fatalf("marks %v, want 1 guessed, then 0 when L1 came back", got)
+	}
+	h.e.reachable(uri("d"), h.now)
+	asks := h.takeAsks()
+	if len(asks) != 1 || asks[0].After != 0 || asks[0].Before != 3 {
+		t.Fatalf("asks %+v, want lines after 0, before 3", asks)
+	}
+	h.fill(asks[0], 3)
+	h.flush()
+	if got := h.sentTo("d"); !slices.Equal(got, []string{"L1", "C1", "C2", "L3"}) {
+		t.Fatalf("written to d: %v", got)
+	}
+}
+
 // TestCatchUpFallback: a failed query, or one that finds nothing, tells
 // the member how many they missed instead; a reply to a request that no
 // longer waits changes nothing.

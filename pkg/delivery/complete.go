@@ -52,6 +52,10 @@ func (e *engine) complete(tag uint64, o Outcome, now time.Time) {
 	v := verdictOf(o)
 
 	f.out--
+	if it.unordered {
+		f.unordered--
+		it.unordered = false
+	}
 	m.inflight--
 	e.eps[ei].inflight--
 	e.inflight--
@@ -67,7 +71,11 @@ func (e *engine) complete(tag uint64, o Outcome, now time.Time) {
 	var excess time.Duration
 	known := false
 	if v == vDelivered {
-		excess, known = m.excess(now.Sub(it.sentAt), now)
+		at := now
+		if !o.At.IsZero() && o.At.Before(now) {
+			at = o.At
+		}
+		excess, known = m.excess(at.Sub(it.sentAt), now)
 	}
 	e.endpointOutcome(ei, it.sentAt, v, o, excess, known, wasEpProbe, now)
 
@@ -76,7 +84,7 @@ func (e *engine) complete(tag uint64, o Outcome, now time.Time) {
 	case vDelivered:
 		f.delivered = max(f.delivered, it.seq)
 		if s := it.n.Seq; s > 0 && (s > f.mark || !f.marked) {
-			f.mark, f.marked = s, true // where a catch-up would start
+			f.mark, f.marked, f.guessed = s, true, false // where a catch-up would start
 		}
 		if !m.reachable {
 			e.setReachable(mi, now, "a notice was delivered")

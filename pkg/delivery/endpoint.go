@@ -11,6 +11,7 @@ import (
 type settings struct {
 	rateMax, rateMin, rateStart, rateStep float64
 	burst                                 int
+	quantum                               time.Duration // least time between rounds of writes
 	adjustEvery, lateAfter                time.Duration
 	outstanding                           int
 	waitTime                              time.Duration

@@ -52,6 +52,7 @@ type item struct {
 	fallback          bool  // placeholder of a room flow told "you missed N" after all
 	catchUp           bool  // a catch-up notice, in place of a placeholder
 	probe             bool  // in flight as the member's probe
+	unordered         bool  // in flight through a path that may reorder (Sender.InOrder)
 	epProbe           bool  // in flight as a down endpoint's probe
 	missedN           int32 // placeholder in flight: the count it carries
 }
@@ -68,6 +69,7 @@ type flow struct {
 	head, tail int32
 	n          int32 // items queued, the placeholder included
 	out        int32 // items in flight
+	unordered  int32 // of which written through a path that may reorder
 	delivered  uint64
 	dropped    int32 // drops not yet told to the member
 	missed     int32 // queued placeholder, or nilIdx
@@ -81,6 +83,10 @@ type flow struct {
 	askTok                 uint64 // the pending CatchUpRequest
 	catchUps               int32  // catch-up notices queued or in flight
 	marked, stored, behind bool
+	// guessed: mark is not a line delivered but the one before the first
+	// waiting when the member went away (reportMark); a line in flight
+	// then that comes back moves it down (requeue).
+	guessed bool
 	asking                 bool // the placeholder waits for CatchUp
 
 	inRing     bool  // in its group's ring of ready flows
@@ -170,6 +176,11 @@ func (s *slab[T]) release(i int32) {
 type engine struct {
 	s   settings
 	log *slog.Logger
+	// inOrder says whether requests to a member reach them in the order
+	// they are written: then a flow of theirs may have several in flight;
+	// otherwise one at a time, so that the proxy's workers cannot swap
+	// two lines of a room (refreshFlow).
+	inOrder func(imc.URI) bool
 
 	items   slab[item]
 	flows   slab[flow]
@@ -221,6 +232,12 @@ func newEngine(s settings, eps []Endpoint, log *slog.Logger, now time.Time) *eng
 	}
 	for i, ep := range eps {
 		e.eps = append(e.eps, newEndpoint(i, ep, s, now))
+	}
+	// One MI process writes one endpoint's requests in the order given;
+	// two endpoints are two processes, with no order between them.
+	e.inOrder = func(imc.URI) bool { return false }
+	if len(eps) == 1 {
+		e.inOrder = eps[0].Sender.InOrder
 	}
 	return e
 }

@@ -80,7 +80,13 @@ func (w tWriter) Write(p []byte) (int, error) {
 
 type nopSender struct{}
 
-func (nopSender) Send(*imc.Notice, uint64, func(uint64, Outcome)) error { return nil }
+func (nopSender) Send(*imc.Notice, uint64, Completion) error { return nil }
+
+func (nopSender) Flush() {}
+
+func (nopSender) Poll() int { return 0 }
+
+func (nopSender) InOrder(imc.URI) bool { return true }
 
 func missedText(room, member imc.URI, n int) imc.Notice {
 	return imc.Notice{From: room, To: member, Body: fmt.Sprintf("missed %d", n), ContentType: "text/plain"}

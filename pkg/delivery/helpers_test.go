@@ -62,21 +62,34 @@ func (w tWriter) Write(p []byte) (int, error) {
 type fakeSender struct {
 	mu   sync.Mutex
 	rule func(n *imc.Notice) (delivery.Outcome, bool)
-	err  error
-	sent []imc.Notice
-	held map[uint64]heldReq
+	// unordered lists the members whose requests may be reordered on the
+	// way (InOrder false): through a proxy.
+	unordered map[string]bool
+	err       error
+	sent      []imc.Notice
+	held      map[uint64]heldReq
 }
 
 type heldReq struct {
 	n    imc.Notice
-	done func(uint64, delivery.Outcome)
+	done delivery.Completion
 }
 
 func newFakeSender(rule func(n *imc.Notice) (delivery.Outcome, bool)) *fakeSender {
 	return &fakeSender{rule: rule, held: map[uint64]heldReq{}}
 }
 
-func (f *fakeSender) Send(n *imc.Notice, tag uint64, done func(uint64, delivery.Outcome)) error {
+func (f *fakeSender) Flush() {}
+
+func (f *fakeSender) Poll() int { return 0 }
+
+func (f *fakeSender) InOrder(u imc.URI) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return !f.unordered[u.User]
+}
+
+func (f *fakeSender) Send(n *imc.Notice, tag uint64, done delivery.Completion) error {
 	f.mu.Lock()
 	if f.err != nil {
 		f.mu.Unlock()
@@ -93,7 +106,7 @@ func (f *fakeSender) Send(n *imc.Notice, tag uint64, done func(uint64, delivery.
 		return nil
 	}
 	f.mu.Unlock()
-	done(tag, o)
+	done(tag, o, false)
 	return nil
 }
 
@@ -104,7 +117,7 @@ func (f *fakeSender) answer(pred func(n imc.Notice) bool, o delivery.Outcome) in
 	for tag, h := range f.held {
 		if pred(h.n) {
 			delete(f.held, tag)
-			todo = append(todo, func() { h.done(tag, o) })
+			todo = append(todo, func() { h.done(tag, o, false) })
 		}
 	}
 	f.mu.Unlock()

@@ -9,9 +9,6 @@ import (
 	"github.com/imcd-sip/imcd/pkg/logkey"
 )
 
-// minWait keeps the loop from spinning when a token is due "now".
-const minWait = 100 * time.Microsecond
-
 // run is the scheduler's goroutine: under the lock it applies the timers
 // and picks what to write; without it, it writes through the Senders and
 // calls Done, OnGhost and the Observer.
@@ -21,6 +18,9 @@ func (s *Scheduler) run() {
 	defer timer.Stop()
 	nextStats := s.clock.Now()
 	for {
+		for i := range s.Endpoints {
+			s.Endpoints[i].Sender.Poll()
+		}
 		now := s.clock.Now()
 		s.mu.Lock()
 		s.e.tick(now)
@@ -35,9 +35,14 @@ func (s *Scheduler) run() {
 			nextStats = now.Add(time.Second)
 		}
 		wait := s.e.nextWake(now)
+		busy := len(s.picks) > 0 || len(s.reps) > 0
+		if busy {
+			s.wakeAt = now // it goes round again at once
+		} else {
+			s.wakeAt = now.Add(wait)
+		}
 		s.mu.Unlock()
 
-		busy := len(s.picks) > 0 || len(s.reps) > 0
 		s.write(s.picks)
 		s.deliver(s.reps)
 		clear(s.reps)
@@ -62,7 +67,7 @@ func (s *Scheduler) run() {
 				continue
 			}
 		}
-		timer.Reset(max(wait, minWait))
+		timer.Reset(wait)
 		select {
 		case <-s.stop:
 			return
@@ -72,10 +77,17 @@ func (s *Scheduler) run() {
 	}
 }
 
-// write sends the picked requests; a refusal by the Sender goes back to
-// the engine.
+// write sends the picked requests, one Flush per endpoint used; a refusal
+// by the Sender goes back to the engine.
 func (s *Scheduler) write(picks []pick) {
+	if len(picks) == 0 {
+		return
+	}
+	var used [64]bool // endpoints to Flush (more than 64 are flushed all)
 	for i := range picks {
+		if ep := picks[i].ep; ep < len(used) {
+			used[ep] = true
+		}
 		p := &picks[i]
 		if p.missed > 0 {
 			s.callback("MissedNotice", func() { p.n = s.MissedNotice(p.n.From, p.n.To, int(p.missed)) })
@@ -87,6 +99,11 @@ func (s *Scheduler) write(picks []pick) {
 		}
 	}
 	clear(picks)
+	for i := range s.Endpoints {
+		if i >= len(used) || used[i] {
+			s.Endpoints[i].Sender.Flush()
+		}
+	}
 }
 
 // catchUps hands the marks and the catch-up requests the engine made to
@@ -147,6 +164,10 @@ func (e *engine) tick(now time.Time) {
 	}
 }
 
+// reportWithin bounds how long a result waits to be reported (Done, the
+// Observer) when nothing else wakes the loop.
+const reportWithin = 10 * time.Millisecond
+
 // nextWake returns how long the loop may sleep unless woken: until the
 // next token when work waits for one, and no longer than an AIMD interval
 // while anything is held, or a second otherwise.
@@ -155,12 +176,15 @@ func (e *engine) nextWake(now time.Time) time.Duration {
 	if e.live > 0 {
 		d = e.s.adjustEvery
 	}
+	if len(e.reports) > 0 {
+		d = min(d, reportWithin)
+	}
 	if e.hasWork() {
 		for i := range e.eps {
 			ep := &e.eps[i]
 			switch {
 			case ep.up && ep.alive(now) < e.s.outstanding:
-				d = min(d, ep.pacer.wait(now))
+				d = min(d, max(ep.pacer.wait(now), e.s.quantum))
 			case !ep.up && !ep.probing:
 				d = min(d, ep.probeAt.Sub(now))
 			}

@@ -1,5 +1,7 @@
 package delivery
 
+import "time"
+
 // Outcome is how one request to OpenSIPS ended, in the scheduler's terms:
 // the final SIP status, or why none came back. A Sender maps its wire's
 // replies onto it (pkg/opensips's MI client maps t_uac_dlg's).
@@ -14,6 +16,11 @@ type Outcome struct {
 	// Err is the Sender's error behind a fault, for logs and callers that
 	// want its detail; nil without a fault.
 	Err error
+	// At is when OpenSIPS's answer reached imcd, when the Sender knows it
+	// (the kernel's receive time): a reply's latency, which paces the
+	// writes, then does not depend on when the reply was read. Zero: when
+	// the outcome is handled.
+	At time.Time
 }
 
 // Fault is why a request got no final SIP status.

@@ -14,7 +14,10 @@ import (
 // within a room its members do. A burst in one room therefore delays another
 // room's notice by at most one pick per other busy room. A flow is ready when
 // it has a notice, its member is reachable and has fewer than MemberInflight
-// notices in flight; otherwise it is out of the rings and costs nothing.
+// notices in flight, and, unless the Sender keeps a member's requests in
+// order (Sender.InOrder), nothing of its own in flight: a room's notices
+// reach each member in the order the room made them. Otherwise it is out
+// of the rings and costs nothing.
 
 // pick is one request for the loop to write once the lock is released.
 type pick struct {
@@ -123,6 +126,9 @@ func (e *engine) dispatch(ii int32, ei int, epProbe bool, now time.Time) pick {
 		ep.probing = true
 	}
 	f.out++
+	if it.unordered = !e.inOrder(m.uri); it.unordered {
+		f.unordered++
+	}
 	m.inflight++
 	ep.inflight++
 	e.inflight++
@@ -192,6 +198,12 @@ func (e *engine) requeue(ii int32) {
 		f.tail = ii
 	}
 	f.n++
+	if f.guessed && it.n.Seq > 0 && !it.catchUp && it.n.Seq <= f.mark {
+		// It was in flight when the member went away: the catch-up must
+		// start before it.
+		f.mark = it.n.Seq - 1
+		e.reportMark(fi)
+	}
 }
 
 // oldestFlow returns the member's flow whose head was submitted first.
@@ -217,7 +229,8 @@ func (e *engine) oldestFlow(mi int32) int32 {
 func (e *engine) refreshFlow(fi int32) {
 	f := &e.flows.v[fi]
 	m := &e.members.v[f.member]
-	ready := f.head != nilIdx && m.reachable && int(m.inflight) < e.s.memberInflight
+	ready := f.head != nilIdx && m.reachable && int(m.inflight) < e.s.memberInflight &&
+		f.unordered == 0 && (f.out == 0 || e.inOrder(m.uri))
 	if ready && f.head == f.missed && e.asksFor(fi) {
 		e.ask(fi)
 		// Asked: wait. Nothing to ask for: the placeholder is gone, or

@@ -33,6 +33,15 @@ const (
 	DefaultLostRetries         = 2
 )
 
+// The scheduler's loop writes in rounds at least minQuantum and at most
+// maxQuantum apart while it waits for tokens: one wake-up then serves
+// every request that became due meanwhile, and each round's requests go
+// out in one system call (Sender.Flush).
+const (
+	minQuantum = 100 * time.Microsecond
+	maxQuantum = time.Millisecond
+)
+
 // maxPicks bounds the requests chosen under one hold of the lock.
 const maxPicks = 64
 
@@ -124,18 +133,23 @@ type Scheduler struct {
 	log    *slog.Logger
 	obs    Observer
 	clock  Clock
-	onSent func(tag uint64, o Outcome)
+	onSent Completion
 
 	mu     sync.Mutex
 	e      *engine
 	opened bool
 	closed bool
 
-	wake      chan struct{}
-	stop      chan struct{}
-	wg        sync.WaitGroup
-	closeOnce sync.Once
-	lossLog   logging.Limit
+	wake chan struct{}
+	stop chan struct{}
+	// wakeAt is when the loop will run again by itself (under mu; the
+	// zero time while it runs); pendingWake, that an outcome of a batch
+	// still being reported wants it woken.
+	wakeAt      time.Time
+	pendingWake bool
+	wg          sync.WaitGroup
+	closeOnce   sync.Once
+	lossLog     logging.Limit
 
 	// Owned by the loop.
 	picks  []pick
@@ -202,6 +216,9 @@ func (s *Scheduler) settings() settings {
 	setDefault(&st.rateStep, st.rateMax/100)
 	st.rateStart = max(st.rateMin, min(st.rateMax, st.rateStart))
 	setDefault(&st.burst, DefaultBurst)
+	// A round of writes every quantum at most: short enough that the
+	// burst's tokens at the highest rate are never wasted, at most 1 ms.
+	st.quantum = min(maxQuantum, max(minQuantum, time.Duration(float64(st.burst)/st.rateMax/2*float64(time.Second))))
 	setDefault(&st.adjustEvery, DefaultAdjustEvery)
 	setDefault(&st.lateAfter, DefaultLateAfter)
 	setDefault(&st.outstanding, DefaultOutstanding)
@@ -233,7 +250,11 @@ func (s *Scheduler) Submit(b Batch) error {
 		s.mu.Unlock()
 		return ErrClosed
 	}
-	err := s.e.admit(b, s.clock.Now())
+	now := s.clock.Now()
+	err := s.e.admit(b, now)
+	// While the loop runs, or will within a quantum, what was admitted
+	// goes out with that round: no wake-up of its own.
+	wake := s.wakeAt.Sub(now) > s.e.s.quantum
 	s.mu.Unlock()
 	if err != nil {
 		if errors.Is(err, ErrBusy) {
@@ -241,7 +262,9 @@ func (s *Scheduler) Submit(b Batch) error {
 		}
 		return err
 	}
-	s.signal()
+	if wake {
+		s.signal()
+	}
 	return nil
 }
 
@@ -369,17 +392,31 @@ func (s *Scheduler) Close() error {
 	return nil
 }
 
-// sent is the Senders' completion callback.
-func (s *Scheduler) sent(tag uint64, o Outcome) {
+// sent is the Senders' completion callback. The loop is woken only when
+// the outcome matters to it soon: what it ended lets more be written (a
+// member or an endpoint was at its cap) while the loop sleeps longer than
+// a quantum, or it is the first result waiting to be reported; and, when
+// replies come in a batch (more), only after the last of them.
+func (s *Scheduler) sent(tag uint64, o Outcome, more bool) {
 	s.mu.Lock()
-	s.e.complete(tag, o, s.clock.Now())
+	now := s.clock.Now()
+	reported := len(s.e.reports)
+	s.e.complete(tag, o, now)
+	s.pendingWake = s.pendingWake || (reported == 0 && len(s.e.reports) > 0) ||
+		(s.e.hasWork() && s.wakeAt.Sub(now) > s.e.s.quantum)
+	wake := s.pendingWake && !more
+	if wake {
+		s.pendingWake = false
+	}
 	s.mu.Unlock()
 	if o.Lost() {
 		if ok, suppressed := s.lossLog.Allow(time.Now()); ok {
 			s.log.Warn("OpenSIPS did not answer t_uac_dlg requests: slowing down, retrying", logkey.Status, o.String(), logkey.Suppressed, suppressed)
 		}
 	}
-	s.signal()
+	if wake {
+		s.signal()
+	}
 }
 
 func (s *Scheduler) signal() {

@@ -6,16 +6,37 @@ import (
 	"github.com/imcd-sip/imcd/pkg/imc"
 )
 
-// Sender writes one notice as one t_uac_dlg request to one OpenSIPS, now:
-// *opensips.MIClient is one. When Send returns nil, done must be called
-// exactly once with tag and the outcome, from any goroutine, possibly before
-// Send returns; when it returns an error, done must not be called, and the
-// error says which Fault it is by a Fault() Fault method anywhere in its
-// chain (FaultNotSent: tried again; FaultAborted: the Sender is closed);
-// an error without one refuses the notice (FaultRefused).
+// Sender writes notices as t_uac_dlg requests to one OpenSIPS:
+// *opensips.MIClient is one. Send queues one request and Flush writes what
+// was queued; the scheduler calls Flush once after each round of Sends, so
+// that a round can cost one system call. Poll reads the outcomes that have
+// arrived, without waiting; the scheduler calls it each time it runs, so
+// that under load outcomes need no wake-up of their own (a Sender reports
+// them by itself too, when nobody polls). When Send returns nil, done must
+// be called exactly once with tag and the outcome, from any goroutine,
+// possibly before Flush returns; when it returns an error, done must not
+// be called, and the error says which Fault it is by a Fault() Fault
+// method anywhere in its chain (FaultNotSent: tried again; FaultAborted:
+// the Sender is closed); an error without one refuses the notice
+// (FaultRefused).
 type Sender interface {
-	Send(n *imc.Notice, tag uint64, done func(tag uint64, o Outcome)) error
+	Send(n *imc.Notice, tag uint64, done Completion) error
+	Flush()
+	Poll() int
+	// InOrder reports whether the Sender's requests to member reach them
+	// in the order they are written (through one MI process straight to
+	// their contact), so that several may be in flight without a room's
+	// notices overtaking each other; false when a proxy's workers may
+	// swap two (then the scheduler keeps one of a room's in flight to
+	// them at a time). It must not block.
+	InOrder(member imc.URI) bool
 }
+
+// Completion receives the outcome of one request. more says that other
+// outcomes follow at once (replies read together): the scheduler waits
+// for the last of them before it wakes up, so a batch of replies costs it
+// one wake-up.
+type Completion func(tag uint64, o Outcome, more bool)
 
 // Endpoint is one OpenSIPS node the scheduler may send through. All
 // endpoints are equivalent: any of them can deliver any notice.

@@ -100,6 +100,8 @@ const (
 	InFlight       = "in_flight"
 	DownFor        = "down_for"
 	Member         = "member"
+	Contact        = "contact"
+	Leg            = "leg"
 	Kept           = "kept"
 	Dropped        = "dropped"
 	Rate           = "rate"
@@ -136,6 +138,7 @@ const (
 	MIHTTP     = "mi_http"
 	MIFIFO     = "mi_fifo"
 	Metrics    = "metrics"
+	GOMAXPROCS = "gomaxprocs"
 )
 
 // Values of System.
@@ -151,6 +154,8 @@ const (
 	SystemRabbitMQ   = "rabbitmq"
 	SystemHistory    = "history"
 	SystemPublisher  = "rabbitmq-publisher"
+	SystemContacts   = "contacts"
+	SystemCanary     = "canary"
 	// SystemFakeOpenSIPS is pkg/opensipstest's fake OpenSIPS, in tests.
 	SystemFakeOpenSIPS = "fake-opensips"
 )

@@ -6,6 +6,7 @@ package metrics
 
 import (
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -145,9 +146,17 @@ func (m *Metrics) DB(op string, d time.Duration) {
 }
 
 // Handler serves /metrics, /healthz (the process is up) and /readyz (ready
-// returns nil: the database answers and the subscription is active).
-func (m *Metrics) Handler(ready func() error) http.Handler {
+// returns nil: the database answers and the subscription is active); with
+// profiles, Go's /debug/pprof/ too (metrics_pprof).
+func (m *Metrics) Handler(ready func() error, profiles bool) http.Handler {
 	mux := http.NewServeMux()
+	if profiles {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")

@@ -14,7 +14,7 @@ func BenchmarkAppendUACRequest(b *testing.B) {
 	b.ReportAllocs()
 	for i := range b.N {
 		var err error
-		buf, _, err = appendUAC(buf[:0], uint64(i), n, "1a2b3c4d-", uint64(i), true, "")
+		buf, _, err = appendUAC(buf[:0], uint64(i), n, "1a2b3c4d-", uint64(i), true, Route{})
 		if err != nil {
 			b.Fatal(err)
 		}

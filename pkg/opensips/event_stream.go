@@ -9,10 +9,12 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/imcd-sip/imcd/pkg/jsonrpc"
 	"github.com/imcd-sip/imcd/pkg/logkey"
+	"github.com/imcd-sip/imcd/pkg/rawio"
 	"github.com/imcd-sip/imcd/pkg/sockets"
 )
 
@@ -156,7 +158,7 @@ func (s *EventStreamServer) accept() error {
 		if !s.limitConns(c) {
 			continue
 		}
-		sc := &streamConn{conn: c, timeout: s.WriteTimeout, remote: c.RemoteAddr().String()}
+		sc := newStreamConn(c, s.WriteTimeout)
 		sc.state.lastRead.Store(time.Now().UnixNano())
 		if !s.track(sc) {
 			c.Close()
@@ -322,9 +324,24 @@ type streamConn struct {
 	timeout time.Duration
 	remote  string
 	state   connState
+	// r and w read and write conn, with raw system calls where they can
+	// (pkg/rawio: an event and its reply cost no wake-up of the runtime's
+	// monitor thread).
+	r io.Reader
+	w io.Writer
 
 	wmu  sync.Mutex
 	wbuf []byte
+}
+
+func newStreamConn(c net.Conn, timeout time.Duration) *streamConn {
+	sc := &streamConn{conn: c, timeout: timeout, remote: c.RemoteAddr().String(), r: c, w: c}
+	if sys, ok := c.(syscall.Conn); ok {
+		if raw, err := rawio.New(sys); err == nil {
+			sc.r, sc.w = raw, raw
+		}
+	}
+	return sc
 }
 
 // reply writes the JSON-RPC response for one reliable-mode request:
@@ -342,7 +359,7 @@ func (c *streamConn) reply(id []byte, err error) {
 	}
 	c.wbuf = b
 	_ = c.conn.SetWriteDeadline(time.Now().Add(c.timeout))
-	if _, werr := c.conn.Write(b); werr != nil {
+	if _, werr := c.w.Write(b); werr != nil {
 		c.conn.Close()
 	}
 }

@@ -149,7 +149,7 @@ func (r *frameClock) Read(b []byte) (int, error) {
 	if r.s.intakeStopped.Load() {
 		return 0, os.ErrDeadlineExceeded
 	}
-	n, err := r.c.conn.Read(b)
+	n, err := r.c.r.Read(b)
 	if n > 0 {
 		r.c.state.lastRead.Store(time.Now().UnixNano())
 	}

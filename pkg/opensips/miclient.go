@@ -14,10 +14,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/valyala/fastjson"
+
 	"github.com/imcd-sip/imcd/pkg/delivery"
+	"github.com/imcd-sip/imcd/pkg/imc"
 	"github.com/imcd-sip/imcd/pkg/jsonrpc"
 	"github.com/imcd-sip/imcd/pkg/logging"
 	"github.com/imcd-sip/imcd/pkg/logkey"
+	"github.com/imcd-sip/imcd/pkg/rawio"
 )
 
 // MIClient defaults.
@@ -29,19 +33,33 @@ const (
 	DefaultMITimeout    = 8 * time.Second
 	DefaultCallTimeout  = 2 * time.Second
 	DefaultSocketBuffer = 4 << 20
+	DefaultPollEvery    = 10 * time.Millisecond
 )
+
+// readBatch is the most reply datagrams one read takes.
+const readBatch = 16
 
 // maxReply is the largest MI reply datagram read.
 const maxReply = 65536
 
 // MIClient talks JSON-RPC to OpenSIPS's mi_datagram over one socket: many
 // requests in flight at once, replies matched by id (they come back out of
-// order, when each SIP transaction ends). Send writes one notice as
-// t_uac_dlg at once (pkg/delivery decides when, and how many are in
-// flight); Call makes synchronous calls. Set the fields, Open, then Close.
+// order, when each SIP transaction ends). Send queues one notice as
+// t_uac_dlg and Flush writes what is queued (pkg/delivery decides when,
+// and how many are in flight); Call makes synchronous calls. Set the
+// fields, Open, then Close.
 //
-// Goroutines: one reader (matches replies), one reaper (times out
-// requests).
+// What a delivery costs imcd is mostly wake-ups and system calls, not
+// JSON (docs/benchmarks.md), so over UDP nothing waits on the socket for
+// each reply: replies are read in batches (recvmmsg, with the kernel's
+// time of arrival, which is what a reply's latency is measured from) by
+// Poll, which the scheduler calls every time it runs anyway, and, while
+// requests are in flight and nobody polled for PollEvery, by the client's
+// own poller. Flush writes a round of requests with one sendmmsg. Over a
+// unix socket the reader waits for each reply.
+//
+// Goroutines: one reader (the poller, or the unix socket's reader), one
+// reaper (times out requests).
 type MIClient struct {
 	// Addr is OpenSIPS's mi_datagram socket: "udp:host:port", "host:port"
 	// or "unix:/path".
@@ -62,6 +80,15 @@ type MIClient struct {
 	ReadBuffer, WriteBuffer int
 	// NextHop is passed as next_hop (the outbound_proxy); "" sends none.
 	NextHop string
+	// Routes, when set, sends a member's MESSAGEs straight to their
+	// contact when it knows it (delivery_path = contact); the others go
+	// to their address of record through NextHop.
+	Routes Router
+	// PollEvery is how long replies may wait to be read while requests
+	// are in flight and nobody else polls (UDP); DefaultPollEvery when
+	// 0. It delays what a reply tells the scheduler, never a MESSAGE, and
+	// not the latency measured (the kernel's arrival time is).
+	PollEvery time.Duration
 	// LocalPath is the unix socket imcd binds to receive replies when Addr
 	// is a unix socket; by default a file in the system's temp directory.
 	// It is created mode 0666 (OpenSIPS may run as another user; replies
@@ -72,7 +99,8 @@ type MIClient struct {
 	obs       Observer
 	addr      miAddr
 	unixRaddr *net.UnixAddr
-	conn      net.Conn // *net.UDPConn (connected) or *net.UnixConn (bound)
+	conn      net.Conn    // *net.UDPConn (connected) or *net.UnixConn (bound)
+	batchConn *rawio.Conn // conn's batch reads and writes (UDP only)
 	localPath string
 	tagPrefix string
 
@@ -82,9 +110,27 @@ type MIClient struct {
 
 	mu       sync.Mutex
 	inflight map[uint64]*pending
+	sends    atomic.Int64  // Send requests in flight
+	kick     chan struct{} // the first request of a busy spell wakes the poller
+
+	// Poll's state, under readMu: one reader at a time.
+	readMu   sync.Mutex
+	rbufs    [][]byte
+	rsizes   []int
+	rstamps  []time.Time
+	rparser  fastjson.Parser
+	rdone    []finished
+	lastPoll atomic.Int64 // unix nanoseconds of the last Poll
 	nextID   atomic.Uint64
 	bufs     sync.Pool
 	sendPool sync.Pool // *pending of Send
+
+	// queued are the requests Send encoded and Flush has not written.
+	queueMu sync.Mutex
+	queued  []queuedRequest
+	flushMu sync.Mutex      // one Flush at a time
+	writing []queuedRequest // Flush's own copy of queued
+	msgs    [][]byte        // Flush's sendmmsg vector
 
 	unreachLog logging.Limit
 	replyLog   logging.Limit
@@ -102,8 +148,23 @@ type pending struct {
 	reply    chan callReply // Call
 	// Send: onSent is called with tag; the pending comes from and
 	// returns to sendPool.
-	onSent func(tag uint64, o delivery.Outcome)
+	onSent delivery.Completion
 	tag    uint64
+	to     imc.URI // the member, and whether the request went to their
+	direct bool    // contact (Routes) rather than through the proxy
+}
+
+// queuedRequest is one encoded request waiting for Flush.
+type queuedRequest struct {
+	id  uint64
+	buf *[]byte // from bufs
+}
+
+// finished is a request taken out of the map with its outcome, to be
+// reported (finish).
+type finished struct {
+	p *pending
+	o delivery.Outcome
 }
 
 type callReply struct {
@@ -136,6 +197,9 @@ func (c *MIClient) Open(ctx context.Context) error {
 	if c.WriteBuffer == 0 {
 		c.WriteBuffer = DefaultSocketBuffer
 	}
+	if c.PollEvery <= 0 {
+		c.PollEvery = DefaultPollEvery
+	}
 	a, err := parseMIAddr(c.Addr)
 	if err != nil {
 		return err
@@ -150,6 +214,21 @@ func (c *MIClient) Open(ctx context.Context) error {
 	}
 	c.conn, c.localPath = conn, local
 	setBuffers(conn, c.ReadBuffer, c.WriteBuffer)
+	if uc, ok := conn.(*net.UDPConn); ok {
+		if c.batchConn, err = rawio.New(uc); err != nil {
+			conn.Close()
+			return err
+		}
+		if err := c.batchConn.EnableTimestamps(); err != nil {
+			c.log.Debug("no kernel timestamps on the MI socket: latencies are measured when replies are read", logkey.Err, err)
+		}
+		c.rbufs = make([][]byte, readBatch)
+		for i := range c.rbufs {
+			c.rbufs[i] = make([]byte, maxReply)
+		}
+		c.rsizes, c.rstamps = make([]int, readBatch), make([]time.Time, readBatch)
+	}
+	c.kick = make(chan struct{}, 1)
 
 	var rnd [4]byte
 	_, _ = rand.Read(rnd[:])
@@ -230,10 +309,8 @@ func (c *MIClient) Close() error {
 		c.cancel()
 		c.conn.Close()
 		c.wg.Wait()
-		aborted := abortedOutcome()
-		for _, p := range c.takeAll() { // no Send can add more: closed is set
-			c.complete(p, aborted)
-		}
+		c.dropQueued()
+		c.finish(c.takeAll(), abortedOutcome()) // no Send can add more: closed is set
 		if c.localPath != "" {
 			_ = os.Remove(c.localPath)
 		}
@@ -288,27 +365,54 @@ func (c *MIClient) Call(ctx context.Context, method string, params []byte) ([]by
 	}
 	t := time.NewTimer(c.CallTimeout)
 	defer t.Stop()
-	select {
-	case r := <-p.reply:
+	// A caller waits for this one reply: it reads it as soon as it comes
+	// (Poll every millisecond; a unix socket's reader reads it anyway).
+	poll := time.NewTicker(time.Millisecond)
+	defer poll.Stop()
+	for {
+		select {
+		case r := <-p.reply:
+			return r.result, r.err
+		case <-poll.C:
+			c.Poll()
+			continue
+		case <-t.C:
+			if c.take(id) != nil {
+				return nil, fmt.Errorf("%w: %s after %v", ErrTimeout, method, c.CallTimeout)
+			}
+		case <-ctx.Done():
+			if c.take(id) != nil {
+				return nil, ctx.Err()
+			}
+		}
+		r := <-p.reply // the reply won the race
 		return r.result, r.err
-	case <-t.C:
-		if c.take(id) != nil {
-			return nil, fmt.Errorf("%w: %s after %v", ErrTimeout, method, c.CallTimeout)
-		}
-	case <-ctx.Done():
-		if c.take(id) != nil {
-			return nil, ctx.Err()
-		}
 	}
-	r := <-p.reply // the reply won the race
-	return r.result, r.err
 }
 
-// register makes p findable by its id.
+// register makes p findable by its id, and wakes the poller when p is
+// the only request in flight (it sleeps while there is none).
 func (c *MIClient) register(p *pending) {
 	c.mu.Lock()
 	c.inflight[p.id] = p
+	first := len(c.inflight) == 1
 	c.mu.Unlock()
+	if p.reply == nil {
+		c.sends.Add(1)
+	}
+	if first {
+		select {
+		case c.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// idle reports whether no request is in flight.
+func (c *MIClient) idle() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.inflight) == 0
 }
 
 // take removes and returns the request with id, nil if it is gone (already
@@ -320,6 +424,9 @@ func (c *MIClient) take(id uint64) *pending {
 		delete(c.inflight, id)
 	}
 	c.mu.Unlock()
+	if p != nil && p.reply == nil {
+		c.sends.Add(-1)
+	}
 	return p
 }
 
@@ -330,18 +437,33 @@ func (c *MIClient) takeAll() []*pending {
 	for id, p := range c.inflight {
 		all = append(all, p)
 		delete(c.inflight, id)
+		if p.reply == nil {
+			c.sends.Add(-1)
+		}
 	}
 	return all
 }
 
-// complete ends a request taken out of the map: it reports the outcome.
-func (c *MIClient) complete(p *pending, o delivery.Outcome) {
+// finish ends requests taken out of the map, all with outcome o.
+func (c *MIClient) finish(ps []*pending, o delivery.Outcome) {
+	for i, p := range ps {
+		c.complete(p, o, i < len(ps)-1)
+	}
+}
+
+// complete ends a request taken out of the map: it reports the outcome;
+// more says that more outcomes follow at once (delivery.Completion).
+func (c *MIClient) complete(p *pending, o delivery.Outcome, more bool) {
 	if p.reply != nil {
 		p.reply <- callReply{err: o.Err}
 		return
 	}
-	c.obs.DeliveryDone(o.Class(), time.Since(p.sent))
-	c.endSend(p, o)
+	at := o.At
+	if at.IsZero() {
+		at = time.Now()
+	}
+	c.obs.DeliveryDone(o.Class(), at.Sub(p.sent))
+	c.endSend(p, o, more)
 }
 
 // write sends one datagram to OpenSIPS.

@@ -25,7 +25,7 @@ func (c *MIClient) sendFailed(id uint64, err error) {
 	}
 	if p := c.take(id); p != nil {
 		c.noteUnreachable(err)
-		c.complete(p, notSentOutcome(err))
+		c.complete(p, notSentOutcome(err), false)
 	}
 }
 
@@ -34,55 +34,136 @@ func (c *MIClient) sendFailed(id uint64, err error) {
 // (or restarted and lost them).
 func (c *MIClient) portClosed(err error) {
 	c.noteUnreachable(err)
-	o := notSentOutcome(err)
-	for _, p := range c.takeAll() {
-		c.complete(p, o)
-	}
+	c.finish(c.takeAll(), notSentOutcome(err))
 }
 
-// readLoop matches reply datagrams to requests by id.
+// readLoop matches reply datagrams to requests by id: over UDP by polling
+// (pollLoop), over a unix socket as each reply comes.
 func (c *MIClient) readLoop(ctx context.Context) {
 	defer c.wg.Done()
+	if c.batchConn != nil {
+		c.pollLoop(ctx)
+		return
+	}
 	buf := make([]byte, maxReply)
 	var p fastjson.Parser
-	uc, _ := c.conn.(*net.UnixConn)
+	var done []finished
+	uc := c.conn.(*net.UnixConn)
 	for {
-		var (
-			n   int
-			err error
-		)
-		if uc != nil {
-			var from *net.UnixAddr
-			n, from, err = uc.ReadFromUnix(buf)
-			if err == nil && !c.fromOpenSIPS(from) {
-				continue
-			}
-		} else {
-			n, err = c.conn.Read(buf)
-		}
+		n, from, err := uc.ReadFromUnix(buf)
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+			if !c.readFailed(ctx, err) {
 				return
-			}
-			if errors.Is(err, syscall.ECONNREFUSED) {
-				c.portClosed(err)
-				continue
-			}
-			c.log.Warn("MI read failed", logkey.Err, err)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(10 * time.Millisecond):
 			}
 			continue
 		}
-		c.handleReply(&p, buf[:n])
+		if !c.fromOpenSIPS(from) {
+			continue
+		}
+		done = c.handleReply(&p, buf[:n], time.Time{}, done[:0])
+		c.report(done)
 	}
 }
 
-// handleReply completes the request a reply datagram answers. A panic is
-// recovered and logged: one bad datagram never stops the reader.
-func (c *MIClient) handleReply(p *fastjson.Parser, b []byte) {
+// pollLoop reads the replies nobody else reads: while requests are in
+// flight, it polls when no Poll happened for PollEvery; with none in
+// flight it sleeps until the next request (register kicks it).
+func (c *MIClient) pollLoop(ctx context.Context) {
+	t := time.NewTimer(c.PollEvery)
+	defer t.Stop()
+	for {
+		if c.idle() {
+			select {
+			case <-c.kick:
+			case <-ctx.Done():
+				return
+			}
+		}
+		wait := c.PollEvery - time.Duration(time.Now().UnixNano()-c.lastPoll.Load())
+		if wait > 0 {
+			t.Reset(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				return
+			}
+			continue // someone may have polled meanwhile
+		}
+		if c.Poll() < 0 {
+			return
+		}
+	}
+}
+
+// Poll reads, without waiting, the replies that have arrived over UDP, and
+// reports them; it returns how many it read, -1 once the client is closed.
+// The scheduler calls it every time it runs, so that under load replies
+// cost no wake-up of their own. Safe for concurrent use: a Poll while
+// another reads returns 0.
+func (c *MIClient) Poll() int {
+	if c.batchConn == nil || !c.readMu.TryLock() {
+		return 0
+	}
+	defer c.readMu.Unlock()
+	c.lastPoll.Store(time.Now().UnixNano())
+	total := 0
+	for {
+		n, err := c.batchConn.TryReadBatch(c.rbufs, c.rsizes, c.rstamps)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return -1
+			}
+			if errors.Is(err, syscall.ECONNREFUSED) {
+				c.portClosed(err)
+				continue // the error is reported once; what follows may be read
+			}
+			c.log.Warn("MI read failed", logkey.Err, err)
+			return total
+		}
+		c.rdone = c.rdone[:0]
+		for i := range n {
+			c.rdone = c.handleReply(&c.rparser, c.rbufs[i][:c.rsizes[i]], c.rstamps[i], c.rdone)
+		}
+		c.report(c.rdone)
+		clear(c.rdone)
+		total += n
+		if n < len(c.rbufs) {
+			return total
+		}
+	}
+}
+
+// readFailed handles a failed read; false means the reader must stop.
+func (c *MIClient) readFailed(ctx context.Context, err error) bool {
+	if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+		return false
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		c.portClosed(err)
+		return true
+	}
+	c.log.Warn("MI read failed", logkey.Err, err)
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(10 * time.Millisecond):
+	}
+	return true
+}
+
+// report hands the outcomes of one read to their Send callers, saying
+// which are followed by more.
+func (c *MIClient) report(done []finished) {
+	for i, f := range done {
+		c.complete(f.p, f.o, i < len(done)-1)
+	}
+}
+
+// handleReply matches a reply datagram to its request: a Call's is
+// answered at once, a Send's outcome is appended to done for report. A
+// panic is recovered and logged: one bad datagram never stops the reader.
+func (c *MIClient) handleReply(p *fastjson.Parser, b []byte, at time.Time, done []finished) (out []finished) {
+	out = done
 	defer func() {
 		if r := recover(); r != nil {
 			c.log.Error("panic while handling an MI reply", logkey.Panic, fmt.Sprint(r))
@@ -119,10 +200,11 @@ func (c *MIClient) handleReply(p *fastjson.Parser, b []byte) {
 		return
 	}
 	o := outcomeOf(&m)
+	o.At = at
 	if o.Err != nil && errors.Is(o.Err, ErrBadReply) {
 		c.badReply(o.Reason, b)
 	}
-	c.complete(pd, o)
+	return append(done, finished{p: pd, o: o})
 }
 
 // fromOpenSIPS reports whether a datagram on the unix reply socket comes
@@ -169,15 +251,14 @@ func (c *MIClient) reapLoop(ctx context.Context) {
 				if p.reply == nil && now.After(p.deadline) {
 					expired = append(expired, p)
 					delete(c.inflight, id)
+					c.sends.Add(-1)
 				}
 			}
 			c.mu.Unlock()
 			// Not logged here: the Sender's completion callback (the
 			// delivery scheduler) logs lost requests with what it does
 			// about them.
-			for _, p := range expired {
-				c.complete(p, lost)
-			}
+			c.finish(expired, lost)
 			clear(expired)
 		}
 	}

@@ -177,7 +177,7 @@ func TestOutcomePredicates(t *testing.T) {
 // delivery.Fault it is, and still wraps the client's error.
 func TestSendErrorFault(t *testing.T) {
 	c := &MIClient{Addr: "udp:127.0.0.1:1"}
-	err := c.Send(&imc.Notice{}, 1, func(uint64, delivery.Outcome) { t.Error("done called") })
+	err := c.Send(&imc.Notice{}, 1, func(uint64, delivery.Outcome, bool) { t.Error("done called") })
 	var f interface{ Fault() delivery.Fault }
 	if !errors.Is(err, ErrClosed) || !errors.As(err, &f) || f.Fault() != delivery.FaultAborted {
 		t.Fatalf("Send on a client never opened: %v", err)

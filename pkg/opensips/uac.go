@@ -38,15 +38,36 @@ func AppendUACRequest(dst []byte, id uint64, n *imc.Notice, fromTag, nextHop str
 	if !validTag(fromTag) {
 		return dst, fmt.Errorf("%w: From tag %q", ErrUnsafeHeader, fromTag)
 	}
-	dst, _, err := appendUAC(dst, id, n, fromTag, 0, false, nextHop)
+	dst, _, err := appendUAC(dst, id, n, fromTag, 0, false, Route{NextHop: nextHop})
 	return dst, err
+}
+
+// Route is where a t_uac_dlg request sends its MESSAGE. The zero Route
+// sends it to the member's address of record (the To URI), which a proxy
+// looks up; NextHop alone sends that through the given proxy
+// (outbound_proxy). With RURI, the MESSAGE goes to that contact of the
+// member instead, from OpenSIPS's Socket when given and to NextHop (the
+// registration's received address) when given: no lookup, one
+// transaction (delivery_path = contact).
+type Route struct {
+	RURI, NextHop, Socket string
+}
+
+// Router says how to reach each member: Route gives a member's contact
+// route (false: through the proxy), and Forget is told of a member whose
+// direct MESSAGE did not arrive (their next one goes through the proxy).
+// *contacts.Directory is one. Both are called on the hot path: they must
+// not block.
+type Router interface {
+	Route(member imc.URI) (Route, bool)
+	Forget(member imc.URI)
 }
 
 // appendUAC is AppendUACRequest with the From tag given as a prefix and,
 // when withSeq, a hexadecimal sequence number appended to it (so that the
 // MI client builds unique tags without allocating). omitted reports that an
 // unsafe In-Reply-To was left out.
-func appendUAC(dst []byte, id uint64, n *imc.Notice, tag string, seq uint64, withSeq bool, nextHop string) (out []byte, omitted bool, err error) {
+func appendUAC(dst []byte, id uint64, n *imc.Notice, tag string, seq uint64, withSeq bool, r Route) (out []byte, omitted bool, err error) {
 	if err := checkURI("From", n.From); err != nil {
 		return dst, false, err
 	}
@@ -63,9 +84,15 @@ func appendUAC(dst []byte, id uint64, n *imc.Notice, tag string, seq uint64, wit
 	inReplyTo := n.InReplyTo != "" && validCallID(n.InReplyTo)
 	omitted = n.InReplyTo != "" && !inReplyTo
 
-	dst = append(dst, `{"jsonrpc":"2.0","method":"t_uac_dlg","params":{"method":"MESSAGE","ruri":"`...)
-	dst = appendURI(dst, n.To)
-	dst = append(dst, `","headers":"From: <`...)
+	dst = append(dst, `{"jsonrpc":"2.0","method":"t_uac_dlg","params":{"method":"MESSAGE","ruri":`...)
+	if r.RURI != "" {
+		dst = jsonrpc.AppendString(dst, r.RURI)
+	} else {
+		dst = append(dst, '"')
+		dst = appendURI(dst, n.To)
+		dst = append(dst, '"')
+	}
+	dst = append(dst, `,"headers":"From: <`...)
 	dst = appendURI(dst, n.From)
 	dst = append(dst, `>;tag=`...)
 	dst = append(dst, tag...)
@@ -83,9 +110,13 @@ func appendUAC(dst []byte, id uint64, n *imc.Notice, tag string, seq uint64, wit
 		dst = append(dst, `\r\n`...)
 	}
 	dst = append(dst, '"')
-	if nextHop != "" {
+	if r.NextHop != "" {
 		dst = append(dst, `,"next_hop":`...)
-		dst = jsonrpc.AppendString(dst, nextHop)
+		dst = jsonrpc.AppendString(dst, r.NextHop)
+	}
+	if r.Socket != "" {
+		dst = append(dst, `,"socket":`...)
+		dst = jsonrpc.AppendString(dst, r.Socket)
 	}
 	dst = append(dst, `,"body":`...)
 	dst = jsonrpc.AppendString(dst, n.Body)

@@ -118,7 +118,7 @@ func TestUACHeaderInjection(t *testing.T) {
 		t.Helper()
 		n := notice(room, bob, "hi")
 		n.InReplyTo = cid
-		req, omitted, err := appendUAC(nil, 1, n, "t", 0, false, "")
+		req, omitted, err := appendUAC(nil, 1, n, "t", 0, false, Route{})
 		if err != nil {
 			t.Fatalf("Call-ID %q: %v", cid, err)
 		}
@@ -193,7 +193,7 @@ func TestAppendUACRequestNoAlloc(t *testing.T) {
 	buf := make([]byte, 0, 1024)
 	allocs := testing.AllocsPerRun(200, func() {
 		var err error
-		buf, _, err = appendUAC(buf[:0], 12345, n, "1a2b3c4d-", 12345, true, "sip:proxy.example.com;lr")
+		buf, _, err = appendUAC(buf[:0], 12345, n, "1a2b3c4d-", 12345, true, Route{NextHop: "sip:proxy.example.com;lr"})
 		if err != nil {
 			t.Fatal(err)
 		}

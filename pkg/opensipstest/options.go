@@ -61,6 +61,14 @@ type Options struct {
 	// "expired" and no longer routes meanwhile).
 	UsrlocTimer time.Duration
 
+	// RoomPrefix plays the project's script fragment for t_uac_dlg: a
+	// MESSAGE whose request-URI user starts with it (a room, the manager)
+	// is answered "202 Accepted" and raised as an event, as OpenSIPS does
+	// when imcd sends one to itself (its canary); it is not a Delivery.
+	// "chat-" when ""; NoScript turns it off.
+	RoomPrefix string
+	NoScript   bool
+
 	// EventName is the event Raise sends, "E_IMC_MESSAGE" when "".
 	EventName string
 	// Events are published in addition to the captured events_list (which

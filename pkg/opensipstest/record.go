@@ -78,6 +78,7 @@ type recorder struct {
 	mu         sync.Mutex
 	calls      []Call
 	deliveries []Delivery
+	looped     []Delivery // t_uac_dlg requests the script took (throughScript)
 	replies    []Reply
 	crashes    int
 	ch         chan struct{}
@@ -110,6 +111,13 @@ func (r *recorder) addCall(c Call) {
 	if c.Crash {
 		r.crashes++
 	}
+	r.notifyLocked()
+}
+
+func (r *recorder) addLooped(d Delivery) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.looped = append(r.looped, d)
 	r.notifyLocked()
 }
 
@@ -146,6 +154,16 @@ func (s *Server) CallsTo(method string) []Call {
 }
 
 // Deliveries returns every accepted t_uac_dlg so far, in arrival order.
+// Looped returns the t_uac_dlg requests to rooms that the script raised
+// as events (Options.RoomPrefix), in arrival order.
+func (s *Server) Looped() []Delivery {
+	s.rec.mu.Lock()
+	defer s.rec.mu.Unlock()
+	return append([]Delivery(nil), s.rec.looped...)
+}
+
+// Deliveries returns the accepted t_uac_dlg requests so far (not those the
+// script took: Looped), in arrival order.
 func (s *Server) Deliveries() []Delivery {
 	s.rec.mu.Lock()
 	defer s.rec.mu.Unlock()

@@ -59,6 +59,9 @@ func Start(opts Options) (*Server, error) {
 	if opts.EventName == "" {
 		opts.EventName = "E_IMC_MESSAGE"
 	}
+	if opts.RoomPrefix == "" {
+		opts.RoomPrefix = "chat-"
+	}
 	if opts.ReliableTimeout <= 0 {
 		opts.ReliableTimeout = time.Second
 	}

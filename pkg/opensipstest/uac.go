@@ -1,6 +1,7 @@
 package opensipstest
 
 import (
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
@@ -214,6 +215,9 @@ func (s *Server) uacDlg(r *request) {
 	d.To, _ = nameAddr(to)
 	d.ContentType = ctype
 	d.InReplyTo, _ = d.Header("In-Reply-To")
+	if s.throughScript(r, &d, ruri) {
+		return
+	}
 
 	s.mu.Lock()
 	rl, hasRule := s.rules[uriKey(d.RURI)]
@@ -304,4 +308,25 @@ func nameAddr(v string) (uri, tag string) {
 		}
 	}
 	return uri, tag
+}
+
+// throughScript plays the fragment's route for a MESSAGE to a room (see
+// Options.RoomPrefix): the request is answered 202 and raised as an event,
+// as from a SIP UA; it reports whether it did.
+func (s *Server) throughScript(r *request, d *Delivery, ruri sipURI) bool {
+	if s.opts.NoScript || !strings.HasPrefix(ruri.user, s.opts.RoomPrefix) {
+		return false
+	}
+	callID, ok := d.Header("Call-ID")
+	if !ok {
+		callID = strconv.FormatUint(rand.Uint64(), 16) + "@fake-tm"
+	}
+	ev := Event{From: d.From, FromTag: d.FromTag, To: d.To, RURI: d.RURI, CallID: callID, CSeq: "10",
+		SrcIP: "127.0.0.1", SrcPort: 5060, Proto: "udp", CType: d.ContentType, Body: d.Body}
+	s.rec.addLooped(*d)
+	if r.id != nil {
+		s.sendMI(r.gen, r.from, jsonrpc.AppendResult(nil, r.id, []byte(`{"Status":"202 Accepted"}`)))
+	}
+	go func() { _, _ = s.Raise(ev) }() // the script raises it once the request was taken
+	return true
 }

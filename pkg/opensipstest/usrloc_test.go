@@ -347,3 +347,35 @@ func TestRequireRegistration(t *testing.T) {
 		t.Fatalf("%+v", st)
 	}
 }
+
+// TestScriptLoopsRoomsBack: a t_uac_dlg to a room goes through the
+// fragment's route as a MESSAGE from a UA would (202, one event), and is
+// no Delivery; NoScript delivers it like any other.
+func TestScriptLoopsRoomsBack(t *testing.T) {
+	req := `{"jsonrpc":"2.0","method":"t_uac_dlg","params":{"method":"MESSAGE","ruri":"sip:chat-manager@127.0.0.1",` +
+		`"headers":"From: <sip:imcd-canary@127.0.0.1>;tag=c1\r\nTo: <sip:chat-manager@127.0.0.1>\r\nCall-ID: probe-1@imcd\r\nContent-Type: text/plain\r\n","body":"imcd-canary x 1"},"id":7}`
+	s := start(t, Options{})
+	c := newClient(t, s)
+	pc := subscribeUDP(t, s, c, "E_IMC_MESSAGE")
+	if r := string(c.roundTrip([]byte(req))); r != `{"jsonrpc":"2.0","result":{"Status":"202 Accepted"},"id":7}` {
+		t.Fatalf("reply %s", r)
+	}
+	ev := string(readDatagram(t, pc))
+	for _, want := range []string{`"from":"sip:imcd-canary@127.0.0.1"`, `"from_tag":"c1"`, `"ruri":"sip:chat-manager@127.0.0.1"`, `"callid":"probe-1@imcd"`, `"body":"imcd-canary x 1"`} {
+		if !strings.Contains(ev, want) {
+			t.Errorf("event %s lacks %s", ev, want)
+		}
+	}
+	if len(s.Deliveries()) != 0 || len(s.Looped()) != 1 {
+		t.Errorf("%d deliveries, %d looped", len(s.Deliveries()), len(s.Looped()))
+	}
+
+	s2 := start(t, Options{NoScript: true})
+	c2 := newClient(t, s2)
+	if r := string(c2.roundTrip([]byte(req))); !strings.Contains(r, `"Status":"200 OK"`) {
+		t.Fatalf("NoScript: %s", r)
+	}
+	if len(s2.Deliveries()) != 1 {
+		t.Errorf("NoScript: %d deliveries", len(s2.Deliveries()))
+	}
+}

@@ -250,8 +250,9 @@ func TestTxtSpan(t *testing.T) {
 		}
 	}
 	f(0, "less than a second")
-	f(999*time.Millisecond, "less than a second")
-	f(time.Second, "1 second")
+	f(499*time.Millisecond, "less than a second")
+	f(999*time.Millisecond, "1 second")
+	f(10*time.Minute-2*time.Millisecond, "10 minutes")
 	f(45*time.Second, "45 seconds")
 	f(10*time.Minute, "10 minutes")
 	f(time.Hour+30*time.Minute+59*time.Second, "1 hour 30 minutes")

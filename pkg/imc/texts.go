@@ -110,9 +110,10 @@ func txtInviteExpired(u URI, waited time.Duration) string {
 	return "*** <" + u.String() + "> could not be reached for " + txtSpan(waited) + ": the invitation was withdrawn"
 }
 
-// txtSpan says a duration as people do: its two largest units, rounded
-// down to the second ("10 minutes", "1 hour 30 minutes", "45 seconds").
+// txtSpan says a duration as people do: its two largest units, to the
+// nearest second ("10 minutes", "1 hour 30 minutes", "45 seconds").
 func txtSpan(d time.Duration) string {
+	d = d.Round(time.Second)
 	units := []struct {
 		d    time.Duration
 		name string

@@ -24,40 +24,9 @@ func TestDeliveryObserver(t *testing.T) {
 	}})
 	f := func(name string, want float64, labels ...string) {
 		t.Helper()
-		mfs, err := m.Registry.Gather()
-		if err != nil {
-			t.Fatal(err)
+		if got := value(t, m, name, labels...); got != want {
+			t.Fatalf("%s%v = %g, want %g", name, labels, got, want)
 		}
-		for _, mf := range mfs {
-			if mf.GetName() != name {
-				continue
-			}
-			for _, s := range mf.GetMetric() {
-				ok := true
-				for i := 0; i < len(labels); i += 2 {
-					found := false
-					for _, l := range s.GetLabel() {
-						found = found || l.GetName() == labels[i] && l.GetValue() == labels[i+1]
-					}
-					ok = ok && found
-				}
-				if !ok {
-					continue
-				}
-				var got float64
-				switch {
-				case s.Counter != nil:
-					got = s.GetCounter().GetValue()
-				case s.Gauge != nil:
-					got = s.GetGauge().GetValue()
-				}
-				if got != want {
-					t.Fatalf("%s%v = %g, want %g", name, labels, got, want)
-				}
-				return
-			}
-		}
-		t.Fatalf("%s%v not found", name, labels)
 	}
 	f("opensips_imc_delivery_results_total", 1, "kind", "delivered", "held", "false")
 	f("opensips_imc_delivery_results_total", 1, "kind", "delivered", "held", "true")

@@ -143,11 +143,17 @@ func (p *Prober) Err() error {
 	return p.broken
 }
 
+// Probe reports whether body is shaped like a probe's: only then is the
+// sender worth looking at (Seen), so that the intake parses no From for
+// the MESSAGEs that are not.
+func Probe(body string) bool { return strings.HasPrefix(body, bodyPrefix) }
+
 // Seen reports whether a MESSAGE from fromUser with body is a probe (of
 // this instance or another): the caller drops it. A probe of this instance
-// is counted as back.
+// is counted as back. A nil Prober (the canary off) still recognises the
+// probes of other instances.
 func (p *Prober) Seen(fromUser, body string) bool {
-	if fromUser != User || !strings.HasPrefix(body, bodyPrefix) {
+	if !Probe(body) || fromUser != User {
 		return false
 	}
 	id, num, ok := strings.Cut(body[len(bodyPrefix):], " ")

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -40,27 +39,6 @@ func probes(t *testing.T, d *Daemon, f *opensipstest.Server, result string) floa
 	return metric(t, d, `opensips_imc_canary_probes_total{endpoint="`+f.MISocket()+`",result="`+result+`"}`)
 }
 
-// rawMI sends one MI request to the fake OpenSIPS, as opensips-cli would,
-// and returns its reply.
-func rawMI(t *testing.T, f *opensipstest.Server, req string) string {
-	t.Helper()
-	c, err := net.Dial("udp", f.MIAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := c.Write([]byte(req)); err != nil {
-		t.Fatal(err)
-	}
-	c.SetReadDeadline(time.Now().Add(3 * time.Second))
-	buf := make([]byte, 65535)
-	n, err := c.Read(buf)
-	if err != nil {
-		t.Fatalf("MI %s: %v", req, err)
-	}
-	return string(buf[:n])
-}
-
 // TestCanarySubscriptionDropped: the probes come back while OpenSIPS
 // raises them to imcd; when the subscription is dropped behind imcd's back
 // (MI event_subscribe with expire 0; imcd renews only hourly here),
@@ -75,7 +53,7 @@ func TestCanarySubscriptionDropped(t *testing.T) {
 	eventually(t, "probes back", func() bool { return probes(t, d, f, "ok") >= 2 })
 	readyz(t, d, 200, "ready")
 
-	if got := rawMI(t, f, `{"jsonrpc":"2.0","method":"event_subscribe","params":["E_IMC_MESSAGE","`+d.Addrs().Events+`",0],"id":1}`); !strings.Contains(got, `"OK"`) {
+	if got := datagramCall(t, f.MIAddr(), `{"jsonrpc":"2.0","method":"event_subscribe","params":["E_IMC_MESSAGE","`+d.Addrs().Events+`",0],"id":1}`); !strings.Contains(got, `"OK"`) {
 		t.Fatalf("dropping the subscription: %s", got)
 	}
 	readyz(t, d, 503, "event path broken (events)")

@@ -174,7 +174,7 @@ func TestInvitationFeedback(t *testing.T) {
 	if _, err := f.Raise(opensipstest.NewEvent(alice, room1, "#invite dave")); err != nil {
 		t.Fatal(err)
 	}
-	ds, err = f.WaitDeliveries(ctxTimeout(t, 10*time.Second), 4) // invitation (404, kept), "sent", "waits", then "withdrawn" once dropped
+	_, err = f.WaitDeliveries(ctxTimeout(t, 10*time.Second), 4) // invitation (404, kept), "sent", "waits", then "withdrawn" once dropped
 	if err != nil {
 		t.Fatalf("%v: %v", err, lines(f.Deliveries()))
 	}

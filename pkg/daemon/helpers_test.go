@@ -175,7 +175,14 @@ func quiet(t *testing.T, f *opensipstest.Server, after int) {
 // reply.
 func miCall(t *testing.T, d *Daemon, req string) string {
 	t.Helper()
-	c, err := net.Dial("udp", strings.TrimPrefix(d.Addrs().MIDatagram, "udp:"))
+	return datagramCall(t, strings.TrimPrefix(d.Addrs().MIDatagram, "udp:"), req)
+}
+
+// datagramCall sends one MI request to the datagram socket at addr
+// (host:port) and returns the reply.
+func datagramCall(t *testing.T, addr, req string) string {
+	t.Helper()
+	c, err := net.Dial("udp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}

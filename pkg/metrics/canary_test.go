@@ -21,12 +21,7 @@ func TestCanaryObserver(t *testing.T) {
 	a.Probed(false, canary.LegEvents)
 	b.Probed(false, canary.LegMI)
 	b.Probed(true, "")
-	f := func(name string, want float64, labels ...string) {
-		t.Helper()
-		if got := value(t, m, name, labels...); got != want {
-			t.Fatalf("%s%v = %g, want %g", name, labels, got, want)
-		}
-	}
+	f := expect(t, m)
 	f("opensips_imc_canary_probes_total", 1, "endpoint", "udp:10.0.0.1:8080", "result", "ok")
 	f("opensips_imc_canary_probes_total", 1, "endpoint", "udp:10.0.0.1:8080", "result", "events")
 	f("opensips_imc_canary_probes_total", 1, "endpoint", "udp:10.0.0.2:8080", "result", "mi")

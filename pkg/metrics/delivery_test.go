@@ -22,12 +22,7 @@ func TestDeliveryObserver(t *testing.T) {
 		{Name: "udp:10.0.0.1:8080", Up: true, Rate: 2500, InFlight: 2, InWait: 40, Limit: 100},
 		{Name: "udp:10.0.0.2:8080", Up: false, Rate: 20},
 	}})
-	f := func(name string, want float64, labels ...string) {
-		t.Helper()
-		if got := value(t, m, name, labels...); got != want {
-			t.Fatalf("%s%v = %g, want %g", name, labels, got, want)
-		}
-	}
+	f := expect(t, m)
 	f("opensips_imc_delivery_results_total", 1, "kind", "delivered", "held", "false")
 	f("opensips_imc_delivery_results_total", 1, "kind", "delivered", "held", "true")
 	f("opensips_imc_delivery_results_total", 1, "kind", "dropped", "held", "true")

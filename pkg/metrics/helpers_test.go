@@ -2,6 +2,17 @@ package metrics
 
 import "testing"
 
+// expect returns a check that the sample of name with the labels has the
+// value want.
+func expect(t *testing.T, m *Metrics) func(name string, want float64, labels ...string) {
+	return func(name string, want float64, labels ...string) {
+		t.Helper()
+		if got := value(t, m, name, labels...); got != want {
+			t.Fatalf("%s%v = %g, want %g", name, labels, got, want)
+		}
+	}
+}
+
 // value returns the value of the sample of counter or gauge name with the
 // labels (name, value, …); it fails the test when there is none.
 func value(t *testing.T, m *Metrics, name string, labels ...string) float64 {

@@ -61,7 +61,7 @@ func (d *Daemon) openCanary(ctx context.Context) error {
 			continue
 		}
 		n := &canaryNode{mi: mi, from: from, to: to,
-			client: &opensips.MIClient{Addr: mi, Logger: d.logger.With(logkey.System, logkey.SystemCanary), Timeout: cfg.DeliveryTimeout, NextHop: cfg.OutboundProxy}}
+			client: &opensips.MIClient{Addr: mi, Logger: d.logger, Timeout: cfg.DeliveryTimeout, NextHop: cfg.OutboundProxy}}
 		n.prober = &canary.Prober{Interval: cfg.Canary.Interval, Timeout: cfg.Canary.Timeout, Send: n.send,
 			Observer: d.metrics.Canary().Observer(mi), Logger: d.logger.With(logkey.OpenSIPSMI, mi)}
 		if d.probeMarks != nil {
@@ -205,7 +205,7 @@ func (d *Daemon) openProbeMarks() {
 	if !d.cfg.IsRabbitMQ() || !ok {
 		return
 	}
-	m := &probeMarks{events: events, log: d.logger.With(logkey.System, logkey.SystemCanary), skip: logging.Limit{Interval: 10 * time.Second},
+	m := &probeMarks{events: events, log: logging.Child(d.logger, logkey.SystemCanary), skip: logging.Limit{Interval: 10 * time.Second},
 		in: make(chan probeMark, maxProbeMarks), done: make(chan struct{})}
 	go m.run()
 	d.probeMarks = m

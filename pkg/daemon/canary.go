@@ -54,7 +54,7 @@ func (d *Daemon) openCanary(ctx context.Context) error {
 	}
 	w := &canaryWatch{}
 	defer d.canary.Store(w) // what opened is closed by shutdown, also on error
-	for _, mi := range cfg.OpenSIPSMIs() {
+	for i, mi := range cfg.OpenSIPSMIs() {
 		from, to, err := cfg.CanaryURIs(mi)
 		if err != nil {
 			d.logger.Warn("the canary does not watch the event path through this OpenSIPS", logkey.OpenSIPSMI, mi, logkey.Err, err)
@@ -62,7 +62,7 @@ func (d *Daemon) openCanary(ctx context.Context) error {
 		}
 		n := &canaryNode{mi: mi, from: from, to: to,
 			client: &opensips.MIClient{Addr: mi, Logger: d.logger, Timeout: cfg.DeliveryTimeout, NextHop: cfg.OutboundProxy}}
-		n.prober = &canary.Prober{Interval: cfg.Canary.Interval, Timeout: cfg.Canary.Timeout, Send: n.send,
+		n.prober = &canary.Prober{Interval: cfg.Canary.Interval, Timeout: cfg.Canary.Timeout, Send: n.send, Ready: d.pathSetUp(i),
 			Observer: d.metrics.Canary().Observer(mi), Logger: d.logger.With(logkey.OpenSIPSMI, mi)}
 		if d.probeMarks != nil {
 			n.prober.Returned = d.probeMarks.returned
@@ -80,6 +80,19 @@ func (d *Daemon) openCanary(ctx context.Context) error {
 			logkey.Interval, cfg.Canary.Interval.String(), logkey.Timeout, cfg.Canary.Timeout.String())
 	}
 	return nil
+}
+
+// pathSetUp is the Prober's Ready for the i-th node of opensips_mi: what
+// imcd sets up itself is in place (that node's E_IMC_MESSAGE subscription;
+// in RabbitMQ mode, the consumer), which the first probe waits for. Until
+// then /readyz says what is missing, and a probe would only lose its way.
+func (d *Daemon) pathSetUp(i int) func() bool {
+	return func() bool {
+		if d.cfg.IsRabbitMQ() {
+			return d.rabbitMQReady() == nil
+		}
+		return i >= len(d.eventSubs) || d.eventSubs[i].Active()
+	}
 }
 
 // send is the Prober's Send: one t_uac_dlg of a MESSAGE from the canary's

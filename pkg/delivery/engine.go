@@ -87,7 +87,7 @@ type flow struct {
 	// waiting when the member went away (reportMark); a line in flight
 	// then that comes back moves it down (requeue).
 	guessed bool
-	asking                 bool // the placeholder waits for CatchUp
+	asking  bool // the placeholder waits for CatchUp
 
 	inRing     bool  // in its group's ring of ready flows
 	prev, next int32 // that ring

@@ -26,8 +26,8 @@ type Socket struct {
 	closed bool
 	local  *net.UDPAddr
 
-	rmu sync.Mutex // one reader of the read vectors at a time
-	wmu sync.Mutex // one writer of the write vectors at a time
+	rmu   sync.Mutex // one reader of the read vectors at a time
+	wmu   sync.Mutex // one writer of the write vectors at a time
 	rhdrs []unix.Mmsghdr
 	riovs []unix.Iovec
 	rctl  []byte

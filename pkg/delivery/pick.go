@@ -222,8 +222,10 @@ func (e *engine) oldestFlow(mi int32) int32 {
 	return best
 }
 
-// windowGrowth bounds a member's window: windowGrowth × member_inflight.
-const windowGrowth = 16
+// windowGrowth bounds a member's window: windowGrowth × member_inflight (16
+// by default: at a few milliseconds a round trip, more than a room's
+// worth of lines a second for each member).
+const windowGrowth = 4
 
 // windowOf is how many of m's notices may be in flight now.
 func (e *engine) windowOf(m *member) int32 {

@@ -48,7 +48,10 @@ type labStep struct {
 	p50, p99            time.Duration
 	imcd                time.Duration // imcd's CPU over the step
 	roles               map[string]time.Duration
-	shmUsedMB           float64
+	imcdSaid            string  // imcd's own count of how its notices ended
+	shmUsedMB           float64 // the most OpenSIPS used since it started
+	shmPeakMB           float64 // the most it used during this step
+	inTime              int64   // deliveries by a second after the last line
 	healthy             bool
 	duration            time.Duration
 	deliveriesPerSecond float64
@@ -66,14 +69,16 @@ type collector struct {
 }
 
 func (c *collector) onMessage(r *sipua.Received) {
-	step, sent, ok := parseLine(r.Body)
-	if !ok || step != c.step.Load() {
-		return
-	}
 	if r.User == "m0" {
-		if strings.Contains(r.Body, "busy") {
+		// imcd's "room busy" refusal quotes no line: it belongs to the
+		// step that runs (the collector is reset between steps).
+		if strings.Contains(r.Body, " is busy: ") {
 			c.refused.Add(1)
 		}
+		return
+	}
+	step, sent, ok := parseLine(r.Body)
+	if !ok || step != c.step.Load() {
 		return
 	}
 	c.mu.Lock()
@@ -106,8 +111,8 @@ func parseLine(body string) (step, sent int64, ok bool) {
 func (b *bench) opensipsLadder(ctx context.Context) *table {
 	o := b.opt
 	t := &table{title: "Side by side through a real OpenSIPS: native imc and imcd, room of 11 (10 deliveries a line)",
-		columns: []string{"lines/s", "system", "deliveries/s", "refused lines", "lost", "p50 ms", "p99 ms",
-			"imcd µs/delivery", "OpenSIPS µs/delivery", "OpenSIPS roles µs/delivery", "shm max used", "OpenSIPS healthy"}}
+		columns: []string{"lines/s", "system", "deliveries/s", "lines not taken", "refused lines", "late", "lost", "p50 ms", "p99 ms",
+			"imcd µs/delivery", "OpenSIPS µs/delivery", "OpenSIPS roles µs/delivery", "shm in use (peak)", "OpenSIPS healthy", "imcd's own count"}}
 	if o.opensips == "" {
 		t.note("skipped: no OpenSIPS given (-opensips …/sbin/opensips, or make bench-opensips OPENSIPS=…)")
 		return t
@@ -187,9 +192,11 @@ func (b *bench) opensipsLadder(ctx context.Context) *table {
 				}
 			}
 			t.add(strconv.Itoa(rate), sys.name, fmt.Sprintf("%.0f", r.deliveriesPerSecond),
-				refusedCell(sys, r), strconv.FormatInt(int64(r.sent)*(labMembers-1)-r.delivered-r.refused*(labMembers-1), 10),
+				strconv.FormatInt(int64(r.sent)-r.accepted, 10),
+				refusedCell(sys, r), strconv.FormatInt(r.delivered-r.inTime, 10),
+				strconv.FormatInt(r.accepted*(labMembers-1)-r.delivered-r.refused*(labMembers-1), 10),
 				ms(r.p50), ms(r.p99), imcdCell(sys, r), usPer(total(r.roles), r.delivered), rolesCell(r),
-				fmt.Sprintf("%.0f MB", r.shmUsedMB), healthyCell(r))
+				fmt.Sprintf("%.0f MB", r.shmPeakMB), healthyCell(r), r.imcdSaid)
 			if !r.healthy {
 				t.note("OpenSIPS stopped answering its MI after %s at %d lines/s: the ladder ends there", sys.name, rate)
 				return t
@@ -201,7 +208,7 @@ func (b *bench) opensipsLadder(ctx context.Context) *table {
 			}
 		}
 	}
-	t.note("each step sends for %v from m0 to a room of 11 registered members (m1..m10 at one SIP agent that answers 200); delivered counts what reached m1..m10 until deliveries stopped; lost = lines×10 − delivered − refused×10", o.opensipsStep)
+	t.note("each step sends for %v from m0 to a room of 11 registered members (m1..m10 at one SIP agent that answers 200); deliveries/s counts what reached m1..m10 by 1 s after the last line; late is what arrived after that (a backlog draining, until nothing came for 2 s); lines not taken are those OpenSIPS did not answer 2xx (its socket dropped them under load, through all of the sender's retransmissions, or it refused them); lost = lines taken×10 − delivered − refused×10; refused lines are those m0 was told were not sent (room busy)", o.opensipsStep)
 	t.note("CPU is on-CPU time (/proc/PID/stat) over the step and its drain, per OpenSIPS process role (MI ps) and for imcd, divided by the deliveries; the load generator and the SIP agent (this process) and MariaDB share the same cores")
 	t.note("imcd: MariaDB store, history on, rate_limit 0, fanout_limit 0; OpenSIPS: %d UDP workers, fr_timeout 4 s, shm %d MB, the project's fragment %s with event_stream in reliable mode", 4, o.opensipsSHM, o.fragment)
 	return t
@@ -256,8 +263,30 @@ func labRun(ctx context.Context, osp *opensipsproc.Proc, p *imcdproc.Proc, uac *
 	col.mu.Unlock()
 	procs, _ := osp.Processes(ctx)
 	before := cpuOf(procs, p)
-	codesBefore, _ := uac.Responses()
+	codesBefore, _, _ := uac.Responses()
 	room := "sip:" + sys.room + "@127.0.0.1"
+	// OpenSIPS's shared memory in use, sampled while the step runs: what
+	// a collapse would exhaust.
+	shmDone := make(chan float64)
+	stopShm := make(chan struct{})
+	go func() {
+		peak := 0.0
+		t := time.NewTicker(500 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stopShm:
+				shmDone <- peak
+				return
+			case <-t.C:
+				sctx, cancel := context.WithTimeout(ctx, time.Second)
+				if used, ok := shmInUse(sctx, osp); ok {
+					peak = max(peak, used)
+				}
+				cancel()
+			}
+		}
+	}()
 	start := time.Now()
 	total := int(float64(rate) * dur.Seconds())
 	for r.sent < total && ctx.Err() == nil {
@@ -268,6 +297,10 @@ func labRun(ctx context.Context, osp *opensipsproc.Proc, p *imcdproc.Proc, uac *
 		}
 		time.Sleep(time.Millisecond)
 	}
+	// What arrived by a second after the last line was sent counts for
+	// the rate; what comes later is late (a backlog draining).
+	time.Sleep(time.Second)
+	r.inTime = col.received.Load()
 	// Drain: until nothing more arrives for 2 s (tm's retransmissions and
 	// imcd's paced queue both end within fr_timeout after the last line).
 	last, lastAt := col.received.Load()+col.refused.Load(), time.Now()
@@ -279,14 +312,16 @@ func labRun(ctx context.Context, osp *opensipsproc.Proc, p *imcdproc.Proc, uac *
 	}
 	r.duration = dur
 	r.delivered, r.refused = col.received.Load(), col.refused.Load()
-	r.deliveriesPerSecond = float64(r.delivered) / dur.Seconds()
+	r.deliveriesPerSecond = float64(r.inTime) / dur.Seconds()
+	close(stopShm)
+	r.shmPeakMB = <-shmDone
 	after := cpuOf(procs, p)
 	for role, d := range after {
 		r.roles[role] = d - before[role]
 	}
 	r.imcd = r.roles["imcd"]
 	delete(r.roles, "imcd")
-	codes, _ := uac.Responses()
+	codes, _, _ := uac.Responses()
 	for code, n := range codes {
 		if d := n - codesBefore[code]; code >= 200 && code < 300 {
 			r.accepted += d
@@ -298,6 +333,18 @@ func labRun(ctx context.Context, osp *opensipsproc.Proc, p *imcdproc.Proc, uac *
 	r.p50, r.p99, _, _ = quantiles(col.lat)
 	col.seen = nil
 	col.mu.Unlock()
+	if p != nil {
+		m := p.Metrics()
+		var parts []string
+		for _, kind := range []string{"delivered", "failed", "lost", "dropped", "aborted"} {
+			if n := metricSum(m, "opensips_imc_delivery_results_total", `kind="`+kind+`"`); n > 0 || kind == "delivered" {
+				parts = append(parts, fmt.Sprintf("%s %.0f", kind, n))
+			}
+		}
+		parts = append(parts, fmt.Sprintf("shed %.0f", metricSum(m, "opensips_imc_delivery_shed_total")),
+			fmt.Sprintf("queued %.0f", metricSum(m, "opensips_imc_delivery_queued")))
+		r.imcdSaid = strings.Join(parts, ", ")
+	}
 	hctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	r.shmUsedMB, r.healthy = shmUsed(hctx, osp)
@@ -333,6 +380,20 @@ func roleOf(typ string) string {
 		return "timers"
 	}
 	return typ
+}
+
+// shmInUse reads the shared memory OpenSIPS uses now, in MB; false when
+// its MI does not answer.
+func shmInUse(ctx context.Context, osp *opensipsproc.Proc) (float64, bool) {
+	res, err := osp.Call(ctx, "get_statistics", map[string]any{"statistics": []string{"shmem:"}})
+	if err != nil {
+		return 0, false
+	}
+	var stats map[string]float64
+	if json.Unmarshal(res, &stats) != nil {
+		return 0, false
+	}
+	return stats["shmem:real_used_size"] / (1 << 20), true
 }
 
 // shmUsed reads the most shared memory OpenSIPS has used so far, in MB;

@@ -106,7 +106,11 @@ func TestOpensipsCLIDefaultFIFO(t *testing.T) {
 		!strings.Contains(reply.Error.Data, "-o fifo_reply_dir="+dir) {
 		t.Errorf("with the reply FIFO in /tmp: %s (%v); want error -32002 naming fifo_reply_dir=%s", b, err, dir)
 	}
-	if !strings.Contains(p.log.String(), "MI FIFO request not run: its reply FIFO is outside the reply directory") {
+	// The reply is written before the line is logged, and imcd's log
+	// reaches the harness through a pipe: wait for it.
+	if !waitFor(10*time.Second, func() bool {
+		return strings.Contains(p.log.String(), "MI FIFO request not run: its reply FIFO is outside the reply directory")
+	}) {
 		t.Errorf("nothing logged:\n%s", p.log.String())
 	}
 

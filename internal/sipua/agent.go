@@ -59,7 +59,28 @@ type Agent struct {
 	pending  map[string]chan int // Call-ID → the waiting Do
 	codes    map[int]int64       // final responses to Send, by status
 	unsent   int64
+	// resend are Send's requests awaiting their final response, by
+	// Call-ID: written again as RFC 3261's timer E says (500 ms, doubling
+	// up to 4 s) until timer F (32 s) gives up on them (timedOut).
+	resend   map[string]*outgoing
+	timedOut int64
 }
+
+// outgoing is one request of Send awaiting its final response.
+type outgoing struct {
+	msg   []byte
+	dst   *net.UDPAddr
+	next  time.Time
+	every time.Duration
+	until time.Time
+}
+
+// RFC 3261's timers for a non-INVITE client transaction over UDP.
+const (
+	timerT1 = 500 * time.Millisecond
+	timerT2 = 4 * time.Second
+	timerF  = 64 * timerT1
+)
 
 // batch is how many datagrams one read or write system call moves.
 const batch = 64
@@ -83,8 +104,10 @@ func (a *Agent) Open(addr string) error {
 	a.done = make(chan struct{})
 	a.pending = make(map[string]chan int)
 	a.codes = make(map[int]int64)
-	a.wg.Add(1)
+	a.resend = make(map[string]*outgoing)
+	a.wg.Add(2)
 	go func() { defer a.wg.Done(); a.read() }()
+	go func() { defer a.wg.Done(); a.retransmit() }()
 	return nil
 }
 
@@ -123,15 +146,48 @@ func (a *Agent) MessagesTo(user string) []Received {
 }
 
 // Responses returns how many final responses each status got, for the
-// requests of Send, and how many Send could not write.
-func (a *Agent) Responses() (codes map[int]int64, unsent int64) {
+// requests of Send; how many Send could not write; and how many got no
+// final response within timer F (32 s, all retransmissions included).
+func (a *Agent) Responses() (codes map[int]int64, unsent, timedOut int64) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	out := make(map[int]int64, len(a.codes))
 	for k, v := range a.codes {
 		out[k] = v
 	}
-	return out, a.unsent
+	return out, a.unsent, a.timedOut
+}
+
+// retransmit writes again what Send sent and got no final response for,
+// on timer E, until timer F.
+func (a *Agent) retransmit() {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	var due []*outgoing
+	for {
+		select {
+		case <-a.done:
+			return
+		case now := <-t.C:
+			due = due[:0]
+			a.mu.Lock()
+			for id, o := range a.resend {
+				switch {
+				case now.After(o.until):
+					delete(a.resend, id)
+					a.timedOut++
+				case now.After(o.next):
+					o.every = min(2*o.every, timerT2)
+					o.next = now.Add(o.every)
+					due = append(due, o)
+				}
+			}
+			a.mu.Unlock()
+			for _, o := range due {
+				_, _ = a.conn.WriteToUDP(o.msg, o.dst)
+			}
+		}
+	}
 }
 
 func (a *Agent) read() {
@@ -216,7 +272,10 @@ func (a *Agent) response(m *Message) {
 	defer a.mu.Unlock()
 	ch, ok := a.pending[string(m.CallID)]
 	if !ok {
-		a.codes[m.Status]++
+		if _, sent := a.resend[string(m.CallID)]; sent {
+			delete(a.resend, string(m.CallID))
+			a.codes[m.Status]++
+		}
 		return
 	}
 	delete(a.pending, string(m.CallID))
@@ -283,14 +342,21 @@ func (a *Agent) callID() (string, uint64) {
 	return strconv.FormatUint(n, 10) + "-" + strconv.Itoa(a.addr.Port) + "@sipua", n
 }
 
-// Send writes r to dst once, without waiting: its final response is
-// counted in Responses.
+// Send sends r to dst without waiting for its final response, which is
+// counted in Responses; like any UA over UDP it writes it again until one
+// comes (RFC 3261's timers E and F).
 func (a *Agent) Send(dst *net.UDPAddr, r *Request) error {
 	id, n := a.callID()
-	_, err := a.conn.WriteToUDP(a.build(r, id, n), dst)
+	msg := a.build(r, id, n)
+	now := time.Now()
+	a.mu.Lock()
+	a.resend[id] = &outgoing{msg: msg, dst: dst, next: now.Add(timerT1), every: timerT1, until: now.Add(timerF)}
+	a.mu.Unlock()
+	_, err := a.conn.WriteToUDP(msg, dst)
 	if err != nil {
 		a.mu.Lock()
 		a.unsent++
+		delete(a.resend, id)
 		a.mu.Unlock()
 	}
 	return err

@@ -82,6 +82,7 @@ func (e *engine) complete(tag uint64, o Outcome, now time.Time) {
 	requeued := false
 	switch v {
 	case vDelivered:
+		e.grow(m)
 		f.delivered = max(f.delivered, it.seq)
 		if s := it.n.Seq; s > 0 && (s > f.mark || !f.marked) {
 			f.mark, f.marked, f.guessed = s, true, false // where a catch-up would start
@@ -91,6 +92,7 @@ func (e *engine) complete(tag uint64, o Outcome, now time.Time) {
 		}
 		e.final(ii, Delivered, o, now)
 	case vUnreachable:
+		e.shrink(m)
 		it.held = true
 		switch {
 		case m.reachable && it.sentAt.Before(m.reachableAt):
@@ -110,6 +112,7 @@ func (e *engine) complete(tag uint64, o Outcome, now time.Time) {
 			e.trim(mi, now)
 		}
 	case vLost, vOverloaded:
+		e.shrink(m)
 		// A lost request is tried again only while that cannot put it
 		// behind a later notice the member already has.
 		if int(it.attempts) <= e.s.lostRetries && (v == vOverloaded || it.seq > f.delivered) {

@@ -120,6 +120,13 @@ type member struct {
 
 	queued   int32 // real items queued, all flows (placeholders excluded)
 	inflight int32
+	// window is how many of the member's notices may be in flight: it
+	// starts at member_inflight (what a member who never answers ties up)
+	// and grows by one with each notice delivered, up to
+	// windowGrowth × member_inflight, so that a member who answers is not
+	// held to one round trip per member_inflight notices; it falls back
+	// when the member goes away or a request is lost.
+	window int32
 
 	reachable   bool
 	since       time.Time // unreachable since

@@ -137,7 +137,7 @@ func (e *engine) dispatch(ii int32, ei int, epProbe bool, now time.Time) pick {
 		it.missedN, f.dropped, f.missedOut = f.dropped, 0, true
 		p.missed = max(it.missedN, 1)
 	}
-	if int(m.inflight) >= e.s.memberInflight {
+	if m.inflight >= e.windowOf(m) {
 		e.refreshMember(f.member)
 	} else {
 		e.refreshFlow(it.flow)
@@ -222,6 +222,23 @@ func (e *engine) oldestFlow(mi int32) int32 {
 	return best
 }
 
+// windowGrowth bounds a member's window: windowGrowth × member_inflight (16
+// by default: at a few milliseconds a round trip, more than a room's
+// worth of lines a second for each member).
+const windowGrowth = 4
+
+// windowOf is how many of m's notices may be in flight now.
+func (e *engine) windowOf(m *member) int32 {
+	return max(m.window, int32(e.s.memberInflight))
+}
+
+// grow widens m's window after a delivery; shrink narrows it back.
+func (e *engine) grow(m *member) {
+	m.window = min(max(m.window, int32(e.s.memberInflight))+1, int32(windowGrowth*e.s.memberInflight))
+}
+
+func (e *engine) shrink(m *member) { m.window = int32(e.s.memberInflight) }
+
 // refreshFlow puts flow fi in its group's ring when it has a notice that
 // may be written now, and takes it out otherwise. A placeholder at the
 // head of a room flow caught up from the history is never written: it is
@@ -229,7 +246,7 @@ func (e *engine) oldestFlow(mi int32) int32 {
 func (e *engine) refreshFlow(fi int32) {
 	f := &e.flows.v[fi]
 	m := &e.members.v[f.member]
-	ready := f.head != nilIdx && m.reachable && int(m.inflight) < e.s.memberInflight &&
+	ready := f.head != nilIdx && m.reachable && m.inflight < e.windowOf(m) &&
 		f.unordered == 0 && (f.out == 0 || e.inOrder(m.uri))
 	if ready && f.head == f.missed && e.asksFor(fi) {
 		e.ask(fi)

@@ -37,7 +37,7 @@ func (c *MIClient) Forward(ctx context.Context, req []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	conn, local, err := c.dial(ctx, "")
+	conn, local, err := c.dialConn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUnreachable, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -99,8 +100,11 @@ type MIClient struct {
 	obs       Observer
 	addr      miAddr
 	unixRaddr *net.UnixAddr
-	conn      net.Conn    // *net.UDPConn (connected) or *net.UnixConn (bound)
-	batchConn *rawio.Conn // conn's batch reads and writes (UDP only)
+	// The socket: over UDP a connected socket outside the Go runtime's
+	// poller (replies wake nobody: Poll reads them), over a unix socket
+	// one bound to localPath, read as replies come.
+	udp       *rawio.Socket
+	unix      *net.UnixConn
 	localPath string
 	tagPrefix string
 
@@ -208,18 +212,11 @@ func (c *MIClient) Open(ctx context.Context) error {
 	if a.network == "unixgram" {
 		c.unixRaddr = &net.UnixAddr{Name: a.addr, Net: "unixgram"}
 	}
-	conn, local, err := c.dial(ctx, c.LocalPath)
-	if err != nil {
+	if err := c.dial(ctx); err != nil {
 		return err
 	}
-	c.conn, c.localPath = conn, local
-	setBuffers(conn, c.ReadBuffer, c.WriteBuffer)
-	if uc, ok := conn.(*net.UDPConn); ok {
-		if c.batchConn, err = rawio.New(uc); err != nil {
-			conn.Close()
-			return err
-		}
-		if err := c.batchConn.EnableTimestamps(); err != nil {
+	if c.udp != nil {
+		if err := c.udp.EnableTimestamps(); err != nil {
 			c.log.Debug("no kernel timestamps on the MI socket: latencies are measured when replies are read", logkey.Err, err)
 		}
 		c.rbufs = make([][]byte, readBatch)
@@ -249,28 +246,71 @@ func (c *MIClient) Open(ctx context.Context) error {
 	return nil
 }
 
-// dial opens a socket towards OpenSIPS: a connected UDP socket (so the
+// dial opens the socket towards OpenSIPS: a connected UDP socket (so the
 // kernel reports "nothing listens" and filters replies by source), or a
-// unix datagram socket bound to localPath (a fresh temporary path when "")
-// so that OpenSIPS can answer; local is the path bound.
-func (c *MIClient) dial(ctx context.Context, localPath string) (conn net.Conn, local string, err error) {
+// unix datagram socket bound to LocalPath (a fresh temporary path when "")
+// so that OpenSIPS can answer.
+func (c *MIClient) dial(ctx context.Context) error {
+	if c.addr.network == "udp" {
+		ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", hostOf(c.addr.addr))
+		if err != nil {
+			return err
+		}
+		ua, err := net.ResolveUDPAddr("udp", c.addr.addr) // the port, by name or number
+		if err != nil {
+			return err
+		}
+		c.udp, err = rawio.DialUDP(netip.AddrPortFrom(ips[0], uint16(ua.Port)), c.ReadBuffer, c.WriteBuffer)
+		return err
+	}
+	c.localPath = c.LocalPath
+	if c.localPath == "" {
+		c.localPath = tempSocketPath()
+	}
+	if fi, err := os.Lstat(c.localPath); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		_ = os.Remove(c.localPath)
+	}
+	uc, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: c.localPath, Net: "unixgram"})
+	if err != nil {
+		return err
+	}
+	_ = os.Chmod(c.localPath, 0o666)
+	if c.ReadBuffer > 0 {
+		_ = uc.SetReadBuffer(c.ReadBuffer)
+	}
+	if c.WriteBuffer > 0 {
+		_ = uc.SetWriteBuffer(c.WriteBuffer)
+	}
+	c.unix = uc
+	return nil
+}
+
+// dialConn opens a socket of its own towards OpenSIPS for one forwarded
+// request (Forward): a connected UDP socket, or a unix datagram socket
+// bound to a fresh temporary path (local, to remove) so that OpenSIPS can
+// answer.
+func (c *MIClient) dialConn(ctx context.Context) (conn net.Conn, local string, err error) {
 	if c.addr.network == "udp" {
 		var d net.Dialer
 		conn, err = d.DialContext(ctx, "udp", c.addr.addr)
 		return conn, "", err
 	}
-	if localPath == "" {
-		localPath = tempSocketPath()
-	}
-	if fi, err := os.Lstat(localPath); err == nil && fi.Mode()&os.ModeSocket != 0 {
-		_ = os.Remove(localPath)
-	}
-	uc, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: localPath, Net: "unixgram"})
+	local = tempSocketPath()
+	uc, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: local, Net: "unixgram"})
 	if err != nil {
 		return nil, "", err
 	}
-	_ = os.Chmod(localPath, 0o666)
-	return uc, localPath, nil
+	_ = os.Chmod(local, 0o666)
+	return uc, local, nil
+}
+
+// hostOf is the host of host:port.
+func hostOf(hostport string) string {
+	h, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return hostport
+	}
+	return h
 }
 
 // tempSocketPath returns a fresh path for a reply socket.
@@ -278,21 +318,6 @@ func tempSocketPath() string {
 	var rnd [6]byte
 	_, _ = rand.Read(rnd[:])
 	return filepath.Join(os.TempDir(), "imcd-mi-"+strconv.Itoa(os.Getpid())+"-"+hex.EncodeToString(rnd[:])+".sock")
-}
-
-func setBuffers(conn net.Conn, rb, wb int) {
-	type buffered interface {
-		SetReadBuffer(int) error
-		SetWriteBuffer(int) error
-	}
-	if b, ok := conn.(buffered); ok {
-		if rb > 0 {
-			_ = b.SetReadBuffer(rb)
-		}
-		if wb > 0 {
-			_ = b.SetWriteBuffer(wb)
-		}
-	}
 }
 
 // Close stops the client. Requests still in flight end with ErrClosed
@@ -307,7 +332,7 @@ func (c *MIClient) Close() error {
 			return
 		}
 		c.cancel()
-		c.conn.Close()
+		c.closeSocket()
 		c.wg.Wait()
 		c.dropQueued()
 		c.finish(c.takeAll(), abortedOutcome()) // no Send can add more: closed is set
@@ -468,12 +493,20 @@ func (c *MIClient) complete(p *pending, o delivery.Outcome, more bool) {
 
 // write sends one datagram to OpenSIPS.
 func (c *MIClient) write(b []byte) error {
-	if uc, ok := c.conn.(*net.UnixConn); ok {
-		_, err := uc.WriteToUnix(b, c.unixRaddr)
+	if c.unix != nil {
+		_, err := c.unix.WriteToUnix(b, c.unixRaddr)
 		return err
 	}
-	_, err := c.conn.Write(b)
-	return err
+	return c.udp.Write(b)
+}
+
+// closeSocket closes the socket to OpenSIPS.
+func (c *MIClient) closeSocket() {
+	if c.unix != nil {
+		c.unix.Close()
+		return
+	}
+	c.udp.Close()
 }
 
 // noteUnreachable logs, once per interval, that OpenSIPS cannot be reached.

@@ -41,14 +41,14 @@ func (c *MIClient) portClosed(err error) {
 // (pollLoop), over a unix socket as each reply comes.
 func (c *MIClient) readLoop(ctx context.Context) {
 	defer c.wg.Done()
-	if c.batchConn != nil {
+	if c.udp != nil {
 		c.pollLoop(ctx)
 		return
 	}
 	buf := make([]byte, maxReply)
 	var p fastjson.Parser
 	var done []finished
-	uc := c.conn.(*net.UnixConn)
+	uc := c.unix
 	for {
 		n, from, err := uc.ReadFromUnix(buf)
 		if err != nil {
@@ -101,14 +101,14 @@ func (c *MIClient) pollLoop(ctx context.Context) {
 // cost no wake-up of their own. Safe for concurrent use: a Poll while
 // another reads returns 0.
 func (c *MIClient) Poll() int {
-	if c.batchConn == nil || !c.readMu.TryLock() {
+	if c.udp == nil || !c.readMu.TryLock() {
 		return 0
 	}
 	defer c.readMu.Unlock()
 	c.lastPoll.Store(time.Now().UnixNano())
 	total := 0
 	for {
-		n, err := c.batchConn.TryReadBatch(c.rbufs, c.rsizes, c.rstamps)
+		n, err := c.udp.TryReadBatch(c.rbufs, c.rsizes, c.rstamps)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return -1

@@ -102,7 +102,7 @@ func (c *MIClient) Flush() {
 // writeQueued writes a prefix of reqs and says how many were written; err
 // is why the next one was not.
 func (c *MIClient) writeQueued(reqs []queuedRequest) (int, error) {
-	if c.batchConn == nil {
+	if c.udp == nil {
 		for i, r := range reqs {
 			if err := c.write(*r.buf); err != nil {
 				return i, err
@@ -114,7 +114,7 @@ func (c *MIClient) writeQueued(reqs []queuedRequest) (int, error) {
 	for _, r := range reqs {
 		c.msgs = append(c.msgs, *r.buf)
 	}
-	n, err := c.batchConn.WriteBatch(c.msgs)
+	n, err := c.udp.WriteBatch(c.msgs)
 	clear(c.msgs)
 	return n, err
 }

@@ -17,12 +17,29 @@ const sweepEvery = 100 * time.Millisecond
 // flight: everything queued before the stop is handled first, which is
 // what makes a graceful stop drain.
 func (s *shard) run() {
-	tick := time.NewTicker(sweepEvery)
-	defer tick.Stop()
+	// The sweep's ticker runs only while there is something to sweep (a
+	// task behind a commit, a doubtful room): an idle shard wakes nobody.
+	var tick *time.Ticker
+	defer func() {
+		if tick != nil {
+			tick.Stop()
+		}
+	}()
 	defer close(s.commits) // the committer ends when the shard does
 	for {
 		if s.stopping && s.jobs == 0 && s.mode.idle(s) {
 			return
+		}
+		var tickC <-chan time.Time
+		switch sweeps := s.nBehind > 0 || len(s.doubtful) > 0; {
+		case sweeps && tick == nil:
+			tick = time.NewTicker(sweepEvery)
+		case !sweeps && tick != nil:
+			tick.Stop()
+			tick = nil
+		}
+		if tick != nil {
+			tickC = tick.C
 		}
 		select {
 		case t := <-s.queue:
@@ -36,7 +53,7 @@ func (s *shard) run() {
 			j.finish(s)
 		case jobs := <-s.returned: // RabbitMQ mode: event keys stored
 			s.mode.returned(s, jobs)
-		case now := <-tick.C:
+		case now := <-tickC:
 			s.sweep(now)
 			s.retryDoubts(now)
 		case <-s.stopNow:

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -121,5 +122,31 @@ func TestCanaryOff(t *testing.T) {
 	}
 	if _, body := get(t, d, "/metrics"); strings.Contains(body, "canary") {
 		t.Fatal("canary metrics with the canary off")
+	}
+}
+
+// TestCanaryPerNode: each OpenSIPS of opensips_mi is a path of its own:
+// the one whose script does not hand the probe to imcd (answered, never
+// raised) is named by /readyz and its metrics, the other is up.
+func TestCanaryPerNode(t *testing.T) {
+	good := opensipstest.New(t, opensipstest.Options{})
+	bad := opensipstest.New(t, opensipstest.Options{NoScript: true})
+	cfg := canaryConfig(t, good)
+	cfg.OpenSIPSMI = good.MISocket() + "," + bad.MISocket()
+	d := New(cfg, testLogger(t))
+	if err := d.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	readyz(t, d, 503, "through OpenSIPS "+bad.MISocket()+": event path broken (events)")
+	eventually(t, "the good node's probes back", func() bool { return probes(t, d, good, "ok") >= 2 })
+	if v := metric(t, d, `opensips_imc_event_path_up{endpoint="`+good.MISocket()+`"}`); v != 1 {
+		t.Fatalf("the good node's event_path_up %g", v)
+	}
+	if v := metric(t, d, `opensips_imc_event_path_up{endpoint="`+bad.MISocket()+`"}`); v != 0 {
+		t.Fatalf("the bad node's event_path_up %g", v)
+	}
+	if _, body := get(t, d, "/readyz"); strings.Contains(body, good.MISocket()) {
+		t.Fatalf("/readyz names the good node: %s", body)
 	}
 }

@@ -69,6 +69,9 @@ func configLines(o imcdOptions) []string {
 		// The scenarios measure the room service itself; "history" turns
 		// the history on to measure what it costs.
 		"history = off",
+		// The lean sink plays no script: the canary's probes would be
+		// deliveries, and never come back.
+		"canary_interval = 0",
 	}
 	if o.rateMax > 0 {
 		// The lean sink is not an OpenSIPS: it answers at once and keeps

@@ -32,7 +32,8 @@ type Options struct {
 	Dir string
 	// Lines are "key = value" configuration lines. They come after the
 	// harness's own (loopback port-0 sockets, FIFO in Dir, JSON log at
-	// info), so they override them; write `mi_http = ""` to turn one off.
+	// info, no canary), so they override them; write `mi_http = ""` to
+	// turn one off.
 	Lines []string
 	// Env is added to the child's environment.
 	Env []string
@@ -83,6 +84,9 @@ func baseLines(dir string) []string {
 		"metrics_listen = 127.0.0.1:0",
 		"log_level = info",
 		"log_format = json",
+		// The canary's probes would be events and t_uac_dlg requests the
+		// tests do not count on: a test of the canary turns it on.
+		"canary_interval = 0",
 	}
 }
 

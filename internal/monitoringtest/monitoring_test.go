@@ -437,11 +437,12 @@ func checkScrape(t *testing.T, p *imcdproc.Proc, want func(string) bool) int {
 
 // TestMetricsExist: imcd fed by OpenSIPS's events (the default) has every
 // metric the dashboard and the rules name, but RabbitMQ mode's, once it has
-// seen commands, chat, deliveries and an undecodable event.
+// seen commands, chat, deliveries, an undecodable event and its canary's
+// probes (the fake plays the fragment's route for them).
 func TestMetricsExist(t *testing.T) {
 	f := opensipstest.New(t, opensipstest.Options{})
 	p, err := imcdproc.Start(imcdproc.Options{Bin: imcdBin, Dir: t.TempDir(), Lines: []string{
-		"opensips_mi = " + f.MISocket(), "event_renew = 300ms", "event_expire = 10s"}})
+		"opensips_mi = " + f.MISocket(), "event_renew = 300ms", "event_expire = 10s", "canary_interval = 1s"}})
 	if err != nil {
 		t.Fatal(err)
 	}

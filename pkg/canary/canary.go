@@ -80,6 +80,12 @@ type Prober struct {
 	// consumed it); it is asked when Seen did not see the probe within
 	// Timeout.
 	Returned func(ctx context.Context, body string) (bool, error)
+	// Ready, when set, says whether the parts of the path imcd sets up
+	// itself are in place (its subscription, its consumer): the first
+	// probe waits until they are, so that one sent at start, before them,
+	// is not taken for a broken path. Once they were, every probe goes:
+	// a path that breaks later is what the canary is for.
+	Ready func() bool
 	// Observer counts the verdicts; nil counts nothing.
 	Observer Observer
 	// Logger is the parent logger; nil discards.
@@ -98,7 +104,7 @@ type Prober struct {
 	wg     sync.WaitGroup
 }
 
-// Open starts probing; the first probe goes out at once.
+// Open starts probing; the first probe goes out at once (once Ready).
 func (p *Prober) Open(ctx context.Context) error {
 	if p.Send == nil {
 		return errors.New("canary: no Send")
@@ -143,11 +149,17 @@ func (p *Prober) Err() error {
 	return p.broken
 }
 
+// Probe reports whether body is shaped like a probe's: only then is the
+// sender worth looking at (Seen), so that the intake parses no From for
+// the MESSAGEs that are not.
+func Probe(body string) bool { return strings.HasPrefix(body, bodyPrefix) }
+
 // Seen reports whether a MESSAGE from fromUser with body is a probe (of
 // this instance or another): the caller drops it. A probe of this instance
-// is counted as back.
+// is counted as back. A nil Prober (the canary off) still recognises the
+// probes of other instances.
 func (p *Prober) Seen(fromUser, body string) bool {
-	if fromUser != User || !strings.HasPrefix(body, bodyPrefix) {
+	if !Probe(body) || fromUser != User {
 		return false
 	}
 	id, num, ok := strings.Cut(body[len(bodyPrefix):], " ")
@@ -170,8 +182,11 @@ func (p *Prober) Seen(fromUser, body string) bool {
 func (p *Prober) run(ctx context.Context) {
 	t := time.NewTicker(p.Interval)
 	defer t.Stop()
+	started := p.Ready == nil
 	for {
-		p.probe(ctx)
+		if started = started || p.Ready(); started {
+			p.probe(ctx)
+		}
 		select {
 		case <-t.C:
 		case <-ctx.Done():

@@ -161,3 +161,55 @@ func TestReturnedElsewhere(t *testing.T) {
 		t.Fatalf("Returned asked about %q", asked)
 	}
 }
+
+// Nothing is probed while Ready says the path is not set up yet; then the
+// probes go, and go on when it no longer is (a path broken later is the
+// canary's to find).
+func TestReady(t *testing.T) {
+	l := &loop{}
+	var mu sync.Mutex
+	ready, asked := false, 0
+	p := &Prober{Interval: 10 * time.Millisecond, Timeout: 50 * time.Millisecond, Send: l.send, Observer: l,
+		Ready: func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			asked++
+			return ready
+		}}
+	l.p = p
+	if err := p.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		mu.Lock()
+		n := asked
+		mu.Unlock()
+		if n >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Ready not asked")
+		}
+	}
+	l.mu.Lock()
+	sent := l.sent
+	l.mu.Unlock()
+	if sent != 0 || p.Err() != nil {
+		t.Fatalf("%d probes sent before the path was set up (Err %v)", sent, p.Err())
+	}
+	mu.Lock()
+	ready = true
+	mu.Unlock()
+	v, n := l.next(t, 0)
+	if v != "ok" {
+		t.Fatalf("verdict %s", v)
+	}
+	mu.Lock()
+	ready = false
+	mu.Unlock()
+	l.set(func(l *loop) { l.drop = true })
+	for v != string(LegEvents) {
+		v, n = l.next(t, n)
+	}
+}

@@ -119,6 +119,9 @@ type Config struct {
 	EventSource string
 	RabbitMQ    RabbitMQ
 
+	// The canary through the event path (canary.go).
+	Canary Canary
+
 	// imcd's own MI.
 	MIDatagram         string // "udp:ip:port" or "unix:/path"; "" disables
 	MIHTTP             string // "ip:port"; "" disables
@@ -212,6 +215,7 @@ func Default() Config {
 
 		EventSource: SourceOpenSIPS,
 		RabbitMQ:    defaultRabbitMQ(),
+		Canary:      defaultCanary(),
 
 		MIDatagram:    "udp:" + mi.DefaultDatagramAddr,
 		MIHTTP:        mi.DefaultHTTPAddr,

@@ -126,6 +126,10 @@ var sample = map[string]string{
 	"rabbitmq_drain_timeout":  "2s",
 	"events_table":            "events2",
 	"events_window":           "48h0m0s",
+
+	"canary_interval": "30s",
+	"canary_timeout":  "2s",
+	"canary_domain":   "example.net",
 }
 
 func TestEveryKeyFromFileAndFlag(t *testing.T) {
@@ -451,5 +455,52 @@ func TestActions(t *testing.T) {
 	}
 	if cmd, err := Parse(nil, &bytes.Buffer{}); err != nil || cmd.Action != ActionRun {
 		t.Fatalf("no flag: %+v, %v", cmd.Action, err)
+	}
+}
+
+// TestCanary: the probes' URIs come from canary_domain, else the first of
+// domains, else each node's MI host; a node without one (a unix socket)
+// needs canary_domain, or the canary off.
+func TestCanary(t *testing.T) {
+	f := func(lines, mi, wantFrom, wantTo string) {
+		t.Helper()
+		cfg, _, err := Load([]string{"-config", writeFile(t, lines)}, &bytes.Buffer{})
+		if err != nil {
+			t.Fatalf("%q: %v", lines, err)
+		}
+		from, to, err := cfg.CanaryURIs(mi)
+		if err != nil || from.String() != wantFrom || to.String() != wantTo {
+			t.Errorf("%q through %s: %s → %s, %v; want %s → %s", lines, mi, from, to, err, wantFrom, wantTo)
+		}
+	}
+	f("", "udp:127.0.0.1:8080", "sip:imcd-canary@127.0.0.1", "sip:chat-manager@127.0.0.1")
+	f("opensips_mi = udp:10.0.0.1:8080, udp:[::1]:8080\n", "udp:[::1]:8080", "sip:imcd-canary@[::1]", "sip:chat-manager@[::1]")
+	f("opensips_mi = udp:sip.example.com:8080\nmanager_user = rooms\n", "udp:sip.example.com:8080", "sip:imcd-canary@sip.example.com", "sip:rooms@sip.example.com")
+	f("domains = example.com, example.org\n", "udp:127.0.0.1:8080", "sip:imcd-canary@example.com", "sip:chat-manager@example.com")
+	f("domains = *\ncanary_domain = example.net\n", "udp:127.0.0.1:8080", "sip:imcd-canary@example.net", "sip:chat-manager@example.net")
+	// Without a manager, a name the script's route takes for a room.
+	f("manager_user =\n", "udp:127.0.0.1:8080", "sip:imcd-canary@127.0.0.1", "sip:chat-imcd-canary@127.0.0.1")
+
+	bad := func(lines, key string) {
+		t.Helper()
+		_, _, err := Load([]string{"-config", writeFile(t, lines)}, &bytes.Buffer{})
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), key) {
+			t.Errorf("%q: %v, want an error naming %s", lines, err, key)
+		}
+	}
+	bad("canary_interval = 10ms\n", "canary_interval")
+	bad("canary_domain = a b\n", "canary_domain")
+	// A unix socket has no host: such a node needs canary_domain (or
+	// domains) to be watched, but its configuration still loads.
+	cfg, _, err := Load([]string{"-config", writeFile(t, "opensips_mi = unix:/run/opensips/mi.sock\n")}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := cfg.CanaryURIs("unix:/run/opensips/mi.sock"); err == nil || !strings.Contains(err.Error(), "canary_domain") {
+		t.Errorf("probes through a unix socket without a domain: %v", err)
+	}
+	f("opensips_mi = unix:/run/opensips/mi.sock\ncanary_domain = example.com\n", "unix:/run/opensips/mi.sock", "sip:imcd-canary@example.com", "sip:chat-manager@example.com")
+	if d := Default(); !d.CanaryOn() || d.Canary.Interval != 10*time.Second || d.Canary.Timeout != 5*time.Second {
+		t.Errorf("default canary %+v", d.Canary)
 	}
 }

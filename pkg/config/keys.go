@@ -222,6 +222,7 @@ func Keys() []Key {
 			func(c *Config) *string { return &c.GhostPolicy }, oneOf(GhostKeep, GhostRemove)),
 	}
 	keys = append(keys, rabbitmqKeys()...) // the event source and RabbitMQ mode (rabbitmq.go)
+	keys = append(keys, canaryKeys()...)   // canary.go
 	return append(keys, []Key{
 
 		// imcd's MI.

@@ -188,6 +188,9 @@ func (c *Config) Validate() error {
 	if c.GhostPolicy == GhostRemove && c.GhostAfter <= 0 {
 		return &KeyError{Key: "ghost_policy", Reason: "remove needs ghost_after (how long a member must be unreachable)"}
 	}
+	if err := c.validateCanary(); err != nil { // canary.go
+		return err
+	}
 	return c.validateRabbitMQ() // rabbitmq.go
 }
 

@@ -51,6 +51,11 @@ type Daemon struct {
 	eventSubs   []*opensips.Subscriber // each node's E_IMC_MESSAGE subscription
 	events      eventServer
 	keyPurge    *keyPurge // RabbitMQ mode (rabbitmq.go); nil otherwise
+	// canary watches the event path through each OpenSIPS (canary.go),
+	// set once open; probeMarks store the keys of the probes consumed, in
+	// RabbitMQ mode.
+	canary     atomic.Pointer[canaryWatch]
+	probeMarks *probeMarks
 	// miTransports serve imcd's own MI (datagram, HTTP, FIFO).
 	miTransports  []transport
 	metricsServer *sockets.HTTPServer

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -141,8 +142,9 @@ func TestRateLimit(t *testing.T) {
 
 // TestInvitationFeedback: an invitation whose MESSAGE is refused is
 // withdrawn and the inviter told; one kept for an invitee who cannot be
-// reached is withdrawn when it is dropped (member_queue_age); one that is
-// delivered stays pending.
+// reached is said to wait for them, then withdrawn when it is dropped
+// (member_queue_age), the inviter told each time; one that is delivered
+// stays pending.
 func TestInvitationFeedback(t *testing.T) {
 	f := opensipstest.New(t, opensipstest.Options{})
 	cfg := testConfig(t, f, t.TempDir())
@@ -172,12 +174,16 @@ func TestInvitationFeedback(t *testing.T) {
 	if _, err := f.Raise(opensipstest.NewEvent(alice, room1, "#invite dave")); err != nil {
 		t.Fatal(err)
 	}
-	ds, err = f.WaitDeliveries(ctxTimeout(t, 10*time.Second), 3) // invitation (404, kept), "sent", then "withdrawn" once dropped
+	_, err = f.WaitDeliveries(ctxTimeout(t, 10*time.Second), 4) // invitation (404, kept), "sent", "waits", then "withdrawn" once dropped
 	if err != nil {
 		t.Fatalf("%v: %v", err, lines(f.Deliveries()))
 	}
-	if got := strings.Join(lines(ds), "\n"); !strings.Contains(got, alice+": *** the invitation to <"+dave+"> could not be delivered (the invitee could not be reached) and was withdrawn") {
-		t.Fatalf("deliveries:\n%s", got)
+	// How long is the scheduler's to say (member_queue_age, and its
+	// sweep); what is said, and in what order, is checked here.
+	if bodies := f.BodiesTo(alice); len(bodies) != 3 || bodies[0] != "*** invitation sent to <"+dave+">" ||
+		!strings.HasPrefix(bodies[1], "*** <"+dave+"> cannot be reached now (404 Not Found): the invitation waits for them for up to ") ||
+		!strings.HasPrefix(bodies[2], "*** <"+dave+"> could not be reached for ") || !strings.HasSuffix(bodies[2], ": the invitation was withdrawn") {
+		t.Fatalf("alice was told %q", bodies)
 	}
 	if got := miCall(t, d, `{"jsonrpc":"2.0","method":"imc_list_members","params":{"room":"`+room1+`"},"id":1}`); strings.Contains(got, "dave") {
 		t.Errorf("the unreachable invitee is still a member: %s", got)
@@ -186,6 +192,38 @@ func TestInvitationFeedback(t *testing.T) {
 	send(t, f, alice, room1, "#invite bob", 2)
 	same(t, "bob accepts", send(t, f, bob, room1, "#accept", 2),
 		alice+": *** <"+bob+"> has joined the room", bob+": *** <"+bob+"> has joined the room")
+}
+
+// TestInvitationWaitsThenReaches: an invitee who cannot be reached now
+// (480): the inviter is told that the invitation waits for them, and for
+// how long (member_queue_age); once the invitee is back (they send a
+// MESSAGE) it reaches them, and the inviter is told so; the invitee is
+// still invited and can accept.
+func TestInvitationWaitsThenReaches(t *testing.T) {
+	f := opensipstest.New(t, opensipstest.Options{})
+	cfg := testConfig(t, f, t.TempDir())
+	cfg.MemberQueueAge = 90 * time.Minute
+	openDaemon(t, f, cfg)
+	send(t, f, alice, manager, "#create chat-1 private", 1)
+	const eve = "sip:eve@example.com"
+	f.SetStatus(eve, "480 Temporarily Unavailable")
+	got := send(t, f, alice, room1, "#invite eve", 3)
+	waits := alice + ": *** <" + eve + "> cannot be reached now (480 Temporarily Unavailable): the invitation waits for them for up to 1 hour 30 minutes, and you will be told whether it reached them"
+	if !slices.Contains(got, waits) {
+		t.Fatalf("deliveries %q, want %q", got, waits)
+	}
+	if bodies := f.BodiesTo(alice); len(bodies) != 2 || !strings.HasPrefix(bodies[0], "*** invitation sent") {
+		t.Fatalf("alice was told %q: \"sent\" first, then that it waits", bodies)
+	}
+	f.ClearRules()
+	got = send(t, f, eve, manager, "#rooms", 3) // eve is back: her answer, the invitation, alice told
+	if !slices.ContainsFunc(got, func(l string) bool {
+		return strings.HasPrefix(l, alice+": *** the invitation reached <"+eve+"> after waiting ")
+	}) {
+		t.Fatalf("deliveries %q: alice not told it reached eve", got)
+	}
+	same(t, "eve accepts", send(t, f, eve, room1, "#accept", 2),
+		alice+": *** <"+eve+"> has joined the room", eve+": *** <"+eve+"> has joined the room")
 }
 
 // TestAdminFromMI: an operator's MI command goes through the room's shard,

@@ -117,7 +117,8 @@ func (d *Daemon) Usrloc(ev *opensips.UsrlocEvent) {
 
 // ready is /readyz: start-up is over, the database answers and, when imcd
 // subscribes itself, the subscription is in place; in RabbitMQ mode, imcd
-// is connected to the broker and has a consumer on every queue. The metrics server runs
+// is connected to the broker and has a consumer on every queue; with the
+// canary, its last probe through each OpenSIPS came back. The metrics server runs
 // from early in Open, so the components it looks at may not exist yet:
 // until started is set it reads none of them.
 func (d *Daemon) ready() error {
@@ -138,7 +139,9 @@ func (d *Daemon) ready() error {
 		}
 	}
 	if d.cfg.IsRabbitMQ() {
-		return d.rabbitMQReady()
+		if err := d.rabbitMQReady(); err != nil {
+			return err
+		}
 	}
-	return nil
+	return d.canaryReady() // canary.go: the event path through each OpenSIPS
 }

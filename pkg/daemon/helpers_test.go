@@ -47,6 +47,9 @@ func testConfig(t testing.TB, f *opensipstest.Server, dir string) config.Config 
 	cfg.SubscribeExpire = 10 * time.Second
 	cfg.DeliveryTimeout = 3 * time.Second
 	cfg.ShutdownGrace = 5 * time.Second
+	// The canary's probes would be events and t_uac_dlg requests that the
+	// tests do not count on: those of the canary turn it on.
+	cfg.Canary.Interval = 0
 	return cfg
 }
 
@@ -172,7 +175,14 @@ func quiet(t *testing.T, f *opensipstest.Server, after int) {
 // reply.
 func miCall(t *testing.T, d *Daemon, req string) string {
 	t.Helper()
-	c, err := net.Dial("udp", strings.TrimPrefix(d.Addrs().MIDatagram, "udp:"))
+	return datagramCall(t, strings.TrimPrefix(d.Addrs().MIDatagram, "udp:"), req)
+}
+
+// datagramCall sends one MI request to the datagram socket at addr
+// (host:port) and returns the reply.
+func datagramCall(t *testing.T, addr, req string) string {
+	t.Helper()
+	c, err := net.Dial("udp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,9 @@ import (
 // blocking (rooms.Runtime.Submit). done is called once the event is
 // applied and committed (nil) or could not be.
 func (d *Daemon) Submit(ev opensips.Event, done func(error)) error {
+	if d.probe(&ev, done) { // canary.go: the canary's probes go no further
+		return nil
+	}
 	in, err := d.engine.Prepare(ev.Req)
 	if err != nil {
 		d.logger.Warn("event refused: unusable addresses", logkey.CallID, ev.Req.CallID, logkey.From, ev.Req.From, logkey.RURI, ev.Req.RURI, logkey.Err, err)

@@ -50,10 +50,14 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	if err := d.openMI(ctx); err != nil {
 		return err
 	}
+	d.openProbeMarks() // canary.go
 	if err := d.openEvents(ctx); err != nil {
 		return err
 	}
 	if err := d.openSubscriber(ctx); err != nil {
+		return err
+	}
+	if err := d.openCanary(ctx); err != nil { // canary.go: once events can come back
 		return err
 	}
 	d.started.Store(true)

@@ -24,7 +24,8 @@ func (d *Daemon) abort() {
 func (d *Daemon) shutdown(grace time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	var errs []error
+	// The canary first: what follows takes the event path down.
+	errs := []error{d.closeCanary()}
 	// No new work: OpenSIPS stops sending, nothing more is read. Event
 	// connections stay open so that what is applied below is acknowledged.
 	for _, sub := range d.subscribers {
@@ -68,6 +69,8 @@ func (d *Daemon) shutdown(grace time.Duration) error {
 	if d.events != nil {
 		errs = append(errs, d.events.Close())
 	}
+	d.probeMarks.close() // the consumer submits no more probes
+
 	if d.history != nil {
 		d.history.Shutdown(ctx)
 	}

@@ -103,6 +103,9 @@ func (e *engine) complete(tag uint64, o Outcome, now time.Time) {
 			m.backoff = min(2*m.backoff, e.s.retryMax)
 			m.nextProbe = now.Add(m.backoff)
 		}
+		if !e.members.v[mi].reachable {
+			e.hold(ii, o) // not stale news: it waits for them
+		}
 		e.requeue(ii)
 		requeued = true
 		if !e.members.v[mi].reachable {

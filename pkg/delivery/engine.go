@@ -36,6 +36,7 @@ const (
 type item struct {
 	n      imc.Notice
 	done   Done
+	kept   Kept
 	at     time.Time // submitted
 	sentAt time.Time // last written
 	seq    uint64    // submission order, global
@@ -48,6 +49,7 @@ type item struct {
 	// reached OpenSIPS.
 	attempts, bounces uint8
 	held              bool  // waited for an unreachable member
+	told              bool  // kept was told of it (hold)
 	missed            bool  // placeholder for the "you missed N" notice, or for a catch-up
 	fallback          bool  // placeholder of a room flow told "you missed N" after all
 	catchUp           bool  // a catch-up notice, in place of a placeholder
@@ -141,11 +143,14 @@ type member struct {
 	used           time.Time
 }
 
-// report is a Result waiting to be handed to its Done on the loop.
+// report is a Result waiting to be handed to its Done on the loop; or,
+// when kept is set, the news that a notice is kept (hold), for its Kept.
 type report struct {
 	done Done
+	kept Kept
 	n    imc.Notice
 	r    Result
+	keep Keep
 }
 
 // ghost is a member unreachable for longer than GhostAfter.
@@ -279,7 +284,7 @@ func (e *engine) admit(b Batch, now time.Time) error {
 		i = j
 	}
 	for i := range b.Notices {
-		e.enqueue(&b.Notices[i], e.classOf(b, &b.Notices[i]), b.Done, now)
+		e.enqueue(&b.Notices[i], e.classOf(b, &b.Notices[i]), b.Done, b.Kept, now)
 	}
 	return nil
 }
@@ -292,13 +297,13 @@ func (e *engine) classOf(b Batch, n *imc.Notice) class {
 }
 
 // enqueue appends one notice to its flow.
-func (e *engine) enqueue(n *imc.Notice, cls class, done Done, now time.Time) {
+func (e *engine) enqueue(n *imc.Notice, cls class, done Done, kept Kept, now time.Time) {
 	mi := e.memberFor(n.To, now)
 	fi := e.flowFor(cls, n.From, mi, now)
 	ii := e.items.alloc()
 	e.seq++
 	it := &e.items.v[ii]
-	*it = item{n: *n, done: done, at: now, seq: e.seq, next: nilIdx, flow: fi, gen: it.gen, state: stQueued}
+	*it = item{n: *n, done: done, kept: kept, at: now, seq: e.seq, next: nilIdx, flow: fi, gen: it.gen, state: stQueued}
 	e.live++
 	f := &e.flows.v[fi]
 	e.link(fi, ii)
@@ -310,7 +315,7 @@ func (e *engine) enqueue(n *imc.Notice, cls class, done Done, now time.Time) {
 		e.groups.v[f.group].items++
 	}
 	if !m.reachable {
-		it.held = true
+		e.hold(ii, Outcome{})
 		if n.Seq > 0 && !f.marked {
 			e.reportMark(fi)
 		}
@@ -444,7 +449,7 @@ func (e *engine) final(ii int32, kind Kind, o Outcome, now time.Time) {
 		e.groups.v[f.group].items--
 	}
 	e.reports = append(e.reports, report{done: it.done, n: it.n, r: Result{
-		Kind: kind, Outcome: o, Held: it.held, Missed: it.missed || it.catchUp, CatchUp: it.catchUp,
+		Kind: kind, Outcome: o, Held: it.held, Kept: it.told, Missed: it.missed || it.catchUp, CatchUp: it.catchUp,
 		Attempts: int(it.attempts), Waited: now.Sub(it.at),
 	}})
 	e.live--
@@ -458,4 +463,18 @@ func (e *engine) final(ii int32, kind Kind, o Outcome, now time.Time) {
 			e.settleMark(fi)
 		}
 	}
+}
+
+// hold marks item ii as kept for its unreachable member (o: the answer
+// that showed it, zero when they were known away) and, the first time,
+// reports it to the batch's Kept: before its Result, which may follow in
+// the same round (trim).
+func (e *engine) hold(ii int32, o Outcome) {
+	it := &e.items.v[ii]
+	it.held = true
+	if it.kept == nil || it.told {
+		return
+	}
+	it.told = true
+	e.reports = append(e.reports, report{kept: it.kept, n: it.n, keep: Keep{Outcome: o, Until: it.at.Add(e.s.memberQueueAge)}})
 }

@@ -40,9 +40,18 @@ type harness struct {
 	// answered: tag -> index in sent (a retried notice keeps its tag).
 	sent []pick
 	out  map[uint64]int
-	// results by notice body, in the order they came.
+	// results by notice body, in the order they came; kept the news of
+	// notices kept for unreachable members (Batch.Kept), in order too.
 	results []result
+	kept    []keptNews
 	buf     []pick
+}
+
+// keptNews is one call of a batch's Kept.
+type keptNews struct {
+	body, to string
+	k        Keep
+	before   int // results reported before it
 }
 
 type result struct {
@@ -112,7 +121,7 @@ func users(prefix string, n int) []string {
 
 // submit admits one batch at the current time.
 func (h *harness) submit(room string, to []string, body string, urgent bool) error {
-	return h.e.admit(Batch{Notices: notices(room, to, body), Urgent: urgent, Done: h.done}, h.now)
+	return h.e.admit(Batch{Notices: notices(room, to, body), Urgent: urgent, Done: h.done, Kept: h.onKept}, h.now)
 }
 
 func (h *harness) mustSubmit(room string, to []string, body string) {
@@ -126,9 +135,18 @@ func (h *harness) done(n imc.Notice, r Result) {
 	h.results = append(h.results, result{body: n.Body, to: n.To.User, r: r})
 }
 
-// collect moves the engine's reports to h.results, as the loop would.
+func (h *harness) onKept(n imc.Notice, k Keep) {
+	h.kept = append(h.kept, keptNews{body: n.Body, to: n.To.User, k: k, before: len(h.results)})
+}
+
+// collect moves the engine's reports to h.results (and h.kept), as the
+// loop would.
 func (h *harness) collect() {
 	for _, r := range h.e.reports {
+		if r.kept != nil {
+			r.kept(r.n, r.keep)
+			continue
+		}
 		if r.done != nil {
 			r.done(r.n, r.r)
 		} else {

@@ -121,10 +121,15 @@ func (s *Scheduler) catchUps() {
 	s.asks = s.asks[:0]
 }
 
-// deliver hands results to their Done and the Observer.
+// deliver hands results to their Done and the Observer, and the news of
+// notices kept to their Kept.
 func (s *Scheduler) deliver(reps []report) {
 	for i := range reps {
 		r := &reps[i]
+		if r.kept != nil {
+			s.callback("Kept", func() { r.kept(r.n, r.keep) })
+			continue
+		}
 		s.callback("Observer.Finished", func() { s.obs.Finished(r.r) })
 		if r.done != nil {
 			s.callback("Done", func() { r.done(r.n, r.r) })

@@ -25,7 +25,7 @@ func (e *engine) setUnreachable(mi int32, now time.Time, o Outcome) {
 	m := &e.members.v[mi]
 	for fi := m.flows; fi != nilIdx; fi = e.flows.v[fi].mnext {
 		for ii := e.flows.v[fi].head; ii != nilIdx; ii = e.items.v[ii].next {
-			e.items.v[ii].held = true
+			e.hold(ii, o)
 		}
 		e.reportMark(fi)
 	}

@@ -55,6 +55,9 @@ type Batch struct {
 	Urgent bool
 	// Done, if not nil, receives each notice's Result.
 	Done Done
+	// Kept, if not nil, is told when a notice is first kept for its
+	// unreachable member.
+	Kept Kept
 }
 
 // Scheduler paces notices into one or more OpenSIPS (see the package

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -195,5 +196,53 @@ func TestSchedulerCap(t *testing.T) {
 	}
 	if st := s.Stats(); st.InFlight != 0 || st.Endpoints[0].Limit != 25 {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestSchedulerKept: the scheduler's loop hands a batch's Kept the news
+// that a notice is kept for its unreachable member, before its Result;
+// once the member is back it is delivered, Kept.
+func TestSchedulerKept(t *testing.T) {
+	var mu sync.Mutex
+	away := true
+	var order []string
+	snd := newFakeSender(func(n *imc.Notice) (delivery.Outcome, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if away && n.To.User == "eve" {
+			return delivery.Outcome{Status: 480, Reason: "480 Temporarily Unavailable"}, true
+		}
+		return ok200, true
+	})
+	s := open(t, &delivery.Scheduler{Endpoints: []delivery.Endpoint{{Name: "a", Sender: snd}},
+		MemberQueueAge: time.Hour, UnreachableRetry: time.Hour, UnreachableRetryMax: time.Hour})
+	var kept delivery.Keep
+	err := s.Submit(delivery.Batch{Notices: []imc.Notice{{From: uri("room"), To: uri("eve"), Body: "invite", ContentType: "text/plain"}},
+		Kept: func(n imc.Notice, k delivery.Keep) {
+			mu.Lock()
+			defer mu.Unlock()
+			order, kept = append(order, "kept "+n.Body), k
+		},
+		Done: func(n imc.Notice, r delivery.Result) {
+			mu.Lock()
+			defer mu.Unlock()
+			order = append(order, fmt.Sprintf("%s %s held=%v kept=%v", r.Kind, n.Body, r.Held, r.Kept))
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "Kept", func() bool { mu.Lock(); defer mu.Unlock(); return len(order) == 1 })
+	mu.Lock()
+	if kept.Outcome.Status != 480 || time.Until(kept.Until) < 50*time.Minute {
+		t.Errorf("kept %+v: want the 480, and an hour to wait", kept)
+	}
+	away = false
+	mu.Unlock()
+	s.Reachable(uri("eve"))
+	waitFor(t, "the result", func() bool { mu.Lock(); defer mu.Unlock(); return len(order) == 2 })
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"kept invite", "delivered invite held=true kept=true"}; !slices.Equal(order, want) {
+		t.Fatalf("%q, want %q", order, want)
 	}
 }

@@ -96,6 +96,10 @@ type Result struct {
 	// Held reports that the notice waited while its member was
 	// unreachable ("held, then delivered" when Kind is Delivered).
 	Held bool
+	// Kept reports that the batch's Kept was told the notice was kept
+	// (Held may be set without it: a notice written before its member
+	// came back, which they then got).
+	Kept bool
 	// Missed is set on the notices the scheduler made itself to tell a
 	// member what they missed: the "you missed N" notice
 	// (Scheduler.MissedNotice) and the catch-up notices that take its
@@ -112,6 +116,27 @@ type Result struct {
 // Done receives the end of one notice. It is called on the scheduler's
 // goroutine: keep it short and do not block; it may call Submit.
 type Done func(n imc.Notice, r Result)
+
+// Keep is what Kept is told of a notice kept for its unreachable member.
+type Keep struct {
+	// Outcome is the answer that showed the member unreachable (404, 408,
+	// 480, …); zero when they were known to be unreachable when the notice
+	// was submitted, so that it was never written.
+	Outcome Outcome
+	// Until is when the notice is dropped unless the member is back by
+	// then (MemberQueueAge after Submit). It may be dropped sooner, when
+	// more than MemberQueue notices are kept for the member.
+	Until time.Time
+}
+
+// Kept is told of a notice, once, the first time it is kept for its
+// unreachable member instead of being sent: its MESSAGE ended
+// unreachable, or the member was known unreachable when it was submitted
+// or went away before it was written. Its Result comes later, as for any
+// notice (Delivered, with Held and Kept, once the member is back; Dropped
+// when it waited too long). It is called on the scheduler's goroutine,
+// before that Result: keep it short and do not block; it may call Submit.
+type Kept func(n imc.Notice, k Keep)
 
 // Observer is told what happens, for metrics. Its methods are called on the
 // scheduler's goroutine (Shed on the caller's) and must be cheap.

@@ -1,6 +1,9 @@
 package imc
 
-import "strings"
+import (
+	"strings"
+	"time"
+)
 
 // InvitationFailed: delivery of inv's invitation ended with a failure SIP
 // status (e.g. "404 Not Found", "408 Request Timeout"). If the invitee is
@@ -10,22 +13,84 @@ import "strings"
 // Command is "invitation-failed" either way.
 func (e *Engine) InvitationFailed(v View, inv Invitation, status string) Result {
 	res := Result{Command: "invitation-failed", Outcome: OK}
+	r, m, ok := pending(v, inv)
+	if !ok {
+		return res
+	}
+	res.Changes = []Change{{Op: OpRemoveMember, Room: r.URI, Member: m.URI}}
+	if status == "" {
+		status = "no status"
+	}
+	res.Notices = r.toInviter(inv, txtInviteFailed(m.URI, status))
+	return res
+}
+
+// Delivery feedback on an invitation its invitee cannot get now (the
+// inviter is told the truth, issue 22): delivery keeps it for them while
+// they are unreachable (InvitationWaiting), then it reaches them
+// (InvitationDelivered) or, kept too long, is withdrawn
+// (InvitationExpired). Each tells the inviter, from the room, only while
+// the invitation still stands: the invitee pending (or, once delivered,
+// still in the room). None changes anything but InvitationExpired.
+
+// InvitationWaiting: inv's invitation could not be delivered now and waits
+// for the invitee, for at most wait. status is the answer that showed them
+// unreachable ("480 Temporarily Unavailable"), "" when they were known to
+// be. Command "invitation-waiting"; no changes.
+func (e *Engine) InvitationWaiting(v View, inv Invitation, status string, wait time.Duration) Result {
+	res := Result{Command: "invitation-waiting", Outcome: OK}
+	if r, m, ok := pending(v, inv); ok {
+		res.Notices = r.toInviter(inv, txtInviteWaiting(m.URI, status, wait))
+	}
+	return res
+}
+
+// InvitationDelivered: inv's invitation, which waited (InvitationWaiting),
+// reached the invitee after waited. Command "invitation-delivered"; no
+// changes.
+func (e *Engine) InvitationDelivered(v View, inv Invitation, waited time.Duration) Result {
+	res := Result{Command: "invitation-delivered", Outcome: OK}
 	r := v.Room(inv.Room.Key())
 	if r == nil {
 		return res
 	}
-	m, ok := r.Member(inv.Invitee)
-	if !ok || !m.Invited() {
-		return res
-	}
-	res.Changes = []Change{{Op: OpRemoveMember, Room: r.URI, Member: m.URI}}
-	if inv.Inviter.check() == "" {
-		if status == "" {
-			status = "no status"
-		}
-		res.Notices = []Notice{{From: r.URI, To: inv.Inviter, Body: txtInviteFailed(m.URI, status), ContentType: textPlain}}
+	if m, ok := r.Member(inv.Invitee); ok {
+		res.Notices = r.toInviter(inv, txtInviteDelivered(m.URI, waited))
 	}
 	return res
+}
+
+// InvitationExpired: inv's invitation waited for waited and the invitee
+// never came back (delivery dropped it). Like InvitationFailed, the
+// Result withdraws it and tells the inviter why. Command
+// "invitation-failed".
+func (e *Engine) InvitationExpired(v View, inv Invitation, waited time.Duration) Result {
+	res := Result{Command: "invitation-failed", Outcome: OK}
+	if r, m, ok := pending(v, inv); ok {
+		res.Changes = []Change{{Op: OpRemoveMember, Room: r.URI, Member: m.URI}}
+		res.Notices = r.toInviter(inv, txtInviteExpired(m.URI, waited))
+	}
+	return res
+}
+
+// pending returns inv's room and invitee while the invitee is still a
+// pending member of it.
+func pending(v View, inv Invitation) (*Room, Member, bool) {
+	r := v.Room(inv.Room.Key())
+	if r == nil {
+		return nil, Member{}, false
+	}
+	m, ok := r.Member(inv.Invitee)
+	return r, m, ok && m.Invited()
+}
+
+// toInviter is the notice from r to inv's inviter saying body; none
+// without a valid inviter (an invitation made by an operator).
+func (r *Room) toInviter(inv Invitation, body string) []Notice {
+	if inv.Inviter.check() != "" {
+		return nil
+	}
+	return []Notice{{From: r.URI, To: inv.Inviter, Body: body, ContentType: textPlain}}
 }
 
 // Unavailable is the reply when the changes of in could not be committed

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestInvitationFailed(t *testing.T) {
@@ -187,4 +188,74 @@ func TestMissed(t *testing.T) {
 	}
 	f(1, "*** you missed 1 message in this room while you could not be reached")
 	f(12, "*** you missed 12 messages in this room while you could not be reached")
+}
+
+// TestInvitationWaitingThenDelivered: an invitation kept for an invitee
+// who cannot be reached now: the inviter is told it waits (and for how
+// long), then that it reached them; nothing changes in the room.
+func TestInvitationWaitingThenDelivered(t *testing.T) {
+	w := newWorld(t, nativeRules())
+	res := w.handle("adam", "pub", "#invite zed")
+	inv := *res.Notices[0].Invitation
+	w.rs.Apply(res.Changes)
+	f := func(res Result, command string, want ...string) {
+		t.Helper()
+		checkResult(t, res)
+		if res.Command != command || len(res.Changes) != 0 {
+			t.Errorf("Command %q, %d changes", res.Command, len(res.Changes))
+		}
+		eq(t, command, render(res), want)
+	}
+	f(w.e.InvitationWaiting(w.rs, inv, "480 Temporarily Unavailable", 10*time.Minute), "invitation-waiting", "ok",
+		"pub@h>adam@h: *** <sip:zed@h> cannot be reached now (480 Temporarily Unavailable): the invitation waits for them for up to 10 minutes, and you will be told whether it reached them")
+	f(w.e.InvitationWaiting(w.rs, inv, "", 90*time.Minute), "invitation-waiting", "ok",
+		"pub@h>adam@h: *** <sip:zed@h> cannot be reached now: the invitation waits for them for up to 1 hour 30 minutes, and you will be told whether it reached them")
+	f(w.e.InvitationDelivered(w.rs, inv, 3*time.Minute+12*time.Second), "invitation-delivered", "ok",
+		"pub@h>adam@h: *** the invitation reached <sip:zed@h> after waiting 3 minutes 12 seconds for them")
+	// zed accepted meanwhile (told out of band): it still reached them.
+	w.send("zed", "pub", "#accept")
+	f(w.e.InvitationDelivered(w.rs, inv, time.Second), "invitation-delivered", "ok",
+		"pub@h>adam@h: *** the invitation reached <sip:zed@h> after waiting 1 second for them")
+	// No longer pending: nothing to wait for; the invitee gone, nothing
+	// reached; no inviter (an operator's): nobody to tell.
+	f(w.e.InvitationWaiting(w.rs, inv, "404 Not Found", time.Minute), "invitation-waiting", "ok")
+	f(w.e.InvitationDelivered(w.rs, Invitation{Room: uri(t, "pub"), Invitee: uri(t, "nobody"), Inviter: uri(t, "adam")}, time.Minute), "invitation-delivered", "ok")
+	f(w.e.InvitationDelivered(w.rs, Invitation{Room: uri(t, "gone"), Invitee: uri(t, "ivy"), Inviter: uri(t, "adam")}, time.Minute), "invitation-delivered", "ok")
+	f(w.e.InvitationWaiting(w.rs, Invitation{Room: uri(t, "pub"), Invitee: uri(t, "ivy")}, "", time.Minute), "invitation-waiting", "ok")
+}
+
+// TestInvitationExpired: an invitation that waited too long is withdrawn
+// and the inviter told how long the invitee could not be reached.
+func TestInvitationExpired(t *testing.T) {
+	w := newWorld(t, nativeRules())
+	inv := Invitation{Room: uri(t, "pub"), Invitee: uri(t, "ivy"), Inviter: uri(t, "alice")}
+	res := w.e.InvitationExpired(w.rs, inv, 10*time.Minute+3*time.Second)
+	checkResult(t, res)
+	eq(t, "expired", render(res), []string{"ok", "remove-member sip:pub@h sip:ivy@h flag=0",
+		"pub@h>alice@h: *** <sip:ivy@h> could not be reached for 10 minutes 3 seconds: the invitation was withdrawn"})
+	w.rs.Apply(res.Changes)
+	if got := members(w.rs, "pub"); got != "alice=1 adam=2 mike=0" {
+		t.Errorf("after expiry: %s", got)
+	}
+	if res := w.e.InvitationExpired(w.rs, inv, time.Minute); len(res.Changes)+len(res.Notices) != 0 {
+		t.Errorf("a second expiry: %+v", res)
+	}
+}
+
+func TestTxtSpan(t *testing.T) {
+	f := func(d time.Duration, want string) {
+		t.Helper()
+		if got := txtSpan(d); got != want {
+			t.Errorf("txtSpan(%v) = %q, want %q", d, got, want)
+		}
+	}
+	f(0, "less than a second")
+	f(499*time.Millisecond, "less than a second")
+	f(999*time.Millisecond, "1 second")
+	f(10*time.Minute-2*time.Millisecond, "10 minutes")
+	f(45*time.Second, "45 seconds")
+	f(10*time.Minute, "10 minutes")
+	f(time.Hour+30*time.Minute+59*time.Second, "1 hour 30 minutes")
+	f(time.Hour+5*time.Second, "1 hour")
+	f(49*time.Hour, "2 days 1 hour")
 }

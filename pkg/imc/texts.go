@@ -3,6 +3,7 @@ package imc
 import (
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -88,6 +89,52 @@ func txtInviteSent(u URI) string { return "*** invitation sent to <" + u.String(
 func txtInviteFailed(u URI, status string) string {
 	return "*** the invitation to <" + u.String() + "> could not be delivered (" +
 		clip(status, 64) + ") and was withdrawn"
+}
+
+// txtInviteWaiting tells an inviter that the invitee cannot get the
+// invitation now: it waits for them, for at most wait.
+func txtInviteWaiting(u URI, status string, wait time.Duration) string {
+	why := ""
+	if status != "" {
+		why = " (" + clip(status, 64) + ")"
+	}
+	return "*** <" + u.String() + "> cannot be reached now" + why + ": the invitation waits for them for up to " +
+		txtSpan(wait) + ", and you will be told whether it reached them"
+}
+
+func txtInviteDelivered(u URI, waited time.Duration) string {
+	return "*** the invitation reached <" + u.String() + "> after waiting " + txtSpan(waited) + " for them"
+}
+
+func txtInviteExpired(u URI, waited time.Duration) string {
+	return "*** <" + u.String() + "> could not be reached for " + txtSpan(waited) + ": the invitation was withdrawn"
+}
+
+// txtSpan says a duration as people do: its two largest units, to the
+// nearest second ("10 minutes", "1 hour 30 minutes", "45 seconds").
+func txtSpan(d time.Duration) string {
+	d = d.Round(time.Second)
+	units := []struct {
+		d    time.Duration
+		name string
+	}{{24 * time.Hour, "day"}, {time.Hour, "hour"}, {time.Minute, "minute"}, {time.Second, "second"}}
+	var parts []string
+	for _, u := range units {
+		if n := int64(d / u.d); n > 0 && len(parts) < 2 {
+			d -= time.Duration(n) * u.d
+			p := strconv.FormatInt(n, 10) + " " + u.name
+			if n > 1 {
+				p += "s"
+			}
+			parts = append(parts, p)
+		} else if len(parts) > 0 {
+			break // "1 hour 5 seconds" says less than it seems: stop at a gap
+		}
+	}
+	if len(parts) == 0 {
+		return "less than a second"
+	}
+	return strings.Join(parts, " ")
 }
 
 func txtInviteWithdrawn(room URI) string {

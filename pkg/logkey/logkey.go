@@ -102,6 +102,8 @@ const (
 	Member         = "member"
 	Contact        = "contact"
 	Leg            = "leg"
+	Nodes          = "nodes"    // OpenSIPS nodes (the canary's)
+	Interval       = "interval" // between the canary's probes
 	Kept           = "kept"
 	Dropped        = "dropped"
 	Rate           = "rate"

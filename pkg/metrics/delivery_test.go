@@ -22,43 +22,7 @@ func TestDeliveryObserver(t *testing.T) {
 		{Name: "udp:10.0.0.1:8080", Up: true, Rate: 2500, InFlight: 2, InWait: 40, Limit: 100},
 		{Name: "udp:10.0.0.2:8080", Up: false, Rate: 20},
 	}})
-	f := func(name string, want float64, labels ...string) {
-		t.Helper()
-		mfs, err := m.Registry.Gather()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, mf := range mfs {
-			if mf.GetName() != name {
-				continue
-			}
-			for _, s := range mf.GetMetric() {
-				ok := true
-				for i := 0; i < len(labels); i += 2 {
-					found := false
-					for _, l := range s.GetLabel() {
-						found = found || l.GetName() == labels[i] && l.GetValue() == labels[i+1]
-					}
-					ok = ok && found
-				}
-				if !ok {
-					continue
-				}
-				var got float64
-				switch {
-				case s.Counter != nil:
-					got = s.GetCounter().GetValue()
-				case s.Gauge != nil:
-					got = s.GetGauge().GetValue()
-				}
-				if got != want {
-					t.Fatalf("%s%v = %g, want %g", name, labels, got, want)
-				}
-				return
-			}
-		}
-		t.Fatalf("%s%v not found", name, labels)
-	}
+	f := expect(t, m)
 	f("opensips_imc_delivery_results_total", 1, "kind", "delivered", "held", "false")
 	f("opensips_imc_delivery_results_total", 1, "kind", "delivered", "held", "true")
 	f("opensips_imc_delivery_results_total", 1, "kind", "dropped", "held", "true")

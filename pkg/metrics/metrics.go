@@ -39,6 +39,7 @@ type Metrics struct {
 	byStatus map[string]prometheus.Counter
 
 	rabbit  rabbitOnce      // RabbitMQ mode's collectors (rabbitmq.go)
+	canary  canaryOnce      // the canary's collectors (canary.go)
 	catchUp *catchUpMetrics // with history (history.go)
 }
 

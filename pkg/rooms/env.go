@@ -64,6 +64,7 @@ type env struct {
 	// feedback), a func value made once: a method value taken per batch
 	// would allocate per line.
 	delivered delivery.Done
+	kept      delivery.Kept // the Kept of batches with an invitation, made once too
 	sendLog   logging.Limit // "notices refused for delivery": once a second
 }
 

@@ -3,6 +3,7 @@ package rooms
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/imcd-sip/imcd/pkg/delivery"
 	"github.com/imcd-sip/imcd/pkg/imc"
@@ -16,20 +17,31 @@ import (
 // onDelivered is the Done of every batch: delivery calls it with each
 // notice's result. Only invitations need it: a definite failure (Failed: a
 // refusal; Dropped: kept for an invitee who never came back) withdraws the
-// invitation and tells the inviter, through the room's shard. Lost leaves
-// the outcome unknown (the invitee may well have it), so the invitation
-// stays pending; so does one Aborted at shutdown after it was written. One
-// that never left (Aborted before any request, or while kept for an
-// unreachable invitee) is withdrawn at shutdown (WithdrawUnsent).
+// invitation and tells the inviter, through the room's shard; so does
+// delivery of one the inviter was told waits (Kept). Lost leaves the
+// outcome unknown (the invitee may well have it), so the invitation stays
+// pending; so does one Aborted at shutdown after it was written. One that
+// never left (Aborted before any request, or while kept for an unreachable
+// invitee) is withdrawn at shutdown (WithdrawUnsent).
 func (r *Runtime) onDelivered(n imc.Notice, res delivery.Result) {
 	if n.Invitation == nil {
 		return
 	}
+	inv := *n.Invitation
 	var status string
 	switch res.Kind {
+	case delivery.Delivered:
+		if res.Kept { // the inviter was told it waits: it reached them
+			r.invitationNews(task{kind: taskInvitationDelivered, inv: &inv, span: res.Waited})
+		}
+		return
 	case delivery.Failed:
 		status = res.Outcome.String()
 	case delivery.Dropped:
+		if !r.isStopping() {
+			r.invitationNews(task{kind: taskInvitationExpired, inv: &inv, span: res.Waited})
+			return
+		}
 		status = "the invitee could not be reached"
 	case delivery.Aborted:
 		if res.Attempts > 0 && !res.Held {
@@ -39,7 +51,18 @@ func (r *Runtime) onDelivered(n imc.Notice, res delivery.Result) {
 	default:
 		return
 	}
-	r.invitationFailed(*n.Invitation, status)
+	r.invitationFailed(inv, status)
+}
+
+// onKept is the Kept of every batch with an invitation: an invitation kept
+// for an invitee who cannot be reached now; its inviter is told that it
+// waits, and for how long (until delivery would drop it).
+func (r *Runtime) onKept(n imc.Notice, k delivery.Keep) {
+	if n.Invitation == nil || r.isStopping() {
+		return
+	}
+	inv := *n.Invitation
+	r.invitationNews(task{kind: taskInvitationKept, inv: &inv, status: k.Outcome.Reason, span: time.Until(k.Until)})
 }
 
 // invitationFailed withdraws inv: through its room's shard while the
@@ -52,8 +75,15 @@ func (r *Runtime) invitationFailed(inv imc.Invitation, status string) {
 		r.unsentMu.Unlock()
 		return
 	}
-	if !r.all.of(inv.Room.Key()).offer(task{kind: taskInvitationFailed, inv: &inv, status: status}) {
-		r.env.log.Warn("shard queue full: failed invitation stays pending", logkey.Room, inv.Room.String(), logkey.User, inv.Invitee.String(), logkey.Status, status)
+	r.invitationNews(task{kind: taskInvitationFailed, inv: &inv, status: status})
+}
+
+// invitationNews hands t, delivery's news of an invitation, to the room's
+// shard without blocking.
+func (r *Runtime) invitationNews(t task) {
+	if !r.all.of(t.inv.Room.Key()).offer(t) {
+		r.env.log.Warn("shard queue full: news of an invitation lost (a failed one stays pending)", logkey.Room, t.inv.Room.String(),
+			logkey.User, t.inv.Invitee.String(), logkey.Command, t.name(), logkey.Status, t.status)
 	}
 }
 

@@ -42,10 +42,43 @@ type recorder struct {
 	changed chan struct{} // closed and replaced at each batch
 	busy    bool
 	fail    map[string]string // member URI → the status their notices fail with
+	// away lists members who cannot be reached now: a notice to them in a
+	// batch with Kept is kept (its Kept told at once, with the answer
+	// given here) until the test ends it (end).
+	away     map[string]delivery.Outcome
+	kept     []keptNotice
+	keptSeen int // notices of batches with Kept that went to a member not away
+}
+
+// keptNotice is a notice the recorder keeps for a member away.
+type keptNotice struct {
+	n    imc.Notice
+	done delivery.Done
 }
 
 func newRecorder() *recorder {
-	return &recorder{changed: make(chan struct{}), fail: map[string]string{}}
+	return &recorder{changed: make(chan struct{}), fail: map[string]string{}, away: map[string]delivery.Outcome{}}
+}
+
+// end gives the notices kept for member their result, as delivery would.
+func (r *recorder) end(member string, res delivery.Result) {
+	r.mu.Lock()
+	var ended []keptNotice
+	rest := r.kept[:0]
+	for _, k := range r.kept {
+		if k.n.To.String() == member {
+			ended = append(ended, k)
+		} else {
+			rest = append(rest, k)
+		}
+	}
+	r.kept = rest
+	r.mu.Unlock()
+	for _, k := range ended {
+		if k.done != nil {
+			k.done(k.n, res)
+		}
+	}
 }
 
 func (r *recorder) Submit(b delivery.Batch) error {
@@ -59,6 +92,12 @@ func (r *recorder) Submit(b delivery.Batch) error {
 		if status, ok := r.fail[n.To.String()]; ok && b.Done != nil {
 			res := delivery.Result{Kind: delivery.Failed, Outcome: delivery.Outcome{Status: 403, Reason: status}, Attempts: 1}
 			go b.Done(n, res) // on delivery's goroutine, as the scheduler does
+		}
+		if o, ok := r.away[n.To.String()]; ok && b.Kept != nil {
+			r.kept = append(r.kept, keptNotice{n: n, done: b.Done})
+			go b.Kept(n, delivery.Keep{Outcome: o, Until: time.Now().Add(10 * time.Minute)})
+		} else if b.Kept != nil {
+			r.keptSeen++
 		}
 	}
 	close(r.changed)

@@ -76,8 +76,8 @@ func (s *shard) handle(t *task) {
 	switch t.kind {
 	case taskEvent:
 		s.handleEvent(t)
-	case taskInvitationFailed:
-		s.handleInvitationFailed(t)
+	case taskInvitationFailed, taskInvitationExpired, taskInvitationKept, taskInvitationDelivered:
+		s.handleInvitation(t)
 	case taskAdmin:
 		s.handleAdmin(t)
 	case taskReload:

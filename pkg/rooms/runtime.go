@@ -95,7 +95,7 @@ func New(cfg Config, deps Deps) *Runtime {
 		s.view = shardView{all: r.all, self: s}
 	}
 	r.view = globalView{all: r.all}
-	e.delivered = r.onDelivered
+	e.delivered, e.kept = r.onDelivered, r.onKept
 	return r
 }
 

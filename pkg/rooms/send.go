@@ -19,7 +19,11 @@ func (s *shard) send(notices []imc.Notice, in *imc.Input, applied bool) error {
 	if len(notices) == 0 {
 		return nil
 	}
-	err := s.submit(delivery.Batch{Notices: notices, Done: s.delivered})
+	b := delivery.Batch{Notices: notices, Done: s.delivered}
+	if invites(notices) {
+		b.Kept = s.kept // the inviter is told when it waits for the invitee
+	}
+	err := s.submit(b)
 	if err == nil {
 		return nil
 	}
@@ -33,8 +37,20 @@ func (s *shard) send(notices []imc.Notice, in *imc.Input, applied bool) error {
 	for i := range notices {
 		if inv := notices[i].Invitation; inv != nil {
 			// The invitation never left: withdraw it now, in order.
-			s.handleInvitationFailed(&task{kind: taskInvitationFailed, inv: inv, status: "not sent: " + err.Error()})
+			s.handleInvitation(&task{kind: taskInvitationFailed, inv: inv, status: "not sent: " + err.Error()})
 		}
 	}
 	return err
+}
+
+// invites reports whether notices carry an invitation: only such a batch
+// needs to hear that a notice is kept (a chat line's fan-out to members
+// away need not).
+func invites(notices []imc.Notice) bool {
+	for i := range notices {
+		if notices[i].Invitation != nil {
+			return true
+		}
+	}
+	return false
 }

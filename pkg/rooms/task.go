@@ -12,6 +12,9 @@ type taskKind uint8
 const (
 	taskEvent taskKind = iota + 1
 	taskInvitationFailed
+	taskInvitationExpired
+	taskInvitationKept
+	taskInvitationDelivered
 	taskAdmin
 	taskReload
 	taskGhost
@@ -29,8 +32,13 @@ type task struct {
 	done  func(error) // taskEvent: called once, after commit (or failure)
 	dedup uint64      // taskEvent: the event's identity for the duplicate filter, 0 for none
 
-	inv    *imc.Invitation // taskInvitationFailed
+	// The taskInvitation* kinds: delivery's news of an invitation
+	// (feedback.go). status is the answer a failed or kept one got; span
+	// how long a kept one may wait, or how long an expired or delivered
+	// one waited.
+	inv    *imc.Invitation
 	status string
+	span   time.Duration
 
 	op    *imc.AdminOp // taskAdmin
 	reply chan error
@@ -118,8 +126,12 @@ func (t *task) name() string {
 		return t.in.Command()
 	case taskAdmin:
 		return t.op.Kind.String()
-	case taskInvitationFailed:
+	case taskInvitationFailed, taskInvitationExpired:
 		return "invitation-failed"
+	case taskInvitationKept:
+		return "invitation-waiting"
+	case taskInvitationDelivered:
+		return "invitation-delivered"
 	}
 	return "task"
 }

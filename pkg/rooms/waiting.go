@@ -80,9 +80,12 @@ func (s *shard) refuse(t *task, err error) {
 	case taskAdmin:
 		s.metrics.Command(metrics.CommandAdmin, metrics.ResultDBError)
 		t.answer(s.env, err)
-	case taskInvitationFailed:
+	case taskInvitationFailed, taskInvitationExpired:
 		s.logger.Warn("a failed invitation stays pending: the database did not take its withdrawal in time",
 			logkey.Room, t.inv.Room.String(), logkey.User, t.inv.Invitee.String(), logkey.Err, err)
+	case taskInvitationKept, taskInvitationDelivered:
+		s.logger.Warn("the inviter was not told what became of an invitation: its room waited too long for the database",
+			logkey.Room, t.inv.Room.String(), logkey.User, t.inv.Invitee.String(), logkey.Command, t.name(), logkey.Err, err)
 	}
 }
 

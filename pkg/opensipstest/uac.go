@@ -169,6 +169,7 @@ func (s *Server) uacDlg(r *request) {
 		Method:   vals["method"],
 		RURI:     vals["ruri"],
 		NextHop:  nextHop,
+		Socket:   vals["socket"],
 		Body:     body,
 		HasBody:  hasBody,
 		Received: time.Now(),

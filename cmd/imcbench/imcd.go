@@ -69,6 +69,9 @@ func configLines(o imcdOptions) []string {
 		// The scenarios measure the room service itself; "history" turns
 		// the history on to measure what it costs.
 		"history = off",
+		// The sink has no shared memory to read (get_statistics): the
+		// cap stays delivery_outstanding's.
+		"delivery_shm_share = 0",
 	}
 	if o.rateMax > 0 {
 		// The lean sink is not an OpenSIPS: it answers at once and keeps
@@ -77,6 +80,7 @@ func configLines(o imcdOptions) []string {
 		// an OpenSIPS that is not there, not imcd's cost.
 		lines = append(lines, "delivery_rate_max = "+strconv.Itoa(o.rateMax), "opensips_wt_timer = 0")
 	}
+
 	if o.transport == "datagram" {
 		lines = append(lines, "event_listen = udp:127.0.0.1:0")
 	}

@@ -229,7 +229,7 @@ func (s *Server) uacDlg(r *request) {
 		s.replyError(r, rl.err)
 		return
 	}
-	txGen, ok := s.tx.begin(s.opts.MaxTransactions)
+	txGen, ok := s.tx.begin(s.txLimit)
 	if !ok {
 		s.replyError(r, miError(RefusedCode, RefusedMessage))
 		return

@@ -72,6 +72,9 @@ func configLines(o imcdOptions) []string {
 		// The lean sink plays no script: the canary's probes would be
 		// deliveries, and never come back.
 		"canary_interval = 0",
+		// The sink has no shared memory to read (get_statistics): the
+		// cap stays delivery_outstanding's.
+		"delivery_shm_share = 0",
 	}
 	if o.rateMax > 0 {
 		// The lean sink is not an OpenSIPS: it answers at once and keeps
@@ -80,6 +83,7 @@ func configLines(o imcdOptions) []string {
 		// an OpenSIPS that is not there, not imcd's cost.
 		lines = append(lines, "delivery_rate_max = "+strconv.Itoa(o.rateMax), "opensips_wt_timer = 0")
 	}
+
 	if o.transport == "datagram" {
 		lines = append(lines, "event_listen = udp:127.0.0.1:0")
 	}

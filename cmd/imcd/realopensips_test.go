@@ -180,6 +180,16 @@ func TestRealOpenSIPSConversation(t *testing.T) {
 					t.Errorf("a non-member's line reached the room: %q", m.Body)
 				}
 			}
+			// imcd reads the real OpenSIPS's shared memory (-m 256) and
+			// caps its transactions by it.
+			if !waitFor(10*time.Second, func() bool {
+				return metricSum(l.imcd.Metrics(), "opensips_imc_opensips_shm_total_bytes") == 256<<20
+			}) {
+				t.Errorf("imcd never read OpenSIPS's 256 MB of shared memory:\n%s", l.imcd.Metrics())
+			}
+			if limit := metricSum(l.imcd.Metrics(), "opensips_imc_delivery_transactions_limit"); limit < 1000 {
+				t.Errorf("transactions capped at %g with 256 MB of shared memory nearly all free", limit)
+			}
 		})
 	}
 }

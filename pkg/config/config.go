@@ -104,6 +104,7 @@ type Config struct {
 	DeliveryBurst       int
 	DeliveryLateAfter   time.Duration
 	DeliveryOutstanding int
+	DeliveryShmShare    int           // percent
 	OpenSIPSWaitTime    time.Duration // tm's wt_timer; 0 counts only transactions awaiting their reply
 	DeliveryLostRetries int           // 0 = never
 	MemberInflight      int
@@ -201,7 +202,7 @@ func Default() Config {
 		DeliveryRateMin:     delivery.DefaultRateMin,
 		DeliveryBurst:       delivery.DefaultBurst,
 		DeliveryLateAfter:   delivery.DefaultLateAfter,
-		DeliveryOutstanding: delivery.DefaultOutstanding,
+		DeliveryShmShare:    int(delivery.DefaultShmShare * 100),
 		OpenSIPSWaitTime:    delivery.DefaultWaitTime,
 		DeliveryLostRetries: delivery.DefaultLostRetries,
 		MemberInflight:      delivery.DefaultMemberInflight,

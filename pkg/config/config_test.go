@@ -96,6 +96,7 @@ var sample = map[string]string{
 	"delivery_burst":        "16",
 	"delivery_late_after":   "20ms",
 	"delivery_outstanding":  "8192",
+	"delivery_shm_share":    "50",
 	"opensips_wt_timer":     "2s",
 	"delivery_lost_retries": "0",
 	"member_inflight":       "2",

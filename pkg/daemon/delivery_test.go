@@ -292,3 +292,60 @@ func readCounterSum(reg *prometheus.Registry, name, label, value string) float64
 	}
 	return sum
 }
+
+// TestSharedMemoryCap: an OpenSIPS with little shared memory (the fake's
+// model: 8 MB, 5 of them its own, 8 KB a transaction) and slow phones, 30
+// members in 20 rooms. Left to read it (delivery_shm_share), imcd never
+// fills more than its share: nothing is refused for want of memory and
+// every line reaches every member. Told not to read it, with the fixed
+// default cap, the same load runs that OpenSIPS out of memory: that is
+// what the reading prevents.
+func TestSharedMemoryCap(t *testing.T) {
+	const members, rooms = 30, 20
+	run := func(t *testing.T, share int) (peak, refused, delivered int) {
+		f := opensipstest.New(t, opensipstest.Options{ShmSize: 8 << 20, ShmBase: 5 << 20, ShmPerTransaction: 8 << 10})
+		cfg := testConfig(t, f, t.TempDir())
+		cfg.RateLimit, cfg.FanoutLimit = 0, 0
+		cfg.OpenSIPSWaitTime = 0 // the fake frees a transaction with its reply
+		cfg.DeliveryShmShare = share
+		d := openDaemon(t, f, cfg)
+		for r := range rooms {
+			room := "sip:chat-" + strconv.Itoa(r) + "@example.com"
+			send(t, f, alice, manager, "#create chat-"+strconv.Itoa(r), 1)
+			for i := range members {
+				if _, err := f.Raise(opensipstest.NewEvent("sip:m"+strconv.Itoa(i)+"@example.com", room, "#join")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			eventually(t, "everyone in "+room, func() bool {
+				return strings.Count(miCall(t, d, `{"jsonrpc":"2.0","method":"imc_list_members","params":{"room":"`+room+`"},"id":1}`), "sip:m") == members
+			})
+		}
+		settled(t, d)
+		for i := range members { // slow phones: each delivery holds its transaction
+			f.SetDelay("sip:m"+strconv.Itoa(i)+"@example.com", 500*time.Millisecond)
+		}
+		f.Reset()
+		for r := range rooms {
+			if _, err := f.Raise(opensipstest.NewEvent(alice, "sip:chat-"+strconv.Itoa(r)+"@example.com", "hello")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		eventually(t, "every line answered", func() bool {
+			st := f.MIStats()
+			return len(f.Deliveries())+st.Refused >= members*rooms && st.Outstanding == 0
+		})
+		st := f.MIStats()
+		return st.PeakOutstanding, st.Refused, len(f.Deliveries())
+	}
+	// 70 % of 8 MB, less OpenSIPS's own 5: 76 transactions of 8 KB.
+	const fits = (8<<20*7/10 - 5<<20) / (8 << 10)
+	peak, refused, delivered := run(t, 70)
+	if refused != 0 || delivered != members*rooms || peak > fits*21/20 {
+		t.Fatalf("reading the memory: %d refused, %d of %d delivered, peak %d transactions (%d fit in the share)", refused, delivered, members*rooms, peak, fits)
+	}
+	t.Logf("reading the memory: peak %d transactions alive (%d fit in the share), all %d delivered", peak, fits, delivered)
+	if peak, refused, _ := run(t, 0); refused == 0 {
+		t.Fatalf("not reading the memory, OpenSIPS ran out of none (peak %d): the load does not show what the reading prevents", peak)
+	}
+}

@@ -28,7 +28,7 @@ func (d *Daemon) openOutbox(ctx context.Context) error {
 			return fmt.Errorf("opensips_mi %s: %w", a, err)
 		}
 		d.miClients = append(d.miClients, c)
-		eps = append(eps, delivery.Endpoint{Name: a, Sender: c})
+		eps = append(eps, delivery.Endpoint{Name: a, Sender: c, Memory: c})
 	}
 	if cfg.DeliveryPath == config.PathContact {
 		if err := d.openContacts(ctx); err != nil {
@@ -72,6 +72,7 @@ func newScheduler(cfg config.Config) *delivery.Scheduler {
 	return &delivery.Scheduler{
 		RateMax: cfg.DeliveryRateMax, RateMin: cfg.DeliveryRateMin, RateStep: cfg.DeliveryRateStep,
 		Burst: cfg.DeliveryBurst, Outstanding: cfg.DeliveryOutstanding, WaitTime: cfg.OpenSIPSWaitTime,
+		ShmShare:       float64(cfg.DeliveryShmShare) / 100,
 		MemberInflight: cfg.MemberInflight, MemberQueue: cfg.MemberQueue, MemberQueueAge: cfg.MemberQueueAge,
 		QueueLimit: cfg.DeliveryQueue, RoomLimit: cfg.DeliveryRoomQueue,
 		UnreachableRetry: cfg.UnreachableRetry, UnreachableRetryMax: cfg.UnreachableRetryMax,

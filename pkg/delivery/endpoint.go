@@ -13,8 +13,11 @@ type settings struct {
 	burst                                 int
 	quantum                               time.Duration // least time between rounds of writes
 	adjustEvery, lateAfter                time.Duration
-	outstanding                           int
+	outstanding                           int // most transactions alive per endpoint, whatever the memory says
+	limit                                 int // the cap before the memory is read
 	waitTime                              time.Duration
+	shmShare                              float64
+	shmEvery                              time.Duration
 	memberInflight                        int
 	memberQueue                           int
 	memberQueueAge                        time.Duration
@@ -45,6 +48,8 @@ type endpoint struct {
 	pacer    pacer
 	wait     waitRing
 	inflight int
+	limit    int // cap on alive: settings.limit, then what the memory allows
+	shm      shmState
 
 	up         bool
 	probing    bool
@@ -60,7 +65,7 @@ func newEndpoint(i int, ep Endpoint, s settings, now time.Time) endpoint {
 	if name == "" {
 		name = fmt.Sprintf("opensips%d", i)
 	}
-	e := endpoint{name: name, up: true, backoff: endpointRetry}
+	e := endpoint{name: name, up: true, backoff: endpointRetry, limit: s.limit, shm: shmState{idleUsed: -1}}
 	e.pacer.init(now, s.rateStart, s.rateMin, s.rateMax, s.rateStep, s.burst, s.adjustEvery, s.lateAfter)
 	e.wait.init(now, s.waitTime)
 	return e
@@ -86,7 +91,7 @@ func (e *engine) chooseEndpoint(now time.Time) (ei int, probe, rateBound bool) {
 	ei = -1
 	for i := range e.eps {
 		ep := &e.eps[i]
-		if !ep.up || ep.alive(now) >= e.s.outstanding {
+		if !ep.up || ep.alive(now) >= ep.limit {
 			continue
 		}
 		if !ep.pacer.ready(now) {

@@ -188,7 +188,7 @@ func (e *engine) nextWake(now time.Time) time.Duration {
 		for i := range e.eps {
 			ep := &e.eps[i]
 			switch {
-			case ep.up && ep.alive(now) < e.s.outstanding:
+			case ep.up && ep.alive(now) < ep.limit:
 				d = min(d, max(ep.pacer.wait(now), e.s.quantum))
 			case !ep.up && !ep.probing:
 				d = min(d, ep.probeAt.Sub(now))

@@ -44,18 +44,25 @@ type pacer struct {
 	minExcess      time.Duration // least delay over the baseline among them
 	limited        bool          // work waited for a token
 	cutAt          time.Time     // last decrease
+	// starting: no sign of congestion yet, so the rate grows by a
+	// quarter an interval instead of by step (TCP's slow start): from its
+	// start, a fifth of the ceiling, it reaches the ceiling in 0.7 s
+	// rather than in 8, and a first burst of fan-out does not queue for
+	// seconds behind a rate still climbing. The first cut ends it.
+	starting bool
 }
 
 // Factors and thresholds of the AIMD rule.
 const (
-	cutLost        = 0.5
-	cutLate        = 0.8
-	minLateSamples = 3
+	cutLost         = 0.5
+	cutLate         = 0.8
+	slowStartGrowth = 1.25
+	minLateSamples  = 3
 )
 
 func (p *pacer) init(now time.Time, start, minRate, maxRate, step float64, burst int, every, lateAfter time.Duration) {
 	*p = pacer{rate: start, minRate: minRate, maxRate: maxRate, step: step, burst: float64(burst),
-		tokens: float64(burst), last: now, every: every, lateAfter: lateAfter, next: now.Add(every)}
+		tokens: float64(burst), last: now, every: every, lateAfter: lateAfter, next: now.Add(every), starting: true}
 }
 
 func (p *pacer) refill(now time.Time) {
@@ -125,12 +132,14 @@ func (p *pacer) adjust(now time.Time) (rate float64, why string) {
 		p.rate, why = p.rate*cutLost, "overloaded"
 	case p.samples >= minLateSamples && p.minExcess >= p.lateAfter:
 		p.rate, why = p.rate*cutLate, "late"
+	case p.answered > 0 && p.limited && p.starting:
+		p.rate, why = max(p.rate*slowStartGrowth, p.rate+p.step), "increase (starting)"
 	case p.answered > 0 && p.limited:
 		p.rate, why = p.rate+p.step, "increase"
 	}
 	p.rate = max(p.minRate, min(p.maxRate, p.rate))
 	if p.rate < old {
-		p.cutAt = now
+		p.cutAt, p.starting = now, false
 	}
 	if p.rate == old {
 		why = ""

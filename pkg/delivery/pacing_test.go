@@ -87,14 +87,24 @@ func TestAIMD(t *testing.T) {
 		interval(h, time.Millisecond, ok200)
 		r0 := rate(h)
 		interval(h, time.Millisecond, ok200)
-		if rate(h) != r0+20 {
-			t.Fatalf("rate %v after a prompt interval with work waiting, want %v", rate(h), r0+20)
+		if rate(h) != r0*slowStartGrowth {
+			t.Fatalf("rate %v after a prompt interval with work waiting, want %v: by a quarter until the first cut", rate(h), r0*slowStartGrowth)
 		}
 		for range 200 {
 			interval(h, time.Millisecond, ok200)
 		}
 		if rate(h) != 1000 {
 			t.Fatalf("rate %v, want the ceiling 1000", rate(h))
+		}
+	})
+	t.Run("by step after the first cut", func(t *testing.T) {
+		h := newH(t)
+		interval(h, time.Millisecond, ok200)
+		interval(h, time.Millisecond, lost)
+		r0 := rate(h)
+		interval(h, time.Millisecond, ok200)
+		if rate(h) != r0+20 {
+			t.Fatalf("rate %v after a prompt interval following a cut, want %v", rate(h), r0+20)
 		}
 	})
 	t.Run("no increase without demand", func(t *testing.T) {

@@ -61,7 +61,7 @@ func (e *engine) hasWork() bool {
 func (e *engine) markLimited(now time.Time) {
 	for i := range e.eps {
 		ep := &e.eps[i]
-		if ep.up && ep.alive(now) < e.s.outstanding && !ep.pacer.ready(now) {
+		if ep.up && ep.alive(now) < ep.limit && !ep.pacer.ready(now) {
 			ep.pacer.limited = true
 		}
 	}

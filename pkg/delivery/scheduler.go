@@ -21,7 +21,9 @@ const (
 	DefaultBurst               = 32
 	DefaultAdjustEvery         = 100 * time.Millisecond
 	DefaultLateAfter           = 10 * time.Millisecond // below what a 212 KB MI buffer holds at 8,000/s (benchmarks.md)
-	DefaultOutstanding         = 32768                 // transactions alive per OpenSIPS: ~256 MB of its shm
+	DefaultOutstanding         = 32768                 // transactions alive per OpenSIPS when its memory is not read: ~256 MB of its shm
+	DefaultShmShare            = 0.7                   // of each OpenSIPS's shared memory, imcd's transactions may fill up to
+	DefaultShmEvery            = 250 * time.Millisecond
 	DefaultWaitTime            = 5 * time.Second
 	DefaultMemberInflight      = 4
 	DefaultMemberQueue         = 100
@@ -89,9 +91,18 @@ type Scheduler struct {
 	LateAfter time.Duration
 	// Outstanding caps the transactions imcd keeps alive in each OpenSIPS:
 	// awaiting their final reply, plus those tm keeps for WaitTime after it
-	// (its wt_timer; 0 counts only the former).
+	// (its wt_timer; 0 counts only the former). Zero leaves the cap to
+	// the node's memory where it is read (ShmShare), DefaultOutstanding
+	// where it is not.
 	Outstanding int
 	WaitTime    time.Duration
+	// ShmShare (0..1) is how much of each node's shared memory imcd's
+	// transactions may fill, for the endpoints whose Memory is set: every
+	// ShmEvery the cap becomes what fits in the part of that share still
+	// free (memory.go). Zero turns the reading off, as WaitTime's zero
+	// does; set DefaultShmShare for the daemon's default.
+	ShmShare float64
+	ShmEvery time.Duration
 	// MemberInflight is the most notices in flight to one member.
 	MemberInflight int
 	// MemberQueue and MemberQueueAge bound what is kept for an unreachable
@@ -153,6 +164,7 @@ type Scheduler struct {
 	wg          sync.WaitGroup
 	closeOnce   sync.Once
 	lossLog     logging.Limit
+	memLog      logging.Limit
 
 	// Owned by the loop.
 	picks  []pick
@@ -195,11 +207,20 @@ func (s *Scheduler) Open(ctx context.Context) error {
 	s.stop = make(chan struct{})
 	s.picks = make([]pick, 0, maxPicks)
 	s.lossLog.Interval = 10 * time.Second
+	s.memLog.Interval = 10 * time.Second
 	s.wg.Add(1)
 	go s.run()
+	if st.shmShare > 0 {
+		for i, ep := range s.Endpoints {
+			if ep.Memory != nil {
+				s.wg.Add(1)
+				go s.watchMemory(i, ep.Memory)
+			}
+		}
+	}
 	s.opened = true
 	s.log.Info("delivery scheduler ready", logkey.Endpoints, len(s.Endpoints), logkey.RateMax, st.rateMax,
-		logkey.Outstanding, st.outstanding, logkey.MemberInflight, st.memberInflight, logkey.MemberQueue, st.memberQueue)
+		logkey.Outstanding, st.limit, logkey.ShmShare, st.shmShare, logkey.MemberInflight, st.memberInflight, logkey.MemberQueue, st.memberQueue)
 	return nil
 }
 
@@ -207,7 +228,7 @@ func (s *Scheduler) settings() settings {
 	st := settings{
 		rateMax: s.RateMax, rateMin: s.RateMin, rateStart: s.RateStart, rateStep: s.RateStep,
 		burst: s.Burst, adjustEvery: s.AdjustEvery, lateAfter: s.LateAfter,
-		outstanding: s.Outstanding, waitTime: s.WaitTime, memberInflight: s.MemberInflight,
+		outstanding: s.Outstanding, waitTime: s.WaitTime, shmShare: s.ShmShare, shmEvery: s.ShmEvery, memberInflight: s.MemberInflight,
 		memberQueue: s.MemberQueue, memberQueueAge: s.MemberQueueAge,
 		queueLimit: s.QueueLimit, roomLimit: s.RoomLimit,
 		retry: s.UnreachableRetry, retryMax: s.UnreachableRetryMax,
@@ -224,7 +245,13 @@ func (s *Scheduler) settings() settings {
 	st.quantum = min(maxQuantum, max(minQuantum, time.Duration(float64(st.burst)/st.rateMax/2*float64(time.Second))))
 	setDefault(&st.adjustEvery, DefaultAdjustEvery)
 	setDefault(&st.lateAfter, DefaultLateAfter)
-	setDefault(&st.outstanding, DefaultOutstanding)
+	// A cap set by hand is the most the memory may allow; left to the
+	// memory, the cap starts at the default until the first reading.
+	st.limit = st.outstanding
+	setDefault(&st.limit, DefaultOutstanding)
+	setDefault(&st.outstanding, maxOutstanding)
+	st.shmShare = max(0, min(st.shmShare, 1))
+	setDefault(&st.shmEvery, DefaultShmEvery)
 	st.waitTime = max(st.waitTime, 0)
 	setDefault(&st.memberInflight, DefaultMemberInflight)
 	setDefault(&st.memberQueue, DefaultMemberQueue)

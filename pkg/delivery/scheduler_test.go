@@ -246,3 +246,69 @@ func TestSchedulerKept(t *testing.T) {
 		t.Fatalf("%q, want %q", order, want)
 	}
 }
+
+// memoryReader reports a node whose shared memory holds 4 MB of its own
+// plus 8 KB for each request the sender holds, and counts its readings.
+type memoryReader struct {
+	snd   *fakeSender
+	total int64
+	mu    sync.Mutex
+	reads int
+}
+
+func (m *memoryReader) SharedMemory(context.Context) (delivery.Memory, error) {
+	m.snd.mu.Lock()
+	held := int64(len(m.snd.held))
+	m.snd.mu.Unlock()
+	m.mu.Lock()
+	m.reads++
+	m.mu.Unlock()
+	return delivery.Memory{Total: m.total, Used: 4<<20 + held*8<<10}, nil
+}
+
+func (m *memoryReader) count() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.reads
+}
+
+// TestSchedulerMemory: an endpoint's Memory is read every ShmEvery and caps
+// the transactions alive at what fits in the share: with nothing answered,
+// the requests written stop where the node's memory reaches it, the cap
+// shows in Stats, and answers let the rest through.
+func TestSchedulerMemory(t *testing.T) {
+	snd := newFakeSender(func(*imc.Notice) (delivery.Outcome, bool) { return delivery.Outcome{}, false })
+	mem := &memoryReader{snd: snd, total: 32 << 20}
+	res := newResults()
+	s := open(t, &delivery.Scheduler{Endpoints: []delivery.Endpoint{{Sender: snd, Memory: mem}},
+		ShmShare: 0.5, ShmEvery: 5 * time.Millisecond, RateMax: 1e5, RateMin: 1e5})
+	waitFor(t, "the first reading", func() bool { return mem.count() > 0 })
+	for i := range 40 {
+		if err := s.Submit(delivery.Batch{Notices: notices(fmt.Sprint("room", i), users(fmt.Sprint("m", i, "-"), 100), "x"), Done: res.done}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 16 MB of share, 4 of them OpenSIPS's own: 1,536 requests of 8 KB.
+	const fits = (16<<20 - 4<<20) / (8 << 10)
+	waitFor(t, "the cap to reach the share", func() bool {
+		st := s.Stats().Endpoints[0]
+		return st.Limit >= fits*9/10 && st.InFlight >= st.Limit
+	})
+	for range 5 { // more readings: the cap stays within the share
+		n := mem.count()
+		waitFor(t, "another reading", func() bool { return mem.count() > n })
+	}
+	// A reading may miss the requests being written at that moment, as
+	// OpenSIPS's does those still in its socket buffer: a few more.
+	st := s.Stats().Endpoints[0]
+	if st.InFlight > fits*21/20 || st.Limit > fits*21/20 {
+		t.Fatalf("%d in flight, cap %d: more than the %d that fit in the share", st.InFlight, st.Limit, fits)
+	}
+	if st.Shm.Total != 32<<20 {
+		t.Fatalf("stats show %+v of shared memory", st.Shm)
+	}
+	for res.count(delivery.Delivered) < 4000 {
+		snd.answer(func(imc.Notice) bool { return true }, ok200)
+		time.Sleep(time.Millisecond)
+	}
+}

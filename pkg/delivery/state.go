@@ -167,7 +167,7 @@ func (e *engine) stats(now time.Time, s *Stats) {
 	for i := range e.eps {
 		ep := &e.eps[i]
 		s.Endpoints = append(s.Endpoints, EndpointStats{Name: ep.name, Up: ep.up, Rate: ep.pacer.rate,
-			InFlight: ep.inflight, InWait: ep.wait.count(now), Limit: e.s.outstanding})
+			InFlight: ep.inflight, InWait: ep.wait.count(now), Limit: ep.limit, Shm: ep.shm.last})
 	}
 }
 

@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"context"
 	"time"
 
 	"github.com/imcd-sip/imcd/pkg/imc"
@@ -45,6 +46,22 @@ type Endpoint struct {
 	Name string
 	// Sender writes the requests.
 	Sender Sender
+	// Memory, if set, reads how much of the node's shared memory is used,
+	// so that the transactions imcd keeps alive there are capped by what
+	// it has left (Scheduler.ShmShare); nil leaves the cap at Outstanding.
+	Memory MemoryReader
+}
+
+// Memory is what an OpenSIPS node reports of its shared memory (opensips
+// -m), in bytes.
+type Memory struct {
+	Used, Total int64
+}
+
+// MemoryReader reads a node's shared memory: *opensips.MIClient is one
+// (MI get_statistics shmem:). It may block up to ctx's deadline.
+type MemoryReader interface {
+	SharedMemory(ctx context.Context) (Memory, error)
 }
 
 // Kind is how a notice ended.
@@ -192,8 +209,12 @@ type EndpointStats struct {
 	// InWait estimates the transactions OpenSIPS still keeps after their
 	// final reply (tm's wt_timer).
 	InWait int
-	// Limit is the cap on InFlight+InWait.
+	// Limit is the cap on InFlight+InWait: Outstanding, or what the
+	// node's shared memory has room for (Scheduler.ShmShare).
 	Limit int
+	// Shm is the node's shared memory at its last reading; zero when it
+	// is not watched or was never read.
+	Shm Memory
 }
 
 // MemberStatus is the delivery state of one member, as seen from one room.

@@ -94,6 +94,9 @@ const (
 	Endpoints      = "endpoints"
 	RateMax        = "rate_max"
 	Outstanding    = "outstanding"
+	ShmTotal       = "shm_total" // bytes of OpenSIPS's shared memory
+	ShmUsed        = "shm_used"
+	ShmShare       = "shm_share" // of it, what imcd's transactions may fill
 	MemberInflight = "member_inflight"
 	MemberQueue    = "member_queue"
 	Endpoint       = "endpoint"

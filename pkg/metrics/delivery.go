@@ -22,6 +22,9 @@ type deliveryMetrics struct {
 	kept        prometheus.Gauge
 	inFlight    *prometheus.GaugeVec
 	alive       *prometheus.GaugeVec
+	limit       *prometheus.GaugeVec
+	shmUsed     *prometheus.GaugeVec
+	shmTotal    *prometheus.GaugeVec
 	rate        *prometheus.GaugeVec
 	up          *prometheus.GaugeVec
 	unreachable prometheus.Gauge
@@ -51,7 +54,13 @@ func newDeliveryMetrics() *deliveryMetrics {
 		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "delivery_in_flight",
 			Help: "t_uac_dlg requests awaiting their final reply, by OpenSIPS endpoint."}, []string{"endpoint"}),
 		alive: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "delivery_transactions_alive",
-			Help: "Transactions imcd keeps in each OpenSIPS (in flight, or on wait after their reply); capped by delivery_outstanding."}, []string{"endpoint"}),
+			Help: "Transactions imcd keeps in each OpenSIPS (in flight, or on wait after their reply); capped by delivery_transactions_limit."}, []string{"endpoint"}),
+		limit: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "delivery_transactions_limit",
+			Help: "Cap on delivery_transactions_alive for each OpenSIPS: what fits in delivery_shm_share of its shared memory, at most delivery_outstanding."}, []string{"endpoint"}),
+		shmUsed: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "opensips_shm_used_bytes",
+			Help: "Shared memory each OpenSIPS uses (real_used_size), at imcd's last reading."}, []string{"endpoint"}),
+		shmTotal: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "opensips_shm_total_bytes",
+			Help: "Shared memory each OpenSIPS has (opensips -m), at imcd's last reading."}, []string{"endpoint"}),
 		rate: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "delivery_rate",
 			Help: "Current pacing rate of t_uac_dlg writes to each OpenSIPS endpoint, requests per second."}, []string{"endpoint"}),
 		up: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "delivery_endpoint_up",
@@ -69,7 +78,7 @@ func newDeliveryMetrics() *deliveryMetrics {
 }
 
 func (m *deliveryMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.results, m.missed, m.submitted, m.shed, m.queued, m.kept, m.inFlight, m.alive, m.rate, m.up, m.unreachable}
+	return []prometheus.Collector{m.results, m.missed, m.submitted, m.shed, m.queued, m.kept, m.inFlight, m.alive, m.limit, m.shmUsed, m.shmTotal, m.rate, m.up, m.unreachable}
 }
 
 // Finished counts one notice's result (delivery.Observer).
@@ -106,6 +115,11 @@ func (m *Metrics) Gauges(s *delivery.Stats) {
 	for _, ep := range s.Endpoints {
 		d.inFlight.WithLabelValues(ep.Name).Set(float64(ep.InFlight))
 		d.alive.WithLabelValues(ep.Name).Set(float64(ep.InFlight + ep.InWait))
+		d.limit.WithLabelValues(ep.Name).Set(float64(ep.Limit))
+		if ep.Shm.Total > 0 {
+			d.shmUsed.WithLabelValues(ep.Name).Set(float64(ep.Shm.Used))
+			d.shmTotal.WithLabelValues(ep.Name).Set(float64(ep.Shm.Total))
+		}
 		d.rate.WithLabelValues(ep.Name).Set(ep.Rate)
 		d.up.WithLabelValues(ep.Name).Set(b2f(ep.Up))
 	}

@@ -19,7 +19,8 @@ func TestDeliveryObserver(t *testing.T) {
 	m.Finished(delivery.Result{Kind: delivery.Delivered, Missed: true}) // not a submitted notice
 	m.Shed(7)
 	m.Gauges(&delivery.Stats{Queued: 3, Kept: 4, InFlight: 2, Unreachable: 1, Endpoints: []delivery.EndpointStats{
-		{Name: "udp:10.0.0.1:8080", Up: true, Rate: 2500, InFlight: 2, InWait: 40, Limit: 100},
+		{Name: "udp:10.0.0.1:8080", Up: true, Rate: 2500, InFlight: 2, InWait: 40, Limit: 100,
+			Shm: delivery.Memory{Used: 300 << 20, Total: 1 << 30}},
 		{Name: "udp:10.0.0.2:8080", Up: false, Rate: 20},
 	}})
 	f := expect(t, m)
@@ -38,6 +39,9 @@ func TestDeliveryObserver(t *testing.T) {
 	f("opensips_imc_delivery_in_flight", 2, "endpoint", "udp:10.0.0.1:8080")
 	f("opensips_imc_delivery_transactions_alive", 42, "endpoint", "udp:10.0.0.1:8080")
 	f("opensips_imc_delivery_rate", 2500, "endpoint", "udp:10.0.0.1:8080")
+	f("opensips_imc_delivery_transactions_limit", 100, "endpoint", "udp:10.0.0.1:8080")
+	f("opensips_imc_opensips_shm_used_bytes", 300<<20, "endpoint", "udp:10.0.0.1:8080")
+	f("opensips_imc_opensips_shm_total_bytes", 1<<30, "endpoint", "udp:10.0.0.1:8080")
 	f("opensips_imc_delivery_endpoint_up", 1, "endpoint", "udp:10.0.0.1:8080")
 	f("opensips_imc_delivery_endpoint_up", 0, "endpoint", "udp:10.0.0.2:8080")
 	f("opensips_imc_delivery_rate", 20, "endpoint", "udp:10.0.0.2:8080")

@@ -222,3 +222,74 @@ func BenchmarkSend(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
 }
+
+// routes is a Router with one contact per member, recording Forget.
+type routes struct {
+	mu     sync.Mutex
+	to     map[string]opensips.Route
+	forgot []string
+}
+
+func (r *routes) Route(m imc.URI) (opensips.Route, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rt, ok := r.to[m.User]
+	return rt, ok
+}
+
+func (r *routes) Forget(m imc.URI) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.to, m.User)
+	r.forgot = append(r.forgot, m.User)
+}
+
+// TestSendToContact: with a Router, a member's MESSAGE goes to their
+// contact (ruri, next_hop, socket), the others' to their address of
+// record; a direct one that OpenSIPS refuses (a socket it no longer has)
+// ends not sent, to be written again, and the contact is forgotten; one
+// that ends 408 makes it forgotten too.
+func TestSendToContact(t *testing.T) {
+	fake := startFake(t, opensipstest.Options{FrTimeout: 100 * time.Millisecond})
+	fake.SetError("sip:carol@10.0.0.3:5062", 404, "Local socket not found")
+	fake.SetNoAnswer("sip:dave@10.0.0.4")
+	rt := &routes{to: map[string]opensips.Route{
+		"bob":   {RURI: "sip:bob@10.0.0.2:5062", NextHop: "sip:203.0.113.7:40112", Socket: "udp:127.0.0.1:5060"},
+		"carol": {RURI: "sip:carol@10.0.0.3:5062", Socket: "udp:10.9.9.9:5060"},
+		"dave":  {RURI: "sip:dave@10.0.0.4"},
+	}}
+	c := openClient(t, fake.MISocket(), func(c *opensips.MIClient) { c.Routes = rt; c.NextHop = "sip:proxy.example.com" })
+	if !c.InOrder(member("bob")) || c.InOrder(member("alice")) {
+		t.Fatal("InOrder: a member with a contact keeps order, one through the proxy does not")
+	}
+	log := newSendLog(t)
+	for i, u := range []string{"bob", "alice", "carol", "dave"} {
+		mustf(t, c.Send(newNotice(u, "to "+u), uint64(i), log.done), "send %s", u)
+	}
+	c.Flush()
+	outs := log.wait(t, 4)
+	by := map[string]opensipstest.Delivery{}
+	for _, d := range fake.Deliveries() {
+		by[d.Body] = d
+	}
+	if d := by["to bob"]; d.RURI != "sip:bob@10.0.0.2:5062" || d.NextHop != "sip:203.0.113.7:40112" || d.Socket != "udp:127.0.0.1:5060" {
+		t.Errorf("bob: %+v", d)
+	}
+	if d := by["to alice"]; d.RURI != "sip:alice@127.0.0.1" || d.NextHop != "sip:proxy.example.com" || d.Socket != "" {
+		t.Errorf("alice, through the proxy: %+v", d)
+	}
+	if !outs[0].Delivered() || !outs[1].Delivered() {
+		t.Errorf("bob %+v, alice %+v", outs[0], outs[1])
+	}
+	if !outs[2].NotSent() {
+		t.Errorf("carol, refused: %+v, want not sent (written again)", outs[2])
+	}
+	if outs[3].Status != 408 {
+		t.Errorf("dave: %+v", outs[3])
+	}
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if !slices.Equal(rt.forgot, []string{"carol", "dave"}) && !slices.Equal(rt.forgot, []string{"dave", "carol"}) {
+		t.Errorf("forgot %v, want carol and dave", rt.forgot)
+	}
+}

@@ -98,6 +98,8 @@ func (s *Server) serveRequest(p, q *fastjson.Parser, it miItem) {
 		s.ulShowContact(r)
 	case "ul_dump", "usrloc:dump":
 		s.ulDump(r)
+	case "get_statistics", "statistics:get":
+		s.getStatistics(r)
 	default:
 		s.replyError(r, jsonrpc.ErrMethodNotFound)
 	}

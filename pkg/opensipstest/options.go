@@ -48,6 +48,15 @@ type Options struct {
 	// as OpenSIPS refuses one when tm cannot allocate a transaction in
 	// shared memory (RefusedCode, RefusedMessage); 0 sets no cap.
 	MaxTransactions int
+	// ShmSize is the fake's shared memory (opensips -m), in bytes, 1 GB
+	// when 0, as get_statistics "shmem:" reports it (captured from the
+	// real build as pkg/opensips/testdata/get_statistics_shmem): ShmBase
+	// (4 MB when 0, what the idle build used) taken by OpenSIPS itself,
+	// plus ShmPerTransaction (8 KB when 0) for each t_uac_dlg transaction
+	// in progress. A transaction that does not fit is refused as
+	// MaxTransactions refuses one, as tm refuses one when its shm_malloc
+	// fails.
+	ShmSize, ShmBase, ShmPerTransaction int64
 	// RequireRegistration routes every t_uac_dlg through the location
 	// table, as a request-URI without port is when it goes back into
 	// OpenSIPS's own lookup("location"): an AOR without a live contact

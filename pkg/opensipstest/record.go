@@ -43,6 +43,7 @@ type Delivery struct {
 	// ContentType and InReplyTo are those headers' values, "" when absent.
 	ContentType, InReplyTo string
 	NextHop                string
+	Socket                 string // the socket param ("" when none)
 	Body                   string
 	HasBody                bool
 	Received               time.Time

@@ -16,8 +16,9 @@ import (
 
 // Server is a running fake OpenSIPS.
 type Server struct {
-	opts Options
-	log  *slog.Logger
+	opts    Options
+	log     *slog.Logger
+	txLimit int // MaxTransactions, or what fits in ShmSize
 
 	mu        sync.Mutex
 	mi        *net.UDPConn
@@ -68,6 +69,15 @@ func Start(opts Options) (*Server, error) {
 	if opts.EventParam == "" {
 		opts.EventParam = "opensips_event"
 	}
+	if opts.ShmSize <= 0 {
+		opts.ShmSize = 1 << 30
+	}
+	if opts.ShmBase <= 0 {
+		opts.ShmBase = 4 << 20
+	}
+	if opts.ShmPerTransaction <= 0 {
+		opts.ShmPerTransaction = 8 << 10
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -85,6 +95,10 @@ func Start(opts Options) (*Server, error) {
 	}
 	s.rec.init()
 	s.ul.init()
+	s.txLimit = s.opts.MaxTransactions
+	if fit := int(max(0, s.opts.ShmSize-s.opts.ShmBase) / s.opts.ShmPerTransaction); s.txLimit <= 0 || fit < s.txLimit {
+		s.txLimit = max(fit, 1)
+	}
 	ap, err := netip.ParseAddrPort(opts.MIAddr)
 	if err != nil {
 		return nil, fmt.Errorf("opensipstest: MIAddr %q: %w", opts.MIAddr, err)

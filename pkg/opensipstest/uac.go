@@ -169,6 +169,7 @@ func (s *Server) uacDlg(r *request) {
 		Method:   vals["method"],
 		RURI:     vals["ruri"],
 		NextHop:  nextHop,
+		Socket:   vals["socket"],
 		Body:     body,
 		HasBody:  hasBody,
 		Received: time.Now(),
@@ -228,7 +229,7 @@ func (s *Server) uacDlg(r *request) {
 		s.replyError(r, rl.err)
 		return
 	}
-	txGen, ok := s.tx.begin(s.opts.MaxTransactions)
+	txGen, ok := s.tx.begin(s.txLimit)
 	if !ok {
 		s.replyError(r, miError(RefusedCode, RefusedMessage))
 		return

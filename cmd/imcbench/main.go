@@ -188,7 +188,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.opensips, "opensips", "", "opensips scenario: the real OpenSIPS binary (…/sbin/opensips of an unpacked build)")
 	fs.StringVar(&o.fragment, "opensips-fragment", "scripts/opensips/imcd.cfg", "opensips scenario: the project's script fragment merged into OpenSIPS's configuration")
 	fs.StringVar(&osLadder, "opensips-ladder", "400,600,800,1000,1200,1500", "opensips scenario: offered lines/s (room of 11: 10 deliveries each), native and imcd alternating at each")
-	fs.StringVar(&osPaths, "opensips-paths", "proxy,contact", "opensips scenario: imcd's delivery_path values to measure, each a system of its own")
+	fs.StringVar(&osPaths, "opensips-paths", "proxy,ordered,contact", "opensips scenario: imcd's paths to measure, each a system of its own: delivery_path proxy or contact, or ordered (proxy through a socket of one worker, proxy_in_order)")
 	fs.DurationVar(&o.opensipsStep, "opensips-step", 20*time.Second, "opensips scenario: sending time of each step")
 	fs.DurationVar(&o.opensipsGap, "opensips-gap", 8*time.Second, "opensips scenario: pause between steps (OpenSIPS frees its transactions after wt_timer)")
 	fs.BoolVar(&o.opensipsNative, "opensips-native", true, "opensips scenario: measure native imc too (false: imcd's steps only, for comparing imcd builds)")

@@ -35,9 +35,12 @@ const labMembers = 11
 // labSystem is one thing the ladder measures: native imc, or imcd with
 // some configuration.
 type labSystem struct {
-	name  string   // "native", "imcd", "imcd (contact)"
+	name  string   // "native", "imcd", "imcd (ordered)", "imcd (contact)"
 	room  string   // native-perf, chat-perf
 	lines []string // imcd's extra configuration ("" for native)
+	// ordered: outbound_proxy is OpenSIPS's socket of one worker, with
+	// proxy_in_order.
+	ordered bool
 }
 
 // labStep is what one step measured.
@@ -128,15 +131,9 @@ func (b *bench) opensipsLadder(ctx context.Context) *table {
 		t.note("FAILED: %v", err)
 		return t
 	}
-	osp, err := opensipsproc.Start(ctx, opensipsproc.Options{Bin: o.opensips, Dir: dir, Fragment: o.fragment,
-		SHM: o.opensipsSHM, NativeDB: dbURL, FRTimeout: 4})
-	if err != nil {
-		t.note("FAILED: %v", err)
-		return t
-	}
-	defer osp.Stop(20 * time.Second)
-	fmt.Fprintf(b.progress, "imcbench: OpenSIPS %s: SIP %s, MI %s\n", o.opensips, osp.SIP, osp.MI)
-
+	// LoopWorkers: the socket of one worker the "ordered" path goes through.
+	osOpts := opensipsproc.Options{Bin: o.opensips, Dir: dir, Fragment: o.fragment,
+		SHM: o.opensipsSHM, NativeDB: dbURL, FRTimeout: 4, LoopWorkers: 1}
 	col := &collector{}
 	uas := &sipua.Agent{OnMessage: col.onMessage}
 	if err := uas.Open("127.0.0.1:0"); err != nil {
@@ -144,12 +141,13 @@ func (b *bench) opensipsLadder(ctx context.Context) *table {
 		return t
 	}
 	defer uas.Close()
-	for i := 0; i < labMembers; i++ {
-		if err := uas.Register(ctx, osp.SIP, "m"+strconv.Itoa(i), "127.0.0.1", 24*time.Hour); err != nil {
-			t.note("FAILED: %v", err)
-			return t
-		}
+	osp, err := labOpenSIPS(ctx, osOpts, uas)
+	if err != nil {
+		t.note("FAILED: %v", err)
+		return t
 	}
+	defer func() { osp.Stop(20 * time.Second) }()
+	fmt.Fprintf(b.progress, "imcbench: OpenSIPS %s: SIP %s, MI %s\n", o.opensips, osp.SIP, osp.MI)
 	uac := &sipua.Agent{}
 	if err := uac.Open("127.0.0.1:0"); err != nil {
 		t.note("FAILED: %v", err)
@@ -163,7 +161,11 @@ func (b *bench) opensipsLadder(ctx context.Context) *table {
 	}
 	for _, path := range o.opensipsPaths {
 		s := labSystem{name: "imcd", room: "chat-perf"}
-		if path != "" && path != "proxy" {
+		switch path {
+		case "", "proxy":
+		case "ordered": // through the proxy's socket of one worker, several in flight
+			s.name, s.ordered = "imcd (ordered)", true
+		default:
 			s.name = "imcd (" + path + ")"
 			s.lines = []string{"delivery_path = " + path}
 		}
@@ -197,21 +199,55 @@ func (b *bench) opensipsLadder(ctx context.Context) *table {
 				strconv.FormatInt(r.accepted*(labMembers-1)-r.delivered-r.refused*(labMembers-1), 10),
 				ms(r.p50), ms(r.p99), imcdCell(sys, r), usPer(total(r.roles), r.delivered), rolesCell(r),
 				fmt.Sprintf("%.0f MB", r.shmPeakMB), healthyCell(r), r.imcdSaid)
-			if !r.healthy {
-				t.note("OpenSIPS stopped answering its MI after %s at %d lines/s: the ladder ends there", sys.name, rate)
-				return t
-			}
 			select {
 			case <-ctx.Done():
 				return t
 			case <-time.After(o.opensipsGap):
 			}
+			// A collapsed OpenSIPS (its MI silent, or its shared memory
+			// still held after the gap: native imc past its ceiling)
+			// would fail the next system's step: it starts again.
+			used, ok := shmInUse(ctx, osp)
+			if ok && used < 0.8*float64(o.opensipsSHM) {
+				continue
+			}
+			t.note("after %s at %d lines/s OpenSIPS %s: restarted for the next step", sys.name, rate, collapsed(used, ok))
+			if err := osp.Stop(20 * time.Second); err != nil {
+				osp.Kill()
+			}
+			if osp, err = labOpenSIPS(ctx, osOpts, uas); err != nil {
+				t.note("FAILED: restarting OpenSIPS: %v", err)
+				return t
+			}
 		}
 	}
 	t.note("each step sends for %v from m0 to a room of 11 registered members (m1..m10 at one SIP agent that answers 200); deliveries/s counts what reached m1..m10 by 1 s after the last line; late is what arrived after that (a backlog draining, until nothing came for 2 s); lines not taken are those OpenSIPS did not answer 2xx (its socket dropped them under load, through all of the sender's retransmissions, or it refused them); lost = lines taken×10 − delivered − refused×10; refused lines are those m0 was told were not sent (room busy)", o.opensipsStep)
 	t.note("CPU is on-CPU time (/proc/PID/stat) over the step and its drain, per OpenSIPS process role (MI ps) and for imcd, divided by the deliveries; the load generator and the SIP agent (this process) and MariaDB share the same cores")
-	t.note("imcd: MariaDB store, history on, rate_limit 0, fanout_limit 0; OpenSIPS: %d UDP workers, fr_timeout 4 s, shm %d MB, the project's fragment %s with event_stream in reliable mode", 4, o.opensipsSHM, o.fragment)
+	t.note("imcd: MariaDB store, history on, rate_limit 0, fanout_limit 0; OpenSIPS: %d UDP workers (and a socket of 1 for the ordered path), fr_timeout 4 s, shm %d MB, the project's fragment %s with event_stream in reliable mode", 4, o.opensipsSHM, o.fragment)
 	return t
+}
+
+// labOpenSIPS starts OpenSIPS and registers the members at uas with it.
+func labOpenSIPS(ctx context.Context, o opensipsproc.Options, uas *sipua.Agent) (*opensipsproc.Proc, error) {
+	osp, err := opensipsproc.Start(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	for i := 0; i < labMembers; i++ {
+		if err := uas.Register(ctx, osp.SIP, "m"+strconv.Itoa(i), "127.0.0.1", 24*time.Hour); err != nil {
+			osp.Kill()
+			return nil, err
+		}
+	}
+	return osp, nil
+}
+
+// collapsed says how OpenSIPS looked after a step it did not survive.
+func collapsed(usedMB float64, answered bool) string {
+	if !answered {
+		return "no longer answered its MI"
+	}
+	return fmt.Sprintf("still held %.0f MB of shared memory after the gap", usedMB)
 }
 
 // labIMCD starts imcd for one step against osp.
@@ -237,6 +273,9 @@ func labIMCD(b *bench, osp *opensipsproc.Proc, dbURL string, sys labSystem, dir 
 		"rate_limit = 0",
 		"fanout_limit = 0",
 		"shutdown_grace = 10s",
+	}
+	if sys.ordered {
+		lines = append(lines, "outbound_proxy = sip:"+osp.Loop.String(), "proxy_in_order = yes")
 	}
 	lines = append(append(lines, sys.lines...), b.opt.extra...)
 	var logCopy *os.File

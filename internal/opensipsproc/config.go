@@ -148,6 +148,9 @@ func config(o Options, frag *Fragment, port int) string {
 	w("tcp_workers=2")
 	w("socket=udp:127.0.0.1:%d", port)
 	w("socket=tcp:127.0.0.1:%d", port)
+	if o.LoopWorkers > 0 {
+		w("socket=udp:127.0.0.1:%d use_workers %d", port+2, o.LoopWorkers)
+	}
 	// Users and rooms are @127.0.0.1 with no port: that is this proxy too
 	// (uri == myself), though it listens on a port of its own. Requests to
 	// them are sent here by next_hop (imcd's outbound_proxy, native imc's

@@ -51,6 +51,10 @@ type Options struct {
 	Params map[string]string
 	// UDPWorkers is the number of SIP UDP worker processes (4 when 0).
 	UDPWorkers int
+	// LoopWorkers, when set, adds a UDP socket of its own (Proc.Loop)
+	// served by that many workers (use_workers): imcd's outbound_proxy
+	// for proxy_in_order with 1.
+	LoopWorkers int
 	// SHM is its shared memory in MB (256 when 0).
 	SHM int
 	// FRTimeout is tm's fr_timeout in seconds (4 when 0).
@@ -72,6 +76,8 @@ type Proc struct {
 	SIP    *net.UDPAddr
 	MI     string
 	MIAddr *net.UDPAddr
+	// Loop is the socket of Options.LoopWorkers, nil without.
+	Loop *net.UDPAddr
 
 	log    *tail
 	exited chan struct{}
@@ -106,7 +112,7 @@ func Start(ctx context.Context, o Options) (*Proc, error) {
 	}
 	var last error
 	for attempt := 0; attempt < 8; attempt++ {
-		port := 20000 + 2*rand.IntN(20000)
+		port := 20000 + 4*rand.IntN(10000) // SIP, MI, loop
 		p, err := start(ctx, o, frag, port)
 		if err == nil {
 			return p, nil
@@ -129,6 +135,9 @@ func start(ctx context.Context, o Options, frag *Fragment, port int) (*Proc, err
 		exited: make(chan struct{}),
 	}
 	p.MI = "udp:" + p.MIAddr.String()
+	if o.LoopWorkers > 0 {
+		p.Loop = &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port + 2}
+	}
 	p.Conf = filepath.Join(o.Dir, "opensips.cfg")
 	if err := os.WriteFile(p.Conf, []byte(config(o, frag, port)), 0o644); err != nil {
 		return nil, err
@@ -149,7 +158,7 @@ func start(ctx context.Context, o Options, frag *Fragment, port int) (*Proc, err
 		case <-p.exited:
 			log := p.log.String()
 			if strings.Contains(log, "bind") || strings.Contains(log, "Address already in use") {
-				return nil, fmt.Errorf("%w: %d/%d", errBind, port, port+1)
+				return nil, fmt.Errorf("%w: %d-%d", errBind, port, port+2)
 			}
 			return nil, fmt.Errorf("opensips exited at start (%v):\n%s", p.err, log)
 		default:
@@ -159,7 +168,7 @@ func start(ctx context.Context, o Options, frag *Fragment, port int) (*Proc, err
 		cctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 		ps, err := p.Processes(cctx)
 		cancel()
-		if err == nil && countPrefix(ps, "SIP receiver udp") >= o.UDPWorkers {
+		if err == nil && countPrefix(ps, "SIP receiver udp") >= o.UDPWorkers+o.LoopWorkers {
 			return p, nil
 		}
 		if ctx.Err() != nil || time.Now().After(deadline) {

@@ -45,6 +45,7 @@ type Config struct {
 	CreateOnJoin   bool
 	ManagerUser    string
 	OutboundProxy  string
+	ProxyInOrder   bool // OutboundProxy relays a member's MESSAGEs in the order it takes them
 	ShardQueue     int
 	CommandTimeout time.Duration
 	MaxMembers     int

@@ -35,6 +35,7 @@ var sample = map[string]string{
 	"create_on_join":        "false",
 	"manager_user":          "rooms",
 	"outbound_proxy":        "sip:127.0.0.1:5060;transport=tcp",
+	"proxy_in_order":        "true",
 	"shard_queue":           "100",
 	"max_members":           "50",
 	"max_rooms_per_user":    "3",
@@ -218,6 +219,7 @@ func TestInvalidValues(t *testing.T) {
 	f("event_renew = 10m", "shorter than event_expire")
 	f("outbound_proxy = 127.0.0.1", "sip: or sips: URI")
 	f("outbound_proxy = sip:a>b", "forbidden byte")
+	f("proxy_in_order = yes", "needs outbound_proxy")
 	f("log_level = loud", "unknown log level")
 	f("log_format = xml", "must be one of text, json")
 	f("mi_http_path = mi", "must start with '/'")

@@ -63,6 +63,8 @@ func Keys() []Key {
 			func(c *Config) *string { return &c.ManagerUser }, nil),
 		str("outbound_proxy", "SIP URI used as next hop (t_uac_dlg next_hop) for every MESSAGE imcd sends; empty = none",
 			func(c *Config) *string { return &c.OutboundProxy }, orEmpty(sipURI)),
+		boolean("proxy_in_order", "outbound_proxy is a socket of OpenSIPS served by one worker (use_workers 1), so MESSAGEs through it leave in the order imcd sent them: several of a room may be in flight to a member at once instead of one (docs/delivery.md, Order)",
+			func(c *Config) *bool { return &c.ProxyInOrder }),
 		integer("shard_queue", "requests that may wait for one shard before new ones are refused", 16, 1<<20,
 			func(c *Config) *int { return &c.ShardQueue }),
 		duration("command_timeout", "longest a command waits for the database (behind another command of its room, or for a database that stopped answering) before it is answered 'try again later' with nothing attempted; chat lines never wait for the database", 100*time.Millisecond,

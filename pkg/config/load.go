@@ -176,6 +176,9 @@ func (c *Config) Validate() error {
 	if len(c.EventSources) == 0 {
 		return &KeyError{Key: "event_sources", Reason: errNoSources.Error()}
 	}
+	if c.ProxyInOrder && c.OutboundProxy == "" {
+		return &KeyError{Key: "proxy_in_order", Reason: "needs outbound_proxy (the socket of OpenSIPS with one worker the MESSAGEs go through)"}
+	}
 	if c.StartChar == 0 {
 		return &KeyError{Key: "imc_cmd_start_char", Reason: "must be set"}
 	}

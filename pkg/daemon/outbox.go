@@ -23,7 +23,7 @@ func (d *Daemon) openOutbox(ctx context.Context) error {
 	addrs := cfg.OpenSIPSMIs()
 	eps := make([]delivery.Endpoint, 0, len(addrs))
 	for _, a := range addrs {
-		c := &opensips.MIClient{Addr: a, Logger: d.logger, Observer: d.metrics, Timeout: cfg.DeliveryTimeout, NextHop: cfg.OutboundProxy}
+		c := &opensips.MIClient{Addr: a, Logger: d.logger, Observer: d.metrics, Timeout: cfg.DeliveryTimeout, NextHop: cfg.OutboundProxy, NextHopInOrder: cfg.ProxyInOrder}
 		if err := c.Open(ctx); err != nil {
 			return fmt.Errorf("opensips_mi %s: %w", a, err)
 		}

@@ -81,6 +81,9 @@ type MIClient struct {
 	ReadBuffer, WriteBuffer int
 	// NextHop is passed as next_hop (the outbound_proxy); "" sends none.
 	NextHop string
+	// NextHopInOrder says NextHop relays a member's MESSAGEs in the order
+	// it takes them (an OpenSIPS socket with one worker: proxy_in_order).
+	NextHopInOrder bool
 	// Routes, when set, sends a member's MESSAGEs straight to their
 	// contact when it knows it (delivery_path = contact); the others go
 	// to their address of record through NextHop.

@@ -131,15 +131,18 @@ func (c *MIClient) dropQueued() {
 }
 
 // InOrder reports whether requests to member keep their order on their
-// way: they do when they go straight to the member's contact (OpenSIPS's
-// one MI process writes them in the order it reads them); through the
-// proxy, its SIP workers may swap two (delivery.Sender).
+// way. Through the proxy, OpenSIPS's SIP workers take the looped-back
+// MESSAGEs from one socket concurrently and may swap two (delivery.Sender),
+// unless that socket has one worker (NextHopInOrder). Straight to the
+// member's contact, OpenSIPS's one MI process writes them in the order it
+// reads them. With contacts in use only those are in order: a member's
+// MESSAGEs may change path between two, and the two paths may swap them.
 func (c *MIClient) InOrder(member imc.URI) bool {
-	if c.Routes == nil {
-		return false
+	if c.Routes != nil {
+		_, ok := c.Routes.Route(member)
+		return ok
 	}
-	_, ok := c.Routes.Route(member)
-	return ok
+	return c.NextHopInOrder && c.NextHop != ""
 }
 
 // endSend reports the outcome of a Send request and recycles it. A MESSAGE

@@ -293,3 +293,29 @@ func TestSendToContact(t *testing.T) {
 		t.Errorf("forgot %v, want carol and dave", rt.forgot)
 	}
 }
+
+// TestInOrderThroughProxy: through the proxy a member's requests keep
+// their order only when the operator says the proxy's socket has one
+// worker (proxy_in_order), and never without a proxy to go through.
+func TestInOrderThroughProxy(t *testing.T) {
+	for _, tc := range []struct {
+		nextHop string
+		inOrder bool
+		want    bool
+	}{
+		{"sip:127.0.0.1:5070", true, true},
+		{"sip:127.0.0.1:5070", false, false},
+		{"", true, false},
+	} {
+		c := &opensips.MIClient{NextHop: tc.nextHop, NextHopInOrder: tc.inOrder}
+		if got := c.InOrder(member("bob")); got != tc.want {
+			t.Errorf("next_hop %q, in order %v: InOrder %v, want %v", tc.nextHop, tc.inOrder, got, tc.want)
+		}
+	}
+	// With contacts in use, a member without one goes through the proxy,
+	// and may change path between two requests: never in order.
+	c := &opensips.MIClient{NextHop: "sip:127.0.0.1:5070", NextHopInOrder: true, Routes: &routes{to: map[string]opensips.Route{}}}
+	if c.InOrder(member("bob")) {
+		t.Error("InOrder through the proxy with contacts in use")
+	}
+}

@@ -250,13 +250,15 @@ func TestShardedFailover(t *testing.T) {
 	// deliveries of its queue depends on how far it got, which depends on
 	// the machine's load; with these, a successor has its queue's events to
 	// take either way.
-	if err := r.Publish(events[3000:]...); err != nil {
-		t.Fatal(err)
-	}
+	published := make(chan error, 1)
+	go func() { published <- r.Publish(events[3000:]...) }()
 	if !waitFor(60*time.Second, func() bool { return taken("true")+taken("false") > 0 }) {
 		t.Fatal("nobody took the killed instance's queue over within 60s")
 	}
 	t.Logf("queue %s taken over %v after SIGKILL (first delivery seen, polled every 100 ms)", killedQueue, time.Since(killed).Round(time.Millisecond))
+	if err := <-published; err != nil {
+		t.Fatal(err)
+	}
 	m.waitApplied(t, r, dbURL, tables, "")
 	for _, p := range procs[1:] {
 		if code := p.stop(); code != 0 {

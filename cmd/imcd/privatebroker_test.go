@@ -54,6 +54,8 @@ type privateBroker struct {
 	cmd   *exec.Cmd
 	ctl   string
 	proxy *forwarder
+	// exited is closed once the server process has exited.
+	exited chan struct{}
 }
 
 // startPrivateBroker starts a node and waits until it takes connections;
@@ -113,8 +115,10 @@ func startPrivateBroker(t *testing.T) *privateBroker {
 	if err := pb.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	pb.exited = make(chan struct{})
+	go func() { pb.cmd.Wait(); close(pb.exited) }()
 	t.Cleanup(pb.stop)
-	if _, err := pb.rabbitmqctl(90*time.Second, "await_startup", "--timeout", "90"); err != nil {
+	if err := pb.awaitFirstStartup(3 * time.Minute); err != nil {
 		t.Fatalf("private RabbitMQ node did not start: %v\n%s", err, pb.logs())
 	}
 	if pb.proxy, err = newForwarder(pb.amqpAddr()); err != nil {
@@ -122,6 +126,31 @@ func startPrivateBroker(t *testing.T) *privateBroker {
 	}
 	t.Cleanup(pb.proxy.close)
 	return pb
+}
+
+// awaitFirstStartup waits, at most limit, until the new node runs
+// RabbitMQ. await_startup waits for a node that is booting, but fails at
+// once ("nodedown", exit 69) while the node's Erlang VM has not even
+// registered its name yet, which on a loaded machine can take longer than
+// rabbitmqctl's own start: it is asked again until the node answers, as
+// long as the server runs.
+func (pb *privateBroker) awaitFirstStartup(limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return fmt.Errorf("not running within %v", limit)
+		}
+		_, err := pb.rabbitmqctl(left, "await_startup", "--timeout", fmt.Sprint(int(left.Seconds())+1))
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-pb.exited:
+			return fmt.Errorf("rabbitmq-server exited: %w", err)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 // URL is the node's AMQP URL, through the forwarder.
@@ -183,10 +212,8 @@ func (pb *privateBroker) stop() {
 		return
 	}
 	_ = pb.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { pb.cmd.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-pb.exited:
 	case <-time.After(60 * time.Second):
 		pb.t.Errorf("private RabbitMQ node did not stop within 60s")
 		pb.rabbitmqctl(30*time.Second, "stop")

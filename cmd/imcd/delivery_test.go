@@ -83,7 +83,8 @@ func waitUntil(t *testing.T, what string, d time.Duration, cond func() bool) {
 // TestDeadMembersRoom is the room of issue 11: 21 members, 10 of them
 // registered at an address that never answers (408 after tm's fr_timeout,
 // 4 s as measured), the sender posting 100 lines/s. The live members get
-// at least 99 % of their lines while the run lasts; each dead member gets
+// their lines while the run lasts, not held up by the dead ones' 408s;
+// each dead member gets
 // nothing written beyond member_inflight while away; when one comes back
 // (a usrloc registration) they are told how many lines they missed and
 // get what was kept, in order; when all are back, every notice imcd took
@@ -153,8 +154,12 @@ func TestDeadMembersRoom(t *testing.T) {
 	}
 	t.Logf("during the run: %d of %d live deliveries left imcd (%.2f %%); %d requests to the dead members",
 		gotLive, n*live, 100*float64(gotLive)/float64(n*live), gotDead)
-	if float64(gotLive) < 0.99*float64(n*live) {
-		t.Errorf("only %d of %d live deliveries left imcd during the run (< 99 %%)", gotLive, n*live)
+	// Held up by the dead members, the live ones would wait for their 408s
+	// (fr_timeout, 4 s: half of the run). Not held up, they lag the sender
+	// by imcd's own pace: well under 2 s even on a loaded machine (100 %
+	// on a quiet one, 93 % with a load average of 8).
+	if lag := n*live - gotLive; lag > 2*rate*live {
+		t.Errorf("only %d of %d live deliveries left imcd during the run: %d behind, more than 2 s of lines", gotLive, n*live, lag)
 	}
 	// A dead member ties up member_inflight requests until its 408, then is
 	// marked unreachable and nothing more is written to them.

@@ -138,9 +138,9 @@ func TestKeptAndFlushedThroughOpenSIPS(t *testing.T) {
 		}
 	}
 	status := func() delivery.MemberStatus { return s.MemberStatus(uri("chat-1"), []imc.URI{uri("zed")})[0] }
-	waitFor(t, "zed unreachable with 5 kept", func() bool {
+	waitFor(t, "zed unreachable with 5 kept, alice's 10 delivered", func() bool {
 		st := status()
-		return !st.Reachable && st.InFlight == 0 && st.Kept == 5
+		return !st.Reachable && st.InFlight == 0 && st.Kept == 5 && len(res.delivered("alice")) == 10
 	})
 	if st := status(); st.Dropped != 5 || res.count(delivery.Dropped) != 5 || len(res.delivered("alice")) != 10 {
 		t.Fatalf("status %+v, %d dropped, alice got %v", st, res.count(delivery.Dropped), res.delivered("alice"))

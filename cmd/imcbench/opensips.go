@@ -134,6 +134,15 @@ func (b *bench) opensipsLadder(ctx context.Context) *table {
 	// LoopWorkers: the socket of one worker the "ordered" path goes through.
 	osOpts := opensipsproc.Options{Bin: o.opensips, Dir: dir, Fragment: o.fragment,
 		SHM: o.opensipsSHM, NativeDB: dbURL, FRTimeout: 4, LoopWorkers: 1}
+	if o.verbose { // OpenSIPS's log too, kept with -keep
+		f, err := os.Create(filepath.Join(dir, "opensips.log"))
+		if err != nil {
+			t.note("FAILED: %v", err)
+			return t
+		}
+		defer f.Close()
+		osOpts.Log = f
+	}
 	col := &collector{}
 	uas := &sipua.Agent{OnMessage: col.onMessage}
 	if err := uas.Open("127.0.0.1:0"); err != nil {
@@ -374,7 +383,9 @@ func labRun(ctx context.Context, osp *opensipsproc.Proc, p *imcdproc.Proc, uac *
 	col.mu.Unlock()
 	if p != nil {
 		m := p.Metrics()
-		var parts []string
+		// The lines imcd handled, against the lines OpenSIPS took: what
+		// went missing between the two never reached imcd.
+		parts := []string{fmt.Sprintf("lines %.0f", metricSum(m, "opensips_imc_commands_total", `command="chat"`))}
 		for _, kind := range []string{"delivered", "failed", "lost", "dropped", "aborted"} {
 			if n := metricSum(m, "opensips_imc_delivery_results_total", `kind="`+kind+`"`); n > 0 || kind == "delivered" {
 				parts = append(parts, fmt.Sprintf("%s %.0f", kind, n))

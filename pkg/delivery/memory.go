@@ -58,15 +58,17 @@ type shmState struct {
 	over     bool  // used is past the share
 }
 
-// memory sets endpoint ei's cap from a reading of its node's memory. It
+// memory sets endpoint ei's cap from a reading of its node's memory,
+// taken while alive of imcd's transactions were alive there (counted
+// before the reading: those written during it may be missing from m.Used,
+// and counting them would let the cap overshoot the share by as many). It
 // reports the new cap and whether the node's memory is past the share.
-func (e *engine) memory(ei int, m Memory, now time.Time) (limit int, over bool) {
+func (e *engine) memory(ei int, m Memory, alive int, now time.Time) (limit int, over bool) {
 	ep := &e.eps[ei]
 	if m.Total <= 0 || e.s.shmShare <= 0 {
 		return ep.limit, false
 	}
-	alive := ep.alive(now)
-	if alive == 0 {
+	if alive == 0 && ep.alive(now) == 0 {
 		ep.shm.idleUsed = m.Used
 	}
 	if ep.shm.idleUsed >= 0 && alive >= minPerSample {
@@ -96,6 +98,9 @@ func (s *Scheduler) watchMemory(ei int, r MemoryReader) {
 			return
 		case <-timer.C():
 		}
+		s.mu.Lock()
+		alive := s.e.eps[ei].alive(s.clock.Now())
+		s.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), shmReadTimeout)
 		m, err := r.SharedMemory(ctx)
 		cancel()
@@ -108,7 +113,7 @@ func (s *Scheduler) watchMemory(ei int, r MemoryReader) {
 			continue
 		}
 		s.mu.Lock()
-		limit, over := s.e.memory(ei, m, s.clock.Now())
+		limit, over := s.e.memory(ei, m, alive, s.clock.Now())
 		s.mu.Unlock()
 		s.signal() // a higher cap may let waiting notices go
 		switch {

@@ -32,7 +32,7 @@ func TestMemoryCap(t *testing.T) {
 			if got := h.e.eps[0].limit; got != DefaultOutstanding {
 				t.Fatalf("cap %d before the first reading, want %d", got, DefaultOutstanding)
 			}
-			h.e.memory(0, m.read(0), h.now) // at start, nothing alive
+			h.e.memory(0, m.read(0), h.e.eps[0].alive(h.now), h.now) // at start, nothing alive
 			share := int64(0.7 * float64(m.total))
 			for i := range 200 {
 				h.mustSubmit(fmt.Sprint("room", i%40), users("m", 100), fmt.Sprint(i))
@@ -47,7 +47,7 @@ func TestMemoryCap(t *testing.T) {
 					t.Fatalf("%d transactions alive use %d MB, more than the share %d MB", alive, used>>20, share>>20)
 				}
 				if h.now.Sub(t0)%(250*time.Millisecond) == 0 {
-					h.e.memory(0, m.read(alive), h.now)
+					h.e.memory(0, m.read(alive), h.e.eps[0].alive(h.now), h.now)
 				}
 			}
 			fits := int((share - m.base) / m.per)
@@ -74,15 +74,15 @@ func TestMemoryCapOthers(t *testing.T) {
 	m := Memory{Total: 100 << 20}
 	// Nothing of imcd's alive: the size of a transaction is not known yet,
 	// and the cap grows by at most shmGrowth.
-	if lim, over := h.e.memory(0, m, h.now); lim != min(shmGrowth, 50<<20/shmUnknownPer) || over {
+	if lim, over := h.e.memory(0, m, h.e.eps[0].alive(h.now), h.now); lim != min(shmGrowth, 50<<20/shmUnknownPer) || over {
 		t.Fatalf("empty: cap %d (over %v), want %d", lim, over, min(shmGrowth, 50<<20/shmUnknownPer))
 	}
 	m.Used = 45 << 20
-	if lim, _ := h.e.memory(0, m, h.now); lim != 5<<20/shmUnknownPer {
+	if lim, _ := h.e.memory(0, m, h.e.eps[0].alive(h.now), h.now); lim != 5<<20/shmUnknownPer {
 		t.Fatalf("45 MB used by others: cap %d, want %d", lim, 5<<20/shmUnknownPer)
 	}
 	m.Used = 60 << 20
-	if lim, over := h.e.memory(0, m, h.now); lim != minLimit || !over {
+	if lim, over := h.e.memory(0, m, h.e.eps[0].alive(h.now), h.now); lim != minLimit || !over {
 		t.Fatalf("past the share: cap %d (over %v), want %d", lim, over, minLimit)
 	}
 
@@ -90,11 +90,11 @@ func TestMemoryCapOthers(t *testing.T) {
 	if h.e.eps[0].limit != 100 {
 		t.Fatalf("cap %d before any reading, set to 100", h.e.eps[0].limit)
 	}
-	if lim, _ := h.e.memory(0, Memory{Total: 1 << 30}, h.now); lim != 100 {
+	if lim, _ := h.e.memory(0, Memory{Total: 1 << 30}, h.e.eps[0].alive(h.now), h.now); lim != 100 {
 		t.Fatalf("cap %d with 1 GB free, set to 100", lim)
 	}
 	h = newHarness(t, 1, nil) // not watched: a reading changes nothing
-	if lim, _ := h.e.memory(0, Memory{Total: 1 << 30}, h.now); lim != DefaultOutstanding {
+	if lim, _ := h.e.memory(0, Memory{Total: 1 << 30}, h.e.eps[0].alive(h.now), h.now); lim != DefaultOutstanding {
 		t.Fatalf("cap %d with the memory not watched, want %d", lim, DefaultOutstanding)
 	}
 }

@@ -106,7 +106,10 @@ func Start(ctx context.Context, o Options) (*Proc, error) {
 	}
 	var last error
 	for attempt := 0; attempt < 8; attempt++ {
-		port := 20000 + 2*rand.IntN(20000)
+		// Below Linux's ephemeral ports (32768 up): a port some client's
+		// connection holds is found only by OpenSIPS's TCP process,
+		// after the MI answers, and OpenSIPS exits then.
+		port := 20000 + 2*rand.IntN(6000)
 		p, err := start(ctx, o, frag, port)
 		if err == nil {
 			return p, nil

@@ -124,20 +124,6 @@ func checkExact(t *testing.T, who string, got, want []int) {
 	}
 }
 
-// checkOrderedOnce fails the test unless got rises strictly (in order,
-// nothing twice) within 0 … n-1, and returns how many of those are
-// missing.
-func checkOrderedOnce(t *testing.T, who string, got []int, n int) int {
-	t.Helper()
-	for i, v := range got {
-		if v < 0 || v >= n || (i > 0 && v <= got[i-1]) {
-			t.Errorf("%s got lines out of order or twice: %s", who, seqDiff(got, upTo(n)))
-			break
-		}
-	}
-	return n - len(got)
-}
-
 // settled waits until each imcd has nothing of its own queued or in
 // flight and no member away: what it will deliver has arrived.
 func settled(t *testing.T, ps ...*imcdproc.Proc) {
@@ -402,13 +388,7 @@ func TestRealOpenSIPSOrderBurst(t *testing.T) {
 			}
 			checkExact(t, "bob", l.numbered("bob", orderRoom, tag, live), accepted)
 			checkExact(t, "carol", l.numbered("carol", orderRoom, tag, live), accepted)
-			moved := 0
-			for i, v := range accepted {
-				if v != i {
-					moved++
-				}
-			}
-			t.Logf("the room accepted %d of %d lines elsewhere than alice sent them; %d retransmissions from OpenSIPS absorbed", moved, n, l.ua.Retransmits())
+			t.Logf("the room accepted %d of %d lines elsewhere than alice sent them; %d retransmissions from OpenSIPS absorbed", moved(accepted), n, l.ua.Retransmits())
 		})
 	}
 }

@@ -24,6 +24,7 @@ import (
 // realLab is one real OpenSIPS, a SIP agent playing the users, and imcd.
 type realLab struct {
 	t    *testing.T
+	o    labOpts
 	os   *opensipsproc.Proc
 	ua   *sipua.Agent
 	imcd *imcdproc.Proc
@@ -35,10 +36,21 @@ type labOpts struct {
 	users     []string // registered at start
 	imcd      []string // more imcd configuration lines
 	workers   int      // OpenSIPS UDP workers (4 when 0)
+	// fragment is the project's script fragment under scripts/opensips
+	// (imcd.cfg when ""); params override its modparams
+	// (opensipsproc.Options.Params).
+	fragment string
+	params   map[string]string
+	// answer is the agent's Answer (200 to everything when nil).
+	answer func(user string) int
+	// later: imcd is not started with the lab; the test starts it
+	// (startIMCD), as often as it likes.
+	later bool
 }
 
-// startLab starts OpenSIPS with scripts/opensips/imcd.cfg, registers the
-// users, and starts imcd against it; it skips the test when no OpenSIPS
+// startLab starts OpenSIPS with scripts/opensips/imcd.cfg (or
+// labOpts.fragment), registers the users, and starts imcd against it
+// (unless labOpts.later); it skips the test when no OpenSIPS
 // binary is given.
 func startLab(t *testing.T, o labOpts) *realLab {
 	t.Helper()
@@ -48,12 +60,16 @@ func startLab(t *testing.T, o labOpts) *realLab {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	fragment := o.fragment
+	if fragment == "" {
+		fragment = "imcd.cfg"
+	}
 	osp, err := opensipsproc.Start(ctx, opensipsproc.Options{Bin: bin, Dir: t.TempDir(),
-		Fragment: "../../scripts/opensips/imcd.cfg", UDPWorkers: o.workers})
+		Fragment: "../../scripts/opensips/" + fragment, Params: o.params, UDPWorkers: o.workers})
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &realLab{t: t, os: osp, ua: &sipua.Agent{Record: true}}
+	l := &realLab{t: t, o: o, os: osp, ua: &sipua.Agent{Record: true, Answer: o.answer}}
 	t.Cleanup(func() {
 		if err := osp.Stop(10 * time.Second); err != nil {
 			t.Error(err)
@@ -71,33 +87,44 @@ func startLab(t *testing.T, o labOpts) *realLab {
 			t.Fatal(err)
 		}
 	}
+	if !o.later {
+		l.imcd = l.startIMCD(t.TempDir())
+	}
+	return l
+}
+
+// startIMCD starts imcd against the lab's OpenSIPS with the lab's
+// configuration (labOpts.imcd, then more), data in dir; it is stopped
+// when the test ends, its log shown if the test failed.
+func (l *realLab) startIMCD(dir string, more ...string) *imcdproc.Proc {
+	l.t.Helper()
 	lines := []string{
 		"history = off",
-		"opensips_mi = " + osp.MI,
+		"opensips_mi = " + l.os.MI,
 		// Members are sip:user@127.0.0.1, port 5060 by default: this
 		// OpenSIPS listens elsewhere.
-		"outbound_proxy = sip:" + osp.SIP.String(),
+		"outbound_proxy = sip:" + l.os.SIP.String(),
 		"event_renew = 300ms",
 		"event_expire = 10s",
 		"shutdown_grace = 5s",
 	}
-	if o.transport == "datagram" {
+	if l.o.transport == "datagram" {
 		lines = append(lines, "event_listen = udp:127.0.0.1:0")
 	}
-	dir := t.TempDir()
-	l.imcd, err = imcdproc.Start(imcdproc.Options{Bin: imcdBin, Dir: dir, Lines: append(lines, o.imcd...), ReadyTimeout: 30 * time.Second})
+	lines = append(append(lines, l.o.imcd...), more...)
+	p, err := imcdproc.Start(imcdproc.Options{Bin: imcdBin, Dir: dir, Lines: lines, ReadyTimeout: 30 * time.Second})
 	if err != nil {
-		t.Fatal(err)
+		l.t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if _, err := l.imcd.Stop(15 * time.Second); err != nil {
-			t.Error(err)
+	l.t.Cleanup(func() {
+		if _, err := p.Stop(15 * time.Second); err != nil {
+			l.t.Error(err)
 		}
-		if t.Failed() {
-			t.Logf("imcd log:\n%s", l.imcd.Log.String())
+		if l.t.Failed() {
+			l.t.Logf("imcd log:\n%s", p.Log.String())
 		}
 	})
-	return l
+	return p
 }
 
 // send sends one MESSAGE from user to uri (sip:chat-1@127.0.0.1) through

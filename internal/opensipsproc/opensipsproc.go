@@ -112,7 +112,11 @@ func Start(ctx context.Context, o Options) (*Proc, error) {
 	}
 	var last error
 	for attempt := 0; attempt < 8; attempt++ {
-		port := 20000 + 4*rand.IntN(10000) // SIP, MI, loop
+		// Below Linux's ephemeral ports (32768 up): a port some client's
+		// connection holds is found only by OpenSIPS's TCP process,
+		// after the MI answers, and OpenSIPS exits then. Four a start:
+		// SIP, MI, the loop socket.
+		port := 20000 + 4*rand.IntN(3000)
 		p, err := start(ctx, o, frag, port)
 		if err == nil {
 			return p, nil

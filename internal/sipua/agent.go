@@ -32,6 +32,8 @@ type Received struct {
 	// Hops is the number of Via headers: 1 when OpenSIPS sent it
 	// straight here, 2 when it went through the proxy once more.
 	Hops int
+	// Code is the final status it was answered with (0: none).
+	Code int
 }
 
 // Agent is one UDP socket playing any number of users.
@@ -51,8 +53,18 @@ type Agent struct {
 	done  chan struct{}
 	wg    sync.WaitGroup
 
-	seq      atomic.Uint64
-	received atomic.Int64
+	seq         atomic.Uint64
+	received    atomic.Int64
+	retransmits atomic.Int64
+
+	// seen and seenOld are the MESSAGEs received lately, by Call-ID and
+	// CSeq, with the status they were answered: a retransmission is the
+	// same request (RFC 3261's server transaction), answered again the
+	// same, and neither counted nor recorded twice. Every timer F the old
+	// generation is dropped, so that a request is remembered at least
+	// that long at no cost per message. Only the reader touches them.
+	seen, seenOld map[string]int
+	rotated       time.Time
 
 	mu       sync.Mutex
 	messages []Received
@@ -75,7 +87,8 @@ type outgoing struct {
 	until time.Time
 }
 
-// RFC 3261's timers for a non-INVITE client transaction over UDP.
+// RFC 3261's timers for a non-INVITE transaction over UDP: timer J, how
+// long a server transaction absorbs retransmissions, is timer F too.
 const (
 	timerT1 = 500 * time.Millisecond
 	timerT2 = 4 * time.Second
@@ -105,6 +118,7 @@ func (a *Agent) Open(addr string) error {
 	a.pending = make(map[string]chan int)
 	a.codes = make(map[int]int64)
 	a.resend = make(map[string]*outgoing)
+	a.seen, a.seenOld = make(map[string]int), make(map[string]int)
 	a.wg.Add(2)
 	go func() { defer a.wg.Done(); a.read() }()
 	go func() { defer a.wg.Done(); a.retransmit() }()
@@ -122,8 +136,12 @@ func (a *Agent) Close() error {
 	return err
 }
 
-// Received counts the MESSAGEs received so far.
+// Received counts the MESSAGEs received so far, retransmissions left out.
 func (a *Agent) Received() int64 { return a.received.Load() }
+
+// Retransmits counts the retransmissions received (a MESSAGE again with
+// the same Call-ID and CSeq), answered but not counted in Received.
+func (a *Agent) Retransmits() int64 { return a.retransmits.Load() }
 
 // Messages returns a copy of what was recorded (Record), oldest first.
 func (a *Agent) Messages() []Received {
@@ -243,16 +261,29 @@ func (a *Agent) request(m *Message, now time.Time) int {
 	if string(m.Method) != "MESSAGE" {
 		return 200 // OPTIONS and the like: present
 	}
+	if now.Sub(a.rotated) > timerF {
+		a.seen, a.seenOld, a.rotated = make(map[string]int), a.seen, now
+	}
+	key := string(m.CallID) + " " + string(m.CSeq)
+	first, ok := a.seen[key]
+	if !ok {
+		first, ok = a.seenOld[key]
+	}
+	if ok {
+		a.retransmits.Add(1)
+		return first
+	}
 	user := string(URIUser(m.RURI))
 	code := 200
 	if a.Answer != nil {
 		code = a.Answer(user)
 	}
+	a.seen[key] = code
 	a.received.Add(1)
 	if a.OnMessage == nil && !a.Record {
 		return code
 	}
-	r := Received{User: user, From: string(m.From), CallID: string(m.CallID), Body: string(m.Body), At: now, Hops: len(m.Vias)}
+	r := Received{User: user, From: string(m.From), CallID: string(m.CallID), Body: string(m.Body), At: now, Hops: len(m.Vias), Code: code}
 	if a.OnMessage != nil {
 		a.OnMessage(&r)
 	}

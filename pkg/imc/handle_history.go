@@ -98,11 +98,11 @@ func (c *call) joinExtras(res Result, r *Room, joiner URI) Result {
 		res.Notices = append(res.Notices, c.answer().to(r.URI, joiner, txtTopic(r.topic)))
 	}
 	if n := c.e.cfg.HistoryOnJoin; n > 0 {
-		q := &HistoryQuery{Room: r.URI, To: joiner, Last: n, Purpose: HistoryOnJoin}
-		if joiner.Equal(c.in.From) {
-			q.InReplyTo = c.in.replyID
-		}
-		res.History = q
+		// Not a reply to the #join, even the joiner's own: the lines said
+		// before the join go in the room's flow to the joiner, where the
+		// lines said after it queue behind them. As a reply they would be
+		// a flow of their own, and the next lines would overtake them.
+		res.History = &HistoryQuery{Room: r.URI, To: joiner, Last: n, Purpose: HistoryOnJoin}
 	}
 	return res
 }

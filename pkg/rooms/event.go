@@ -27,7 +27,7 @@ func (s *shard) handleEvent(t *task) {
 		}
 	}
 	key := t.in.RoomKey()
-	if w := s.behind[key]; w != nil && (s.strict || !(t.in.Command() == "chat" && !w.hasSender(t.in.From))) {
+	if w := s.behind[key]; w != nil && (s.strict || w.all || !(t.in.Command() == "chat" && !w.hasSender(t.in.From))) {
 		s.wait(w, t, now)
 		return
 	}

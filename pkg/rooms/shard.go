@@ -59,6 +59,11 @@ type shard struct {
 type waiters struct {
 	tasks   []task
 	senders map[string]int // sender key → its tasks here, the one being committed included
+	// all: every chat line waits too. The commit gives a new member the
+	// room's last lines (history on join): a line said meanwhile would be
+	// neither among them nor sent to them, and one said after would
+	// overtake them.
+	all bool
 }
 
 // newWaiters is what waits behind a job for the MESSAGE in (nil for

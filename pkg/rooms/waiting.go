@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/imcd-sip/imcd/pkg/imc"
 	"github.com/imcd-sip/imcd/pkg/logkey"
 	"github.com/imcd-sip/imcd/pkg/metrics"
 )
@@ -11,7 +12,9 @@ import (
 // holdRoom makes what comes for job's room meanwhile wait behind it, and
 // marks its event as being applied (a copy waits for its outcome).
 func (s *shard) holdRoom(job *commitJob) {
-	s.behind[job.room] = newWaiters(job.in)
+	w := newWaiters(job.in)
+	w.all = job.res.History != nil && job.res.History.Purpose == imc.HistoryOnJoin
+	s.behind[job.room] = w
 	if job.dedup != 0 {
 		s.inProgress[job.dedup] = nil
 	}

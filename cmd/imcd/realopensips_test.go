@@ -46,6 +46,9 @@ type labOpts struct {
 	// later: imcd is not started with the lab; the test starts it
 	// (startIMCD), as often as it likes.
 	later bool
+	// ordered: imcd's MESSAGEs go through a socket of OpenSIPS of their
+	// own with one worker (outbound_proxy there, proxy_in_order).
+	ordered bool
 }
 
 // startLab starts OpenSIPS with scripts/opensips/imcd.cfg (or
@@ -65,7 +68,7 @@ func startLab(t *testing.T, o labOpts) *realLab {
 		fragment = "imcd.cfg"
 	}
 	osp, err := opensipsproc.Start(ctx, opensipsproc.Options{Bin: bin, Dir: t.TempDir(),
-		Fragment: "../../scripts/opensips/" + fragment, Params: o.params, UDPWorkers: o.workers})
+		Fragment: "../../scripts/opensips/" + fragment, Params: o.params, UDPWorkers: o.workers, LoopWorkers: loopWorkers(o)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,6 +96,14 @@ func startLab(t *testing.T, o labOpts) *realLab {
 	return l
 }
 
+// loopWorkers is the workers of the socket labOpts.ordered goes through.
+func loopWorkers(o labOpts) int {
+	if o.ordered {
+		return 1
+	}
+	return 0
+}
+
 // startIMCD starts imcd against the lab's OpenSIPS with the lab's
 // configuration (labOpts.imcd, then more), data in dir; it is stopped
 // when the test ends, its log shown if the test failed.
@@ -110,6 +121,9 @@ func (l *realLab) startIMCD(dir string, more ...string) *imcdproc.Proc {
 	}
 	if l.o.transport == "datagram" {
 		lines = append(lines, "event_listen = udp:127.0.0.1:0")
+	}
+	if l.o.ordered {
+		lines = append(lines, "outbound_proxy = sip:"+l.os.Loop.String(), "proxy_in_order = yes")
 	}
 	lines = append(append(lines, l.o.imcd...), more...)
 	p, err := imcdproc.Start(imcdproc.Options{Bin: imcdBin, Dir: dir, Lines: lines, ReadyTimeout: 30 * time.Second})

@@ -353,12 +353,16 @@ func TestRealOpenSIPSOrderHistoryOnJoin(t *testing.T) {
 // waiting for each 202, so OpenSIPS's workers decide the order the room
 // accepts them in). bob and carol get the same 300, once each, in the
 // order the room accepted them: the order its history keeps (#history
-// 300). On both event transports.
+// 300). On both event transports, and through a socket of one worker
+// with several lines in flight to each member (proxy_in_order).
 func TestRealOpenSIPSOrderBurst(t *testing.T) {
 	const n, tag = 300, "burst"
-	for _, transport := range []string{"stream", "datagram"} {
-		t.Run(transport, func(t *testing.T) {
-			l := startLab(t, labOpts{transport: transport, users: []string{"alice", "bob", "carol"},
+	for _, c := range []struct {
+		name, transport string
+		ordered         bool
+	}{{"stream", "stream", false}, {"datagram", "datagram", false}, {"ordered", "stream", true}} {
+		t.Run(c.name, func(t *testing.T) {
+			l := startLab(t, labOpts{transport: c.transport, ordered: c.ordered, users: []string{"alice", "bob", "carol"},
 				imcd: append(slices.Clone(orderLines), "history = on", "history_max = 300", "history_on_join = 0")})
 			l.openRoom(orderRoom, "alice", "bob", "carol")
 			for i := range n {

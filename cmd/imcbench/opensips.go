@@ -232,7 +232,7 @@ func (b *bench) opensipsLadder(ctx context.Context) *table {
 	}
 	t.note("each step sends for %v from m0 to a room of 11 registered members (m1..m10 at one SIP agent that answers 200); deliveries/s counts what reached m1..m10 by 1 s after the last line; late is what arrived after that (a backlog draining, until nothing came for 2 s); lines not taken are those OpenSIPS did not answer 2xx (its socket dropped them under load, through all of the sender's retransmissions, or it refused them); lost = lines taken×10 − delivered − refused×10; refused lines are those m0 was told were not sent (room busy)", o.opensipsStep)
 	t.note("CPU is on-CPU time (/proc/PID/stat) over the step and its drain, per OpenSIPS process role (MI ps) and for imcd, divided by the deliveries; the load generator and the SIP agent (this process) and MariaDB share the same cores")
-	t.note("imcd: MariaDB store, history on, rate_limit 0, fanout_limit 0; OpenSIPS: %d UDP workers (and a socket of 1 for the ordered path), fr_timeout 4 s, shm %d MB, the project's fragment %s with event_stream in reliable mode", 4, o.opensipsSHM, o.fragment)
+	t.note("imcd: MariaDB store, history on, rate_limit 0, fanout_limit 0; OpenSIPS: %d UDP workers (and a socket of 1 for the ordered path), fr_timeout 4 s, shm %d MB, the project's fragment %s", 4, o.opensipsSHM, o.fragment)
 	return t
 }
 

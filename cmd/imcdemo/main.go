@@ -19,8 +19,12 @@ import (
 	"github.com/imcd-sip/imcd/pkg/opensipstest"
 )
 
-// line is one scripted MESSAGE: who sends what to which URI.
-type line struct{ from, to, body string }
+// line is one scripted MESSAGE: who sends what to which URI, and how many
+// MESSAGEs imcd sends for it.
+type line struct {
+	from, to, body string
+	replies        int
+}
 
 const (
 	alice   = "sip:alice@example.com"
@@ -31,17 +35,17 @@ const (
 )
 
 var script = []line{
-	{alice, manager, "#create chat-1"},
-	{bob, room, "#join"},
-	{alice, room, "hello bob, welcome to chat-1"},
-	{bob, room, "hi alice! \u00e7a va? \u2713"},
-	{alice, room, "#invite carol"},
-	{carol, room, "#accept"},
-	{carol, room, "#list"},
-	{bob, room, "#destroy"},
-	{carol, room, "##hashtags start with a #"},
-	{bob, room, "#exit"},
-	{alice, room, "#destroy"},
+	{alice, manager, "#create chat-1", 1},
+	{bob, room, "#join", 2},
+	{alice, room, "hello bob, welcome to chat-1", 1},
+	{bob, room, "hi alice! \u00e7a va? \u2713", 1},
+	{alice, room, "#invite carol", 2},
+	{carol, room, "#accept", 4},
+	{carol, room, "#list", 1},
+	{bob, room, "#destroy", 1},
+	{carol, room, "##hashtags start with a #", 2},
+	{bob, room, "#exit", 3},
+	{alice, room, "#destroy", 2},
 }
 
 func main() {
@@ -73,7 +77,7 @@ func run(out io.Writer) error {
 		return err
 	}
 	defer d.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	events := d.Addrs().Events
 	if err := fake.WaitSubscribed(ctx, cfg.EventName, events); err != nil {
@@ -88,13 +92,28 @@ func run(out io.Writer) error {
 		if _, err := fake.Raise(opensipstest.NewEvent(l.from, l.to, l.body)); err != nil {
 			return err
 		}
-		time.Sleep(150 * time.Millisecond) // let the replies arrive
+		if err := waitReplies(ctx, fake, l.replies); err != nil {
+			return fmt.Errorf("%s: %w", l.body, err)
+		}
 		ds := fake.Deliveries()
 		sort.SliceStable(ds, func(i, j int) bool { return ds[i].To < ds[j].To })
 		for _, dl := range ds {
 			fmt.Fprintf(out, "    %s => %s: %s\n", dl.From, user(dl.To), show(dl.Body))
 		}
 		fmt.Fprintln(out)
+	}
+	return nil
+}
+
+// waitReplies waits until imcd has made the fake OpenSIPS deliver n
+// MESSAGEs: on a busy machine they may take a while.
+func waitReplies(ctx context.Context, fake *opensipstest.Server, n int) error {
+	for len(fake.Deliveries()) < n {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d of %d replies: %w", len(fake.Deliveries()), n, ctx.Err())
+		case <-time.After(5 * time.Millisecond): // a poll, not a guess at how long replies take
+		}
 	}
 	return nil
 }

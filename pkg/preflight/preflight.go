@@ -119,7 +119,21 @@ func (c *checker) sources() {
 			c.line("subscription", "none: the OpenSIPS script subscribes (event_subscribe = no)")
 		}
 	}
-	c.line("delivery", "t_uac_dlg to %s", strings.Join(cfg.OpenSIPSMIs(), ", "))
+	via := "the member's address of record"
+	switch {
+	case cfg.DeliveryPath == config.PathContact:
+		via = "the member's registered contact (else the address of record)"
+	case cfg.OutboundProxy != "" && cfg.ProxyInOrder:
+		via = "next_hop " + cfg.OutboundProxy + ", several in flight a member (proxy_in_order)"
+	case cfg.OutboundProxy != "":
+		via = "next_hop " + cfg.OutboundProxy + ", one of a room's lines in flight a member"
+	}
+	c.line("delivery", "t_uac_dlg to %s, to %s", strings.Join(cfg.OpenSIPSMIs(), ", "), via)
+	if cfg.Canary.Interval > 0 {
+		c.line("canary", "a probe every %s through each OpenSIPS, back within %s", cfg.Canary.Interval, cfg.Canary.Timeout)
+	} else {
+		c.line("canary", "off (canary_interval = 0): a broken event path is not noticed")
+	}
 }
 
 // mi reports imcd's own MI transports and checks what the FIFO needs.

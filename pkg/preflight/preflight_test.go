@@ -60,3 +60,34 @@ func check(t *testing.T, cfg config.Config) (string, error) {
 	err := Run(context.Background(), cfg, "", &out, slog.New(slog.DiscardHandler))
 	return out.String(), err
 }
+
+// TestDeliveryAndCanary: the check says which way MESSAGEs leave (the
+// order a member may get them in depends on it) and whether the canary
+// watches the event path.
+func TestDeliveryAndCanary(t *testing.T) {
+	for _, c := range []struct {
+		set  func(*config.Config)
+		want []string
+	}{
+		{func(*config.Config) {}, []string{"to the member's address of record", "canary         a probe every 10s"}},
+		{func(c *config.Config) { c.OutboundProxy = "sip:127.0.0.1:5070"; c.ProxyInOrder = true },
+			[]string{"next_hop sip:127.0.0.1:5070, several in flight a member (proxy_in_order)"}},
+		{func(c *config.Config) { c.OutboundProxy = "sip:127.0.0.1:5060" }, []string{"one of a room's lines in flight a member"}},
+		{func(c *config.Config) { c.DeliveryPath = config.PathContact }, []string{"registered contact"}},
+		{func(c *config.Config) { c.Canary.Interval = 0 }, []string{"canary         off (canary_interval = 0)"}},
+	} {
+		cfg := config.Default()
+		cfg.DataDir = t.TempDir()
+		cfg.MIFIFO = ""
+		c.set(&cfg)
+		out, err := check(t, cfg)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("no %q in:\n%s", w, out)
+			}
+		}
+	}
+}

@@ -33,9 +33,7 @@ type Conn struct {
 
 	// Batch vectors, reused: a Conn is read by one goroutine and written
 	// by one goroutine at a time.
-	rhdrs []unix.Mmsghdr
-	riovs []unix.Iovec
-	rctl  []byte // a control slot per datagram read, for its timestamp
+	r     readVectors
 	whdrs []unix.Mmsghdr
 	wiovs []unix.Iovec
 }
@@ -153,18 +151,9 @@ func (c *Conn) readBatch(bufs [][]byte, sizes []int, stamps []time.Time, wait bo
 	if len(bufs) == 0 {
 		return 0, nil
 	}
-	c.rhdrs, c.riovs = vectors(c.rhdrs, c.riovs, bufs)
-	if stamps != nil {
-		if len(c.rctl) < len(bufs)*cmsgSpace {
-			c.rctl = make([]byte, len(bufs)*cmsgSpace)
-		}
-		for i := range bufs {
-			c.rhdrs[i].Hdr.Control = &c.rctl[i*cmsgSpace]
-			c.rhdrs[i].Hdr.SetControllen(cmsgSpace)
-		}
-	}
+	hdrs := c.r.prepare(bufs, stamps != nil)
 	rerr := c.rc.Read(func(fd uintptr) bool {
-		r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&c.rhdrs[0])), uintptr(len(bufs)),
+		r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(hdrs)), uintptr(len(bufs)),
 			unix.MSG_DONTWAIT, 0, 0)
 		if e == unix.EAGAIN {
 			return !wait
@@ -178,13 +167,44 @@ func (c *Conn) readBatch(bufs [][]byte, sizes []int, stamps []time.Time, wait bo
 	if err != nil {
 		return 0, err
 	}
-	for i := 0; i < n; i++ {
-		sizes[i] = int(c.rhdrs[i].Len)
-		if stamps != nil {
-			stamps[i] = stampOf(c.rctl[i*cmsgSpace:(i+1)*cmsgSpace], c.rhdrs[i].Hdr.Controllen)
+	c.r.results(n, sizes, stamps)
+	return n, nil
+}
+
+// readVectors are the kernel's view of a batch of datagrams to read: a
+// header and a vector per buffer, and a control slot per datagram for its
+// timestamp; kept between reads so that a read allocates nothing.
+type readVectors struct {
+	hdrs []unix.Mmsghdr
+	iovs []unix.Iovec
+	ctl  []byte
+}
+
+// prepare points the headers at bufs (and at control slots when stamps
+// are wanted) and returns the first, for recvmmsg.
+func (v *readVectors) prepare(bufs [][]byte, stamps bool) *unix.Mmsghdr {
+	v.hdrs, v.iovs = vectors(v.hdrs, v.iovs, bufs)
+	if stamps {
+		if len(v.ctl) < len(bufs)*cmsgSpace {
+			v.ctl = make([]byte, len(bufs)*cmsgSpace)
+		}
+		for i := range bufs {
+			v.hdrs[i].Hdr.Control = &v.ctl[i*cmsgSpace]
+			v.hdrs[i].Hdr.SetControllen(cmsgSpace)
 		}
 	}
-	return n, nil
+	return &v.hdrs[0]
+}
+
+// results copies what recvmmsg said of its n datagrams into sizes and,
+// when not nil, stamps.
+func (v *readVectors) results(n int, sizes []int, stamps []time.Time) {
+	for i := 0; i < n; i++ {
+		sizes[i] = int(v.hdrs[i].Len)
+		if stamps != nil {
+			stamps[i] = stampOf(v.ctl[i*cmsgSpace:(i+1)*cmsgSpace], v.hdrs[i].Hdr.Controllen)
+		}
+	}
 }
 
 // stampOf reads the SCM_TIMESTAMPNS control message of one datagram (the

@@ -28,9 +28,7 @@ type Socket struct {
 
 	rmu   sync.Mutex // one reader of the read vectors at a time
 	wmu   sync.Mutex // one writer of the write vectors at a time
-	rhdrs []unix.Mmsghdr
-	riovs []unix.Iovec
-	rctl  []byte
+	r     readVectors
 	whdrs []unix.Mmsghdr
 	wiovs []unix.Iovec
 }
@@ -116,18 +114,9 @@ func (s *Socket) TryReadBatch(bufs [][]byte, sizes []int, stamps []time.Time) (i
 	}
 	s.rmu.Lock()
 	defer s.rmu.Unlock()
-	s.rhdrs, s.riovs = vectors(s.rhdrs, s.riovs, bufs)
-	if stamps != nil {
-		if len(s.rctl) < len(bufs)*cmsgSpace {
-			s.rctl = make([]byte, len(bufs)*cmsgSpace)
-		}
-		for i := range bufs {
-			s.rhdrs[i].Hdr.Control = &s.rctl[i*cmsgSpace]
-			s.rhdrs[i].Hdr.SetControllen(cmsgSpace)
-		}
-	}
+	hdrs := s.r.prepare(bufs, stamps != nil)
 	for {
-		r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, uintptr(s.fd), uintptr(unsafe.Pointer(&s.rhdrs[0])), uintptr(len(bufs)),
+		r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, uintptr(s.fd), uintptr(unsafe.Pointer(hdrs)), uintptr(len(bufs)),
 			unix.MSG_DONTWAIT, 0, 0)
 		switch e {
 		case 0:
@@ -139,12 +128,7 @@ func (s *Socket) TryReadBatch(bufs [][]byte, sizes []int, stamps []time.Time) (i
 			return 0, e
 		}
 		n := int(r)
-		for i := 0; i < n; i++ {
-			sizes[i] = int(s.rhdrs[i].Len)
-			if stamps != nil {
-				stamps[i] = stampOf(s.rctl[i*cmsgSpace:(i+1)*cmsgSpace], s.rhdrs[i].Hdr.Controllen)
-			}
-		}
+		s.r.results(n, sizes, stamps)
 		return n, nil
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/imcd-sip/imcd/pkg/batch"
 	"log/slog"
 	"sync"
 	"time"
@@ -247,24 +248,15 @@ func (m *probeMarks) mark(body string, done func(error)) {
 // same: a probe is not worth a redelivery.
 func (m *probeMarks) run() {
 	defer close(m.done)
-	batch := make([]probeMark, 0, maxProbeMarks)
+	taken := make([]probeMark, 0, maxProbeMarks)
 	keys := make([]string, 0, maxProbeMarks)
-	for first := range m.in {
-		batch = append(batch[:0], first)
-	more:
-		for len(batch) < maxProbeMarks {
-			select {
-			case pm, ok := <-m.in:
-				if !ok {
-					break more
-				}
-				batch = append(batch, pm)
-			default:
-				break more
-			}
+	for {
+		var ok bool
+		if taken, ok = batch.Next(m.in, taken, maxProbeMarks); !ok {
+			return
 		}
 		keys = keys[:0]
-		for _, pm := range batch {
+		for _, pm := range taken {
 			keys = append(keys, pm.key)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), probeMarkTimeout)
@@ -273,7 +265,7 @@ func (m *probeMarks) run() {
 		if err != nil {
 			m.log.Warn("cannot store the keys of probes consumed here: their senders count them lost", logkey.Keys, len(keys), logkey.Err, err)
 		}
-		for _, pm := range batch {
+		for _, pm := range taken {
 			pm.done(nil)
 		}
 	}

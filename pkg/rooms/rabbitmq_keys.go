@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/imcd-sip/imcd/pkg/batch"
 	"time"
 
 	"github.com/imcd-sip/imcd/pkg/delivery"
@@ -133,29 +134,20 @@ func (m *rabbitMQ) sendKept(s *shard, key string, notices []imc.Notice) error {
 // last write in one call and hands each shard its verdicts.
 func (m *rabbitMQ) writeKeys() {
 	defer close(m.writerDone)
-	batch := make([]*commitJob, 0, keyBatch)
+	taken := make([]*commitJob, 0, keyBatch)
 	keys := make([]string, 0, keyBatch)
 	byShard := make(map[chan []*commitJob][]*commitJob)
-	for job := range m.keys {
-		batch = append(batch[:0], job)
-	more:
-		for len(batch) < keyBatch {
-			select {
-			case j, ok := <-m.keys:
-				if !ok {
-					break more
-				}
-				batch = append(batch, j)
-			default:
-				break more
-			}
+	for {
+		var ok bool
+		if taken, ok = batch.Next(m.keys, taken, keyBatch); !ok {
+			return
 		}
 		keys = keys[:0]
-		for _, j := range batch {
+		for _, j := range taken {
 			keys = append(keys, j.origin.Key)
 		}
-		m.storeKeys(batch, keys)
-		for _, j := range batch {
+		m.storeKeys(taken, keys)
+		for _, j := range taken {
 			byShard[j.returnTo] = append(byShard[j.returnTo], j)
 		}
 		for back, jobs := range byShard {
